@@ -1,0 +1,118 @@
+//! The command line: what the user typed (clap derive, no I/O), and the
+//! commands that run the pipeline stages. Every flag also reads the
+//! `INPUT_<NAME>` variable a container action receives, so the action and a
+//! local run share one code path.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{Result, apply, config, plan, render, templates::Templates};
+
+/// Per-repository Kubernetes and AWS identities for GitHub Actions runners on
+/// actions-runner-controller (kubernetes container mode).
+#[derive(Debug, Parser)]
+#[command(name = "runner-identity", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what would be created for every repository: Kubernetes objects,
+    /// Helm values, hook template and IAM policies.
+    Plan(PlanArgs),
+    /// Server-side apply the planned Kubernetes objects.
+    Apply(ApplyArgs),
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Multi-document YAML of the Kubernetes objects.
+    Yaml,
+    /// One JSON document with objects, names, Helm values and IAM documents.
+    Json,
+}
+
+/// Where the configuration and templates come from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Configuration file.
+    #[arg(short, long, env = "INPUT_CONFIG", default_value = "runner-identity.yaml")]
+    pub config: PathBuf,
+    /// Directory whose files replace the embedded templates of the same name.
+    #[arg(long, env = "INPUT_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `plan` arguments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Write one folder per repository (manifests, values, hook template, policies).
+    #[arg(long, env = "INPUT_OUT_DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "yaml")]
+    pub output: Output,
+}
+
+/// `apply` arguments.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    #[arg(long, env = "INPUT_CONTEXT")]
+    pub context: Option<String>,
+    /// Server-side dry run: the API server validates, nothing is persisted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn load_plan(args: &ConfigArgs) -> Result<plan::Plan> {
+    let settings = config::load(&args.config)?;
+    let templates = Templates::load(args.templates.as_deref())?;
+    plan::plan(&settings, &templates)
+}
+
+/// Runs a parsed command; what it prints goes to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Schema => {
+            writeln!(out, "{}", render::pretty(&config::json_schema())?.trim_end())?;
+        }
+        Command::Plan(args) => {
+            let plan = load_plan(&args.config)?;
+            if let Some(dir) = &args.out_dir {
+                let folders = render::write_out_dir(&plan, dir)?;
+                tracing::info!(folders = folders.len(), dir = %dir.display(), "wrote the plan");
+            }
+            match args.output {
+                Output::Yaml => write!(out, "{}", render::manifests_yaml(&plan)?)?,
+                Output::Json => write!(out, "{}", render::pretty(&render::plan_json(&plan)?)?)?,
+            }
+        }
+        Command::Apply(args) => {
+            let plan = load_plan(&args.config)?;
+            let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+            let applied = apply::apply_plan(&client, &plan, args.dry_run).await?;
+            let verb = if args.dry_run { "would apply" } else { "applied" };
+            for a in &applied {
+                writeln!(out, "{verb} {} {}/{}", a.kind, a.namespace, a.name)?;
+            }
+            writeln!(out, "{verb} {} objects for {} repositories", applied.len(), plan.repositories.len())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,539 @@
+//! Configuration: `runner-identity.yaml` in, validated [`Settings`] out.
+//!
+//! Two phases: [`Config`] mirrors what the user wrote (serde, unknown keys
+//! rejected, camelCase keys, JSON Schema via `schemars`); [`Settings`] is built
+//! from it with `TryFrom`-style validation where every check happens once.
+//! No I/O besides reading the file in [`load`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{Error, Result};
+
+/// The configuration file as written by the user.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// The GitHub host and the owner (organization or user) of the repositories.
+    pub github: GithubConfig,
+    /// Repositories under `github.owner`: a name, or a mapping with `name` and overrides.
+    pub repositories: Vec<RepositoryEntry>,
+    /// The target cluster.
+    pub cluster: ClusterConfig,
+    /// AWS account, identity mode and IAM role settings.
+    pub aws: AwsConfig,
+    /// Kubernetes naming, RBAC and hook settings.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// Value of the `runner-identity.dev/instance` label that marks the objects of
+    /// this configuration (default: `<cluster.name>-<github.owner>`).
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+/// `github:` section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GithubConfig {
+    /// `https://github.com` or the URL of a GitHub Enterprise Server.
+    #[serde(default = "default_github_url")]
+    pub url: String,
+    /// Organization or user that owns the repositories.
+    pub owner: String,
+}
+
+fn default_github_url() -> String {
+    "https://github.com".into()
+}
+
+/// One entry of `repositories:`: a plain name, or a mapping with overrides.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RepositoryEntry {
+    /// Just the repository name, with every setting inherited.
+    Name(String),
+    /// A repository with per-repository overrides.
+    Detailed(RepositoryOverride),
+}
+
+impl<'de> Deserialize<'de> for RepositoryEntry {
+    // Hand-written instead of `untagged` so that errors inside a mapping (an
+    // unknown key, a wrong type) keep their own message and position.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = RepositoryEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a repository name or a mapping with `name` and overrides")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(RepositoryEntry::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+                RepositoryOverride::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RepositoryEntry::Detailed)
+            }
+        }
+        deserializer.deserialize_any(EntryVisitor)
+    }
+}
+
+/// A repository with settings that replace the global ones.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryOverride {
+    /// Repository name under `github.owner` (case-insensitive, as on GitHub).
+    pub name: String,
+    /// AWS settings for this repository only.
+    #[serde(default)]
+    pub aws: AwsOverride,
+    /// Kubernetes settings for this repository only.
+    #[serde(default)]
+    pub kubernetes: KubernetesOverride,
+}
+
+/// `cluster:` section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Cluster name (EKS cluster name for Pod Identity associations).
+    pub name: String,
+    /// The cluster's OIDC issuer URL (`aws eks describe-cluster --query
+    /// cluster.identity.oidc.issuer`); required in `irsa` mode.
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
+    /// AWS region of the cluster (informational; used by later stages).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// AWS partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+pub enum Partition {
+    /// Commercial regions.
+    #[default]
+    #[serde(rename = "aws")]
+    Aws,
+    /// China regions.
+    #[serde(rename = "aws-cn")]
+    AwsCn,
+    /// GovCloud (US).
+    #[serde(rename = "aws-us-gov")]
+    AwsUsGov,
+}
+
+impl Partition {
+    /// The partition as it appears in ARNs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partition::Aws => "aws",
+            Partition::AwsCn => "aws-cn",
+            Partition::AwsUsGov => "aws-us-gov",
+        }
+    }
+}
+
+/// How the workflow pod gets its AWS role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// IAM Roles for Service Accounts: `eks.amazonaws.com/role-arn` on the job SA.
+    Irsa,
+    /// EKS Pod Identity: an association (cluster, namespace, job SA) → role.
+    PodIdentity,
+}
+
+/// `aws:` section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsConfig {
+    /// 12-digit AWS account id, as a string.
+    pub account_id: String,
+    /// `aws`, `aws-cn` or `aws-us-gov`.
+    #[serde(default)]
+    pub partition: Partition,
+    /// `irsa` or `pod-identity`.
+    pub mode: Mode,
+    /// IAM role name template; placeholders `{cluster}`, `{owner}`, `{repo}`.
+    #[serde(default = "default_role_name")]
+    pub role_name: String,
+    /// IAM path of the roles, starting and ending with `/`.
+    #[serde(default = "default_role_path")]
+    pub role_path: String,
+    /// Managed policies attached to every role.
+    #[serde(default)]
+    pub managed_policy_arns: Vec<String>,
+    /// Name of the inline permissions policy template (in `templates/`); `null`
+    /// for none.
+    #[serde(default = "default_inline_policy")]
+    pub inline_policy_template: Option<String>,
+    /// Permissions boundary ARN for every role.
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
+    /// Maximum session duration in seconds (3600 to 43200).
+    #[serde(default = "default_max_session")]
+    pub max_session_duration: u32,
+    /// Extra tags on every role.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_role_name() -> String {
+    "gha-{cluster}-{owner}-{repo}".into()
+}
+fn default_role_path() -> String {
+    "/".into()
+}
+fn default_inline_policy() -> Option<String> {
+    Some("permissions-policy.json".into())
+}
+fn default_max_session() -> u32 {
+    3600
+}
+
+/// Per-repository AWS overrides; every field replaces the global one.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsOverride {
+    /// Replaces `aws.managedPolicyArns`.
+    #[serde(default)]
+    pub managed_policy_arns: Option<Vec<String>>,
+    /// Replaces `aws.inlinePolicyTemplate`.
+    #[serde(default)]
+    pub inline_policy_template: Option<String>,
+    /// Replaces `aws.permissionsBoundary`.
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
+    /// Replaces `aws.maxSessionDuration`.
+    #[serde(default)]
+    pub max_session_duration: Option<u32>,
+    /// Added to `aws.tags`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The runner-container-hooks flavour the runners use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hooks {
+    /// `containerMode.type: kubernetes` (work volume; needs batch/jobs rights).
+    #[default]
+    Kubernetes,
+    /// `containerMode.type: kubernetes-novolume` (no batch/jobs rights).
+    KubernetesNovolume,
+}
+
+impl Hooks {
+    /// The chart's `containerMode.type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hooks::Kubernetes => "kubernetes",
+            Hooks::KubernetesNovolume => "kubernetes-novolume",
+        }
+    }
+}
+
+/// An extra RBAC rule for the runner's Role. Wildcards are rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleConfig {
+    /// API groups (`""` is the core group).
+    pub api_groups: Vec<String>,
+    /// Resources, optionally `resource/subresource`.
+    pub resources: Vec<String>,
+    /// Verbs.
+    pub verbs: Vec<String>,
+    /// Restrict the rule to these object names.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+}
+
+/// IRSA options written as annotations on the job ServiceAccount.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IrsaOptions {
+    /// Token audience (`eks.amazonaws.com/audience`).
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// `eks.amazonaws.com/sts-regional-endpoints`.
+    #[serde(default = "default_true")]
+    pub sts_regional_endpoints: bool,
+    /// `eks.amazonaws.com/token-expiration`, seconds (3600 to 86400).
+    #[serde(default = "default_token_expiration")]
+    pub token_expiration: u32,
+}
+
+impl Default for IrsaOptions {
+    fn default() -> Self {
+        IrsaOptions {
+            audience: default_audience(),
+            sts_regional_endpoints: true,
+            token_expiration: default_token_expiration(),
+        }
+    }
+}
+
+fn default_audience() -> String {
+    "sts.amazonaws.com".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_token_expiration() -> u32 {
+    86400
+}
+
+/// Name templates of the per-repository objects; placeholders `{cluster}`,
+/// `{owner}`, `{repo}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameTemplates {
+    /// Runner ServiceAccount (used by the runner pod and the hooks).
+    #[serde(default = "default_runner_sa")]
+    pub runner_service_account: String,
+    /// Job ServiceAccount (the workflow pod's identity).
+    #[serde(default = "default_job_sa")]
+    pub job_service_account: String,
+    /// Role and RoleBinding of the runner ServiceAccount.
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// ConfigMap holding the hook template.
+    #[serde(default = "default_config_map")]
+    pub config_map: String,
+    /// `runnerScaleSetName` of the Helm release (at most 45 characters).
+    #[serde(default = "default_scale_set")]
+    pub scale_set: String,
+}
+
+impl Default for NameTemplates {
+    fn default() -> Self {
+        NameTemplates {
+            runner_service_account: default_runner_sa(),
+            job_service_account: default_job_sa(),
+            role: default_role(),
+            config_map: default_config_map(),
+            scale_set: default_scale_set(),
+        }
+    }
+}
+
+fn default_runner_sa() -> String {
+    "gha-runner".into()
+}
+fn default_job_sa() -> String {
+    "gha-job".into()
+}
+fn default_role() -> String {
+    "gha-runner-hooks".into()
+}
+fn default_config_map() -> String {
+    "gha-hook-template".into()
+}
+fn default_scale_set() -> String {
+    "{repo}".into()
+}
+
+/// `kubernetes:` section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Namespace template; with `{repo}` every repository gets its own namespace
+    /// (created by runner-identity), without it the namespace is shared and must exist.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Object name templates.
+    #[serde(default)]
+    pub names: NameTemplates,
+    /// `kubernetes` or `kubernetes-novolume`.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Extra rules for every runner Role.
+    #[serde(default)]
+    pub extra_rules: Vec<RuleConfig>,
+    /// Extra labels on every object.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every object.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// IRSA options (irsa mode).
+    #[serde(default)]
+    pub irsa: IrsaOptions,
+    /// `securityContext.fsGroup` of workflow pods, so a non-root job can read
+    /// the projected token.
+    #[serde(default = "default_fs_group")]
+    pub fs_group: i64,
+    /// Runner image of the scale set.
+    #[serde(default = "default_runner_image")]
+    pub runner_image: String,
+    /// Secret named by `githubConfigSecret` in the Helm values.
+    #[serde(default = "default_github_secret")]
+    pub github_config_secret: String,
+    /// Size of the work volume claim (hooks `kubernetes`).
+    #[serde(default = "default_work_volume_size")]
+    pub work_volume_size: String,
+    /// Storage class of the work volume claim; cluster default when unset.
+    #[serde(default)]
+    pub work_volume_storage_class: Option<String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            namespace: default_namespace(),
+            names: NameTemplates::default(),
+            hooks: Hooks::default(),
+            extra_rules: Vec::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            irsa: IrsaOptions::default(),
+            fs_group: default_fs_group(),
+            runner_image: default_runner_image(),
+            github_config_secret: default_github_secret(),
+            work_volume_size: default_work_volume_size(),
+            work_volume_storage_class: None,
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "gha-{repo}".into()
+}
+fn default_fs_group() -> i64 {
+    1001
+}
+fn default_runner_image() -> String {
+    "ghcr.io/actions/actions-runner:latest".into()
+}
+fn default_github_secret() -> String {
+    "github-config".into()
+}
+fn default_work_volume_size() -> String {
+    "1Gi".into()
+}
+
+/// Per-repository Kubernetes overrides.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesOverride {
+    /// Added to `kubernetes.extraRules` for this repository's Role.
+    #[serde(default)]
+    pub extra_rules: Vec<RuleConfig>,
+    /// Added to `kubernetes.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Added to `kubernetes.annotations`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A repository with its effective (global merged with override) settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// Owner as configured.
+    pub owner: String,
+    /// Name exactly as configured.
+    pub name: String,
+    /// Effective managed policy ARNs.
+    pub managed_policy_arns: Vec<String>,
+    /// Effective inline policy template name.
+    pub inline_policy_template: Option<String>,
+    /// Effective permissions boundary.
+    pub permissions_boundary: Option<String>,
+    /// Effective max session duration.
+    pub max_session_duration: u32,
+    /// Effective IAM tags (global and per-repository).
+    pub tags: BTreeMap<String, String>,
+    /// Global and per-repository extra Role rules.
+    pub extra_rules: Vec<RuleConfig>,
+    /// Global and per-repository labels.
+    pub labels: BTreeMap<String, String>,
+    /// Global and per-repository annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Repository {
+    /// `owner/name`, exactly as configured.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// The validated configuration: every check has passed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the configuration came from (for messages).
+    pub source: PathBuf,
+    /// The configuration as written (for global values).
+    pub config: Config,
+    /// The GitHub URL without a trailing slash.
+    pub github_url: String,
+    /// The OIDC issuer without `https://` and trailing slash (IRSA mode).
+    pub issuer_host_path: Option<String>,
+    /// The instance label value.
+    pub instance: String,
+    /// Repositories in configuration order, duplicates rejected.
+    pub repositories: Vec<Repository>,
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Settings> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text; `path` is used in messages only.
+pub fn parse(text: &str, path: &Path) -> Result<Settings> {
+    let config: Config = serde_yaml::from_str(text).map_err(|e| Error::ConfigParse {
+        path: path.to_owned(),
+        location: e
+            .location()
+            .map(|l| format!("{}:{}", l.line(), l.column()))
+            .unwrap_or_else(|| "?".into()),
+        message: e.to_string(),
+    })?;
+    crate::config::validate::settings(config, path)
+}
+
+/// The JSON Schema of the configuration file.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+}
+
+mod validate;
+
+/// Set of repository names, compared case-insensitively like GitHub does.
+pub(crate) fn folded(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks one extra rule: no wildcard, nothing empty.
+pub(crate) fn check_rule(rule: &RuleConfig) -> std::result::Result<(), String> {
+    let all = rule
+        .api_groups
+        .iter()
+        .chain(&rule.resources)
+        .chain(&rule.verbs)
+        .chain(&rule.resource_names);
+    if all.clone().any(|v| v.contains('*')) {
+        return Err("wildcards (`*`) are not allowed; list the groups, resources and verbs".into());
+    }
+    if rule.resources.is_empty() || rule.verbs.is_empty() || rule.api_groups.is_empty() {
+        return Err("`apiGroups`, `resources` and `verbs` must each list at least one value".into());
+    }
+    let verbs: BTreeSet<&str> = rule.verbs.iter().map(String::as_str).collect();
+    for dangerous in ["escalate", "bind", "impersonate"] {
+        if verbs.contains(dangerous) {
+            return Err(format!("verb `{dangerous}` lets the runner gain rights; it is not allowed"));
+        }
+    }
+    Ok(())
+}

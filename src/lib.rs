@@ -1,0 +1,110 @@
+//! runner-identity: per-repository Kubernetes and AWS identities for GitHub
+//! Actions runners on actions-runner-controller in `kubernetes` container mode.
+//!
+//! The data flows one way, one module per stage:
+//! [`config`] (YAML in, validated [`config::Settings`] out) →
+//! [`names`] (deterministic object names) → [`plan`] (typed Kubernetes objects,
+//! Helm values, IAM documents; pure) → [`render`] (YAML / JSON / out-dir) and
+//! [`apply`] (server-side apply to a real API server).
+
+use std::path::PathBuf;
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod names;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod templates;
+
+/// Everything that can go wrong in the library. Each variant names the object
+/// or file involved and keeps the underlying cause as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid YAML or does not match the format.
+    #[error("{path}:{location}: {message}")]
+    ConfigParse {
+        path: PathBuf,
+        /// `line:column`, or `?` when the parser gave no position.
+        location: String,
+        message: String,
+    },
+    /// A value in the configuration is out of range or inconsistent.
+    #[error("{path}: invalid `{field}`: {message}")]
+    ConfigInvalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+    /// Two repositories map to the same object name.
+    #[error(
+        "name collision: repositories `{first}` and `{second}` both map to {kind} `{name}`; \
+         change the name template so that it contains `{{repo}}`, or rename one of them"
+    )]
+    NameCollision {
+        kind: &'static str,
+        name: String,
+        first: String,
+        second: String,
+    },
+    /// A template could not be loaded or rendered.
+    #[error("template `{template}` for repository `{repository}` failed to render: {message}")]
+    Template {
+        template: String,
+        repository: String,
+        message: String,
+    },
+    /// A template rendered, but its output is not what the product requires.
+    #[error("template `{template}` for repository `{repository}` rendered an invalid document: {message}")]
+    TemplateOutput {
+        template: String,
+        repository: String,
+        message: String,
+    },
+    /// Reading a template directory or writing output failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serialising a planned document failed.
+    #[error("cannot serialise {what}: {message}")]
+    Serialize { what: String, message: String },
+    /// The Kubernetes client could not be configured.
+    #[error("cannot configure the Kubernetes client: {message}")]
+    KubeConfig { message: String },
+    /// A Kubernetes API request failed.
+    #[error("{action} {kind} {namespace}/{name}: {source}")]
+    Kube {
+        action: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error (see the README's exit code table):
+    /// 2 for usage and configuration errors, 3 when an external system failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::KubeConfig { .. } | Error::Kube { .. } => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,31 @@
+//! The `runner-identity` binary: wires the CLI to the library and maps errors
+//! to the documented exit codes (0 ok, 1 verification failed, 2 usage or
+//! configuration error, 3 external system failed).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use runner_identity::cli::{Cli, run};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("RUNNER_IDENTITY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match run(cli, &mut stdout).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let code = err
+                .downcast_ref::<runner_identity::Error>()
+                .map_or(2, runner_identity::Error::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}

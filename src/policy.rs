@@ -1,0 +1,222 @@
+//! IAM policy documents: a small, strict evaluator for the trust policies
+//! runner-identity writes and diagnoses. Pure: a JSON document and a request
+//! in, a decision (and the statement that decided it) out.
+//!
+//! moto does not enforce trust policies, so this evaluator is what the tests
+//! use to prove that a planned trust policy admits exactly the job
+//! ServiceAccount. It implements the subset IAM applies to
+//! `sts:AssumeRoleWithWebIdentity`: Allow/Deny, `Principal.Federated`,
+//! `Action`, and the `StringEquals`, `StringLike`, `StringNotEquals`,
+//! `StringNotLike` operators (case-sensitive, as IAM's are). Any other
+//! operator makes a statement not match and is reported.
+
+use serde_json::Value;
+
+/// A web-identity assume-role request as STS sees it.
+#[derive(Debug, Clone)]
+pub struct WebIdentityRequest<'a> {
+    /// ARN of the IAM OIDC provider the token's issuer maps to.
+    pub provider_arn: &'a str,
+    /// Issuer without `https://`, the prefix of the condition keys.
+    pub issuer: &'a str,
+    /// The token's `sub` claim.
+    pub sub: &'a str,
+    /// The token's `aud` claim.
+    pub aud: &'a str,
+}
+
+/// The outcome of evaluating a trust policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by the statement at this index.
+    Allowed(usize),
+    /// Explicitly denied by the statement at this index.
+    Denied(usize),
+    /// No statement allows the request; the reasons, one per statement.
+    NotAllowed(Vec<String>),
+}
+
+/// Evaluates `policy` for a web-identity request.
+pub fn evaluate_web_identity(policy: &Value, req: &WebIdentityRequest) -> Decision {
+    let statements = statements(policy);
+    let mut allowed = None;
+    let mut reasons = Vec::new();
+    for (i, st) in statements.iter().enumerate() {
+        match statement_matches(st, req) {
+            Ok(()) => {
+                if st.get("Effect").and_then(Value::as_str) == Some("Deny") {
+                    return Decision::Denied(i);
+                }
+                if st.get("Effect").and_then(Value::as_str) == Some("Allow") && allowed.is_none() {
+                    allowed = Some(i);
+                }
+            }
+            Err(reason) => reasons.push(format!("statement {i}: {reason}")),
+        }
+    }
+    match allowed {
+        Some(i) => Decision::Allowed(i),
+        None => Decision::NotAllowed(reasons),
+    }
+}
+
+/// The statements of a policy (a single object or an array).
+pub fn statements(policy: &Value) -> Vec<Value> {
+    match policy.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(v @ Value::Object(_)) => vec![v.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn statement_matches(st: &Value, req: &WebIdentityRequest) -> Result<(), String> {
+    let federated = st.get("Principal").and_then(|p| p.get("Federated"));
+    if !strings(federated).iter().any(|p| *p == req.provider_arn) {
+        return Err(format!("Principal.Federated is not `{}`", req.provider_arn));
+    }
+    let actions = strings(st.get("Action"));
+    if !actions
+        .iter()
+        .any(|a| glob_match(&a.to_lowercase(), "sts:assumerolewithwebidentity"))
+    {
+        return Err("Action does not include sts:AssumeRoleWithWebIdentity".into());
+    }
+    let Some(conditions) = st.get("Condition") else {
+        return Ok(());
+    };
+    let Some(conditions) = conditions.as_object() else {
+        return Err("Condition is not an object".into());
+    };
+    for (operator, block) in conditions {
+        let Some(block) = block.as_object() else {
+            return Err(format!("Condition.{operator} is not an object"));
+        };
+        for (key, expected) in block {
+            let actual = context_value(key, req)
+                .ok_or_else(|| format!("condition key `{key}` is not present in the request"))?;
+            let expected = strings(Some(expected));
+            let ok = match operator.as_str() {
+                "StringEquals" => expected.iter().any(|e| *e == actual),
+                "StringLike" => expected.iter().any(|e| glob_match(e, actual)),
+                "StringNotEquals" => expected.iter().all(|e| *e != actual),
+                "StringNotLike" => expected.iter().all(|e| !glob_match(e, actual)),
+                other => return Err(format!("condition operator `{other}` is not supported here")),
+            };
+            if !ok {
+                return Err(format!("{operator} `{key}`: `{actual}` does not match {expected:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn context_value<'a>(key: &str, req: &WebIdentityRequest<'a>) -> Option<&'a str> {
+    let (issuer, claim) = key.rsplit_once(':')?;
+    if issuer != req.issuer {
+        return None;
+    }
+    match claim {
+        "sub" => Some(req.sub),
+        "aud" => Some(req.aud),
+        _ => None,
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM wildcard match: `*` any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/ABC";
+    const PROVIDER: &str = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC";
+
+    fn trust(sub: &str) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                format!("{ISSUER}:sub"): sub,
+                format!("{ISSUER}:aud"): "sts.amazonaws.com"
+            }}
+        }]})
+    }
+
+    fn req<'a>(sub: &'a str, aud: &'a str) -> WebIdentityRequest<'a> {
+        WebIdentityRequest { provider_arn: PROVIDER, issuer: ISSUER, sub, aud }
+    }
+
+    #[test]
+    fn exact_subject_and_audience_are_allowed() {
+        let p = trust("system:serviceaccount:gha-api:gha-job");
+        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "sts.amazonaws.com")), Decision::Allowed(0));
+    }
+
+    #[test]
+    fn other_subject_or_audience_is_not_allowed() {
+        let p = trust("system:serviceaccount:gha-api:gha-job");
+        let Decision::NotAllowed(reasons) = evaluate_web_identity(&p, &req("system:serviceaccount:gha-web:gha-job", "sts.amazonaws.com")) else {
+            panic!("must not allow another namespace");
+        };
+        assert!(reasons[0].contains(":sub"), "{reasons:?}");
+        assert!(matches!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "other")), Decision::NotAllowed(_)));
+    }
+
+    #[test]
+    fn deny_wins_and_like_globs() {
+        let mut p = trust("x");
+        p["Statement"][0]["Condition"] = json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:gha-*:gha-job"}});
+        let deny = json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:*",
+            "Condition": {"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:gha-evil:gha-job"}}});
+        p["Statement"].as_array_mut().map(|a| a.push(deny));
+        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "a")), Decision::Allowed(0));
+        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-evil:gha-job", "a")), Decision::Denied(1));
+    }
+
+    #[test]
+    fn wrong_provider_is_not_allowed() {
+        let p = trust("s");
+        let r = WebIdentityRequest { provider_arn: "arn:aws:iam::111122223333:oidc-provider/other", ..req("s", "sts.amazonaws.com") };
+        assert!(matches!(evaluate_web_identity(&p, &r), Decision::NotAllowed(_)));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("a*c", "abbbc"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "abbc"));
+        assert!(glob_match("*", ""));
+    }
+}

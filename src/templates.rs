@@ -1,0 +1,147 @@
+//! Text templates: the user-editable documents (hook template, Helm values,
+//! IAM policies) in `templates/`, embedded in the binary and overridable file
+//! by file with `--templates DIR`. Rendering is pure: a [`Context`] in, text out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Hook template for `ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE`.
+pub const HOOK_TEMPLATE: &str = "hook-template.yaml";
+/// gha-runner-scale-set Helm values.
+pub const VALUES: &str = "values.yaml";
+/// IRSA trust policy.
+pub const TRUST_IRSA: &str = "trust-policy-irsa.json";
+/// EKS Pod Identity trust policy.
+pub const TRUST_POD_IDENTITY: &str = "trust-policy-pod-identity.json";
+
+const EMBEDDED: [(&str, &str); 5] = [
+    (HOOK_TEMPLATE, include_str!("../templates/hook-template.yaml")),
+    (VALUES, include_str!("../templates/values.yaml")),
+    (TRUST_IRSA, include_str!("../templates/trust-policy-irsa.json")),
+    (TRUST_POD_IDENTITY, include_str!("../templates/trust-policy-pod-identity.json")),
+    ("permissions-policy.json", include_str!("../templates/permissions-policy.json")),
+];
+
+/// Everything a template can refer to, for one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub repository: String,
+    pub owner: String,
+    pub repo: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub runner_service_account: String,
+    pub job_service_account: String,
+    pub config_map: String,
+    pub scale_set: String,
+    pub role_name: String,
+    pub role_arn: String,
+    pub account_id: String,
+    pub partition: String,
+    /// OIDC issuer without `https://` (IRSA mode), as used in condition keys.
+    pub issuer: Option<String>,
+    pub oidc_provider_arn: Option<String>,
+    pub audience: String,
+    pub fs_group: i64,
+    pub github_url: String,
+    pub config_url: String,
+    pub github_config_secret: String,
+    pub hooks: String,
+    pub runner_image: String,
+    pub hook_template_dir: String,
+    pub hook_template_path: String,
+    pub work_volume_size: String,
+    pub work_volume_storage_class: Option<String>,
+}
+
+/// The loaded template set.
+pub struct Templates {
+    sources: BTreeMap<String, String>,
+    dir: Option<PathBuf>,
+}
+
+impl Templates {
+    /// The embedded templates, each replaced by a same-named file in `dir`
+    /// when one exists there; files in `dir` with other names are available
+    /// too (e.g. a custom `aws.inlinePolicyTemplate`).
+    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        let mut sources: BTreeMap<String, String> =
+            EMBEDDED.iter().map(|(n, s)| ((*n).to_owned(), (*s).to_owned())).collect();
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+                action: "cannot read templates directory",
+                path: dir.to_owned(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| Error::Io {
+                    action: "cannot read templates directory",
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                let path = entry.path();
+                if !path.is_file() {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                    action: "cannot read template",
+                    path: path.clone(),
+                    source,
+                })?;
+                sources.insert(entry.file_name().to_string_lossy().into_owned(), text);
+            }
+        }
+        Ok(Templates {
+            sources,
+            dir: dir.map(Path::to_owned),
+        })
+    }
+
+    /// Whether a template of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.sources.contains_key(name)
+    }
+
+    /// Renders template `name` with `ctx`; undefined variables are errors.
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String> {
+        let fail = |message: String| Error::Template {
+            template: self.describe(name),
+            repository: ctx.repository.clone(),
+            message,
+        };
+        let source = self.sources.get(name).ok_or_else(|| {
+            fail(format!(
+                "no such template; the templates are {}",
+                self.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        // Templates quote values explicitly with `tojson`; minijinja would
+        // otherwise JSON-escape everything in `.json` and `.yaml` files.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        let template = env.template_from_named_str(name, source).map_err(|e| fail(describe_error(&e)))?;
+        template.render(ctx).map_err(|e| fail(describe_error(&e)))
+    }
+
+    /// The template's name, with its directory when it was overridden.
+    pub fn describe(&self, name: &str) -> String {
+        match &self.dir {
+            Some(dir) if dir.join(name).is_file() => dir.join(name).display().to_string(),
+            _ => name.to_owned(),
+        }
+    }
+}
+
+fn describe_error(e: &minijinja::Error) -> String {
+    match e.line() {
+        Some(line) => format!("line {line}: {e}"),
+        None => e.to_string(),
+    }
+}
