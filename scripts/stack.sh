@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The real local test stack, on loopback only:
+#   kube-apiserver v1.20.2 (built once from Debian's kubernetes source package,
+#   cached) + etcd-server, RBAC, a token-file admin, a service-account signing
+#   key, OIDC discovery; and a moto server for IAM/STS/EKS.
+#
+#   scripts/stack.sh install   # packages, apiserver build (cached), moto venv
+#   scripts/stack.sh up        # start (idempotent), write kubeconfig and env file
+#   scripts/stack.sh down      # stop
+#   scripts/stack.sh status
+#
+# Everything lives under $RUNNER_IDENTITY_CACHE (default ~/.cache/runner-identity):
+# the built binary, the venv, and stack/ with certificates, data and logs.
+set -euo pipefail
+
+CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
+STATE=$CACHE/stack
+K8S_VERSION=1.20.2
+APISERVER=$CACHE/kube-apiserver-v$K8S_VERSION
+VENV=$CACHE/venv
+ETCD_PORT=${RI_ETCD_PORT:-23790}
+ETCD_PEER_PORT=${RI_ETCD_PEER_PORT:-23800}
+API_PORT=${RI_API_PORT:-16443}
+MOTO_PORT=${RI_MOTO_PORT:-15000}
+SERVER=https://127.0.0.1:$API_PORT
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} = 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >/dev/null
+}
+
+# deb-src entries are a copy of the machine's own Debian deb822 sources.
+enable_deb_src() {
+  local src=/etc/apt/sources.list.d/debian.sources dst=/etc/apt/sources.list.d/runner-identity-src.sources
+  grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && return 0
+  [ -f "$src" ] || die "no $src to derive deb-src entries from; add deb-src for Debian by hand"
+  sed 's/^Types: deb$/Types: deb-src/' "$src" | as_root tee "$dst" >/dev/null
+  as_root apt-get update -q >/dev/null
+}
+
+build_apiserver() {
+  if [ -x "$APISERVER" ]; then log "kube-apiserver v$K8S_VERSION cached at $APISERVER"; return 0; fi
+  apt_install golang-go dpkg-dev rsync make
+  enable_deb_src
+  local src=$CACHE/src
+  mkdir -p "$src"
+  local tree
+  tree=$(find "$src" -maxdepth 1 -type d -name "kubernetes-*$K8S_VERSION*" | head -n1)
+  if [ -z "$tree" ]; then
+    log "fetching Debian's kubernetes source package"
+    (cd "$src" && apt-get source -q kubernetes >/dev/null 2>&1) || die "apt-get source kubernetes failed"
+    tree=$(find "$src" -maxdepth 1 -type d -name "kubernetes-*$K8S_VERSION*" | head -n1)
+  fi
+  [ -n "$tree" ] || die "the kubernetes source package is not version $K8S_VERSION"
+  log "building kube-apiserver (about 5 minutes on 2 cores)"
+  local start=$SECONDS
+  (
+    cd "$tree"
+    mkdir -p .go/src/k8s.io
+    [ -L .go/src/k8s.io/kubernetes ] || ln -s ../../.. .go/src/k8s.io/kubernetes
+    GOPATH=$PWD/.go CGO_ENABLED=0 make WHAT=cmd/kube-apiserver >"$CACHE/apiserver-build.log" 2>&1
+  ) || die "kube-apiserver build failed; see $CACHE/apiserver-build.log"
+  cp "$tree/_output/bin/kube-apiserver" "$APISERVER.tmp" && mv "$APISERVER.tmp" "$APISERVER"
+  log "built kube-apiserver in $((SECONDS - start)) s"
+}
+
+install_moto() {
+  if [ -x "$VENV/bin/moto_server" ]; then return 0; fi
+  log "installing moto[server] into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'moto[server]' >/dev/null
+}
+
+install() {
+  mkdir -p "$CACHE"
+  apt_install etcd-server openssl curl
+  command -v kubectl >/dev/null || apt_install kubernetes-client
+  build_apiserver
+  install_moto
+}
+
+alive() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+start() { # name, command...
+  local name=$1; shift
+  alive "$name" && return 0
+  setsid nohup "$@" >"$STATE/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+certs() {
+  local d=$STATE/pki
+  [ -f "$d/apiserver.crt" ] && return 0
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=runner-identity-test-ca" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
+    -keyout "$d/apiserver.key" -out "$d/apiserver.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >"$d/san.ext"
+  openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$d/san.ext" -out "$d/apiserver.crt" 2>/dev/null
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  # The admin token is random per stack; it lives only in the state directory.
+  openssl rand -hex 24 >"$d/admin-token"
+  printf '%s,admin,admin,"system:masters"\n' "$(cat "$d/admin-token")" >"$d/tokens.csv"
+  chmod 600 "$d"/*.key "$d/admin-token" "$d/tokens.csv"
+}
+
+wait_ready() {
+  local token; token=$(cat "$STATE/pki/admin-token")
+  for _ in $(seq 1 240); do
+    if curl -sf --cacert "$STATE/pki/ca.crt" -H "Authorization: Bearer $token" "$SERVER/readyz" >/dev/null 2>&1; then
+      return 0
+    fi
+    alive apiserver || die "kube-apiserver exited; see $STATE/apiserver.log"
+    sleep 0.5
+  done
+  die "kube-apiserver not ready after 120 s; see $STATE/apiserver.log"
+}
+
+up() {
+  [ -x "$APISERVER" ] || die "kube-apiserver not built: run scripts/stack.sh install"
+  [ -x "$VENV/bin/moto_server" ] || die "moto not installed: run scripts/stack.sh install"
+  mkdir -p "$STATE"
+  local start_s=$SECONDS
+  certs
+  start etcd etcd --name runner-identity --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "runner-identity=http://127.0.0.1:$ETCD_PEER_PORT"
+  cat >"$STATE/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+EOF
+  local p=$STATE/pki
+  start apiserver "$APISERVER" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" --insecure-port 0 \
+    --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
+    --token-auth-file "$p/tokens.csv" --authorization-mode RBAC \
+    --service-account-issuer "$SERVER" --service-account-signing-key-file "$p/sa.key" \
+    --service-account-key-file "$p/sa.pub" \
+    --api-audiences "https://kubernetes.default.svc,sts.amazonaws.com" \
+    --service-cluster-ip-range 10.96.0.0/24 \
+    --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \
+    --audit-log-maxsize 200 --audit-log-maxbackup 1
+  start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  wait_ready
+  for _ in $(seq 1 60); do
+    curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break
+    alive moto || die "moto exited; see $STATE/moto.log"
+    sleep 0.5
+  done
+  write_kubeconfig
+  cat >"$STATE/env" <<EOF
+KUBECONFIG=$STATE/kubeconfig
+RUNNER_IDENTITY_KUBECONFIG=$STATE/kubeconfig
+RUNNER_IDENTITY_STACK=$STATE
+RUNNER_IDENTITY_ISSUER=$SERVER
+RUNNER_IDENTITY_AUDIT_LOG=$STATE/audit.log
+AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
+EOF
+  log "stack ready in $((SECONDS - start_s)) s: apiserver $SERVER, moto http://127.0.0.1:$MOTO_PORT; env in $STATE/env"
+}
+
+write_kubeconfig() {
+  local ca; ca=$(base64 -w0 <"$STATE/pki/ca.crt")
+  umask 077
+  cat >"$STATE/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: runner-identity-test
+    cluster:
+      server: $SERVER
+      certificate-authority-data: $ca
+users:
+  - name: admin
+    user:
+      token: $(cat "$STATE/pki/admin-token")
+contexts:
+  - name: runner-identity-test
+    context: {cluster: runner-identity-test, user: admin}
+current-context: runner-identity-test
+EOF
+}
+
+down() {
+  for name in moto apiserver etcd; do
+    if alive "$name"; then
+      kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true
+      for _ in $(seq 1 40); do alive "$name" || break; sleep 0.25; done
+      alive "$name" && kill -9 "$(cat "$STATE/$name.pid")" 2>/dev/null || true
+    fi
+    rm -f "$STATE/$name.pid"
+  done
+  log "stack stopped"
+}
+
+status() {
+  for name in etcd apiserver moto; do
+    if alive "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  install) install ;;
+  up) up ;;
+  down) down ;;
+  reset) down; rm -rf "$STATE"; log "state removed" ;;
+  status) status ;;
+  *) echo "usage: $0 install|up|down|reset|status" >&2; exit 2 ;;
+esac
