@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::path::Path;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource, ResourceExt};
@@ -56,6 +57,10 @@ pub struct Applied {
     pub kind: &'static str,
     pub namespace: String,
     pub name: String,
+    /// False when a dry run could not send the object to the API server
+    /// because its namespace does not exist yet (a server-side dry run
+    /// creates no namespace for the objects after it).
+    pub server_validated: bool,
 }
 
 /// Server-side applies every object of `plan`, repository by repository.
@@ -63,7 +68,23 @@ pub struct Applied {
 pub async fn apply_plan(client: &Client, plan: &Plan, dry_run: bool) -> Result<Vec<Applied>> {
     let mut applied = Vec::new();
     for repo in &plan.repositories {
+        let namespace_missing = dry_run && repo.namespace.is_some() && {
+            let api: Api<Namespace> = Api::all(client.clone());
+            let ns = &repo.names.namespace;
+            api.get_metadata_opt(ns).await.map_err(|source| Error::Kube {
+                action: "read",
+                kind: "Namespace",
+                namespace: String::new(),
+                name: ns.clone(),
+                source,
+            })?
+            .is_none()
+        };
         for object in repo.objects() {
+            if namespace_missing && !matches!(object, Object::Namespace(_)) {
+                applied.push(object.unvalidated());
+                continue;
+            }
             applied.push(apply_object(client, &object, dry_run).await?);
         }
     }
@@ -72,12 +93,13 @@ pub async fn apply_plan(client: &Client, plan: &Plan, dry_run: bool) -> Result<V
 
 /// Server-side applies one planned object.
 pub async fn apply_object(client: &Client, object: &Object, dry_run: bool) -> Result<Applied> {
+    let kind = object.kind();
     match object {
-        Object::Namespace(ns) => apply_in(Api::all(client.clone()), ns, "Namespace", dry_run).await,
-        Object::ServiceAccount(o) => apply_namespaced(client, o, "ServiceAccount", dry_run).await,
-        Object::Role(o) => apply_namespaced(client, o, "Role", dry_run).await,
-        Object::RoleBinding(o) => apply_namespaced(client, o, "RoleBinding", dry_run).await,
-        Object::ConfigMap(o) => apply_namespaced(client, o, "ConfigMap", dry_run).await,
+        Object::Namespace(ns) => apply_in(Api::all(client.clone()), ns, kind, dry_run).await,
+        Object::ServiceAccount(o) => apply_namespaced(client, o, kind, dry_run).await,
+        Object::Role(o) => apply_namespaced(client, o, kind, dry_run).await,
+        Object::RoleBinding(o) => apply_namespaced(client, o, kind, dry_run).await,
+        Object::ConfigMap(o) => apply_namespaced(client, o, kind, dry_run).await,
     }
 }
 
@@ -107,5 +129,5 @@ where
             name: name.clone(),
             source,
         })?;
-    Ok(Applied { kind, namespace, name })
+    Ok(Applied { kind, namespace, name, server_validated: true })
 }

@@ -109,7 +109,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             let applied = apply::apply_plan(&client, &plan, args.dry_run).await?;
             let verb = if args.dry_run { "would apply" } else { "applied" };
             for a in &applied {
-                writeln!(out, "{verb} {} {}/{}", a.kind, a.namespace, a.name)?;
+                let note = if a.server_validated { "" } else { " (namespace does not exist yet: not validated by the server)" };
+                writeln!(out, "{verb} {} {}/{}{note}", a.kind, a.namespace, a.name)?;
             }
             writeln!(out, "{verb} {} objects for {} repositories", applied.len(), plan.repositories.len())?;
         }

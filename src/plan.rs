@@ -101,6 +101,41 @@ pub enum Object {
     ConfigMap(ConfigMap),
 }
 
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => "Namespace",
+            Object::ServiceAccount(_) => "ServiceAccount",
+            Object::Role(_) => "Role",
+            Object::RoleBinding(_) => "RoleBinding",
+            Object::ConfigMap(_) => "ConfigMap",
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::Role(o) => &o.metadata,
+            Object::RoleBinding(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+        }
+    }
+
+    /// A dry-run result for an object that was not sent to the server.
+    pub fn unvalidated(&self) -> crate::apply::Applied {
+        let meta = self.metadata();
+        crate::apply::Applied {
+            kind: self.kind(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            server_validated: false,
+        }
+    }
+}
+
 impl RepoPlan {
     /// The Kubernetes objects in dependency order (namespace first).
     pub fn objects(&self) -> Vec<Object> {

@@ -1,0 +1,107 @@
+//! Shared helpers of the integration tests: the real local stack
+//! (`scripts/stack.sh up`) and small builders of test configurations.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use base64::Engine;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use runner_identity::config::{self, Settings};
+use runner_identity::plan::{self, Plan};
+use runner_identity::templates::Templates;
+
+/// The kubeconfig the stack wrote. Panics (the test fails, it never skips)
+/// when the stack is not running.
+pub fn kubeconfig_path() -> PathBuf {
+    let path = std::env::var_os("RUNNER_IDENTITY_KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            home.join(".cache/runner-identity/stack/kubeconfig")
+        });
+    assert!(
+        path.is_file(),
+        "the local stack is not running ({} missing): run `scripts/stack.sh install && scripts/stack.sh up`, \
+         or the README's test command",
+        path.display()
+    );
+    path
+}
+
+/// A client authenticated as the stack's admin.
+pub async fn admin_client() -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A client that presents `token` to the stack's API server.
+pub async fn token_client(token: &str) -> Client {
+    let mut kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    let user = format!("users:\n- name: admin\n  user:\n    token: {token}\n");
+    kc.auth_infos = Kubeconfig::from_yaml(&format!("{user}clusters: []\ncontexts: []\n")).unwrap().auth_infos;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A TokenRequest for `namespace/sa`, optionally with an audience.
+pub async fn service_account_token(admin: &Client, namespace: &str, sa: &str, audience: Option<&str>) -> String {
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audience.map(|a| vec![a.to_owned()]).unwrap_or_default(),
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let response = api.create_token_request(sa, &PostParams::default(), &request).await.unwrap();
+    response.status.unwrap().token
+}
+
+/// The (unverified) claims of a JWT.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A name unique to this test process and call, for isolating tests that
+/// share one API server.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{:x}{:x}{}", std::process::id() % 4096, nanos % 65536, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A minimal IRSA configuration for `owner` with `repos`.
+pub fn irsa_config(owner: &str, repos: &[&str], issuer: &str) -> String {
+    let list: String = repos.iter().map(|r| format!("  - {r}\n")).collect();
+    format!(
+        "github:\n  owner: {owner}\nrepositories:\n{list}cluster:\n  name: test\n  oidcIssuer: {issuer}\n\
+         aws:\n  accountId: \"111122223333\"\n  mode: irsa\nkubernetes:\n  namespace: \"{{owner}}-{{repo}}\"\n"
+    )
+}
+
+/// Parses configuration text.
+pub fn settings(text: &str) -> Settings {
+    config::parse(text, Path::new("test.yaml")).unwrap()
+}
+
+/// Plans configuration text with the embedded templates.
+pub fn plan_text(text: &str) -> Plan {
+    plan::plan(&settings(text), &Templates::load(None).unwrap()).unwrap()
+}
+
+/// The repository root (for examples).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
