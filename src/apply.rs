@@ -40,12 +40,15 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
     };
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| kube_err(format!("{}: {e}", path.display())))?;
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| kube_err(format!("{}: {e}", path.display())))?;
             Config::from_custom_kubeconfig(kc, &options)
                 .await
                 .map_err(|e| kube_err(format!("{}: {e}", path.display())))?
         }
-        None if context.is_some() => Config::from_kubeconfig(&options).await.map_err(|e| kube_err(e.to_string()))?,
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| kube_err(e.to_string()))?,
         None => Config::infer().await.map_err(|e| kube_err(e.to_string()))?,
     };
     Client::try_from(config).map_err(|e| kube_err(e.to_string()))
@@ -71,14 +74,16 @@ pub async fn apply_plan(client: &Client, plan: &Plan, dry_run: bool) -> Result<V
         let namespace_missing = dry_run && repo.namespace.is_some() && {
             let api: Api<Namespace> = Api::all(client.clone());
             let ns = &repo.names.namespace;
-            api.get_metadata_opt(ns).await.map_err(|source| Error::Kube {
-                action: "read",
-                kind: "Namespace",
-                namespace: String::new(),
-                name: ns.clone(),
-                source,
-            })?
-            .is_none()
+            api.get_metadata_opt(ns)
+                .await
+                .map_err(|source| Error::Kube {
+                    action: "read",
+                    kind: "Namespace",
+                    namespace: String::new(),
+                    name: ns.clone(),
+                    source: Box::new(source),
+                })?
+                .is_none()
         };
         for object in repo.objects() {
             if namespace_missing && !matches!(object, Object::Namespace(_)) {
@@ -103,13 +108,24 @@ pub async fn apply_object(client: &Client, object: &Object, dry_run: bool) -> Re
     }
 }
 
-async fn apply_namespaced<K>(client: &Client, object: &K, kind: &'static str, dry_run: bool) -> Result<Applied>
+async fn apply_namespaced<K>(
+    client: &Client,
+    object: &K,
+    kind: &'static str,
+    dry_run: bool,
+) -> Result<Applied>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
 {
     let namespace = object.namespace().unwrap_or_default();
-    apply_in(Api::namespaced(client.clone(), &namespace), object, kind, dry_run).await
+    apply_in(
+        Api::namespaced(client.clone(), &namespace),
+        object,
+        kind,
+        dry_run,
+    )
+    .await
 }
 
 async fn apply_in<K>(api: Api<K>, object: &K, kind: &'static str, dry_run: bool) -> Result<Applied>
@@ -127,7 +143,12 @@ where
             kind,
             namespace: namespace.clone(),
             name: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
-    Ok(Applied { kind, namespace, name, server_validated: true })
+    Ok(Applied {
+        kind,
+        namespace,
+        name,
+        server_validated: true,
+    })
 }

@@ -44,7 +44,12 @@ pub enum Output {
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// Configuration file.
-    #[arg(short, long, env = "INPUT_CONFIG", default_value = "runner-identity.yaml")]
+    #[arg(
+        short,
+        long,
+        env = "INPUT_CONFIG",
+        default_value = "runner-identity.yaml"
+    )]
     pub config: PathBuf,
     /// Directory whose files replace the embedded templates of the same name.
     #[arg(long, env = "INPUT_TEMPLATES")]
@@ -90,7 +95,11 @@ fn load_plan(args: &ConfigArgs) -> Result<plan::Plan> {
 pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Schema => {
-            writeln!(out, "{}", render::pretty(&config::json_schema())?.trim_end())?;
+            writeln!(
+                out,
+                "{}",
+                render::pretty(&config::json_schema())?.trim_end()
+            )?;
         }
         Command::Plan(args) => {
             let plan = load_plan(&args.config)?;
@@ -107,12 +116,25 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             let plan = load_plan(&args.config)?;
             let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
             let applied = apply::apply_plan(&client, &plan, args.dry_run).await?;
-            let verb = if args.dry_run { "would apply" } else { "applied" };
+            let verb = if args.dry_run {
+                "would apply"
+            } else {
+                "applied"
+            };
             for a in &applied {
-                let note = if a.server_validated { "" } else { " (namespace does not exist yet: not validated by the server)" };
+                let note = if a.server_validated {
+                    ""
+                } else {
+                    " (namespace does not exist yet: not validated by the server)"
+                };
                 writeln!(out, "{verb} {} {}/{}{note}", a.kind, a.namespace, a.name)?;
             }
-            writeln!(out, "{verb} {} objects for {} repositories", applied.len(), plan.repositories.len())?;
+            writeln!(
+                out,
+                "{verb} {} objects for {} repositories",
+                applied.len(),
+                plan.repositories.len()
+            )?;
         }
     }
     Ok(())

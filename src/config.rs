@@ -74,7 +74,10 @@ impl<'de> Deserialize<'de> for RepositoryEntry {
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
                 Ok(RepositoryEntry::Name(v.to_owned()))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 RepositoryOverride::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RepositoryEntry::Detailed)
             }
@@ -492,13 +495,21 @@ pub fn load(path: &Path) -> Result<Settings> {
 
 /// Parses and validates configuration text; `path` is used in messages only.
 pub fn parse(text: &str, path: &Path) -> Result<Settings> {
-    let config: Config = serde_yaml::from_str(text).map_err(|e| Error::ConfigParse {
-        path: path.to_owned(),
-        location: e
-            .location()
-            .map(|l| format!("{}:{}", l.line(), l.column()))
-            .unwrap_or_else(|| "?".into()),
-        message: e.to_string(),
+    let config: Config = serde_yaml::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        // serde_yaml appends " at line L column C"; the location leads instead.
+        let message = match message.rfind(" at line ") {
+            Some(i) if e.location().is_some() => message[..i].to_owned(),
+            _ => message,
+        };
+        Error::ConfigParse {
+            path: path.to_owned(),
+            location: e
+                .location()
+                .map(|l| format!("{}:{}", l.line(), l.column()))
+                .unwrap_or_else(|| "?".into()),
+            message,
+        }
     })?;
     crate::config::validate::settings(config, path)
 }
@@ -527,12 +538,16 @@ pub(crate) fn check_rule(rule: &RuleConfig) -> std::result::Result<(), String> {
         return Err("wildcards (`*`) are not allowed; list the groups, resources and verbs".into());
     }
     if rule.resources.is_empty() || rule.verbs.is_empty() || rule.api_groups.is_empty() {
-        return Err("`apiGroups`, `resources` and `verbs` must each list at least one value".into());
+        return Err(
+            "`apiGroups`, `resources` and `verbs` must each list at least one value".into(),
+        );
     }
     let verbs: BTreeSet<&str> = rule.verbs.iter().map(String::as_str).collect();
     for dangerous in ["escalate", "bind", "impersonate"] {
         if verbs.contains(dangerous) {
-            return Err(format!("verb `{dangerous}` lets the runner gain rights; it is not allowed"));
+            return Err(format!(
+                "verb `{dangerous}` lets the runner gain rights; it is not allowed"
+            ));
         }
     }
     Ok(())

@@ -63,7 +63,9 @@ pub enum Error {
         message: String,
     },
     /// A template rendered, but its output is not what the product requires.
-    #[error("template `{template}` for repository `{repository}` rendered an invalid document: {message}")]
+    #[error(
+        "template `{template}` for repository `{repository}` rendered an invalid document: {message}"
+    )]
     TemplateOutput {
         template: String,
         repository: String,
@@ -84,14 +86,14 @@ pub enum Error {
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
     /// A Kubernetes API request failed.
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
+    #[error("{action} {kind} {object}: {source}", object = qualified(namespace, name))]
     Kube {
         action: &'static str,
         kind: &'static str,
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -103,6 +105,15 @@ impl Error {
             Error::KubeConfig { .. } | Error::Kube { .. } => 3,
             _ => 2,
         }
+    }
+}
+
+/// `namespace/name`, or `name` for cluster-scoped objects.
+fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
     }
 }
 

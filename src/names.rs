@@ -108,7 +108,10 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
     for n in all {
         let ns = &n.namespace;
         let mut keys = vec![
-            ("ServiceAccount", format!("{ns}/{}", n.runner_service_account)),
+            (
+                "ServiceAccount",
+                format!("{ns}/{}", n.runner_service_account),
+            ),
             ("Role", format!("{ns}/{}", n.role)),
             ("ConfigMap", format!("{ns}/{}", n.config_map)),
             ("scale set", format!("{ns}/{}", n.scale_set)),
@@ -146,7 +149,11 @@ pub fn dns_label(input: &str, max: usize) -> String {
     let folded = input.to_lowercase();
     let mut slug = String::with_capacity(folded.len());
     for c in folded.chars() {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
         if !(c == '-' && (slug.is_empty() || slug.ends_with('-'))) {
             slug.push(c);
         }
@@ -164,7 +171,11 @@ fn iam_name(input: &str, max: usize) -> String {
     let slug: String = folded
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' }
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
         })
         .collect();
     if slug == folded && slug.len() <= max {
@@ -178,7 +189,13 @@ pub fn label_value(input: &str) -> String {
     let folded = input.to_lowercase();
     let slug: String = folded
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = slug.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     if trimmed == folded && trimmed.len() <= DNS_LABEL_MAX {
@@ -190,11 +207,19 @@ pub fn label_value(input: &str) -> String {
 /// `<slug truncated>-<hash of original>`, at most `max` characters.
 fn with_hash(slug: &str, original: &str, max: usize) -> String {
     let digest = Sha256::digest(original.as_bytes());
-    let hash: String = digest.iter().take(HASH_LEN / 2).map(|b| format!("{b:02x}")).collect();
+    let hash: String = digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let keep = max.saturating_sub(HASH_LEN + 1);
     let base: String = slug.chars().take(keep).collect();
     let base = base.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if base.is_empty() { hash } else { format!("{base}-{hash}") }
+    if base.is_empty() {
+        hash
+    } else {
+        format!("{base}-{hash}")
+    }
 }
 
 /// Checks a label value.
@@ -203,7 +228,8 @@ pub fn check_label_value(v: &str) -> std::result::Result<(), String> {
         || (v.len() <= DNS_LABEL_MAX
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
     if ok {
         Ok(())
     } else {
@@ -224,7 +250,9 @@ pub fn check_qualified_name(key: &str) -> std::result::Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|part| {
                 !part.is_empty()
-                    && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             })
@@ -261,7 +289,10 @@ mod tests {
     fn case_is_folded_without_hash() {
         // GitHub names are case-insensitive: API and api are one repository.
         assert_eq!(dns_label("gha-API", 63), "gha-api");
-        assert_eq!(iam_name("gha-prod-ACME-API", 64), dns_label("gha-prod-acme-api", 64));
+        assert_eq!(
+            iam_name("gha-prod-ACME-API", 64),
+            dns_label("gha-prod-acme-api", 64)
+        );
     }
 
     #[test]
@@ -269,10 +300,17 @@ mod tests {
         let dot = dns_label("gha-web.frontend", 63);
         let underscore = dns_label("gha-web_frontend", 63);
         let dash = dns_label("gha-web-frontend", 63);
-        assert!(dot.starts_with("gha-web-frontend-") && dot.len() == "gha-web-frontend-".len() + 8, "{dot}");
+        assert!(
+            dot.starts_with("gha-web-frontend-") && dot.len() == "gha-web-frontend-".len() + 8,
+            "{dot}"
+        );
         assert_ne!(dot, underscore);
         assert_ne!(dot, dash);
-        assert_eq!(dot, dns_label("GHA-Web.Frontend", 63), "stable and case-insensitive");
+        assert_eq!(
+            dot,
+            dns_label("GHA-Web.Frontend", 63),
+            "stable and case-insensitive"
+        );
     }
 
     #[test]
@@ -284,7 +322,11 @@ mod tests {
         let s = dns_label(&"x".repeat(60), 45);
         assert!(s.len() <= 45, "{s}");
         let r = iam_name(&format!("gha-prod-acme-{}", "Very.Long_Name".repeat(6)), 64);
-        assert!(r.len() <= 64 && r.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)));
+        assert!(
+            r.len() <= 64
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+        );
     }
 
     #[test]
@@ -292,9 +334,18 @@ mod tests {
         for input in ["-x-", "__", "a..b", ".github", "Z", "x_"] {
             let n = dns_label(input, 63);
             assert!(!n.is_empty() && n.len() <= 63, "{input} -> {n}");
-            assert!(n.starts_with(|c: char| c.is_ascii_alphanumeric()), "{input} -> {n}");
-            assert!(n.ends_with(|c: char| c.is_ascii_alphanumeric()), "{input} -> {n}");
-            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            assert!(
+                n.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                "{input} -> {n}"
+            );
+            assert!(
+                n.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                "{input} -> {n}"
+            );
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            );
         }
     }
 

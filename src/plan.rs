@@ -42,13 +42,37 @@ impl HookRight {
 }
 
 const CORE_RIGHTS: [HookRight; 4] = [
-    HookRight { group: "", resource: "pods", subresource: "", verbs: &["get", "list", "create", "delete"] },
-    HookRight { group: "", resource: "pods", subresource: "exec", verbs: &["get", "create"] },
-    HookRight { group: "", resource: "pods", subresource: "log", verbs: &["get", "list", "watch"] },
-    HookRight { group: "", resource: "secrets", subresource: "", verbs: &["get", "list", "create", "delete"] },
+    HookRight {
+        group: "",
+        resource: "pods",
+        subresource: "",
+        verbs: &["get", "list", "create", "delete"],
+    },
+    HookRight {
+        group: "",
+        resource: "pods",
+        subresource: "exec",
+        verbs: &["get", "create"],
+    },
+    HookRight {
+        group: "",
+        resource: "pods",
+        subresource: "log",
+        verbs: &["get", "list", "watch"],
+    },
+    HookRight {
+        group: "",
+        resource: "secrets",
+        subresource: "",
+        verbs: &["get", "list", "create", "delete"],
+    },
 ];
-const JOBS_RIGHT: HookRight =
-    HookRight { group: "batch", resource: "jobs", subresource: "", verbs: &["get", "list", "create", "delete"] };
+const JOBS_RIGHT: HookRight = HookRight {
+    group: "batch",
+    resource: "jobs",
+    subresource: "",
+    verbs: &["get", "list", "create", "delete"],
+};
 
 /// The rights the hooks of `flavour` need in the runner's namespace.
 pub fn hook_rights(flavour: Hooks) -> Vec<HookRight> {
@@ -179,7 +203,12 @@ pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
     })
 }
 
-fn plan_repository(settings: &Settings, templates: &Templates, repo: &Repository, names: RepoNames) -> Result<RepoPlan> {
+fn plan_repository(
+    settings: &Settings,
+    templates: &Templates,
+    repo: &Repository,
+    names: RepoNames,
+) -> Result<RepoPlan> {
     let cfg = &settings.config;
     let ctx = context(settings, repo, &names);
     let meta = |name: &str| metadata(settings, repo, &names, name);
@@ -199,10 +228,19 @@ fn plan_repository(settings: &Settings, templates: &Templates, repo: &Repository
     if cfg.aws.mode == Mode::Irsa {
         let irsa = &cfg.kubernetes.irsa;
         let annotations = job_meta.annotations.get_or_insert_with(BTreeMap::new);
-        annotations.insert("eks.amazonaws.com/role-arn".into(), names.iam_role_arn.clone());
+        annotations.insert(
+            "eks.amazonaws.com/role-arn".into(),
+            names.iam_role_arn.clone(),
+        );
         annotations.insert("eks.amazonaws.com/audience".into(), irsa.audience.clone());
-        annotations.insert("eks.amazonaws.com/sts-regional-endpoints".into(), irsa.sts_regional_endpoints.to_string());
-        annotations.insert("eks.amazonaws.com/token-expiration".into(), irsa.token_expiration.to_string());
+        annotations.insert(
+            "eks.amazonaws.com/sts-regional-endpoints".into(),
+            irsa.sts_regional_endpoints.to_string(),
+        );
+        annotations.insert(
+            "eks.amazonaws.com/token-expiration".into(),
+            irsa.token_expiration.to_string(),
+        );
     }
     let job_service_account = ServiceAccount {
         metadata: job_meta,
@@ -243,10 +281,12 @@ fn plan_repository(settings: &Settings, templates: &Templates, repo: &Repository
     };
 
     let values = templates.render(templates::VALUES, &ctx)?;
-    check_values(&values, &names, cfg.kubernetes.hooks).map_err(|message| Error::TemplateOutput {
-        template: templates.describe(templates::VALUES),
-        repository: names.repository.clone(),
-        message,
+    check_values(&values, &names, cfg.kubernetes.hooks).map_err(|message| {
+        Error::TemplateOutput {
+            template: templates.describe(templates::VALUES),
+            repository: names.repository.clone(),
+            message,
+        }
     })?;
 
     let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx)?;
@@ -263,17 +303,25 @@ fn plan_repository(settings: &Settings, templates: &Templates, repo: &Repository
     })
 }
 
-fn plan_iam_role(settings: &Settings, templates: &Templates, repo: &Repository, names: &RepoNames, ctx: &Context) -> Result<IamRolePlan> {
+fn plan_iam_role(
+    settings: &Settings,
+    templates: &Templates,
+    repo: &Repository,
+    names: &RepoNames,
+    ctx: &Context,
+) -> Result<IamRolePlan> {
     let cfg = &settings.config;
     let trust_name = match cfg.aws.mode {
         Mode::Irsa => templates::TRUST_IRSA,
         Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
     };
     let trust_policy = render_json(templates, trust_name, ctx)?;
-    check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| Error::TemplateOutput {
-        template: templates.describe(trust_name),
-        repository: names.repository.clone(),
-        message,
+    check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| {
+        Error::TemplateOutput {
+            template: templates.describe(trust_name),
+            repository: names.repository.clone(),
+            message,
+        }
     })?;
     let permissions_policy = match &repo.inline_policy_template {
         Some(name) => Some(render_json(templates, name, ctx)?),
@@ -282,7 +330,10 @@ fn plan_iam_role(settings: &Settings, templates: &Templates, repo: &Repository, 
     let mut tags = repo.tags.clone();
     tags.insert(names::MANAGED_BY_LABEL.into(), names::MANAGED_BY.into());
     tags.insert(names::INSTANCE_LABEL.into(), settings.instance.clone());
-    tags.insert(names::REPOSITORY_ANNOTATION.into(), names.repository.clone());
+    tags.insert(
+        names::REPOSITORY_ANNOTATION.into(),
+        names.repository.clone(),
+    );
     Ok(IamRolePlan {
         name: names.iam_role.clone(),
         path: cfg.aws.role_path.clone(),
@@ -301,7 +352,11 @@ fn render_json(templates: &Templates, name: &str, ctx: &Context) -> Result<Value
     let doc: Value = serde_json::from_str(&text).map_err(|e| Error::TemplateOutput {
         template: templates.describe(name),
         repository: ctx.repository.clone(),
-        message: format!("not valid JSON at line {} column {}: {e}", e.line(), e.column()),
+        message: format!(
+            "not valid JSON at line {} column {}: {e}",
+            e.line(),
+            e.column()
+        ),
     })?;
     if policy::statements(&doc).is_empty() {
         return Err(Error::TemplateOutput {
@@ -319,9 +374,15 @@ fn metadata(settings: &Settings, repo: &Repository, names: &RepoNames, name: &st
     let mut labels = repo.labels.clone();
     labels.insert(names::MANAGED_BY_LABEL.into(), names::MANAGED_BY.into());
     labels.insert(names::INSTANCE_LABEL.into(), settings.instance.clone());
-    labels.insert(names::REPOSITORY_LABEL.into(), names.repository_label.clone());
+    labels.insert(
+        names::REPOSITORY_LABEL.into(),
+        names.repository_label.clone(),
+    );
     let mut annotations = repo.annotations.clone();
-    annotations.insert(names::REPOSITORY_ANNOTATION.into(), names.repository.clone());
+    annotations.insert(
+        names::REPOSITORY_ANNOTATION.into(),
+        names.repository.clone(),
+    );
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(names.namespace.clone()),
@@ -366,10 +427,12 @@ fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context
         account_id: cfg.aws.account_id.clone(),
         partition: partition.to_owned(),
         issuer: settings.issuer_host_path.clone(),
-        oidc_provider_arn: settings
-            .issuer_host_path
-            .as_ref()
-            .map(|i| format!("arn:{partition}:iam::{}:oidc-provider/{i}", cfg.aws.account_id)),
+        oidc_provider_arn: settings.issuer_host_path.as_ref().map(|i| {
+            format!(
+                "arn:{partition}:iam::{}:oidc-provider/{i}",
+                cfg.aws.account_id
+            )
+        }),
         audience: cfg.kubernetes.irsa.audience.clone(),
         fs_group: cfg.kubernetes.fs_group,
         github_url: settings.github_url.clone(),
@@ -386,9 +449,12 @@ fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context
 
 /// The hook template must parse as a PodTemplateSpec that names the job
 /// ServiceAccount and sets an explicit fsGroup.
-pub fn check_hook_template(text: &str, names: &RepoNames) -> std::result::Result<PodTemplateSpec, String> {
-    let spec: PodTemplateSpec =
-        serde_yaml::from_str(text).map_err(|e| format!("not a pod template (PodTemplateSpec): {e}"))?;
+pub fn check_hook_template(
+    text: &str,
+    names: &RepoNames,
+) -> std::result::Result<PodTemplateSpec, String> {
+    let spec: PodTemplateSpec = serde_yaml::from_str(text)
+        .map_err(|e| format!("not a pod template (PodTemplateSpec): {e}"))?;
     let pod = spec.spec.as_ref().ok_or("has no `spec`")?;
     match pod.service_account_name.as_deref() {
         Some(sa) if sa == names.job_service_account => {}
@@ -406,7 +472,12 @@ pub fn check_hook_template(text: &str, names: &RepoNames) -> std::result::Result
             ));
         }
     }
-    if pod.security_context.as_ref().and_then(|s| s.fs_group).is_none() {
+    if pod
+        .security_context
+        .as_ref()
+        .and_then(|s| s.fs_group)
+        .is_none()
+    {
         return Err("`spec.securityContext.fsGroup` is missing: a non-root job could not read the \
                     projected token (a template securityContext replaces the hooks' default fsGroup)"
             .into());
@@ -415,7 +486,8 @@ pub fn check_hook_template(text: &str, names: &RepoNames) -> std::result::Result
 }
 
 fn check_values(text: &str, names: &RepoNames, flavour: Hooks) -> std::result::Result<(), String> {
-    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let v: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let get = |path: &[&str]| {
         path.iter()
             .try_fold(&v, |node, key| node.get(*key))
@@ -424,9 +496,15 @@ fn check_values(text: &str, names: &RepoNames, flavour: Hooks) -> std::result::R
     };
     let expect = |path: &[&str], want: &str| match get(path) {
         Some(got) if got == want => Ok(()),
-        got => Err(format!("`{}` must be `{want}`, found {got:?}", path.join("."))),
+        got => Err(format!(
+            "`{}` must be `{want}`, found {got:?}",
+            path.join(".")
+        )),
     };
-    expect(&["template", "spec", "serviceAccountName"], &names.runner_service_account)?;
+    expect(
+        &["template", "spec", "serviceAccountName"],
+        &names.runner_service_account,
+    )?;
     expect(&["containerMode", "type"], flavour.as_str())?;
     expect(&["runnerScaleSetName"], &names.scale_set)?;
     if names.scale_set.len() > 45 {
@@ -446,39 +524,72 @@ fn check_values(text: &str, names: &RepoNames, flavour: Hooks) -> std::result::R
         .get("env")
         .and_then(serde_yaml::Value::as_sequence)
         .is_some_and(|env| {
-            env.iter()
-                .any(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"))
+            env.iter().any(|e| {
+                e.get("name").and_then(serde_yaml::Value::as_str)
+                    == Some("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+            })
         });
     if !has_env {
-        return Err("the `runner` container does not set ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into());
+        return Err(
+            "the `runner` container does not set ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
+        );
     }
     Ok(())
 }
 
-fn check_trust_policy(doc: &Value, settings: &Settings, names: &RepoNames, ctx: &Context) -> std::result::Result<(), String> {
-    match (&ctx.oidc_provider_arn, &ctx.issuer, settings.config.aws.mode) {
+fn check_trust_policy(
+    doc: &Value,
+    settings: &Settings,
+    names: &RepoNames,
+    ctx: &Context,
+) -> std::result::Result<(), String> {
+    match (
+        &ctx.oidc_provider_arn,
+        &ctx.issuer,
+        settings.config.aws.mode,
+    ) {
         (Some(provider_arn), Some(issuer), Mode::Irsa) => {
-            let sub = format!("system:serviceaccount:{}:{}", names.namespace, names.job_service_account);
+            let sub = format!(
+                "system:serviceaccount:{}:{}",
+                names.namespace, names.job_service_account
+            );
             let request = |sub: &str, aud: &str| {
-                policy::evaluate_web_identity(doc, &WebIdentityRequest { provider_arn, issuer, sub, aud })
+                policy::evaluate_web_identity(
+                    doc,
+                    &WebIdentityRequest {
+                        provider_arn,
+                        issuer,
+                        sub,
+                        aud,
+                    },
+                )
             };
             match request(&sub, &ctx.audience) {
                 Decision::Allowed(_) => {}
-                Decision::Denied(i) => return Err(format!("statement {i} denies `{sub}` the role")),
+                Decision::Denied(i) => {
+                    return Err(format!("statement {i} denies `{sub}` the role"));
+                }
                 Decision::NotAllowed(reasons) => {
-                    return Err(format!("it does not let `{sub}` assume the role: {}", reasons.join("; ")));
+                    return Err(format!(
+                        "it does not let `{sub}` assume the role: {}",
+                        reasons.join("; ")
+                    ));
                 }
             }
             // Pinned: another ServiceAccount, even in the same namespace, must not match.
             let other = format!("system:serviceaccount:{}:default", names.namespace);
             if matches!(request(&other, &ctx.audience), Decision::Allowed(_)) {
-                return Err(format!("it also lets `{other}` assume the role; pin `:sub` to the job ServiceAccount"));
+                return Err(format!(
+                    "it also lets `{other}` assume the role; pin `:sub` to the job ServiceAccount"
+                ));
             }
             Ok(())
         }
         _ => {
             let service_ok = policy::statements(doc).iter().any(|st| {
-                st.get("Principal").and_then(|p| p.get("Service")).and_then(Value::as_str)
+                st.get("Principal")
+                    .and_then(|p| p.get("Service"))
+                    .and_then(Value::as_str)
                     == Some("pods.eks.amazonaws.com")
             });
             if service_ok {

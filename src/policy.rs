@@ -71,7 +71,7 @@ pub fn statements(policy: &Value) -> Vec<Value> {
 
 fn statement_matches(st: &Value, req: &WebIdentityRequest) -> Result<(), String> {
     let federated = st.get("Principal").and_then(|p| p.get("Federated"));
-    if !strings(federated).iter().any(|p| *p == req.provider_arn) {
+    if !strings(federated).contains(&req.provider_arn) {
         return Err(format!("Principal.Federated is not `{}`", req.provider_arn));
     }
     let actions = strings(st.get("Action"));
@@ -96,14 +96,20 @@ fn statement_matches(st: &Value, req: &WebIdentityRequest) -> Result<(), String>
                 .ok_or_else(|| format!("condition key `{key}` is not present in the request"))?;
             let expected = strings(Some(expected));
             let ok = match operator.as_str() {
-                "StringEquals" => expected.iter().any(|e| *e == actual),
+                "StringEquals" => expected.contains(&actual),
                 "StringLike" => expected.iter().any(|e| glob_match(e, actual)),
                 "StringNotEquals" => expected.iter().all(|e| *e != actual),
                 "StringNotLike" => expected.iter().all(|e| !glob_match(e, actual)),
-                other => return Err(format!("condition operator `{other}` is not supported here")),
+                other => {
+                    return Err(format!(
+                        "condition operator `{other}` is not supported here"
+                    ));
+                }
             };
             if !ok {
-                return Err(format!("{operator} `{key}`: `{actual}` does not match {expected:?}"));
+                return Err(format!(
+                    "{operator} `{key}`: `{actual}` does not match {expected:?}"
+                ));
             }
         }
     }
@@ -160,7 +166,8 @@ mod tests {
     use serde_json::json;
 
     const ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/ABC";
-    const PROVIDER: &str = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC";
+    const PROVIDER: &str =
+        "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC";
 
     fn trust(sub: &str) -> Value {
         json!({"Version": "2012-10-17", "Statement": [{
@@ -175,41 +182,73 @@ mod tests {
     }
 
     fn req<'a>(sub: &'a str, aud: &'a str) -> WebIdentityRequest<'a> {
-        WebIdentityRequest { provider_arn: PROVIDER, issuer: ISSUER, sub, aud }
+        WebIdentityRequest {
+            provider_arn: PROVIDER,
+            issuer: ISSUER,
+            sub,
+            aud,
+        }
     }
 
     #[test]
     fn exact_subject_and_audience_are_allowed() {
         let p = trust("system:serviceaccount:gha-api:gha-job");
-        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "sts.amazonaws.com")), Decision::Allowed(0));
+        assert_eq!(
+            evaluate_web_identity(
+                &p,
+                &req("system:serviceaccount:gha-api:gha-job", "sts.amazonaws.com")
+            ),
+            Decision::Allowed(0)
+        );
     }
 
     #[test]
     fn other_subject_or_audience_is_not_allowed() {
         let p = trust("system:serviceaccount:gha-api:gha-job");
-        let Decision::NotAllowed(reasons) = evaluate_web_identity(&p, &req("system:serviceaccount:gha-web:gha-job", "sts.amazonaws.com")) else {
+        let Decision::NotAllowed(reasons) = evaluate_web_identity(
+            &p,
+            &req("system:serviceaccount:gha-web:gha-job", "sts.amazonaws.com"),
+        ) else {
             panic!("must not allow another namespace");
         };
         assert!(reasons[0].contains(":sub"), "{reasons:?}");
-        assert!(matches!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "other")), Decision::NotAllowed(_)));
+        assert!(matches!(
+            evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "other")),
+            Decision::NotAllowed(_)
+        ));
     }
 
     #[test]
     fn deny_wins_and_like_globs() {
         let mut p = trust("x");
-        p["Statement"][0]["Condition"] = json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:gha-*:gha-job"}});
+        p["Statement"][0]["Condition"] =
+            json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:gha-*:gha-job"}});
         let deny = json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:*",
             "Condition": {"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:gha-evil:gha-job"}}});
-        p["Statement"].as_array_mut().map(|a| a.push(deny));
-        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "a")), Decision::Allowed(0));
-        assert_eq!(evaluate_web_identity(&p, &req("system:serviceaccount:gha-evil:gha-job", "a")), Decision::Denied(1));
+        if let Some(a) = p["Statement"].as_array_mut() {
+            a.push(deny);
+        }
+        assert_eq!(
+            evaluate_web_identity(&p, &req("system:serviceaccount:gha-api:gha-job", "a")),
+            Decision::Allowed(0)
+        );
+        assert_eq!(
+            evaluate_web_identity(&p, &req("system:serviceaccount:gha-evil:gha-job", "a")),
+            Decision::Denied(1)
+        );
     }
 
     #[test]
     fn wrong_provider_is_not_allowed() {
         let p = trust("s");
-        let r = WebIdentityRequest { provider_arn: "arn:aws:iam::111122223333:oidc-provider/other", ..req("s", "sts.amazonaws.com") };
-        assert!(matches!(evaluate_web_identity(&p, &r), Decision::NotAllowed(_)));
+        let r = WebIdentityRequest {
+            provider_arn: "arn:aws:iam::111122223333:oidc-provider/other",
+            ..req("s", "sts.amazonaws.com")
+        };
+        assert!(matches!(
+            evaluate_web_identity(&p, &r),
+            Decision::NotAllowed(_)
+        ));
     }
 
     #[test]

@@ -23,10 +23,12 @@ pub fn repo_manifests_yaml(repo: &RepoPlan) -> Result<String> {
     let mut out = String::new();
     for object in repo.objects() {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&object).map_err(|e| Error::Serialize {
-            what: format!("the objects of {}", repo.names.repository),
-            message: e.to_string(),
-        })?);
+        out.push_str(
+            &serde_yaml::to_string(&object).map_err(|e| Error::Serialize {
+                what: format!("the objects of {}", repo.names.repository),
+                message: e.to_string(),
+            })?,
+        );
     }
     Ok(out)
 }
@@ -37,10 +39,11 @@ pub fn plan_json(plan: &Plan) -> Result<Value> {
         .repositories
         .iter()
         .map(|repo| {
-            let values: serde_yaml::Value = serde_yaml::from_str(&repo.values).map_err(|e| Error::Serialize {
-                what: format!("the Helm values of {}", repo.names.repository),
-                message: e.to_string(),
-            })?;
+            let values: serde_yaml::Value =
+                serde_yaml::from_str(&repo.values).map_err(|e| Error::Serialize {
+                    what: format!("the Helm values of {}", repo.names.repository),
+                    message: e.to_string(),
+                })?;
             Ok(json!({
                 "repository": repo.names.repository,
                 "names": repo.names,

@@ -20,11 +20,23 @@ pub const TRUST_IRSA: &str = "trust-policy-irsa.json";
 pub const TRUST_POD_IDENTITY: &str = "trust-policy-pod-identity.json";
 
 const EMBEDDED: [(&str, &str); 5] = [
-    (HOOK_TEMPLATE, include_str!("../templates/hook-template.yaml")),
+    (
+        HOOK_TEMPLATE,
+        include_str!("../templates/hook-template.yaml"),
+    ),
     (VALUES, include_str!("../templates/values.yaml")),
-    (TRUST_IRSA, include_str!("../templates/trust-policy-irsa.json")),
-    (TRUST_POD_IDENTITY, include_str!("../templates/trust-policy-pod-identity.json")),
-    ("permissions-policy.json", include_str!("../templates/permissions-policy.json")),
+    (
+        TRUST_IRSA,
+        include_str!("../templates/trust-policy-irsa.json"),
+    ),
+    (
+        TRUST_POD_IDENTITY,
+        include_str!("../templates/trust-policy-pod-identity.json"),
+    ),
+    (
+        "permissions-policy.json",
+        include_str!("../templates/permissions-policy.json"),
+    ),
 ];
 
 /// Everything a template can refer to, for one repository.
@@ -59,9 +71,11 @@ pub struct Context {
     pub work_volume_storage_class: Option<String>,
 }
 
-/// The loaded template set.
+/// The loaded template set, parsed once.
 pub struct Templates {
-    sources: BTreeMap<String, String>,
+    env: Environment<'static>,
+    /// Parse errors, reported when the template is first rendered.
+    broken: BTreeMap<String, String>,
     dir: Option<PathBuf>,
 }
 
@@ -70,8 +84,10 @@ impl Templates {
     /// when one exists there; files in `dir` with other names are available
     /// too (e.g. a custom `aws.inlinePolicyTemplate`).
     pub fn load(dir: Option<&Path>) -> Result<Templates> {
-        let mut sources: BTreeMap<String, String> =
-            EMBEDDED.iter().map(|(n, s)| ((*n).to_owned(), (*s).to_owned())).collect();
+        let mut sources: BTreeMap<String, String> = EMBEDDED
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+            .collect();
         if let Some(dir) = dir {
             let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
                 action: "cannot read templates directory",
@@ -96,15 +112,28 @@ impl Templates {
                 sources.insert(entry.file_name().to_string_lossy().into_owned(), text);
             }
         }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        // Templates quote values explicitly with `tojson`; minijinja would
+        // otherwise JSON-escape everything in `.json` and `.yaml` files.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        let mut broken = BTreeMap::new();
+        for (name, source) in sources {
+            if let Err(e) = env.add_template_owned(name.clone(), source) {
+                broken.insert(name, describe_error(&e));
+            }
+        }
         Ok(Templates {
-            sources,
+            env,
+            broken,
             dir: dir.map(Path::to_owned),
         })
     }
 
     /// Whether a template of that name exists.
     pub fn contains(&self, name: &str) -> bool {
-        self.sources.contains_key(name)
+        self.broken.contains_key(name) || self.env.get_template(name).is_ok()
     }
 
     /// Renders template `name` with `ctx`; undefined variables are errors.
@@ -114,19 +143,16 @@ impl Templates {
             repository: ctx.repository.clone(),
             message,
         };
-        let source = self.sources.get(name).ok_or_else(|| {
+        if let Some(message) = self.broken.get(name) {
+            return Err(fail(message.clone()));
+        }
+        let template = self.env.get_template(name).map_err(|_| {
+            let names: Vec<&str> = self.env.templates().map(|(n, _)| n).collect();
             fail(format!(
                 "no such template; the templates are {}",
-                self.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                names.join(", ")
             ))
         })?;
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_keep_trailing_newline(true);
-        // Templates quote values explicitly with `tojson`; minijinja would
-        // otherwise JSON-escape everything in `.json` and `.yaml` files.
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        let template = env.template_from_named_str(name, source).map_err(|e| fail(describe_error(&e)))?;
         template.render(ctx).map_err(|e| fail(describe_error(&e)))
     }
 

@@ -22,7 +22,9 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
 
     check_cluster_name(&config.cluster.name).map_err(|m| invalid("cluster.name", m))?;
     let issuer_host_path = match (&config.cluster.oidc_issuer, config.aws.mode) {
-        (Some(issuer), _) => Some(check_url(issuer, false).map_err(|m| invalid("cluster.oidcIssuer", m))?),
+        (Some(issuer), _) => {
+            Some(check_url(issuer, false).map_err(|m| invalid("cluster.oidcIssuer", m))?)
+        }
         (None, Mode::Irsa) => {
             return Err(invalid(
                 "cluster.oidcIssuer",
@@ -39,7 +41,10 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
     if aws.account_id.len() != 12 || !aws.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             "aws.accountId",
-            format!("`{}` is not a 12-digit AWS account id (quote it so YAML keeps leading zeros)", aws.account_id),
+            format!(
+                "`{}` is not a 12-digit AWS account id (quote it so YAML keeps leading zeros)",
+                aws.account_id
+            ),
         ));
     }
     let partition = aws.partition.as_str();
@@ -57,8 +62,14 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
     for (field, template) in [
         ("aws.roleName", &aws.role_name),
         ("kubernetes.namespace", &k.namespace),
-        ("kubernetes.names.runnerServiceAccount", &k.names.runner_service_account),
-        ("kubernetes.names.jobServiceAccount", &k.names.job_service_account),
+        (
+            "kubernetes.names.runnerServiceAccount",
+            &k.names.runner_service_account,
+        ),
+        (
+            "kubernetes.names.jobServiceAccount",
+            &k.names.job_service_account,
+        ),
         ("kubernetes.names.role", &k.names.role),
         ("kubernetes.names.configMap", &k.names.config_map),
         ("kubernetes.names.scaleSet", &k.names.scale_set),
@@ -68,14 +79,23 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
     if !(3600..=86400).contains(&k.irsa.token_expiration) {
         return Err(invalid(
             "kubernetes.irsa.tokenExpiration",
-            format!("{} is outside 3600..=86400 seconds", k.irsa.token_expiration),
+            format!(
+                "{} is outside 3600..=86400 seconds",
+                k.irsa.token_expiration
+            ),
         ));
     }
     if k.irsa.audience.trim().is_empty() {
-        return Err(invalid("kubernetes.irsa.audience", "must not be empty".into()));
+        return Err(invalid(
+            "kubernetes.irsa.audience",
+            "must not be empty".into(),
+        ));
     }
     if k.fs_group < 0 {
-        return Err(invalid("kubernetes.fsGroup", format!("{} is negative", k.fs_group)));
+        return Err(invalid(
+            "kubernetes.fsGroup",
+            format!("{} is negative", k.fs_group),
+        ));
     }
     for (i, rule) in k.extra_rules.iter().enumerate() {
         check_rule(rule).map_err(|m| invalid(&format!("kubernetes.extraRules[{i}]"), m))?;
@@ -110,18 +130,24 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
             ));
         }
         for arn in &repo.managed_policy_arns {
-            check_policy_arn(arn, partition).map_err(|m| invalid(&format!("{field}.aws.managedPolicyArns"), m))?;
+            check_policy_arn(arn, partition)
+                .map_err(|m| invalid(&format!("{field}.aws.managedPolicyArns"), m))?;
         }
         if let Some(arn) = &repo.permissions_boundary {
-            check_policy_arn(arn, partition).map_err(|m| invalid(&format!("{field}.aws.permissionsBoundary"), m))?;
+            check_policy_arn(arn, partition)
+                .map_err(|m| invalid(&format!("{field}.aws.permissionsBoundary"), m))?;
         }
-        check_session(repo.max_session_duration).map_err(|m| invalid(&format!("{field}.aws.maxSessionDuration"), m))?;
+        check_session(repo.max_session_duration)
+            .map_err(|m| invalid(&format!("{field}.aws.maxSessionDuration"), m))?;
         check_tags(&repo.tags).map_err(|m| invalid(&format!("{field}.aws.tags"), m))?;
         for (j, rule) in repo.extra_rules.iter().enumerate() {
-            check_rule(rule).map_err(|m| invalid(&format!("{field}.kubernetes.extraRules[{j}]"), m))?;
+            check_rule(rule)
+                .map_err(|m| invalid(&format!("{field}.kubernetes.extraRules[{j}]"), m))?;
         }
-        check_metadata(&repo.labels, true).map_err(|m| invalid(&format!("{field}.kubernetes.labels"), m))?;
-        check_metadata(&repo.annotations, false).map_err(|m| invalid(&format!("{field}.kubernetes.annotations"), m))?;
+        check_metadata(&repo.labels, true)
+            .map_err(|m| invalid(&format!("{field}.kubernetes.labels"), m))?;
+        check_metadata(&repo.annotations, false)
+            .map_err(|m| invalid(&format!("{field}.kubernetes.annotations"), m))?;
         repositories.push(repo);
     }
 
@@ -168,7 +194,8 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
                 repo.max_session_duration = d;
             }
             repo.tags.extend(o.aws.tags.clone());
-            repo.extra_rules.extend(o.kubernetes.extra_rules.iter().cloned());
+            repo.extra_rules
+                .extend(o.kubernetes.extra_rules.iter().cloned());
             repo.labels.extend(o.kubernetes.labels.clone());
             repo.annotations.extend(o.kubernetes.annotations.clone());
         }
@@ -182,10 +209,15 @@ fn check_url(url: &str, allow_loopback_http: bool) -> std::result::Result<String
     let trimmed = url.trim_end_matches('/');
     let rest = if let Some(rest) = trimmed.strip_prefix("https://") {
         rest
-    } else if let Some(rest) = trimmed.strip_prefix("http://").filter(|_| allow_loopback_http) {
+    } else if let Some(rest) = trimmed
+        .strip_prefix("http://")
+        .filter(|_| allow_loopback_http)
+    {
         let host = rest.split(['/', ':']).next().unwrap_or_default();
         if !matches!(host, "127.0.0.1" | "localhost" | "[") && !rest.starts_with("[::1]") {
-            return Err(format!("`{url}`: plain http is accepted only for loopback addresses; use https://"));
+            return Err(format!(
+                "`{url}`: plain http is accepted only for loopback addresses; use https://"
+            ));
         }
         rest
     } else {
@@ -193,7 +225,9 @@ fn check_url(url: &str, allow_loopback_http: bool) -> std::result::Result<String
     };
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || host.contains(char::is_whitespace) || rest.contains(['?', '#']) {
-        return Err(format!("`{url}` has no valid host, or has a query or fragment"));
+        return Err(format!(
+            "`{url}` has no valid host, or has a query or fragment"
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -206,7 +240,10 @@ fn check_github_name(name: &str) -> std::result::Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("`{name}` is not a repository name"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
         return Err(format!(
             "`{name}` contains `{c}`; GitHub names use only letters, digits, `-`, `_` and `.`"
         ));
@@ -218,7 +255,9 @@ fn check_cluster_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
     if ok {
         Ok(())
     } else {
@@ -232,17 +271,26 @@ fn check_cluster_name(name: &str) -> std::result::Result<(), String> {
 fn check_policy_arn(arn: &str, partition: &str) -> std::result::Result<(), String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [prefix, part, service, region, account, resource] = parts.as_slice() else {
-        return Err(format!("`{arn}` is not an ARN (arn:{partition}:iam::<account>:policy/<name>)"));
+        return Err(format!(
+            "`{arn}` is not an ARN (arn:{partition}:iam::<account>:policy/<name>)"
+        ));
     };
     if *prefix != "arn" || *service != "iam" || !region.is_empty() {
-        return Err(format!("`{arn}` is not an IAM ARN (arn:{partition}:iam::<account>:policy/<name>)"));
+        return Err(format!(
+            "`{arn}` is not an IAM ARN (arn:{partition}:iam::<account>:policy/<name>)"
+        ));
     }
     if *part != partition {
-        return Err(format!("`{arn}` is in partition `{part}`, but `aws.partition` is `{partition}`"));
+        return Err(format!(
+            "`{arn}` is in partition `{part}`, but `aws.partition` is `{partition}`"
+        ));
     }
-    let account_ok = *account == "aws" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+    let account_ok =
+        *account == "aws" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
     if !account_ok {
-        return Err(format!("`{arn}`: `{account}` is not `aws` or a 12-digit account id"));
+        return Err(format!(
+            "`{arn}`: `{account}` is not `aws` or a 12-digit account id"
+        ));
     }
     match resource.strip_prefix("policy/") {
         Some(name) if !name.is_empty() => Ok(()),
@@ -266,17 +314,23 @@ fn check_role_path(path: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{path}` must start and end with `/` and use printable ASCII only"))
+        Err(format!(
+            "`{path}` must start and end with `/` and use printable ASCII only"
+        ))
     }
 }
 
 fn check_tags(tags: &BTreeMap<String, String>) -> std::result::Result<(), String> {
     for (k, v) in tags {
         if k.is_empty() || k.len() > 128 || v.len() > 256 {
-            return Err(format!("tag `{k}`: keys are 1-128 and values 0-256 characters"));
+            return Err(format!(
+                "tag `{k}`: keys are 1-128 and values 0-256 characters"
+            ));
         }
         if k.starts_with("aws:") || k.starts_with(PREFIX) {
-            return Err(format!("tag `{k}` uses a reserved prefix (`aws:`, `{PREFIX}`)"));
+            return Err(format!(
+                "tag `{k}` uses a reserved prefix (`aws:`, `{PREFIX}`)"
+            ));
         }
     }
     Ok(())
@@ -311,7 +365,9 @@ fn check_name_template(template: &str) -> std::result::Result<(), String> {
 fn check_metadata(map: &BTreeMap<String, String>, labels: bool) -> std::result::Result<(), String> {
     for (k, v) in map {
         if k == MANAGED_BY_LABEL || k.starts_with(PREFIX) {
-            return Err(format!("`{k}` is set by runner-identity itself and cannot be configured"));
+            return Err(format!(
+                "`{k}` is set by runner-identity itself and cannot be configured"
+            ));
         }
         names::check_qualified_name(k)?;
         if labels {
@@ -327,7 +383,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(check_url("https://github.com/", true).as_deref(), Ok("https://github.com"));
+        assert_eq!(
+            check_url("https://github.com/", true).as_deref(),
+            Ok("https://github.com")
+        );
         assert!(check_url("http://github.example.com", true).is_err());
         assert!(check_url("http://127.0.0.1:8080", true).is_ok());
         assert!(check_url("http://127.0.0.1:8080", false).is_err());
@@ -350,7 +409,11 @@ mod tests {
     fn name_templates() {
         assert!(check_name_template("gha-{repo}").is_ok());
         assert!(check_name_template("{cluster}-{owner}-{repo}").is_ok());
-        assert!(check_name_template("gha-{repository}").unwrap_err().contains("{repository}"));
+        assert!(
+            check_name_template("gha-{repository}")
+                .unwrap_err()
+                .contains("{repository}")
+        );
         assert!(check_name_template("gha-{repo").is_err());
         assert!(check_name_template("gha-repo}").is_err());
     }

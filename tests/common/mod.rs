@@ -21,7 +21,9 @@ pub fn kubeconfig_path() -> PathBuf {
     let path = std::env::var_os("RUNNER_IDENTITY_KUBECONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             home.join(".cache/runner-identity/stack/kubeconfig")
         });
     assert!(
@@ -36,7 +38,9 @@ pub fn kubeconfig_path() -> PathBuf {
 /// A client authenticated as the stack's admin.
 pub async fn admin_client() -> Client {
     let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(config).unwrap()
 }
 
@@ -44,13 +48,22 @@ pub async fn admin_client() -> Client {
 pub async fn token_client(token: &str) -> Client {
     let mut kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
     let user = format!("users:\n- name: admin\n  user:\n    token: {token}\n");
-    kc.auth_infos = Kubeconfig::from_yaml(&format!("{user}clusters: []\ncontexts: []\n")).unwrap().auth_infos;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    kc.auth_infos = Kubeconfig::from_yaml(&format!("{user}clusters: []\ncontexts: []\n"))
+        .unwrap()
+        .auth_infos;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(config).unwrap()
 }
 
 /// A TokenRequest for `namespace/sa`, optionally with an audience.
-pub async fn service_account_token(admin: &Client, namespace: &str, sa: &str, audience: Option<&str>) -> String {
+pub async fn service_account_token(
+    admin: &Client,
+    namespace: &str,
+    sa: &str,
+    audience: Option<&str>,
+) -> String {
     let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
@@ -60,14 +73,19 @@ pub async fn service_account_token(admin: &Client, namespace: &str, sa: &str, au
         },
         ..Default::default()
     };
-    let response = api.create_token_request(sa, &PostParams::default(), &request).await.unwrap();
+    let response = api
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .unwrap();
     response.status.unwrap().token
 }
 
 /// The (unverified) claims of a JWT.
 pub fn jwt_claims(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -79,7 +97,12 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{prefix}{:x}{:x}{}", std::process::id() % 4096, nanos % 65536, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{:x}{:x}{}",
+        std::process::id() % 4096,
+        nanos % 65536,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A minimal IRSA configuration for `owner` with `repos`.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Debian packages, the cached
+# kube-apiserver build, moto), starts the local stack on loopback, runs every
+# test tier, and stops the stack it started.
+#
+#   scripts/test.sh              # all tests
+#   scripts/test.sh -- <filter>  # extra arguments go to cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export RUNNER_IDENTITY_CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
+# The build cache lives outside the clone so that fresh clones reuse it.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$RUNNER_IDENTITY_CACHE/target}
+
+scripts/stack.sh install
+started=0
+status=$(scripts/stack.sh status)
+case "$status" in *"apiserver: running"*) ;; *) started=1 ;; esac
+scripts/stack.sh up
+if [ "$started" = 1 ] && [ "${KEEP_STACK:-0}" != 1 ]; then trap 'scripts/stack.sh down' EXIT; fi
+
+set -a
+# shellcheck disable=SC1091
+. "$RUNNER_IDENTITY_CACHE/stack/env"
+set +a
+
+[ "${1:-}" = "--" ] && shift
+cargo test --locked --all-targets "$@"

@@ -1,0 +1,295 @@
+//! Bad input gets a clear error that names the problem (and changes nothing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use runner_identity::config;
+use runner_identity::plan;
+use runner_identity::templates::Templates;
+
+const GOOD: &str = r#"github:
+  url: https://github.com
+  owner: acme
+repositories:
+  - api
+  - name: Web.Frontend
+    aws: { managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess] }
+cluster:
+  name: prod
+  oidcIssuer: https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE
+aws:
+  accountId: "111122223333"
+  mode: irsa
+kubernetes:
+  hooks: kubernetes
+"#;
+
+/// The error message for `text`, which must fail to load or plan.
+fn error_of(text: &str) -> String {
+    let result = config::parse(text, Path::new("bad.yaml"))
+        .and_then(|s| plan::plan(&s, &Templates::load(None).unwrap()).map(|_| ()));
+    match result {
+        Ok(()) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "fixture does not contain {from:?}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn the_good_fixture_plans() {
+    let plan = common::plan_text(GOOD);
+    assert_eq!(plan.repositories.len(), 2);
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    let e = error_of(&with("  owner: acme", "  owner: [acme"));
+    assert!(e.starts_with("bad.yaml:"), "{e}");
+    let location = e.split(':').nth(1).unwrap();
+    assert!(location.parse::<u32>().is_ok(), "line number in {e}");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_position() {
+    let e = error_of(&with("  mode: irsa", "  mode: irsa\n  rolename: x"));
+    assert!(e.contains("unknown field `rolename`"), "{e}");
+    assert!(e.starts_with("bad.yaml:14:3: aws: unknown field"), "{e}");
+    assert_eq!(
+        e.matches("line 14").count(),
+        0,
+        "location once, as file:line:column: {e}"
+    );
+}
+
+#[test]
+fn unknown_key_in_a_repository_override_keeps_its_message() {
+    let e = error_of(&with("aws: { managedPolicyArns", "aws: { managedPolicies"));
+    assert!(e.contains("unknown field `managedPolicies`"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_rejected() {
+    let e = error_of(&with("  hooks: kubernetes", "  hooks: [kubernetes]"));
+    assert!(e.contains("hooks") || e.contains("variant"), "{e}");
+    let e = error_of(&with("  mode: irsa", "  mode: kiam"));
+    assert!(e.contains("unknown variant `kiam`"), "{e}");
+}
+
+#[test]
+fn invalid_account_id() {
+    let e = error_of(&with("\"111122223333\"", "\"1111\""));
+    assert!(e.contains("aws.accountId") && e.contains("12-digit"), "{e}");
+}
+
+#[test]
+fn invalid_partition_and_arn() {
+    let e = error_of(&with("  mode: irsa", "  mode: irsa\n  partition: aws-eu"));
+    assert!(e.contains("aws-eu"), "{e}");
+    let e = error_of(&with(
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "ReadOnlyAccess",
+    ));
+    assert!(
+        e.contains("repositories[1].aws.managedPolicyArns") && e.contains("not an ARN"),
+        "{e}"
+    );
+    let e = error_of(&with("  mode: irsa", "  mode: irsa\n  partition: aws-cn"));
+    assert!(e.contains("partition `aws`") && e.contains("aws-cn"), "{e}");
+    let e = error_of(&with(
+        "  mode: irsa",
+        "  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:role/x",
+    ));
+    assert!(
+        e.contains("aws.permissionsBoundary") && e.contains("policy"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_repository_name() {
+    let e = error_of(&with("  - api\n", "  - api/v2\n"));
+    assert!(e.contains("repositories[0]") && e.contains("`/`"), "{e}");
+    let e = error_of(&with("  - api\n", &format!("  - {}\n", "a".repeat(101))));
+    assert!(e.contains("1 to 100"), "{e}");
+}
+
+#[test]
+fn duplicate_repository_differing_only_in_case() {
+    let e = error_of(&with("  - api\n", "  - api\n  - API\n"));
+    assert!(
+        e.contains("`API` duplicates `api`") && e.contains("case-insensitive"),
+        "{e}"
+    );
+}
+
+#[test]
+fn name_collision_names_both_repositories() {
+    // A namespace template without {repo} and a fixed ServiceAccount name make
+    // every repository's runner SA the same object.
+    let e = error_of(&with(
+        "  hooks: kubernetes",
+        "  hooks: kubernetes\n  namespace: shared-runners",
+    ));
+    assert!(e.contains("name collision"), "{e}");
+    assert!(
+        e.contains("acme/api") && e.contains("acme/Web.Frontend"),
+        "{e}"
+    );
+}
+
+#[test]
+fn issuer_must_be_https() {
+    let e = error_of(&with("https://oidc.eks", "http://oidc.eks"));
+    assert!(
+        e.contains("cluster.oidcIssuer") && e.contains("https"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  oidcIssuer: https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE\n",
+        "",
+    ));
+    assert!(
+        e.contains("cluster.oidcIssuer") && e.contains("required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wildcard_and_escalating_rules_are_rejected() {
+    let rule = "  hooks: kubernetes\n  extraRules:\n    - apiGroups: [\"\"]\n      resources: [\"*\"]\n      verbs: [get]";
+    let e = error_of(&with("  hooks: kubernetes", rule));
+    assert!(
+        e.contains("kubernetes.extraRules[0]") && e.contains("wildcard"),
+        "{e}"
+    );
+    let rule = "  hooks: kubernetes\n  extraRules:\n    - apiGroups: [rbac.authorization.k8s.io]\n      resources: [roles]\n      verbs: [bind]";
+    let e = error_of(&with("  hooks: kubernetes", rule));
+    assert!(e.contains("bind"), "{e}");
+}
+
+#[test]
+fn reserved_labels_cannot_be_configured() {
+    let e = error_of(&with(
+        "  hooks: kubernetes",
+        "  hooks: kubernetes\n  labels:\n    app.kubernetes.io/managed-by: me",
+    ));
+    assert!(
+        e.contains("kubernetes.labels") && e.contains("set by runner-identity"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_placeholder_in_a_name_template() {
+    let e = error_of(&with(
+        "  hooks: kubernetes",
+        "  hooks: kubernetes\n  namespace: \"ci-{repository}\"",
+    ));
+    assert!(
+        e.contains("kubernetes.namespace") && e.contains("{repository}"),
+        "{e}"
+    );
+}
+
+#[test]
+fn template_that_fails_to_render() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("values.yaml"),
+        "githubConfigUrl: {{ no_such_variable }}\n",
+    )
+    .unwrap();
+    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("values.yaml") && e.contains("acme/api") && e.contains("failed to render"),
+        "{e}"
+    );
+}
+
+#[test]
+fn hook_template_without_service_account_is_refused() {
+    // Regression guard for the most common outage: the workflow pod running
+    // as `default` because the template does not name the job ServiceAccount.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hook-template.yaml"),
+        "spec:\n  securityContext:\n    fsGroup: 1001\n",
+    )
+    .unwrap();
+    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("serviceAccountName") && e.contains("default"),
+        "{e}"
+    );
+
+    std::fs::write(
+        dir.path().join("hook-template.yaml"),
+        "spec:\n  serviceAccountName: gha-job\n",
+    )
+    .unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fsGroup"), "{e}");
+}
+
+#[test]
+fn trust_policy_template_that_is_not_pinned_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let loose = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+      "Principal": {"Federated": {{ oidc_provider_arn | tojson }}},
+      "Action": "sts:AssumeRoleWithWebIdentity",
+      "Condition": {"StringLike": {{ {(issuer ~ ":sub"): "system:serviceaccount:*"} | tojson }}}}]}"#;
+    std::fs::write(dir.path().join("trust-policy-irsa.json"), loose).unwrap();
+    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("also lets") && e.contains(":default"), "{e}");
+
+    std::fs::write(dir.path().join("trust-policy-irsa.json"), "{ not json").unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not valid JSON"), "{e}");
+}
+
+#[test]
+fn template_with_a_syntax_error_names_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hook-template.yaml"), "spec: {{ unclosed\n").unwrap();
+    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
+    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("hook-template.yaml") && e.contains("line 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_inline_policy_template_lists_the_templates() {
+    let text = with(
+        "  mode: irsa",
+        "  mode: irsa\n  inlinePolicyTemplate: s3.json",
+    );
+    let e = error_of(&text);
+    assert!(
+        e.contains("s3.json") && e.contains("permissions-policy.json"),
+        "{e}"
+    );
+}
