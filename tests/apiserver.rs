@@ -21,8 +21,6 @@ use runner_identity::plan::{
 };
 use runner_identity::policy::{self, Decision, WebIdentityRequest};
 
-const STACK_ISSUER_HOST: &str = "127.0.0.1:16443";
-
 async fn can(
     client: &Client,
     namespace: Option<&str>,
@@ -381,7 +379,8 @@ async fn job_token_has_no_kubernetes_rights() {
 #[tokio::test]
 async fn job_token_subject_is_what_the_trust_policy_pins() {
     let owner = unique("sub");
-    let issuer = format!("https://{STACK_ISSUER_HOST}");
+    let issuer = stack_issuer();
+    let issuer_host = issuer.trim_start_matches("https://");
     let (admin, repos) = applied(&irsa_config(&owner, &["app", "other"], &issuer)).await;
     let (repo, other) = (&repos[0], &repos[1]);
     let n = &repo.names;
@@ -402,17 +401,17 @@ async fn job_token_subject_is_what_the_trust_policy_pins() {
 
     let sub = claims["sub"].as_str().unwrap();
     let pinned = &repo.iam_role.trust_policy["Statement"][0]["Condition"]["StringEquals"]
-        [format!("{STACK_ISSUER_HOST}:sub")];
+        [format!("{issuer_host}:sub")];
     assert_eq!(
         pinned, sub,
         "trust policy StringEquals sub == the token's sub"
     );
 
-    let provider_arn = format!("arn:aws:iam::111122223333:oidc-provider/{STACK_ISSUER_HOST}");
+    let provider_arn = format!("arn:aws:iam::111122223333:oidc-provider/{issuer_host}");
     let decide = |sub: &str| {
         let request = WebIdentityRequest {
             provider_arn: &provider_arn,
-            issuer: STACK_ISSUER_HOST,
+            issuer: issuer_host,
             sub,
             aud: "sts.amazonaws.com",
         };

@@ -35,6 +35,22 @@ pub fn kubeconfig_path() -> PathBuf {
     path
 }
 
+/// The stack's service-account issuer (`https://127.0.0.1:<port>`), from the
+/// env file `scripts/stack.sh up` writes; read from the kubeconfig otherwise.
+pub fn stack_issuer() -> String {
+    if let Ok(issuer) = std::env::var("RUNNER_IDENTITY_ISSUER") {
+        return issuer;
+    }
+    let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    kc.clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .server
+        .clone()
+        .unwrap()
+}
+
 /// A client authenticated as the stack's admin.
 pub async fn admin_client() -> Client {
     let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
