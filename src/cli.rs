@@ -25,8 +25,11 @@ pub enum Command {
     /// Print what would be created for every repository: Kubernetes objects,
     /// Helm values, hook template and IAM policies.
     Plan(PlanArgs),
-    /// Server-side apply the planned Kubernetes objects.
+    /// Converge the cluster to the plan: server-side apply what changed,
+    /// prune what left the configuration.
     Apply(ApplyArgs),
+    /// Show what `apply` would change, object by object; sends no write.
+    Diff(ApplyArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
 }
@@ -69,7 +72,16 @@ pub struct PlanArgs {
     pub output: Output,
 }
 
-/// `apply` arguments.
+/// Report formats of `apply` and `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A summary table per repository (and diffs, for `diff`).
+    Table,
+    /// One JSON document with every object's action.
+    Json,
+}
+
+/// `apply` and `diff` arguments.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -81,8 +93,20 @@ pub struct ApplyArgs {
     #[arg(long, env = "INPUT_CONTEXT")]
     pub context: Option<String>,
     /// Server-side dry run: the API server validates, nothing is persisted.
-    #[arg(long)]
+    #[arg(long, env = "INPUT_DRY_RUN")]
     pub dry_run: bool,
+    /// Delete objects of this configuration whose repository left it.
+    #[arg(long, env = "INPUT_PRUNE")]
+    pub prune: bool,
+    /// Take over objects of a planned name that runner-identity does not manage.
+    #[arg(long, env = "INPUT_ADOPT")]
+    pub adopt: bool,
+    /// Repositories applied at the same time.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
+    pub output: ReportFormat,
 }
 
 fn load_plan(args: &ConfigArgs) -> Result<plan::Plan> {
@@ -112,30 +136,39 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 Output::Json => write!(out, "{}", render::pretty(&render::plan_json(&plan)?)?)?,
             }
         }
-        Command::Apply(args) => {
-            let plan = load_plan(&args.config)?;
-            let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-            let applied = apply::apply_plan(&client, &plan, args.dry_run).await?;
-            let verb = if args.dry_run {
-                "would apply"
-            } else {
-                "applied"
-            };
-            for a in &applied {
-                let note = if a.server_validated {
-                    ""
-                } else {
-                    " (namespace does not exist yet: not validated by the server)"
-                };
-                writeln!(out, "{verb} {} {}/{}{note}", a.kind, a.namespace, a.name)?;
+        Command::Apply(args) => return run_apply(&args, false, out).await,
+        Command::Diff(args) => return run_apply(&args, true, out).await,
+    }
+    Ok(())
+}
+
+async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let plan = load_plan(&args.config)?;
+    let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let options = apply::Options {
+        dry_run: args.dry_run,
+        diff_only,
+        prune: args.prune,
+        adopt: args.adopt,
+        concurrency: usize::from(args.concurrency),
+    };
+    let report = apply::apply(&client, &plan, &options).await?;
+    match args.output {
+        ReportFormat::Json => write!(out, "{}", render::pretty(&serde_json::to_value(&report)?)?)?,
+        ReportFormat::Table => {
+            if diff_only {
+                write!(out, "{}", report.diffs())?;
             }
-            writeln!(
-                out,
-                "{verb} {} objects for {} repositories",
-                applied.len(),
-                plan.repositories.len()
-            )?;
+            write!(out, "{}", report.table())?;
         }
+    }
+    for problem in report.problems() {
+        tracing::error!("{problem}");
+    }
+    if report.failed() {
+        anyhow::bail!(crate::Error::PartialFailure {
+            failed: report.totals().failed
+        });
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod names;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod retry;
 pub mod templates;
 
 /// Everything that can go wrong in the library. Each variant names the object
@@ -82,6 +83,18 @@ pub enum Error {
     /// Serialising a planned document failed.
     #[error("cannot serialise {what}: {message}")]
     Serialize { what: String, message: String },
+    /// Objects of a planned name exist but are not managed by this configuration.
+    #[error(
+        "refusing to overwrite objects runner-identity does not manage (or that belong to another \
+         configuration instance): {}; rename them, delete them, or re-run with --adopt to take them over",
+        objects.join(", ")
+    )]
+    Unmanaged { objects: Vec<String> },
+    /// Some objects could not be applied or pruned (each is in the report).
+    #[error(
+        "{failed} objects failed; the report above names each with its cause; nothing applied was rolled back, a re-run continues"
+    )]
+    PartialFailure { failed: usize },
     /// The Kubernetes client could not be configured.
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
@@ -102,7 +115,7 @@ impl Error {
     /// 2 for usage and configuration errors, 3 when an external system failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::KubeConfig { .. } | Error::Kube { .. } => 3,
+            Error::KubeConfig { .. } | Error::Kube { .. } | Error::PartialFailure { .. } => 3,
             _ => 2,
         }
     }

@@ -147,17 +147,6 @@ impl Object {
             Object::ConfigMap(o) => &o.metadata,
         }
     }
-
-    /// A dry-run result for an object that was not sent to the server.
-    pub fn unvalidated(&self) -> crate::apply::Applied {
-        let meta = self.metadata();
-        crate::apply::Applied {
-            kind: self.kind(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-            server_validated: false,
-        }
-    }
 }
 
 impl RepoPlan {

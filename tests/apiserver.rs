@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Node, Pod, Pod
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use runner_identity::apply;
 use runner_identity::config::Hooks;
 use runner_identity::plan::{
     HOOK_TEMPLATE_KEY, HookRight, RepoPlan, check_hook_template, hook_rights,
@@ -74,7 +73,7 @@ async fn every_right(
 async fn applied(text: &str) -> (Client, Vec<RepoPlan>) {
     let admin = admin_client().await;
     let plan = plan_text(text);
-    apply::apply_plan(&admin, &plan, false).await.unwrap();
+    apply_plan(&admin, &plan, false).await;
     (admin, plan.repositories)
 }
 
@@ -99,7 +98,7 @@ async fn examples_apply_cleanly_and_dry_run_persists_nothing() {
         let plan = plan_text(&text);
         let objects: usize = plan.repositories.iter().map(|r| r.objects().len()).sum();
 
-        let dry = apply::apply_plan(&admin, &plan, true).await.unwrap();
+        let dry = apply_plan(&admin, &plan, true).await;
         assert_eq!(dry.len(), objects, "{example}: every object is reported");
         for a in &dry {
             // In a namespace that does not exist yet only the Namespace can be
@@ -117,7 +116,7 @@ async fn examples_apply_cleanly_and_dry_run_persists_nothing() {
             "{example}: dry run created {first}"
         );
 
-        let done = apply::apply_plan(&admin, &plan, false).await.unwrap();
+        let done = apply_plan(&admin, &plan, false).await;
         assert_eq!(done.len(), objects, "{example}");
         for repo in &plan.repositories {
             let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &repo.names.namespace);
@@ -139,10 +138,10 @@ async fn examples_apply_cleanly_and_dry_run_persists_nothing() {
             assert_eq!(managers, vec!["runner-identity".to_owned()], "{example}");
         }
         // Once the namespaces exist, a dry run validates every object on the server.
-        let dry = apply::apply_plan(&admin, &plan, true).await.unwrap();
+        let dry = apply_plan(&admin, &plan, true).await;
         assert!(dry.iter().all(|a| a.server_validated), "{example}: {dry:?}");
         // A second apply of the same plan is accepted (idempotent).
-        apply::apply_plan(&admin, &plan, false).await.unwrap();
+        apply_plan(&admin, &plan, false).await;
     }
 }
 

@@ -77,9 +77,18 @@ fn unknown_key_in_a_repository_override_keeps_its_message() {
 #[test]
 fn wrong_type_is_rejected() {
     let e = error_of(&with("  hooks: kubernetes", "  hooks: [kubernetes]"));
-    assert!(e.starts_with("bad.yaml:15:10: kubernetes.hooks: invalid type"), "{e}");
-    let e = error_of(&with("  mode: irsa", "  mode: irsa\n  maxSessionDuration: one hour"));
-    assert!(e.starts_with("bad.yaml:14:") && e.contains("maxSessionDuration") && e.contains("u32"), "{e}");
+    assert!(
+        e.starts_with("bad.yaml:15:10: kubernetes.hooks: invalid type"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  mode: irsa",
+        "  mode: irsa\n  maxSessionDuration: one hour",
+    ));
+    assert!(
+        e.starts_with("bad.yaml:14:") && e.contains("maxSessionDuration") && e.contains("u32"),
+        "{e}"
+    );
     let e = error_of(&with("  mode: irsa", "  mode: kiam"));
     assert!(e.contains("unknown variant `kiam`"), "{e}");
 }

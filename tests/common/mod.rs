@@ -144,3 +144,56 @@ pub fn plan_text(text: &str) -> Plan {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Applies a plan with default options (or a dry run) and returns every
+/// object's result; panics on any failure.
+pub async fn apply_plan(
+    client: &Client,
+    plan: &Plan,
+    dry_run: bool,
+) -> Vec<runner_identity::apply::ObjectResult> {
+    let options = runner_identity::apply::Options {
+        dry_run,
+        ..Default::default()
+    };
+    let report = runner_identity::apply::apply(client, plan, &options)
+        .await
+        .unwrap();
+    assert!(!report.failed(), "{}", report.table());
+    report
+        .repositories
+        .into_iter()
+        .flat_map(|r| r.objects)
+        .collect()
+}
+
+/// Write requests (create, update, patch, delete) the API server's audit log
+/// recorded after byte `from` whose URI contains `marker`.
+pub fn audited_writes(from: u64, marker: &str) -> Vec<String> {
+    let path = std::env::var_os("RUNNER_IDENTITY_AUDIT_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| kubeconfig_path().with_file_name("audit.log"));
+    let text = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&text[usize::try_from(from).unwrap().min(text.len())..])
+        .into_owned();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            )
+        })
+        .filter_map(|e| e["requestURI"].as_str().map(str::to_owned))
+        .filter(|uri| uri.contains(marker))
+        .collect()
+}
+
+/// The audit log's current size: the offset to pass to [`audited_writes`].
+pub fn audit_offset() -> u64 {
+    let path = std::env::var_os("RUNNER_IDENTITY_AUDIT_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| kubeconfig_path().with_file_name("audit.log"));
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}

@@ -1,0 +1,186 @@
+//! The read half of apply: one labelled, paginated list per kind, once per run.
+//!
+//! Every object carrying `app.kubernetes.io/managed-by: runner-identity` is
+//! read (whatever its instance, so that another configuration's object of the
+//! same name is recognised), plus the names of all namespaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
+use serde_json::Value;
+
+use super::dynamic_api;
+use crate::names::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::plan::Object;
+use crate::retry;
+use crate::{Error, Result};
+
+/// Page size of every list.
+const PAGE: u32 = 500;
+
+/// `(kind, namespace, name)`; the namespace is empty for namespaces.
+pub type Key = (&'static str, String, String);
+
+/// The kinds runner-identity manages, in the order they are deleted.
+pub(crate) fn kinds() -> [(&'static str, ApiResource); 5] {
+    [
+        ("ConfigMap", ApiResource::erase::<ConfigMap>(&())),
+        ("RoleBinding", ApiResource::erase::<RoleBinding>(&())),
+        ("Role", ApiResource::erase::<Role>(&())),
+        ("ServiceAccount", ApiResource::erase::<ServiceAccount>(&())),
+        ("Namespace", ApiResource::erase::<Namespace>(&())),
+    ]
+}
+
+/// What the cluster holds of interest to one apply.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    instance: String,
+    namespaces: BTreeSet<String>,
+    managed: BTreeMap<Key, Value>,
+    /// List requests sent to build this inventory.
+    pub requests: usize,
+}
+
+impl Inventory {
+    /// Lists namespaces and every managed object.
+    pub async fn load(client: &Client, instance: &str) -> Result<Inventory> {
+        let mut inv = Inventory {
+            instance: instance.to_owned(),
+            ..Default::default()
+        };
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        for (kind, ar) in kinds() {
+            for item in list_all(client, &ar, kind, Some(&selector), &mut inv.requests).await? {
+                let namespace = item.metadata.namespace.clone().unwrap_or_default();
+                let name = item.metadata.name.clone().unwrap_or_default();
+                let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
+                    what: format!("{kind} {name}"),
+                    message: e.to_string(),
+                })?;
+                // List items carry no apiVersion/kind; the planned objects do.
+                value["apiVersion"] = Value::String(ar.api_version.clone());
+                value["kind"] = Value::String(ar.kind.clone());
+                inv.managed.insert((kind, namespace, name), value);
+            }
+        }
+        let ar = ApiResource::erase::<Namespace>(&());
+        for item in list_all(client, &ar, "Namespace", None, &mut inv.requests).await? {
+            if let Some(name) = item.metadata.name {
+                inv.namespaces.insert(name);
+            }
+        }
+        Ok(inv)
+    }
+
+    /// The instance this apply works for.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Whether the namespace exists (managed or not).
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
+    }
+
+    /// The live managed object of that key, if any.
+    pub fn managed(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.managed
+            .get(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The managed objects that belong to this instance.
+    pub fn of_instance(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.managed
+            .iter()
+            .filter(|(_, v)| instance_of(v) == Some(self.instance.as_str()))
+    }
+}
+
+fn kind_static(kind: &str) -> &'static str {
+    kinds()
+        .iter()
+        .map(|(k, _)| *k)
+        .find(|k| *k == kind)
+        .unwrap_or("")
+}
+
+/// Every object of a kind (optionally label-selected), page by page.
+pub(crate) async fn list_all(
+    client: &Client,
+    ar: &ApiResource,
+    kind: &'static str,
+    selector: Option<&str>,
+    requests: &mut usize,
+) -> Result<Vec<DynamicObject>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(PAGE);
+        if let Some(s) = selector {
+            params = params.labels(s);
+        }
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        *requests += 1;
+        let page = retry::kube(&format!("list {kind}"), || api.list(&params))
+            .await
+            .map_err(|source| Error::Kube {
+                action: "list",
+                kind,
+                namespace: String::new(),
+                name: selector.unwrap_or("*").to_owned(),
+                source: Box::new(source),
+            })?;
+        out.extend(page.items);
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Whether an object of that name exists (one GET of its metadata).
+pub(crate) async fn exists(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: &str,
+    name: &str,
+) -> Result<bool> {
+    let api = dynamic_api(client, ar, namespace);
+    let found = retry::kube(&format!("read {} {name}", ar.kind), || {
+        api.get_metadata_opt(name)
+    })
+    .await
+    .map_err(|source| Error::Kube {
+        action: "read",
+        kind: kind_static(&ar.kind),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source: Box::new(source),
+    })?;
+    Ok(found.is_some())
+}
+
+/// The key of a planned object.
+pub fn key_of(object: &Object) -> Key {
+    let meta = object.metadata();
+    (
+        object.kind(),
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The instance label of a live object.
+pub fn instance_of(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/labels")
+        .and_then(|l| l.get(INSTANCE_LABEL))
+        .and_then(Value::as_str)
+}

@@ -1,0 +1,321 @@
+//! Apply: a [`Plan`] in, the cluster converged to it out, with a [`Report`]
+//! of what was created, updated, left unchanged, pruned or failed.
+//!
+//! Reads before it writes: one labelled list per kind ([`inventory`]), then
+//! only the objects that differ ([`compare`]) are server-side applied, with
+//! one field manager ([`FIELD_MANAGER`]), bounded concurrency, retries with
+//! backoff and jitter, and a per-request timeout. An object of the same name
+//! that this configuration does not manage is never written unless `adopt`
+//! is set; `prune` deletes only objects labelled as managed by this
+//! configuration's instance.
+
+pub mod compare;
+pub mod inventory;
+mod prune;
+pub mod report;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::ApiResource;
+use kube::{Client, Config};
+use serde_json::Value;
+use tracing::{debug, info, instrument, warn};
+
+pub use self::inventory::Inventory;
+pub use self::report::{Action, ObjectResult, RepoResult, Report};
+use crate::plan::{Object, Plan, RepoPlan};
+use crate::retry;
+use crate::{Error, Result};
+
+/// The one field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "runner-identity";
+
+/// Per-request timeout of the Kubernetes client.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What an apply may do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Server-side dry run: validate, persist nothing.
+    pub dry_run: bool,
+    /// Only compute what would change (and diffs); send no write at all.
+    pub diff_only: bool,
+    /// Delete managed objects of this instance that are no longer planned.
+    pub prune: bool,
+    /// Take over objects of the same name that the tool does not manage.
+    pub adopt: bool,
+    /// Repositories applied at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dry_run: false,
+            diff_only: false,
+            prune: false,
+            adopt: false,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The patch parameters of every server-side apply. `force` takes back the
+/// fields runner-identity owns when someone else changed them by hand: the
+/// apply body only ever holds fields the tool owns.
+pub fn patch_params(dry_run: bool) -> PatchParams {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run { params.dry_run() } else { params }
+}
+
+/// Builds a client following kubectl's conventions: an explicit kubeconfig
+/// and/or context when given, else `KUBECONFIG`, `~/.kube/config`, then the
+/// in-cluster configuration. Every request has a timeout.
+pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
+    let kube_err = |message: String| Error::KubeConfig { message };
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| kube_err(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| kube_err(format!("{}: {e}", path.display())))?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| kube_err(e.to_string()))?,
+        None => Config::infer().await.map_err(|e| kube_err(e.to_string()))?,
+    };
+    config.read_timeout = Some(REQUEST_TIMEOUT);
+    config.write_timeout = Some(REQUEST_TIMEOUT);
+    config.connect_timeout = Some(Duration::from_secs(10));
+    Client::try_from(config).map_err(|e| kube_err(e.to_string()))
+}
+
+/// The API resource and scope of a planned object.
+fn resource_of(object: &Object) -> ApiResource {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    match object {
+        Object::Namespace(_) => ApiResource::erase::<Namespace>(&()),
+        Object::ServiceAccount(_) => ApiResource::erase::<ServiceAccount>(&()),
+        Object::Role(_) => ApiResource::erase::<Role>(&()),
+        Object::RoleBinding(_) => ApiResource::erase::<RoleBinding>(&()),
+        Object::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
+    }
+}
+
+/// `Api::namespaced` for namespaced objects, `Api::all` for namespaces.
+pub(crate) fn dynamic_api(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: &str,
+) -> Api<DynamicObject> {
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), ar)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, ar)
+    }
+}
+
+/// One planned object with what the read told about it.
+struct Step {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    ar: ApiResource,
+    desired: Value,
+    action: Action,
+    diff: Option<String>,
+    /// In a dry run, the namespace does not exist yet: the server cannot validate.
+    unvalidated: bool,
+}
+
+/// Applies `plan`: reads, compares, writes what changed, prunes when asked.
+#[instrument(skip(client, plan, options), fields(repositories = plan.repositories.len(), dry_run = options.dry_run))]
+pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
+    let inventory = Inventory::load(client, &plan.instance).await?;
+    let mut conflicts = Vec::new();
+    let mut work = Vec::with_capacity(plan.repositories.len());
+    for repo in &plan.repositories {
+        let steps = classify(client, &inventory, repo, options).await?;
+        for s in &steps {
+            if s.action == Action::Conflict {
+                conflicts.push(format!("{} {}", s.kind, qualified(&s.namespace, &s.name)));
+            }
+        }
+        work.push((repo, steps));
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Unmanaged { objects: conflicts });
+    }
+
+    let writes = Arc::new(AtomicUsize::new(0));
+    let progress = report::Progress::new(work.len() as u64);
+    let send = !options.diff_only;
+    let mut results: Vec<RepoResult> = futures::stream::iter(work)
+        .map(|(repo, steps)| {
+            let writes = Arc::clone(&writes);
+            let progress = progress.clone();
+            async move {
+                let result = execute(client, repo, steps, options, send, &writes).await;
+                progress.repository_done(&result);
+                result
+            }
+        })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    progress.finish();
+
+    if options.prune {
+        let planned = plan
+            .repositories
+            .iter()
+            .flat_map(RepoPlan::objects)
+            .map(|o| inventory::key_of(&o))
+            .collect();
+        results.extend(prune::prune(client, &inventory, &planned, options, &writes).await?);
+    }
+    Ok(Report {
+        dry_run: options.dry_run,
+        diff_only: options.diff_only,
+        writes: writes.load(Ordering::Relaxed),
+        repositories: results,
+    })
+}
+
+/// Decides, from the inventory, what each object of a repository needs.
+async fn classify(
+    client: &Client,
+    inventory: &Inventory,
+    repo: &RepoPlan,
+    options: &Options,
+) -> Result<Vec<Step>> {
+    let namespace_exists = inventory.namespace_exists(&repo.names.namespace);
+    let mut steps = Vec::with_capacity(6);
+    for object in repo.objects() {
+        let (kind, namespace, name) = inventory::key_of(&object);
+        let ar = resource_of(&object);
+        let desired =
+            compare::with_hash(serde_json::to_value(&object).map_err(|e| Error::Serialize {
+                what: format!("{kind} {name}"),
+                message: e.to_string(),
+            })?);
+        let live = inventory.managed(kind, &namespace, &name);
+        let action = match live {
+            Some(l) if inventory::instance_of(l) == Some(inventory.instance()) => {
+                if compare::unchanged(&desired, l) {
+                    Action::Unchanged
+                } else {
+                    Action::Update
+                }
+            }
+            // Managed by runner-identity, but for another configuration.
+            Some(_) => Action::Conflict,
+            None => {
+                let exists = if kind == "Namespace" {
+                    namespace_exists
+                } else {
+                    namespace_exists && inventory::exists(client, &ar, &namespace, &name).await?
+                };
+                if exists {
+                    Action::Conflict
+                } else {
+                    Action::Create
+                }
+            }
+        };
+        let action = if action == Action::Conflict && options.adopt {
+            Action::Adopt
+        } else {
+            action
+        };
+        let diff = matches!(action, Action::Create | Action::Update | Action::Adopt)
+            .then(|| compare::diff_text(&desired, live));
+        steps.push(Step {
+            kind,
+            unvalidated: options.dry_run && !namespace_exists && kind != "Namespace",
+            namespace,
+            name,
+            ar,
+            desired,
+            action,
+            diff,
+        });
+    }
+    Ok(steps)
+}
+
+/// Writes the steps of one repository in order; the first failure stops the
+/// repository (its later objects depend on the earlier ones).
+async fn execute(
+    client: &Client,
+    repo: &RepoPlan,
+    steps: Vec<Step>,
+    options: &Options,
+    send: bool,
+    writes: &AtomicUsize,
+) -> RepoResult {
+    let mut result = RepoResult::new(&repo.names.repository);
+    let mut failed = false;
+    for step in steps {
+        let mut object = ObjectResult {
+            kind: step.kind,
+            namespace: step.namespace.clone(),
+            name: step.name.clone(),
+            action: step.action,
+            diff: step.diff,
+            error: None,
+            server_validated: send && !step.unvalidated,
+        };
+        let needs_write = matches!(step.action, Action::Create | Action::Update | Action::Adopt);
+        if failed {
+            object.action = Action::Skipped;
+        } else if needs_write && send && !step.unvalidated {
+            let api = dynamic_api(client, &step.ar, &step.namespace);
+            let params = patch_params(options.dry_run);
+            let what = format!(
+                "server-side apply of {} {}",
+                step.kind,
+                qualified(&step.namespace, &step.name)
+            );
+            let patch = Patch::Apply(&step.desired);
+            let outcome = retry::kube(&what, || api.patch(&step.name, &params, &patch)).await;
+            writes.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok(_) => {
+                    debug!(kind = step.kind, namespace = %step.namespace, name = %step.name, action = ?step.action, "applied")
+                }
+                Err(e) => {
+                    warn!(repository = %repo.names.repository, "{what} failed: {e}");
+                    object.error = Some(format!("{what}: {e}"));
+                    object.action = Action::Failed;
+                    failed = true;
+                }
+            }
+        }
+        result.objects.push(object);
+    }
+    info!(repository = %result.repository, summary = %result.counts(), "repository done");
+    result
+}
+
+/// `namespace/name`, or `name` for cluster-scoped objects.
+pub(crate) fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}

@@ -1,0 +1,177 @@
+//! Pruning: objects labelled as managed by this configuration's instance that
+//! the plan no longer has are deleted, in dependency order. Nothing else is
+//! ever deleted, and a namespace that holds anything the tool does not manage
+//! is kept and reported (deleting it would delete that too).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::discovery::{Discovery, Scope, verbs};
+use serde_json::Value;
+use tracing::info;
+
+use super::inventory::{Inventory, Key, kinds};
+use super::report::{Action, ObjectResult, RepoResult};
+use super::{Options, dynamic_api, qualified};
+use crate::names::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
+use crate::retry;
+use crate::{Error, Result};
+
+pub(super) async fn prune(
+    client: &Client,
+    inventory: &Inventory,
+    planned: &BTreeSet<Key>,
+    options: &Options,
+    writes: &AtomicUsize,
+) -> Result<Vec<RepoResult>> {
+    let candidates: Vec<(&Key, &Value)> = inventory
+        .of_instance()
+        .filter(|(k, _)| !planned.contains(*k))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let namespaces: Vec<&str> = candidates
+        .iter()
+        .filter(|(k, _)| k.0 == "Namespace")
+        .map(|(k, _)| k.2.as_str())
+        .collect();
+    let keep = if namespaces.is_empty() {
+        BTreeSet::new()
+    } else {
+        namespaces_with_foreign_objects(client, &namespaces, inventory.instance()).await?
+    };
+
+    let mut by_repo: BTreeMap<String, RepoResult> = BTreeMap::new();
+    for (kind, ar) in kinds() {
+        for (key, live) in candidates.iter().filter(|(k, _)| k.0 == kind) {
+            let repository = live
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(REPOSITORY_ANNOTATION))
+                .and_then(Value::as_str)
+                .unwrap_or("(unknown repository)")
+                .to_owned();
+            let (_, namespace, name) = key;
+            let mut object = ObjectResult {
+                kind,
+                namespace: namespace.clone(),
+                name: name.clone(),
+                action: Action::Prune,
+                diff: None,
+                error: None,
+                server_validated: !options.diff_only,
+            };
+            if kind == "Namespace" && keep.contains(name.as_str()) {
+                object.action = Action::Keep;
+            } else if !options.diff_only {
+                let api = dynamic_api(client, &ar, namespace);
+                let params = if options.dry_run {
+                    DeleteParams::default().dry_run()
+                } else {
+                    DeleteParams::default()
+                };
+                let what = format!("delete {kind} {}", qualified(namespace, name));
+                writes.fetch_add(1, Ordering::Relaxed);
+                match retry::kube(&what, || api.delete(name, &params)).await {
+                    Ok(_) => info!("{what} (no longer planned)"),
+                    // Already gone: the goal of a delete is reached.
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => {
+                        object.error = Some(format!("{what}: {e}"));
+                        object.action = Action::Failed;
+                    }
+                }
+            }
+            by_repo
+                .entry(repository.clone())
+                .or_insert_with(|| RepoResult::new(&repository))
+                .objects
+                .push(object);
+        }
+    }
+    Ok(by_repo.into_values().collect())
+}
+
+/// Namespaces among `namespaces` that hold an object not managed by `instance`,
+/// found by listing every namespaced, listable resource the server serves.
+/// Objects every namespace gets on its own (the `default` ServiceAccount, its
+/// token Secrets, `kube-root-ca.crt`, events) do not count.
+async fn namespaces_with_foreign_objects(
+    client: &Client,
+    namespaces: &[&str],
+    instance: &str,
+) -> Result<BTreeSet<String>> {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(|source| Error::Kube {
+            action: "discover API resources for",
+            kind: "Namespace",
+            namespace: String::new(),
+            name: namespaces.join(","),
+            source: Box::new(source),
+        })?;
+    let mut keep = BTreeSet::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if caps.scope != Scope::Namespaced
+                || !caps.supports_operation(verbs::LIST)
+                || ar.plural == "events"
+            {
+                continue;
+            }
+            for ns in namespaces {
+                if keep.contains(*ns) {
+                    continue;
+                }
+                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+                let items = match api.list(&ListParams::default().limit(500)).await {
+                    Ok(list) => list.items,
+                    // A resource the caller may not list cannot prove the namespace empty.
+                    Err(kube::Error::Api(s)) if s.code == 403 => {
+                        keep.insert((*ns).to_owned());
+                        continue;
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
+                    Err(source) => {
+                        return Err(Error::Kube {
+                            action: "list",
+                            kind: "Namespace",
+                            namespace: (*ns).to_owned(),
+                            name: ar.plural.clone(),
+                            source: Box::new(source),
+                        });
+                    }
+                };
+                if items.iter().any(|o| is_foreign(o, &ar.kind, instance)) {
+                    keep.insert((*ns).to_owned());
+                }
+            }
+        }
+    }
+    Ok(keep)
+}
+
+fn is_foreign(object: &DynamicObject, kind: &str, instance: &str) -> bool {
+    let labels = object.metadata.labels.as_ref();
+    if labels
+        .and_then(|l| l.get(INSTANCE_LABEL))
+        .map(String::as_str)
+        == Some(instance)
+    {
+        return false;
+    }
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    let automatic = match kind {
+        "ServiceAccount" => name == "default",
+        "ConfigMap" => name == "kube-root-ca.crt",
+        "Secret" => {
+            object.data.get("type").and_then(Value::as_str)
+                == Some("kubernetes.io/service-account-token")
+        }
+        _ => false,
+    };
+    !automatic
+}

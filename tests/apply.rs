@@ -1,0 +1,441 @@
+//! `apply` against the real local kube-apiserver: read-before-write (zero
+//! writes on a re-run, counted in the server's audit log), prune, unmanaged
+//! objects, dry run, and convergence after the server vanishes mid-run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::Role;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use runner_identity::Error;
+use runner_identity::apply::{self, Action, Options, Report};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ISSUER: &str = "https://oidc.example.com/id/X";
+
+async fn run(client: &Client, text: &str, options: Options) -> Report {
+    apply::apply(client, &plan_text(text), &options)
+        .await
+        .unwrap()
+}
+
+fn actions(report: &Report) -> BTreeMap<String, Action> {
+    report
+        .repositories
+        .iter()
+        .flat_map(|r| r.objects.iter())
+        .map(|o| (format!("{} {}/{}", o.kind, o.namespace, o.name), o.action))
+        .collect()
+}
+
+#[tokio::test]
+async fn second_apply_sends_zero_writes_and_says_so() {
+    let owner = unique("zero");
+    let text = irsa_config(&owner, &["a", "B.b", "c_c"], ISSUER);
+    let admin = admin_client().await;
+    let first = run(&admin, &text, Options::default()).await;
+    assert_eq!(first.totals().created, 18);
+    assert_eq!(first.writes, 18);
+
+    let offset = audit_offset();
+    let second = run(&admin, &text, Options::default()).await;
+    assert_eq!(second.totals().unchanged, 18, "{}", second.table());
+    assert_eq!(second.writes, 0);
+    assert!(second.table().contains("no changes: 0 write requests sent"));
+    let writes = audited_writes(offset, &owner);
+    assert!(
+        writes.is_empty(),
+        "the API server saw writes on a no-change re-run: {writes:?}"
+    );
+
+    // One changed label is one write, seen by the server as one patch.
+    let offset = audit_offset();
+    let changed = text.replace("kubernetes:\n", "kubernetes:\n  labels: {team: x}\n");
+    let third = run(&admin, &changed, Options::default()).await;
+    assert_eq!(third.totals().updated, 18);
+    assert_eq!(audited_writes(offset, &owner).len(), 18);
+}
+
+#[tokio::test]
+async fn a_hand_edit_is_repaired_and_only_that_object_is_written() {
+    let owner = unique("drift");
+    let text = irsa_config(&owner, &["app"], ISSUER);
+    let admin = admin_client().await;
+    run(&admin, &text, Options::default()).await;
+    let ns = format!("{owner}-app");
+    let roles: Api<Role> = Api::namespaced(admin.clone(), &ns);
+    let mut role = roles.get("gha-runner-hooks").await.unwrap();
+    role.rules.as_mut().unwrap()[0].verbs.push("watch".into());
+    role.metadata.managed_fields = None;
+    roles
+        .replace("gha-runner-hooks", &PostParams::default(), &role)
+        .await
+        .unwrap();
+
+    let report = run(
+        &admin,
+        &text,
+        Options {
+            diff_only: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(report.totals().updated, 1);
+    assert!(report.diffs().contains("-  - watch"), "{}", report.diffs());
+    assert_eq!(report.writes, 0, "diff sends nothing");
+
+    let report = run(&admin, &text, Options::default()).await;
+    assert_eq!((report.totals().updated, report.writes), (1, 1));
+    let verbs = &roles.get("gha-runner-hooks").await.unwrap().rules.unwrap()[0].verbs;
+    assert_eq!(verbs, &["get", "list", "create", "delete"]);
+}
+
+#[tokio::test]
+async fn unmanaged_service_account_is_not_overwritten_unless_adopted() {
+    let owner = unique("adopt");
+    let ns = format!("{owner}-app");
+    let admin = admin_client().await;
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(&ns),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    sas.create(
+        &PostParams::default(),
+        &ServiceAccount {
+            metadata: meta("gha-runner"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let text = irsa_config(&owner, &["app"], ISSUER);
+    let offset = audit_offset();
+    let err = apply::apply(&admin, &plan_text(&text), &Options::default())
+        .await
+        .unwrap_err();
+    let Error::Unmanaged { objects } = &err else {
+        panic!("{err}")
+    };
+    assert!(objects.contains(&format!("Namespace {ns}")), "{objects:?}");
+    assert!(
+        objects.contains(&format!("ServiceAccount {ns}/gha-runner")),
+        "{objects:?}"
+    );
+    assert!(err.to_string().contains("--adopt"));
+    assert!(
+        audited_writes(offset, &owner).is_empty(),
+        "a refused apply writes nothing"
+    );
+    assert!(
+        sas.get("gha-runner").await.unwrap().labels().is_empty(),
+        "left untouched"
+    );
+    assert!(sas.get_opt("gha-job").await.unwrap().is_none());
+
+    let report = run(
+        &admin,
+        &text,
+        Options {
+            adopt: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(!report.failed());
+    let adopted = sas.get("gha-runner").await.unwrap();
+    assert_eq!(
+        adopted.labels()["app.kubernetes.io/managed-by"],
+        "runner-identity"
+    );
+    assert_eq!(
+        actions(&report)[&format!("ServiceAccount {ns}/gha-runner")],
+        Action::Adopt
+    );
+}
+
+#[tokio::test]
+async fn another_configurations_object_is_a_conflict() {
+    let owner = unique("inst");
+    let admin = admin_client().await;
+    let text = irsa_config(&owner, &["app"], ISSUER);
+    run(&admin, &text, Options::default()).await;
+    let other = format!("instance: someone-else\n{text}");
+    let err = apply::apply(&admin, &plan_text(&other), &Options::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unmanaged { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn prune_removes_only_managed_objects_of_this_configuration() {
+    let owner = unique("prune");
+    let admin = admin_client().await;
+    let all = irsa_config(&owner, &["keep", "gone", "busy"], ISSUER);
+    run(&admin, &all, Options::default()).await;
+    // Another configuration instance on the same cluster, and a hand-made
+    // object in one of this configuration's namespaces.
+    let other = format!(
+        "instance: {owner}-other\n{}",
+        irsa_config(&format!("{owner}x"), &["gone"], ISSUER)
+    );
+    run(&admin, &other, Options::default()).await;
+    let busy = format!("{owner}-busy");
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &busy);
+    let user_cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("user-data".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    cms.create(&PostParams::default(), &user_cm).await.unwrap();
+
+    let only_keep = irsa_config(&owner, &["keep"], ISSUER);
+    // Without --prune nothing is deleted.
+    let report = run(&admin, &only_keep, Options::default()).await;
+    assert_eq!(report.totals().pruned, 0);
+
+    let dry = run(
+        &admin,
+        &only_keep,
+        Options {
+            prune: true,
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        dry.totals().pruned,
+        11,
+        "5 objects of two repositories and one empty namespace: {}",
+        dry.table()
+    );
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &format!("{owner}-gone"));
+    assert!(
+        sas.get_opt("gha-runner").await.unwrap().is_some(),
+        "a dry-run prune deletes nothing"
+    );
+
+    let report = run(
+        &admin,
+        &only_keep,
+        Options {
+            prune: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let acts = actions(&report);
+    assert!(!report.failed(), "{}", report.table());
+    for ns in ["gone", "busy"] {
+        let ns = format!("{owner}-{ns}");
+        for obj in [
+            "ServiceAccount {ns}/gha-runner",
+            "ServiceAccount {ns}/gha-job",
+            "Role {ns}/gha-runner-hooks",
+            "RoleBinding {ns}/gha-runner-hooks",
+            "ConfigMap {ns}/gha-hook-template",
+        ] {
+            let key = obj.replace("{ns}", &ns);
+            assert_eq!(acts.get(&key), Some(&Action::Prune), "{key}: {acts:?}");
+        }
+    }
+    assert_eq!(acts[&format!("Namespace /{owner}-gone")], Action::Prune);
+    assert_eq!(
+        acts[&format!("Namespace /{busy}")],
+        Action::Keep,
+        "holds an unmanaged ConfigMap"
+    );
+    assert!(
+        report
+            .problems()
+            .iter()
+            .any(|p| p.contains(&busy) && p.contains("kept"))
+    );
+
+    assert!(sas.get_opt("gha-runner").await.unwrap().is_none());
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let gone = namespaces.get_opt(&format!("{owner}-gone")).await.unwrap();
+    assert!(
+        gone.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "namespace deleted"
+    );
+    assert!(
+        namespaces
+            .get(&busy)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    assert!(
+        cms.get_opt("user-data").await.unwrap().is_some(),
+        "the unmanaged object survives"
+    );
+    // This configuration's remaining repository and the other instance are untouched.
+    let keep: Api<ServiceAccount> = Api::namespaced(admin.clone(), &format!("{owner}-keep"));
+    assert!(keep.get_opt("gha-job").await.unwrap().is_some());
+    let other_sa: Api<ServiceAccount> = Api::namespaced(admin.clone(), &format!("{owner}x-gone"));
+    assert!(other_sa.get_opt("gha-job").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn dry_run_of_a_change_persists_nothing() {
+    let owner = unique("dry");
+    let admin = admin_client().await;
+    let text = irsa_config(&owner, &["app"], ISSUER);
+    run(&admin, &text, Options::default()).await;
+    let changed = text.replace("kubernetes:\n", "kubernetes:\n  labels: {team: y}\n");
+    let report = run(
+        &admin,
+        &changed,
+        Options {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(report.totals().updated, 6);
+    assert!(
+        report.repositories[0]
+            .objects
+            .iter()
+            .all(|o| o.server_validated)
+    );
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &format!("{owner}-app"));
+    assert!(
+        !sas.get("gha-job")
+            .await
+            .unwrap()
+            .labels()
+            .contains_key("team")
+    );
+    assert_eq!(run(&admin, &text, Options::default()).await.writes, 0);
+}
+
+/// A TCP proxy to the API server that cuts every connection, and refuses new
+/// ones, once `budget` bytes have gone from the client to the server.
+async fn cutting_proxy(budget: usize) -> (u16, Arc<AtomicBool>) {
+    let target = stack_issuer().trim_start_matches("https://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&cut);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            if flag.load(Ordering::SeqCst) {
+                continue; // dropped: connection closed at once
+            }
+            let (flag, sent, target) = (Arc::clone(&flag), Arc::clone(&sent), target.clone());
+            tokio::spawn(async move {
+                let mut server = TcpStream::connect(target).await.unwrap();
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = async {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 || flag.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        if sent.fetch_add(n, Ordering::SeqCst) + n > budget {
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let n = sr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0
+                            || flag.load(Ordering::SeqCst)
+                            || cw.write_all(&buf[..n]).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! { () = up => {}, () = down => {} }
+            });
+        }
+    });
+    (port, cut)
+}
+
+#[tokio::test]
+async fn server_vanishing_mid_apply_then_rerun_converges() {
+    let owner = unique("cut");
+    let repos: Vec<String> = (0..24).map(|i| format!("r{i}")).collect();
+    let names: Vec<&str> = repos.iter().map(String::as_str).collect();
+    let text = irsa_config(&owner, &names, ISSUER);
+    let (port, cut) = cutting_proxy(60_000).await;
+    let kubeconfig = std::fs::read_to_string(kubeconfig_path()).unwrap();
+    let server = stack_issuer();
+    let dir = tempfile::tempdir().unwrap();
+    let proxied = dir.path().join("kubeconfig");
+    std::fs::write(
+        &proxied,
+        kubeconfig.replace(&server, &format!("https://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let through_proxy = apply::client(Some(&proxied), None).await.unwrap();
+
+    let interrupted = apply::apply(&through_proxy, &plan_text(&text), &Options::default()).await;
+    assert!(
+        cut.load(Ordering::SeqCst),
+        "the proxy cut the connection mid-run"
+    );
+    match &interrupted {
+        Ok(report) => assert!(report.failed(), "an interrupted apply reports failures"),
+        Err(e) => assert!(matches!(e, Error::Kube { .. }), "{e}"),
+    }
+
+    let admin = admin_client().await;
+    let rerun = run(&admin, &text, Options::default()).await;
+    assert!(!rerun.failed(), "{}", rerun.table());
+    let totals = rerun.totals();
+    assert_eq!(totals.created + totals.updated + totals.unchanged, 24 * 6);
+    assert!(
+        totals.unchanged > 0,
+        "part of the first run had landed: {}",
+        rerun.table()
+    );
+    assert_eq!(
+        run(&admin, &text, Options::default()).await.writes,
+        0,
+        "converged"
+    );
+}
