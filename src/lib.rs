@@ -24,7 +24,7 @@ pub mod templates;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     ConfigRead {
         path: PathBuf,
         #[source]
@@ -73,7 +73,7 @@ pub enum Error {
         message: String,
     },
     /// Reading a template directory or writing output failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -99,7 +99,7 @@ pub enum Error {
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
     /// A Kubernetes API request failed.
-    #[error("{action} {kind} {object}: {source}", object = qualified(namespace, name))]
+    #[error("{action} {kind} {object}", object = qualified(namespace, name))]
     Kube {
         action: &'static str,
         kind: &'static str,

@@ -228,9 +228,14 @@ fn apply_without_a_reachable_cluster_exits_3() {
         &[],
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("Namespace gha-api") || stderr(&o).contains("gha-api"),
-        "{}",
-        stderr(&o)
+        err.contains("error: list ConfigMap") && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("Connection refused").count(),
+        1,
+        "the cause chain is printed once: {err}"
     );
 }
