@@ -158,7 +158,8 @@ EOF
     --service-cluster-ip-range 10.96.0.0/24 \
     --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \
     --audit-log-maxsize 200 --audit-log-maxbackup 1
-  start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  # AWS managed policies (arn:aws:iam::aws:policy/...) exist in moto only when loaded.
+  MOTO_IAM_LOAD_MANAGED_POLICIES=true start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_ready
   for _ in $(seq 1 60); do
     curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break

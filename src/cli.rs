@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{Result, apply, config, plan, render, templates::Templates};
+use crate::{Result, apply, aws, config, plan, render, templates::Templates};
 
 /// Per-repository Kubernetes and AWS identities for GitHub Actions runners on
 /// actions-runner-controller (kubernetes container mode).
@@ -107,6 +107,9 @@ pub struct ApplyArgs {
     /// Report format on stdout.
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
     pub output: ReportFormat,
+    /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
+    #[arg(long, env = "INPUT_SKIP_AWS")]
+    pub skip_aws: bool,
 }
 
 fn load_plan(args: &ConfigArgs) -> Result<plan::Plan> {
@@ -143,7 +146,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let plan = load_plan(&args.config)?;
+    let settings = config::load(&args.config.config)?;
+    let templates = Templates::load(args.config.templates.as_deref())?;
+    let plan = plan::plan(&settings, &templates)?;
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let options = apply::Options {
         dry_run: args.dry_run,
@@ -153,21 +158,44 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         concurrency: usize::from(args.concurrency),
     };
     let report = apply::apply(&client, &plan, &options).await?;
+    let aws_report = if args.skip_aws {
+        None
+    } else {
+        let clients = aws::Clients::from_env(settings.config.cluster.region.as_deref()).await;
+        let aws_options = aws::AwsOptions {
+            no_writes: args.dry_run || diff_only,
+            prune: args.prune,
+            adopt: args.adopt,
+        };
+        Some(aws::apply(&clients, &settings, &plan, &aws_options).await)
+    };
     match args.output {
-        ReportFormat::Json => write!(out, "{}", render::pretty(&serde_json::to_value(&report)?)?)?,
+        ReportFormat::Json => {
+            let doc = serde_json::json!({ "kubernetes": report, "aws": aws_report });
+            write!(out, "{}", render::pretty(&doc)?)?;
+        }
         ReportFormat::Table => {
             if diff_only {
                 write!(out, "{}", report.diffs())?;
             }
             write!(out, "{}", report.table())?;
+            if let Some(a) = &aws_report {
+                write!(out, "{}", a.table())?;
+            }
         }
     }
     for problem in report.problems() {
         tracing::error!("{problem}");
     }
-    if report.failed() {
+    let aws_failed = aws_report.as_ref().map_or(0, |a| {
+        a.roles.iter().filter(|r| r.error.is_some()).count() + a.problems.len()
+    });
+    for p in aws_report.iter().flat_map(|a| &a.problems) {
+        tracing::error!("{p}");
+    }
+    if report.failed() || aws_failed > 0 {
         anyhow::bail!(crate::Error::PartialFailure {
-            failed: report.totals().failed
+            failed: report.totals().failed + aws_failed
         });
     }
     Ok(())

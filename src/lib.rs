@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 pub mod apply;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod names;

@@ -197,3 +197,29 @@ pub fn audit_offset() -> u64 {
         .unwrap_or_else(|| kubeconfig_path().with_file_name("audit.log"));
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
+
+/// The moto server's URL (from the stack's env file, or its default port).
+pub fn moto_url() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:15000".into())
+}
+
+/// AWS configuration pointing at the stack's moto server, with moto's test
+/// credentials. Panics when moto does not answer (the test fails, never skips).
+pub async fn moto_config() -> aws_config::SdkConfig {
+    let url = moto_url();
+    let reachable = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .is_ok();
+    assert!(
+        reachable,
+        "moto is not running at {url}: run `scripts/stack.sh up`, or the README's test command"
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}

@@ -1,0 +1,500 @@
+//! The AWS side of apply against moto (IAM, STS) and, for EKS Pod Identity
+//! associations, which moto does not implement, the SDK's own mocks. moto
+//! does not enforce trust policies: the trust policy is proven by
+//! `runner_identity::policy` in `tests/apiserver.rs`, not here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationOutput;
+use aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput;
+use aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput;
+use aws_sdk_eks::operation::update_pod_identity_association::UpdatePodIdentityAssociationOutput;
+use aws_sdk_eks::types::{PodIdentityAssociation, PodIdentityAssociationSummary};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use common::*;
+use runner_identity::apply::{self as k8s, Action};
+use runner_identity::aws::{self, AwsOptions, Change, Clients};
+use serde_json::Value;
+
+/// moto's default account.
+const ACCOUNT: &str = "123456789012";
+
+fn config(owner: &str, repos: &[&str], issuer: &str) -> String {
+    irsa_config(owner, repos, issuer)
+        .replace("111122223333", ACCOUNT)
+        .replace("mode: irsa\n", "mode: irsa\n  managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]\n  tags: {team: ci}\n")
+}
+
+/// Creates the IAM OIDC provider of `issuer` (idempotent: the stack's issuer is shared).
+async fn provider(clients: &Clients, issuer: &str) {
+    let created = clients
+        .iam
+        .create_open_id_connect_provider()
+        .url(issuer)
+        .client_id_list("sts.amazonaws.com")
+        .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_entity_already_exists_exception());
+        assert!(exists, "{e:?}");
+    }
+}
+
+fn decode(doc: &str) -> Value {
+    let decoded: String = {
+        let mut out = Vec::new();
+        let b = doc.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                out.push(
+                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap(),
+                );
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    serde_json::from_str(&decoded).unwrap()
+}
+
+#[tokio::test]
+async fn irsa_roles_are_created_left_alone_and_repaired() {
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    let owner = unique("iam");
+    let issuer = format!("https://oidc.example.com/id/{owner}");
+    provider(&clients, &issuer).await;
+    let text = config(&owner, &["api", "Web.Frontend"], &issuer);
+    let (s, plan) = (settings(&text), plan_text(&text));
+
+    let first = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!first.failed(), "{}", first.table());
+    assert!(first.roles.iter().all(|r| r.action == Action::Create));
+    let role = &plan.repositories[1].iam_role;
+    let got = clients
+        .iam
+        .get_role()
+        .role_name(&role.name)
+        .send()
+        .await
+        .unwrap();
+    let live = got.role().unwrap();
+    assert_eq!(live.arn(), role.arn);
+    assert_eq!(
+        decode(live.assume_role_policy_document().unwrap()),
+        role.trust_policy
+    );
+    let tags: Vec<(&str, &str)> = live.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert!(
+        tags.contains(&("app.kubernetes.io/managed-by", "runner-identity")),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&(
+            "runner-identity.dev/repository",
+            &*format!("{owner}/Web.Frontend")
+        )),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&("team", "ci")));
+    let attached = clients
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attached.attached_policies()[0].policy_arn(),
+        Some("arn:aws:iam::aws:policy/ReadOnlyAccess")
+    );
+    let inline = clients
+        .iam
+        .get_role_policy()
+        .role_name(&role.name)
+        .policy_name("runner-identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(inline.policy_document()),
+        role.permissions_policy.clone().unwrap()
+    );
+
+    let second = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert_eq!(second.writes, 0, "{}", second.table());
+    assert!(second.roles.iter().all(|r| r.action == Action::Unchanged));
+    assert!(
+        second
+            .table()
+            .contains("AWS: no changes: 0 write requests sent")
+    );
+
+    // Drift: a hand-edited trust policy and an extra policy are put back.
+    clients
+        .iam
+        .update_assume_role_policy()
+        .role_name(&role.name)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    clients
+        .iam
+        .attach_role_policy()
+        .role_name(&role.name)
+        .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+        .send()
+        .await
+        .unwrap();
+    let diff = aws::apply(
+        &clients,
+        &s,
+        &plan,
+        &AwsOptions {
+            no_writes: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(diff.writes, 0);
+    let third = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    let changes = &third.roles[1].changes;
+    assert!(changes.contains(&Change::UpdateTrustPolicy), "{changes:?}");
+    assert!(changes.contains(&Change::DetachPolicy {
+        arn: "arn:aws:iam::aws:policy/AdministratorAccess".into()
+    }));
+    assert_eq!(third.writes, 2);
+    let live = clients
+        .iam
+        .get_role()
+        .role_name(&role.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(live.role().unwrap().assume_role_policy_document().unwrap()),
+        role.trust_policy
+    );
+}
+
+#[tokio::test]
+async fn missing_oidc_provider_is_reported_with_the_fix() {
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    let owner = unique("oidc");
+    let text = config(
+        &owner,
+        &["api"],
+        &format!("https://oidc.example.com/id/{owner}-missing"),
+    );
+    let report = aws::apply(
+        &clients,
+        &settings(&text),
+        &plan_text(&text),
+        &AwsOptions::default(),
+    )
+    .await;
+    assert!(report.failed());
+    let problem = &report.problems[0];
+    assert!(
+        problem.contains("oidc-provider/oidc.example.com/id/")
+            && problem.contains("eksctl utils associate-iam-oidc-provider --cluster test"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn unmanaged_role_is_not_modified_unless_adopted() {
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    let owner = unique("own");
+    let issuer = format!("https://oidc.example.com/id/{owner}");
+    provider(&clients, &issuer).await;
+    let text = config(&owner, &["api"], &issuer);
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let name = &plan.repositories[0].iam_role.name;
+    let hand_made = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    clients
+        .iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(hand_made)
+        .send()
+        .await
+        .unwrap();
+
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert_eq!(report.roles[0].action, Action::Conflict);
+    assert!(report.roles[0].error.as_ref().unwrap().contains("--adopt"));
+    assert_eq!(report.writes, 0);
+    let live = clients.iam.get_role().role_name(name).send().await.unwrap();
+    assert_eq!(
+        decode(live.role().unwrap().assume_role_policy_document().unwrap()),
+        serde_json::from_str::<Value>(hand_made).unwrap()
+    );
+
+    let adopted = aws::apply(
+        &clients,
+        &s,
+        &plan,
+        &AwsOptions {
+            adopt: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        adopted.roles[0].action,
+        Action::Adopt,
+        "{}",
+        adopted.table()
+    );
+    assert!(!adopted.failed());
+    let again = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert_eq!(
+        (again.roles[0].action, again.writes),
+        (Action::Unchanged, 0)
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_only_this_instances_roles() {
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    let owner = unique("prn");
+    let issuer = format!("https://oidc.example.com/id/{owner}");
+    provider(&clients, &issuer).await;
+    let both = config(&owner, &["keep", "gone"], &issuer);
+    aws::apply(
+        &clients,
+        &settings(&both),
+        &plan_text(&both),
+        &AwsOptions::default(),
+    )
+    .await;
+    let other = format!(
+        "instance: {owner}-other\n{}",
+        config(&format!("{owner}o"), &["gone"], &issuer)
+    );
+    aws::apply(
+        &clients,
+        &settings(&other),
+        &plan_text(&other),
+        &AwsOptions::default(),
+    )
+    .await;
+
+    let one = config(&owner, &["keep"], &issuer);
+    let report = aws::apply(
+        &clients,
+        &settings(&one),
+        &plan_text(&one),
+        &AwsOptions {
+            prune: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(!report.failed(), "{}", report.table());
+    let pruned: Vec<&str> = report
+        .roles
+        .iter()
+        .filter(|r| r.action == Action::Prune)
+        .map(|r| r.role.as_str())
+        .collect();
+    assert_eq!(
+        pruned,
+        [format!("gha-test-{owner}-gone")],
+        "{}",
+        report.table()
+    );
+    let exists = |name: String| {
+        let iam = clients.iam.clone();
+        async move { iam.get_role().role_name(name).send().await.is_ok() }
+    };
+    assert!(!exists(format!("gha-test-{owner}-gone")).await);
+    assert!(exists(format!("gha-test-{owner}-keep")).await);
+    assert!(
+        exists(format!("gha-test-{owner}o-gone")).await,
+        "another instance's role survives"
+    );
+}
+
+#[tokio::test]
+async fn job_token_assumes_the_planned_role_end_to_end() {
+    let sdk = moto_config().await;
+    let clients = Clients::from_sdk_config(&sdk);
+    let owner = unique("e2e");
+    let issuer = stack_issuer();
+    provider(&clients, &issuer).await;
+    let text = config(&owner, &["app"], &issuer);
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let admin = admin_client().await;
+    let k8s_report = k8s::apply(&admin, &plan, &k8s::Options::default())
+        .await
+        .unwrap();
+    assert!(!k8s_report.failed());
+    let aws_report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!aws_report.failed(), "{}", aws_report.table());
+
+    // What the EKS webhook does: a projected token with audience sts.amazonaws.com
+    // of the job ServiceAccount, and the role ARN from its annotation.
+    let repo = &plan.repositories[0];
+    let sa = &repo.job_service_account;
+    let role_arn = sa.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"].clone();
+    let token = service_account_token(
+        &admin,
+        &repo.names.namespace,
+        &repo.names.job_service_account,
+        Some("sts.amazonaws.com"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+
+    // What the SDK's web-identity provider does with AWS_ROLE_ARN and
+    // AWS_WEB_IDENTITY_TOKEN_FILE, spelled out against moto's STS.
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let web_token = std::fs::read_to_string(&token_file).unwrap();
+    let assumed = sts
+        .assume_role_with_web_identity()
+        .role_arn(&role_arn)
+        .role_session_name("runner-identity-test")
+        .web_identity_token(web_token)
+        .send()
+        .await
+        .unwrap();
+    let creds = assumed.credentials().unwrap();
+    let as_job = aws_sdk_sts::config::Builder::from(&sdk)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_owned()),
+            None,
+            "web-identity",
+        ))
+        .build();
+    let caller = aws_sdk_sts::Client::from_conf(as_job)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let arn = caller.arn().unwrap();
+    assert!(
+        arn.contains(&format!(":assumed-role/{}/", repo.iam_role.name)),
+        "{arn}"
+    );
+    assert_eq!(role_arn, repo.iam_role.arn);
+}
+
+#[tokio::test]
+async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
+    let sdk = moto_config().await;
+    let owner = unique("pid");
+    let text = format!(
+        "github:\n  owner: {owner}\nrepositories: [app]\ncluster:\n  name: ci\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
+    );
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let repo = &plan.repositories[0];
+    let (ns, sa) = (
+        repo.names.namespace.clone(),
+        repo.names.job_service_account.clone(),
+    );
+
+    // First run: no association exists, one is created for (cluster, ns, job SA) → role.
+    let list_empty = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .match_requests({
+            let (ns, sa) = (ns.clone(), sa.clone());
+            move |r| {
+                r.cluster_name() == Some("ci")
+                    && r.namespace() == Some(&ns)
+                    && r.service_account() == Some(&sa)
+            }
+        })
+        .then_output(|| ListPodIdentityAssociationsOutput::builder().build());
+    let create = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .match_requests({
+            let (ns, sa, arn) = (ns.clone(), sa.clone(), repo.iam_role.arn.clone());
+            move |r| {
+                r.namespace() == Some(&ns)
+                    && r.service_account() == Some(&sa)
+                    && r.role_arn() == Some(&arn)
+                    && r.tags().is_some_and(|t| {
+                        t.get("app.kubernetes.io/managed-by").map(String::as_str)
+                            == Some("runner-identity")
+                    })
+            }
+        })
+        .then_output(|| CreatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list_empty, &create]);
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!report.failed(), "{}", report.table());
+    assert!(
+        report.roles[0]
+            .changes
+            .contains(&Change::CreateAssociation {
+                namespace: ns.clone(),
+                service_account: sa.clone()
+            })
+    );
+    assert_eq!(create.num_calls(), 1);
+
+    // Second run: the association points at another role and is updated.
+    let list_one = mock!(aws_sdk_eks::Client::list_pod_identity_associations).then_output(|| {
+        ListPodIdentityAssociationsOutput::builder()
+            .associations(
+                PodIdentityAssociationSummary::builder()
+                    .association_id("a-1")
+                    .build(),
+            )
+            .build()
+    });
+    let describe =
+        mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output(|| {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-1")
+                        .role_arn("arn:aws:iam::123456789012:role/other")
+                        .build(),
+                )
+                .build()
+        });
+    let update = mock!(aws_sdk_eks::Client::update_pod_identity_association)
+        .match_requests({
+            let arn = repo.iam_role.arn.clone();
+            move |r| r.association_id() == Some("a-1") && r.role_arn() == Some(&arn)
+        })
+        .then_output(|| UpdatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(
+        aws_sdk_eks,
+        RuleMode::MatchAny,
+        [&list_one, &describe, &update]
+    );
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!report.failed(), "{}", report.table());
+    assert_eq!(
+        report.roles[0].changes,
+        vec![Change::UpdateAssociation { id: "a-1".into() }]
+    );
+    assert_eq!(
+        (update.num_calls(), report.writes),
+        (1, 1),
+        "the role itself was unchanged"
+    );
+}
