@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{Result, apply, aws, config, plan, render, templates::Templates};
+use crate::{Result, apply, aws, config, plan, render, templates::Templates, verify};
 
 /// Per-repository Kubernetes and AWS identities for GitHub Actions runners on
 /// actions-runner-controller (kubernetes container mode).
@@ -32,6 +32,75 @@ pub enum Command {
     Diff(ApplyArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// Check the identity a job actually has; exit 1 when a check fails.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+}
+
+/// `verify` modes.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// In the runner pod (ACTIONS_RUNNER_HOOK_JOB_STARTED): the hooks' rights,
+    /// least privilege, the hook template, the job's repository.
+    Runner(VerifyRunnerArgs),
+    /// In the workflow pod: AWS mechanism, projected token, STS caller.
+    Job(VerifyJobArgs),
+}
+
+/// Output options shared by both verify modes.
+#[derive(Debug, Args)]
+pub struct VerifyOutputArgs {
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
+    pub output: ReportFormat,
+    /// Mask the AWS account id in the job log (`::add-mask::`).
+    #[arg(long, env = "INPUT_MASK-ACCOUNT-ID")]
+    pub mask_account_id: bool,
+}
+
+/// `verify runner` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyRunnerArgs {
+    /// Configuration file (naming rules and expectations).
+    #[arg(
+        short,
+        long,
+        env = "INPUT_CONFIG",
+        default_value = "runner-identity.yaml"
+    )]
+    pub config: PathBuf,
+    /// Excess rights fail instead of warn.
+    #[arg(long, env = "INPUT_STRICT")]
+    pub strict: bool,
+    /// The ServiceAccount token to check with.
+    #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
+    pub token_file: PathBuf,
+    /// Out of a pod only: kubeconfig naming the API server and its CA (its
+    /// credentials are replaced by --token-file). In a pod the in-cluster
+    /// configuration is used explicitly.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: VerifyOutputArgs,
+}
+
+/// `verify job` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyJobArgs {
+    /// Configuration file (expected role from the token's ServiceAccount).
+    #[arg(short, long, env = "INPUT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The role the job must have (instead of, or beside, -c).
+    #[arg(long, env = "INPUT_EXPECTED-ROLE-ARN")]
+    pub expected_role_arn: Option<String>,
+    /// Kubernetes API token to check for rights (skipped when absent).
+    #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
+    pub kubernetes_token: PathBuf,
+    /// Out of a pod only: kubeconfig naming the API server and its CA.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: VerifyOutputArgs,
 }
 
 /// Output formats.
@@ -139,6 +208,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 Output::Json => write!(out, "{}", render::pretty(&render::plan_json(&plan)?)?)?,
             }
         }
+        Command::Verify(mode) => return run_verify(mode, out).await,
         Command::Apply(args) => return run_apply(&args, false, out).await,
         Command::Diff(args) => return run_apply(&args, true, out).await,
     }
@@ -197,6 +267,65 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         anyhow::bail!(crate::Error::PartialFailure {
             failed: report.totals().failed + aws_failed
         });
+    }
+    Ok(())
+}
+
+async fn run_verify(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let (verdict, output) = match mode {
+        VerifyCommand::Runner(args) => {
+            let inputs = verify::runner::RunnerInputs {
+                settings: config::load(&args.config)?,
+                kubeconfig: args.kubeconfig,
+                token_file: args.token_file,
+                hook_template: env
+                    .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+                    .map(PathBuf::from),
+                repository: env.get("GITHUB_REPOSITORY").cloned(),
+                strict: args.strict,
+            };
+            (verify::runner::verify(&inputs).await, args.out)
+        }
+        VerifyCommand::Job(args) => {
+            let inputs = verify::job::JobInputs {
+                settings: args.config.as_deref().map(config::load).transpose()?,
+                expected_role_arn: args.expected_role_arn,
+                kubernetes_token: Some(args.kubernetes_token),
+                kubeconfig: args.kubeconfig,
+                env: env.clone(),
+            };
+            (verify::job::verify(&inputs).await, args.out)
+        }
+    };
+    let in_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+    if in_actions {
+        let account = verdict.facts.get("account-id").cloned().unwrap_or_default();
+        let mask: Vec<&str> = if output.mask_account_id {
+            vec![account.as_str()]
+        } else {
+            Vec::new()
+        };
+        write!(
+            out,
+            "{}",
+            verify::report::workflow_commands(&verdict, &mask)
+        )?;
+        let path = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        for problem in verify::report::write_github_files(
+            &verdict,
+            path("GITHUB_OUTPUT").as_deref(),
+            path("GITHUB_STEP_SUMMARY").as_deref(),
+        ) {
+            tracing::warn!("{problem}");
+        }
+    }
+    match output.output {
+        ReportFormat::Json => write!(out, "{}", render::pretty(&verdict.json())?)?,
+        ReportFormat::Table => write!(out, "{verdict}")?,
+    }
+    if !verdict.passed() {
+        anyhow::bail!(crate::Error::VerificationFailed { mode: verdict.mode });
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod render;
 pub mod retry;
 pub mod templates;
+pub mod verify;
 
 /// Everything that can go wrong in the library. Each variant names the object
 /// or file involved and keeps the underlying cause as its source.
@@ -96,6 +97,11 @@ pub enum Error {
         "{failed} objects failed; the report above names each with its cause; nothing applied was rolled back, a re-run continues"
     )]
     PartialFailure { failed: usize },
+    /// A `verify` check failed (each is in the report).
+    #[error(
+        "verify {mode}: the job's identity is not what it must be; see the failed checks above"
+    )]
+    VerificationFailed { mode: &'static str },
     /// The Kubernetes client could not be configured.
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
@@ -117,6 +123,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::KubeConfig { .. } | Error::Kube { .. } | Error::PartialFailure { .. } => 3,
+            Error::VerificationFailed { .. } => 1,
             _ => 2,
         }
     }

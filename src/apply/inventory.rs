@@ -138,7 +138,11 @@ pub(crate) async fn list_all(
                 name: selector.unwrap_or("*").to_owned(),
                 source: Box::new(source),
             })?;
-        out.extend(page.items);
+        // managedFields are most of a listed object's size and never compared.
+        out.extend(page.items.into_iter().map(|mut item| {
+            item.metadata.managed_fields = None;
+            item
+        }));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
             return Ok(out);

@@ -1,0 +1,450 @@
+//! `verify job`: in the workflow pod (the container action or a CLI step):
+//! the AWS mechanism, the projected token, and the role STS says this is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use serde_json::Value;
+
+use super::{Check, Subject, Verdict, audiences, jwt_claims, now};
+use crate::config::{Mode, Settings};
+use crate::names::RepoNames;
+use crate::plan;
+use crate::templates::Templates;
+
+/// A token must stay valid at least this long for the job to start.
+const EXP_MARGIN_SECONDS: i64 = 60;
+/// The audience EKS Pod Identity tokens carry.
+const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+
+/// What `verify job` works from.
+#[derive(Debug, Clone, Default)]
+pub struct JobInputs {
+    pub settings: Option<Settings>,
+    pub expected_role_arn: Option<String>,
+    /// The process environment (read once, by the caller).
+    pub env: BTreeMap<String, String>,
+    /// A Kubernetes API token mounted in the pod, if any.
+    pub kubernetes_token: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// How the pod receives AWS credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    Irsa,
+    PodIdentity,
+}
+
+/// Runs every job check.
+pub async fn verify(inputs: &JobInputs) -> Verdict {
+    let mut verdict = Verdict {
+        mode: "job",
+        checks: Vec::new(),
+        facts: BTreeMap::new(),
+    };
+    let env = |k: &str| inputs.env.get(k).filter(|v| !v.is_empty()).cloned();
+
+    let (mechanism, token_path) = match (
+        env("AWS_ROLE_ARN"),
+        env("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+    ) {
+        (Some(_), Some(file), pi_uri, _) => {
+            let note = if pi_uri.is_some() {
+                "; Pod Identity variables are present too, and the SDK's chain prefers web identity"
+            } else {
+                ""
+            };
+            verdict.checks.push(Check::pass(
+                "mechanism",
+                format!("IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE){note}"),
+            ));
+            (Mechanism::Irsa, PathBuf::from(file))
+        }
+        (None, _, Some(_), Some(file)) => {
+            verdict.checks.push(Check::pass(
+                "mechanism",
+                "EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)",
+            ));
+            (Mechanism::PodIdentity, PathBuf::from(file))
+        }
+        _ => {
+            verdict.checks.push(Check::fail(
+                "mechanism",
+                "neither IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) nor EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) is configured in this pod",
+                "usually: the hook template lacks `spec.serviceAccountName`, so the pod runs as `default`; or the job ServiceAccount lacks `eks.amazonaws.com/role-arn` (IRSA) or a pod identity association; or the pod identity webhook / EKS Pod Identity Agent is not installed",
+            ));
+            return verdict;
+        }
+    };
+
+    let expected = expected_identity(inputs, mechanism);
+    let subject = token_checks(&mut verdict, mechanism, &token_path, inputs);
+    let expected_role = match (&inputs.expected_role_arn, &subject, &inputs.settings) {
+        (Some(arn), _, _) => Some(arn.clone()),
+        (None, Some(s), Some(settings)) => settings
+            .repositories
+            .iter()
+            .map(|r| RepoNames::new(settings, r))
+            .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account)
+            .map(|n| {
+                verdict.facts.insert("repository", n.repository.clone());
+                n.iam_role_arn
+            }),
+        _ => None,
+    };
+    match (&expected_role, &subject) {
+        (Some(arn), _) => {
+            verdict.facts.insert("role-arn", arn.clone());
+        }
+        (None, Some(s)) => verdict.checks.push(Check::fail(
+            "expected-role",
+            format!("no configured repository has job ServiceAccount {}/{}", s.namespace, s.service_account),
+            "pass --expected-role-arn, or -c with the configuration; a pod running as `default` means the hook template lacks serviceAccountName",
+        )),
+        (None, None) => verdict.checks.push(Check::fail("expected-role", "no expected role: the token has no usable subject", "pass --expected-role-arn")),
+    }
+    if let (Mechanism::Irsa, Some(want), Some(have)) =
+        (mechanism, &expected_role, env("AWS_ROLE_ARN"))
+    {
+        if &have == want {
+            verdict.checks.push(Check::pass(
+                "role-annotation",
+                format!("AWS_ROLE_ARN is {have}"),
+            ));
+        } else {
+            verdict.checks.push(Check::fail(
+                "role-annotation",
+                format!("AWS_ROLE_ARN is {have}, expected {want}"),
+                "fix the job ServiceAccount's eks.amazonaws.com/role-arn annotation (`runner-identity apply`)",
+            ));
+        }
+    }
+    verdict.checks.push(
+        caller_check(
+            &mut verdict.facts,
+            expected_role.as_deref(),
+            expected.as_ref(),
+        )
+        .await,
+    );
+    if let Some(check) = kubernetes_rights_check(inputs).await {
+        verdict.checks.push(check);
+    }
+    verdict
+}
+
+/// What the trust policy planned for this job looks like (for diagnoses).
+fn expected_identity(inputs: &JobInputs, mechanism: Mechanism) -> Option<Value> {
+    let settings = inputs.settings.as_ref()?;
+    if (mechanism == Mechanism::Irsa) != (settings.config.aws.mode == Mode::Irsa) {
+        return None;
+    }
+    let templates = Templates::load(None).ok()?;
+    let plan = plan::plan(settings, &templates).ok()?;
+    let arn = inputs.expected_role_arn.clone();
+    plan.repositories
+        .into_iter()
+        .find(|r| arn.as_ref().is_none_or(|a| *a == r.iam_role.arn))
+        .map(|r| r.iam_role.trust_policy)
+}
+
+fn token_checks(
+    verdict: &mut Verdict,
+    mechanism: Mechanism,
+    path: &Path,
+    inputs: &JobInputs,
+) -> Option<Subject> {
+    let token = match std::fs::read_to_string(path) {
+        Ok(t) => {
+            verdict.checks.push(Check::pass(
+                "token-file",
+                format!("{} is readable", path.display()),
+            ));
+            t
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            verdict.checks.push(Check::fail(
+                "token-file",
+                format!("{} is not readable by uid {} gid {}: {}", path.display(), ids().0, ids().1, owner_of(path)),
+                "set `spec.securityContext.fsGroup` in the hook template (runner-identity's template sets 1001) so the projected token is group-readable, or run the job with runAsGroup equal to that fsGroup",
+            ));
+            return None;
+        }
+        Err(e) => {
+            verdict.checks.push(Check::fail(
+                "token-file",
+                format!("cannot read {}: {e}", path.display()),
+                "check that the token volume is mounted (EKS webhook or Pod Identity Agent)",
+            ));
+            return None;
+        }
+    };
+    let claims = match jwt_claims(&token) {
+        Ok(c) => c,
+        Err(e) => {
+            verdict.checks.push(Check::fail(
+                "token-claims",
+                format!("{}: {e}", path.display()),
+                "the file must hold a ServiceAccount token",
+            ));
+            return None;
+        }
+    };
+    let want_aud = match mechanism {
+        Mechanism::Irsa => inputs.settings.as_ref().map_or_else(
+            || "sts.amazonaws.com".to_owned(),
+            |s| s.config.kubernetes.irsa.audience.clone(),
+        ),
+        Mechanism::PodIdentity => POD_IDENTITY_AUDIENCE.to_owned(),
+    };
+    let auds = audiences(&claims);
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let subject = Subject::parse(&sub);
+    let mut problems = Vec::new();
+    if !auds.contains(&want_aud) {
+        problems.push(format!("audience {auds:?} does not include `{want_aud}`"));
+    }
+    if exp <= now() + EXP_MARGIN_SECONDS {
+        problems.push(format!(
+            "token expired or expires within {EXP_MARGIN_SECONDS} s (exp {exp}, now {})",
+            now()
+        ));
+    }
+    if subject.is_none() {
+        problems.push(format!("subject `{sub}` is not a ServiceAccount"));
+    }
+    if let Some(s) = &subject {
+        verdict.facts.insert("namespace", s.namespace.clone());
+        verdict
+            .facts
+            .insert("service-account", s.service_account.clone());
+    }
+    if problems.is_empty() {
+        verdict.checks.push(Check::pass(
+            "token-claims",
+            format!("sub {sub}, aud {want_aud}, valid for {} s", exp - now()),
+        ));
+    } else {
+        verdict.checks.push(Check::fail(
+            "token-claims",
+            problems.join("; "),
+            format!("the projected token must have audience `{want_aud}` (eks.amazonaws.com/audience on the job ServiceAccount) and be refreshed by the kubelet"),
+        ));
+    }
+    subject
+}
+
+async fn caller_check(
+    facts: &mut BTreeMap<&'static str, String>,
+    expected_role: Option<&str>,
+    trust: Option<&Value>,
+) -> Check {
+    const NAME: &str = "caller-identity";
+    let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sts = aws_sdk_sts::Client::new(&shared);
+    let caller = match sts.get_caller_identity().send().await {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.code().unwrap_or_default().to_owned();
+            let message = e
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
+            let statement = trust
+                .and_then(|t| t.pointer("/Statement/0"))
+                .and_then(|s| serde_json::to_string_pretty(s).ok())
+                .map(|s| format!("\nthe trust policy statement that would match this job:\n{s}"))
+                .unwrap_or_default();
+            let fix = match code.as_str() {
+                "InvalidIdentityToken" => format!(
+                    "the IAM OIDC provider of the cluster's issuer is missing or does not match the token's `iss`: `eksctl utils associate-iam-oidc-provider --cluster <name> --approve`{statement}"
+                ),
+                "AccessDenied" => format!(
+                    "the role's trust policy does not admit this token: its `:sub` must be system:serviceaccount:<namespace>:<job ServiceAccount> and `:aud` the token's audience (`runner-identity apply` writes it){statement}"
+                ),
+                _ => format!(
+                    "check the network path to STS (AWS_ENDPOINT_URL, AWS_REGION, regional endpoints){statement}"
+                ),
+            };
+            return Check::fail(
+                NAME,
+                format!(
+                    "STS GetCallerIdentity failed: {} {message}",
+                    if code.is_empty() { "" } else { code.as_str() }
+                ),
+                fix,
+            );
+        }
+    };
+    let arn = caller.arn().unwrap_or_default().to_owned();
+    facts.insert("caller-arn", arn.clone());
+    if let Some(account) = caller.account() {
+        facts.insert("account-id", account.to_owned());
+    }
+    let Some(expected) = expected_role else {
+        return Check::fail(
+            NAME,
+            format!("caller is {arn}, but no role is expected"),
+            "pass --expected-role-arn or -c",
+        );
+    };
+    let expected_name = expected.rsplit('/').next().unwrap_or_default();
+    let (role, session) = assumed_role(&arn);
+    if role == Some(expected_name) {
+        return Check::pass(NAME, format!("caller is {arn}"));
+    }
+    if session.is_some_and(|s| s.starts_with("i-")) {
+        return Check::fail(
+            NAME,
+            format!(
+                "caller is the node's instance role {arn}: the pod fell back to the EC2 instance metadata credentials"
+            ),
+            "the pod has no IRSA/Pod Identity credentials the SDK accepts; block IMDS for pods (hop limit 1) and fix the job ServiceAccount",
+        );
+    }
+    Check::fail(
+        NAME,
+        format!("caller is {arn}, expected the role {expected}"),
+        "the job runs with another identity: check the job ServiceAccount and the hook template",
+    )
+}
+
+/// `(role, session)` of an `assumed-role` ARN.
+fn assumed_role(arn: &str) -> (Option<&str>, Option<&str>) {
+    let Some(rest) = arn.split_once(":assumed-role/").map(|(_, r)| r) else {
+        return (None, None);
+    };
+    match rest.split_once('/') {
+        Some((role, session)) => (Some(role), Some(session)),
+        None => (Some(rest), None),
+    }
+}
+
+async fn kubernetes_rights_check(inputs: &JobInputs) -> Option<Check> {
+    const NAME: &str = "kubernetes-rights";
+    let token = inputs.kubernetes_token.as_ref()?;
+    if !token.exists() {
+        return Some(Check::pass(
+            NAME,
+            "no Kubernetes API token is mounted in the workflow pod",
+        ));
+    }
+    let client = match super::runner::token_client(inputs.kubeconfig.as_deref(), token).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Some(Check::fail(
+                NAME,
+                format!("a Kubernetes token is mounted but the API server cannot be asked: {e}"),
+                "set automountServiceAccountToken: false on the job ServiceAccount",
+            ));
+        }
+    };
+    let namespace = inputs
+        .env
+        .get("POD_NAMESPACE")
+        .cloned()
+        .unwrap_or_else(|| "default".into());
+    let review = k8s_openapi::api::authorization::v1::SelfSubjectRulesReview {
+        spec: k8s_openapi::api::authorization::v1::SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.clone()),
+        },
+        ..Default::default()
+    };
+    let api: kube::Api<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview> =
+        kube::Api::all(client);
+    match api.create(&Default::default(), &review).await {
+        Ok(out) => {
+            let extra: Vec<String> = out
+                .status
+                .map(|s| s.resource_rules)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| {
+                    !r.resources
+                        .iter()
+                        .flatten()
+                        .all(|x| x.starts_with("selfsubject"))
+                })
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r.verbs.join(","),
+                        r.resources.unwrap_or_default().join(",")
+                    )
+                })
+                .collect();
+            Some(if extra.is_empty() {
+                Check::pass(NAME, "the job ServiceAccount has no Kubernetes rights")
+            } else {
+                Check::fail(
+                    NAME,
+                    format!(
+                        "the job ServiceAccount has Kubernetes rights: {}",
+                        extra.join("; ")
+                    ),
+                    "remove the RoleBindings of the job ServiceAccount: the workflow must not control the cluster",
+                )
+            })
+        }
+        Err(e) => Some(Check::fail(
+            NAME,
+            format!("SelfSubjectRulesReview failed: {e}"),
+            "set automountServiceAccountToken: false on the job ServiceAccount",
+        )),
+    }
+}
+
+/// This process's uid and gid (from /proc, no libc needed).
+fn ids() -> (String, String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+fn owner_of(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "the file is owned by uid {} gid {} with mode {:o}",
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o777
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assumed_role_arns() {
+        assert_eq!(
+            assumed_role("arn:aws:sts::1:assumed-role/gha-x/botocore-session-1"),
+            (Some("gha-x"), Some("botocore-session-1"))
+        );
+        assert_eq!(
+            assumed_role("arn:aws:sts::1:assumed-role/eks-node/i-0123"),
+            (Some("eks-node"), Some("i-0123"))
+        );
+        assert_eq!(assumed_role("arn:aws:iam::1:user/bob"), (None, None));
+    }
+}

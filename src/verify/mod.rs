@@ -1,0 +1,98 @@
+//! Verify: the identity a job actually has, checked at job start.
+//!
+//! - [`runner`]: in the runner pod (ARC's job-started hook), with the runner's
+//!   own ServiceAccount token: the hooks' rights, least privilege, the hook
+//!   template, and that the job's repository is the one this runner serves.
+//! - [`job`]: in the workflow pod: the AWS mechanism, the projected token,
+//!   and the role STS says the job has.
+//!
+//! Bindings are decided from signed facts (a token the API server or STS
+//! accepted, the STS caller ARN) and configured expectations, never from
+//! variables a workflow can set. A check that cannot run fails (fail closed).
+
+pub mod job;
+pub mod report;
+pub mod runner;
+
+use base64::Engine;
+use serde_json::Value;
+
+pub use report::{Check, Status, Verdict};
+
+/// A ServiceAccount subject: `system:serviceaccount:<namespace>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl Subject {
+    /// Parses a token's `sub`.
+    pub fn parse(sub: &str) -> Option<Subject> {
+        let rest = sub.strip_prefix("system:serviceaccount:")?;
+        let (namespace, service_account) = rest.split_once(':')?;
+        (!namespace.is_empty() && !service_account.is_empty()).then(|| Subject {
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+        })
+    }
+}
+
+/// The claims of a JWT, without verifying its signature (the caller decides
+/// what makes the token trustworthy: the API server or STS accepting it).
+pub fn jwt_claims(token: &str) -> Result<Value, String> {
+    let payload = token
+        .trim()
+        .split('.')
+        .nth(1)
+        .ok_or("not a JWT (no payload part)")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| format!("JWT payload is not base64url: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("JWT payload is not JSON: {e}"))
+}
+
+/// The audiences of a JWT (`aud` is a string or an array).
+pub fn audiences(claims: &Value) -> Vec<String> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects() {
+        let s = Subject::parse("system:serviceaccount:gha-api:gha-job").unwrap();
+        assert_eq!(
+            (s.namespace.as_str(), s.service_account.as_str()),
+            ("gha-api", "gha-job")
+        );
+        assert!(Subject::parse("system:serviceaccount:gha-api").is_none());
+        assert!(Subject::parse("repo:acme/api:ref:refs/heads/main").is_none());
+    }
+
+    #[test]
+    fn claims_of_a_jwt() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"aud":["a","b"],"sub":"x"}"#);
+        let claims = jwt_claims(&format!("h.{payload}.s")).unwrap();
+        assert_eq!(audiences(&claims), ["a", "b"]);
+        assert!(jwt_claims("garbage").is_err());
+    }
+}

@@ -1,0 +1,458 @@
+//! `verify runner`: in the runner pod, before any workflow container starts
+//! (ARC's `ACTIONS_RUNNER_HOOK_JOB_STARTED`), with the runner's own token.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+};
+use kube::api::{Api, PostParams};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use super::{Check, Subject, Verdict, jwt_claims};
+use crate::config::{RuleConfig, Settings};
+use crate::names::{RepoNames, for_repository};
+use crate::plan::{HookRight, check_hook_template, hook_rights};
+
+/// The token every pod gets for its ServiceAccount.
+pub const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// What `verify runner` works from.
+#[derive(Debug, Clone)]
+pub struct RunnerInputs {
+    pub settings: Settings,
+    /// Out of a pod (tests): the kubeconfig that names the API server and CA.
+    /// In a pod the in-cluster configuration is used explicitly, so a stray
+    /// kubeconfig cannot redirect the checks.
+    pub kubeconfig: Option<PathBuf>,
+    /// The ServiceAccount token presented to the API server.
+    pub token_file: PathBuf,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE`.
+    pub hook_template: Option<PathBuf>,
+    /// `GITHUB_REPOSITORY` of the job.
+    pub repository: Option<String>,
+    /// Excess rights fail instead of warn.
+    pub strict: bool,
+}
+
+/// A client that authenticates with `token_file`.
+pub async fn token_client(
+    kubeconfig: Option<&std::path::Path>,
+    token_file: &std::path::Path,
+) -> Result<Client, String> {
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Config::incluster()
+            .map_err(|e| format!("not in a pod (in-cluster configuration): {e}"))?,
+    };
+    config.auth_info = AuthInfo {
+        token_file: Some(token_file.display().to_string()),
+        ..Default::default()
+    };
+    config.read_timeout = Some(std::time::Duration::from_secs(10));
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Runs every runner check.
+pub async fn verify(inputs: &RunnerInputs) -> Verdict {
+    let mut verdict = Verdict {
+        mode: "runner",
+        checks: Vec::new(),
+        facts: Default::default(),
+    };
+    let subject = match read_subject(&inputs.token_file) {
+        Ok(s) => {
+            verdict.checks.push(Check::pass(
+                "service-account-token",
+                format!(
+                    "system:serviceaccount:{}:{}",
+                    s.namespace, s.service_account
+                ),
+            ));
+            verdict.facts.insert("namespace", s.namespace.clone());
+            verdict
+                .facts
+                .insert("service-account", s.service_account.clone());
+            s
+        }
+        Err(e) => {
+            verdict.checks.push(Check::fail(
+                "service-account-token",
+                e,
+                "run in the runner pod with its ServiceAccount token mounted (automountServiceAccountToken)",
+            ));
+            return verdict;
+        }
+    };
+
+    // The repository this namespace and ServiceAccount belong to, from the signed token.
+    let served = inputs
+        .settings
+        .repositories
+        .iter()
+        .map(|r| RepoNames::new(&inputs.settings, r))
+        .find(|n| {
+            n.namespace == subject.namespace && n.runner_service_account == subject.service_account
+        });
+    verdict
+        .checks
+        .push(repository_check(served.as_ref(), inputs));
+    if let Some(n) = &served {
+        verdict.facts.insert("repository", n.repository.clone());
+        verdict.facts.insert("role-arn", n.iam_role_arn.clone());
+    }
+    verdict
+        .checks
+        .push(hook_template_check(served.as_ref(), inputs));
+
+    let client = match token_client(inputs.kubeconfig.as_deref(), &inputs.token_file).await {
+        Ok(c) => c,
+        Err(e) => {
+            verdict.checks.push(Check::fail(
+                "hook-rights",
+                format!("cannot reach the API server: {e}"),
+                "check the pod's network and the API server address",
+            ));
+            return verdict;
+        }
+    };
+    let flavour = inputs.settings.config.kubernetes.hooks;
+    let rights = hook_rights(flavour);
+    verdict
+        .checks
+        .push(rights_check(&client, &subject.namespace, &rights).await);
+    let extra = served
+        .as_ref()
+        .and_then(|n| {
+            inputs
+                .settings
+                .repositories
+                .iter()
+                .find(|r| r.full_name() == n.repository)
+        })
+        .map(|r| r.extra_rules.clone())
+        .unwrap_or_default();
+    verdict.checks.push(
+        least_privilege_check(&client, &subject.namespace, &rights, &extra, inputs.strict).await,
+    );
+    verdict
+}
+
+fn read_subject(path: &std::path::Path) -> Result<Subject, String> {
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let claims = jwt_claims(&token)?;
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default();
+    Subject::parse(sub).ok_or_else(|| format!("token subject `{sub}` is not a ServiceAccount"))
+}
+
+fn repository_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Check {
+    let Some(served) = served else {
+        return Check::fail(
+            "repository",
+            "this runner's namespace and ServiceAccount belong to no repository of the configuration",
+            "run the scale set with the runner ServiceAccount `runner-identity plan` generated for its repository",
+        );
+    };
+    match &inputs.repository {
+        Some(job) if job.eq_ignore_ascii_case(&served.repository) => Check::pass(
+            "repository",
+            format!("{job} runs in its own namespace {}", served.namespace),
+        ),
+        Some(job) => {
+            let fix = match for_repository(&inputs.settings, job) {
+                Some(n) => format!(
+                    "{job} has its own scale set `{}` in namespace {}: use `runs-on: {}`",
+                    n.scale_set, n.namespace, n.scale_set
+                ),
+                None => format!(
+                    "{job} is not in the configuration: add it and run `runner-identity apply`"
+                ),
+            };
+            Check::fail(
+                "repository",
+                format!(
+                    "this runner serves {} (namespace {}), but the job belongs to {job}",
+                    served.repository, served.namespace
+                ),
+                fix,
+            )
+        }
+        None => Check::fail(
+            "repository",
+            "GITHUB_REPOSITORY is not set",
+            "run as the runner's job-started hook, which sets it",
+        ),
+    }
+}
+
+fn hook_template_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Check {
+    const NAME: &str = "hook-template";
+    let Some(path) = &inputs.hook_template else {
+        return Check::fail(
+            NAME,
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is not set: the workflow pod will run as the namespace's `default` ServiceAccount",
+            "use the Helm values from `runner-identity plan`, which mount the hook template and set the variable",
+        );
+    };
+    let Some(names) = served else {
+        return Check::fail(
+            NAME,
+            "no repository to compare the template with",
+            "see the repository check",
+        );
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot read {}: {e}", path.display()),
+                "mount the hook template ConfigMap where the variable points",
+            );
+        }
+    };
+    match check_hook_template(&text, names) {
+        Ok(_) => Check::pass(
+            NAME,
+            format!(
+                "{} sets serviceAccountName {} and fsGroup",
+                path.display(),
+                names.job_service_account
+            ),
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("{}: {e}", path.display()),
+            "use the hook template from `runner-identity plan`",
+        ),
+    }
+}
+
+async fn can(
+    client: &Client,
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+    verb: &str,
+) -> Result<bool, String> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: namespace.map(str::to_owned),
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                subresource: (!subresource.is_empty()).then(|| subresource.to_owned()),
+                verb: Some(verb.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let out = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(out.status.is_some_and(|s| s.allowed))
+}
+
+async fn rights_check(client: &Client, namespace: &str, rights: &[HookRight]) -> Check {
+    const NAME: &str = "hook-rights";
+    let asks: Vec<(HookRight, &str)> = rights
+        .iter()
+        .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
+        .collect();
+    let answers = futures::future::join_all(asks.iter().map(|(r, v)| {
+        can(
+            client,
+            Some(namespace),
+            r.group,
+            r.resource,
+            r.subresource,
+            v,
+        )
+    }))
+    .await;
+    let mut missing: Vec<(HookRight, &str)> = Vec::new();
+    for ((right, verb), answer) in asks.iter().zip(answers) {
+        match answer {
+            Ok(true) => {}
+            Ok(false) => missing.push((*right, verb)),
+            Err(e) => {
+                return Check::fail(
+                    NAME,
+                    format!("SelfSubjectAccessReview failed: {e}"),
+                    "the runner must be able to create SelfSubjectAccessReviews",
+                );
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Check::pass(
+            NAME,
+            format!(
+                "all {} rights the hooks check are granted in {namespace}",
+                asks.len()
+            ),
+        );
+    }
+    let listed: Vec<String> = missing
+        .iter()
+        .map(|(r, v)| format!("{v} {}", r.resource_path()))
+        .collect();
+    let mut fix = String::from("add to the runner's Role (or re-run `runner-identity apply`):\n");
+    let paths: BTreeSet<String> = missing.iter().map(|(r, _)| r.resource_path()).collect();
+    for path in paths {
+        let right = missing
+            .iter()
+            .find(|(r, _)| r.resource_path() == path)
+            .map(|(r, _)| *r);
+        let verbs: Vec<&str> = missing
+            .iter()
+            .filter(|(r, _)| r.resource_path() == path)
+            .map(|(_, v)| *v)
+            .collect();
+        if let Some(r) = right {
+            fix.push_str(&format!(
+                "- apiGroups: [\"{}\"]\n  resources: [\"{path}\"]\n  verbs: [{}]\n",
+                r.group,
+                verbs.join(", ")
+            ));
+        }
+    }
+    Check::fail(
+        NAME,
+        format!("missing in {namespace}: {}", listed.join(", ")),
+        fix.trim_end().to_owned(),
+    )
+}
+
+/// Rights every authenticated user has (system:basic-user).
+fn baseline(group: &str, resource: &str) -> bool {
+    group == "authorization.k8s.io"
+        && matches!(
+            resource,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        )
+}
+
+async fn rules(client: &Client, namespace: &str) -> Result<Vec<(String, String, String)>, String> {
+    let review = SelfSubjectRulesReview {
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_owned()),
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+    let out = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut expanded = Vec::new();
+    for rule in out.status.map(|s| s.resource_rules).unwrap_or_default() {
+        let groups = rule.api_groups.unwrap_or_else(|| vec![String::new()]);
+        let resources = rule.resources.unwrap_or_default();
+        for g in &groups {
+            for r in &resources {
+                for v in &rule.verbs {
+                    expanded.push((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    Ok(expanded)
+}
+
+async fn least_privilege_check(
+    client: &Client,
+    namespace: &str,
+    rights: &[HookRight],
+    extra: &[RuleConfig],
+    strict: bool,
+) -> Check {
+    const NAME: &str = "least-privilege";
+    let mut allowed: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for r in rights {
+        for v in r.verbs {
+            allowed.insert((r.group.to_owned(), r.resource_path(), (*v).to_owned()));
+        }
+    }
+    for rule in extra {
+        for g in &rule.api_groups {
+            for r in &rule.resources {
+                for v in &rule.verbs {
+                    allowed.insert((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    // A namespace that is not the runner's: rights there come from cluster-wide bindings.
+    let probe = format!("{namespace}-runner-identity-probe");
+    let (own, elsewhere) = match (rules(client, namespace).await, rules(client, &probe).await) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            return Check::fail(
+                NAME,
+                format!("SelfSubjectRulesReview failed: {e}"),
+                "the runner must be able to create SelfSubjectRulesReviews",
+            );
+        }
+    };
+    let mut excess = BTreeSet::new();
+    for (g, r, v) in &own {
+        let risky = [g, r, v].iter().any(|x| x.contains('*'))
+            || matches!(v.as_str(), "escalate" | "bind" | "impersonate");
+        if risky || (!allowed.contains(&(g.clone(), r.clone(), v.clone())) && !baseline(g, r)) {
+            excess.insert(format!(
+                "{v} {}{r} in {namespace}",
+                if g.is_empty() {
+                    String::new()
+                } else {
+                    format!("{g}/")
+                }
+            ));
+        }
+    }
+    for (g, r, v) in &elsewhere {
+        if !baseline(g, r) {
+            excess.insert(format!(
+                "{v} {}{r} in every namespace",
+                if g.is_empty() {
+                    String::new()
+                } else {
+                    format!("{g}/")
+                }
+            ));
+        }
+    }
+    if excess.is_empty() {
+        return Check::pass(
+            NAME,
+            format!("no rights beyond the hooks' in {namespace}, none elsewhere"),
+        );
+    }
+    let detail = format!(
+        "the runner has rights the hooks do not need: {}",
+        excess.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    let fix = "remove the extra RoleBindings/ClusterRoleBindings of the runner ServiceAccount (never grant cluster-admin); `runner-identity plan` shows the exact Role";
+    if strict {
+        Check::fail(NAME, detail, fix)
+    } else {
+        Check::warn(NAME, detail, fix)
+    }
+}
