@@ -16,6 +16,8 @@ scripts/stack.sh install
 started=0
 status=$(scripts/stack.sh status)
 case "$status" in *"apiserver: running"*) ;; *) started=1 ;; esac
+# A stack this script starts begins from an empty etcd, so runs do not pile up state.
+if [ "$started" = 1 ]; then scripts/stack.sh reset; fi
 scripts/stack.sh up
 if [ "$started" = 1 ] && [ "${KEEP_STACK:-0}" != 1 ]; then trap 'scripts/stack.sh down' EXIT; fi
 

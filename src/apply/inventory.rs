@@ -1,8 +1,9 @@
 //! The read half of apply: one labelled, paginated list per kind, once per run.
 //!
-//! Every object carrying `app.kubernetes.io/managed-by: runner-identity` is
-//! read (whatever its instance, so that another configuration's object of the
-//! same name is recognised), plus the names of all namespaces.
+//! Every object carrying `app.kubernetes.io/managed-by: runner-identity` and
+//! this configuration's instance label is read, plus the names of all
+//! namespaces; the cost of a re-run grows with this configuration, not with
+//! everything else on the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,9 +19,6 @@ use crate::names::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::Object;
 use crate::retry;
 use crate::{Error, Result};
-
-/// Page size of every list.
-const PAGE: u32 = 500;
 
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
 pub type Key = (&'static str, String, String);
@@ -53,7 +51,9 @@ impl Inventory {
             instance: instance.to_owned(),
             ..Default::default()
         };
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        // Only this instance's objects: another configuration's object of a
+        // planned name is found by the existence check and refused.
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
         for (kind, ar) in kinds() {
             for item in list_all(client, &ar, kind, Some(&selector), &mut inv.requests).await? {
                 let namespace = item.metadata.namespace.clone().unwrap_or_default();
@@ -68,12 +68,7 @@ impl Inventory {
                 inv.managed.insert((kind, namespace, name), value);
             }
         }
-        let ar = ApiResource::erase::<Namespace>(&());
-        for item in list_all(client, &ar, "Namespace", None, &mut inv.requests).await? {
-            if let Some(name) = item.metadata.name {
-                inv.namespaces.insert(name);
-            }
-        }
+        inv.namespaces = namespace_names(client, &mut inv.requests).await?;
         Ok(inv)
     }
 
@@ -121,7 +116,10 @@ pub(crate) async fn list_all(
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut params = ListParams::default().limit(PAGE);
+        // resourceVersion=0 without a limit: served in one response from the
+        // API server's watch cache, which filters by label in memory; a paged
+        // list is read from etcd, scanning every object of the kind per page.
+        let mut params = ListParams::default().match_any();
         if let Some(s) = selector {
             params = params.labels(s);
         }
@@ -146,6 +144,34 @@ pub(crate) async fn list_all(
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
             return Ok(out);
+        }
+    }
+}
+
+/// The names of all namespaces (metadata-only lists, page by page).
+async fn namespace_names(client: &Client, requests: &mut usize) -> Result<BTreeSet<String>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut names = BTreeSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().match_any();
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        *requests += 1;
+        let page = retry::kube("list Namespace", || api.list_metadata(&params))
+            .await
+            .map_err(|source| Error::Kube {
+                action: "list",
+                kind: "Namespace",
+                namespace: String::new(),
+                name: "*".into(),
+                source: Box::new(source),
+            })?;
+        names.extend(page.items.into_iter().filter_map(|n| n.metadata.name));
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(names);
         }
     }
 }
