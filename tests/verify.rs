@@ -1,0 +1,438 @@
+//! `verify runner` and `verify job` with real TokenRequest tokens on the local
+//! kube-apiserver and moto's STS; `verify job` runs as the built binary with
+//! the environment the EKS webhook gives a pod, the way the action runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleRef, Subject,
+};
+use kube::api::{Api, ObjectMeta, PostParams};
+use runner_identity::apply::{self, Options};
+use runner_identity::plan::{HOOK_TEMPLATE_KEY, Plan};
+use runner_identity::verify::runner::{RunnerInputs, verify};
+use runner_identity::verify::{Status, Verdict};
+
+const ACCOUNT: &str = "123456789012";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    text: String,
+    plan: Plan,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Fixture {
+        let owner = unique(prefix);
+        let text = irsa_config(&owner, &["app", "other"], &stack_issuer())
+            .replace("111122223333", ACCOUNT);
+        let plan = plan_text(&text);
+        let admin = admin_client().await;
+        let report = apply::apply(&admin, &plan, &Options::default())
+            .await
+            .unwrap();
+        assert!(!report.failed());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yaml"), &text).unwrap();
+        let hook = &plan.repositories[0].hook_template.data.as_ref().unwrap()[HOOK_TEMPLATE_KEY];
+        std::fs::write(dir.path().join("hook-template.yaml"), hook).unwrap();
+        Fixture { dir, text, plan }
+    }
+
+    async fn runner_token(&self) -> std::path::PathBuf {
+        let n = &self.plan.repositories[0].names;
+        let token = service_account_token(
+            &admin_client().await,
+            &n.namespace,
+            &n.runner_service_account,
+            None,
+        )
+        .await;
+        let path = self.dir.path().join("runner-token");
+        std::fs::write(&path, token).unwrap();
+        path
+    }
+
+    async fn runner_inputs(&self) -> RunnerInputs {
+        RunnerInputs {
+            settings: settings(&self.text),
+            kubeconfig: Some(kubeconfig_path()),
+            token_file: self.runner_token().await,
+            hook_template: Some(self.dir.path().join("hook-template.yaml")),
+            repository: Some(self.plan.repositories[0].names.repository.clone()),
+            strict: false,
+        }
+    }
+}
+
+fn status(v: &Verdict, name: &str) -> Status {
+    v.checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {v}"))
+        .status
+}
+
+fn detail(v: &Verdict, name: &str) -> String {
+    let c = v.checks.iter().find(|c| c.name == name).unwrap();
+    format!("{} {}", c.detail, c.remediation.clone().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn runner_with_planned_identity_passes() {
+    let f = Fixture::new("vr").await;
+    let v = verify(&f.runner_inputs().await).await;
+    assert!(v.passed(), "{v}");
+    assert_eq!(status(&v, "least-privilege"), Status::Pass, "{v}");
+    assert_eq!(v.facts["namespace"], f.plan.repositories[0].names.namespace);
+}
+
+#[tokio::test]
+async fn runner_missing_pods_exec_names_the_right_and_the_rule() {
+    let f = Fixture::new("vx").await;
+    let n = &f.plan.repositories[0].names;
+    let admin = admin_client().await;
+    let roles: Api<Role> = Api::namespaced(admin, &n.namespace);
+    let mut role = roles.get(&n.role).await.unwrap();
+    role.rules
+        .as_mut()
+        .unwrap()
+        .retain(|r| r.resources.as_deref() != Some(&["pods/exec".to_owned()]));
+    role.metadata.managed_fields = None;
+    roles
+        .replace(&n.role, &PostParams::default(), &role)
+        .await
+        .unwrap();
+    let v = verify(&f.runner_inputs().await).await;
+    assert!(!v.passed());
+    assert_eq!(status(&v, "hook-rights"), Status::Fail);
+    let d = detail(&v, "hook-rights");
+    assert!(
+        d.contains("get pods/exec") && d.contains("create pods/exec"),
+        "{d}"
+    );
+    assert!(
+        d.contains("resources: [\"pods/exec\"]") && d.contains("verbs: [get, create]"),
+        "{d}"
+    );
+}
+
+#[tokio::test]
+async fn runner_with_a_cluster_role_binding_fails_least_privilege_when_strict() {
+    let f = Fixture::new("vc").await;
+    let n = &f.plan.repositories[0].names;
+    let admin = admin_client().await;
+    // The classic "grant more out of despair": read secrets cluster-wide.
+    let name = format!("{}-secrets-reader", n.namespace);
+    let cr = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            verbs: vec!["get".into(), "list".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &cr)
+        .await
+        .unwrap();
+    let crbs: Api<ClusterRoleBinding> = Api::all(admin);
+    let crb = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: n.runner_service_account.clone(),
+            namespace: Some(n.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+    crbs.create(&PostParams::default(), &crb).await.unwrap();
+    let mut inputs = f.runner_inputs().await;
+    let v = verify(&inputs).await;
+    assert_eq!(status(&v, "least-privilege"), Status::Warn, "{v}");
+    assert!(v.passed(), "excess rights only warn without --strict");
+    inputs.strict = true;
+    let v = verify(&inputs).await;
+    assert_eq!(status(&v, "least-privilege"), Status::Fail);
+    assert!(
+        detail(&v, "least-privilege").contains("in every namespace"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn runner_for_another_repository_or_with_a_broken_template_fails() {
+    let f = Fixture::new("vw").await;
+    let mut inputs = f.runner_inputs().await;
+    inputs.repository = Some(f.plan.repositories[1].names.repository.clone());
+    let v = verify(&inputs).await;
+    assert_eq!(status(&v, "repository"), Status::Fail);
+    assert!(
+        detail(&v, "repository").contains(&format!(
+            "runs-on: {}",
+            f.plan.repositories[1].names.scale_set
+        )),
+        "{v}"
+    );
+
+    let mut inputs = f.runner_inputs().await;
+    std::fs::write(
+        inputs.hook_template.as_ref().unwrap(),
+        "spec:\n  securityContext: {fsGroup: 1001}\n",
+    )
+    .unwrap();
+    let v = verify(&inputs).await;
+    assert_eq!(status(&v, "hook-template"), Status::Fail);
+    assert!(
+        detail(&v, "hook-template").contains("serviceAccountName"),
+        "{v}"
+    );
+    inputs.hook_template = Some(f.dir.path().join("missing.yaml"));
+    assert_eq!(
+        status(&verify(&inputs).await, "hook-template"),
+        Status::Fail
+    );
+    inputs.hook_template = None;
+    assert!(detail(&verify(&inputs).await, "hook-template").contains("`default`"));
+}
+
+/// Runs `verify job` as the action runs it, with a pod's environment.
+fn verify_job(f: &Fixture, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    cmd.args(["verify", "job", "--kubernetes-token", "/nonexistent"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+async fn job_token(f: &Fixture, audience: &str) -> std::path::PathBuf {
+    let n = &f.plan.repositories[0].names;
+    let token = service_account_token(
+        &admin_client().await,
+        &n.namespace,
+        &n.job_service_account,
+        Some(audience),
+    )
+    .await;
+    let path = f
+        .dir
+        .path()
+        .join(format!("job-token-{}", audience.replace(['/', ':'], "_")));
+    std::fs::write(&path, token).unwrap();
+    path
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
+    let f = Fixture::new("vj").await;
+    let token_file = job_token(&f, "sts.amazonaws.com").await;
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let role = f.plan.repositories[0].iam_role.arn.clone();
+    let (out_file, summary) = (f.dir.path().join("output"), f.dir.path().join("summary"));
+    let o = verify_job(
+        &f,
+        &[
+            ("AWS_ROLE_ARN", &role),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+            ("INPUT_MASK-ACCOUNT-ID", "true"),
+        ],
+        &[],
+    );
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains(&format!("::add-mask::{ACCOUNT}")), "{all}");
+    assert!(
+        all.contains(&format!(
+            ":assumed-role/{}/",
+            f.plan.repositories[0].iam_role.name
+        )),
+        "{all}"
+    );
+    let outputs = std::fs::read_to_string(&out_file).unwrap();
+    for key in [
+        "role-arn<<",
+        "caller-arn<<",
+        "account-id<<",
+        "namespace<<",
+        "service-account<<",
+        "repository<<",
+        "result<<",
+    ] {
+        assert!(outputs.contains(key), "{key} missing in {outputs}");
+    }
+    assert!(outputs.contains("\npass\n"));
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("| caller-identity | pass |"), "{summary}");
+    for (name, content) in [
+        ("stdout+stderr", &all),
+        ("GITHUB_OUTPUT", &outputs),
+        ("summary", &summary),
+    ] {
+        assert!(
+            !content.contains(token.trim()),
+            "the token leaked into {name}"
+        );
+        assert!(
+            !content.contains(token.split('.').nth(2).unwrap()),
+            "the token signature leaked into {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn job_failures_each_have_their_own_diagnosis() {
+    let f = Fixture::new("vf").await;
+    let good = job_token(&f, "sts.amazonaws.com").await;
+    let role = f.plan.repositories[0].iam_role.arn.clone();
+    let ok_env = |token: &Path| {
+        vec![
+            ("AWS_ROLE_ARN".to_owned(), role.clone()),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE".to_owned(),
+                token.display().to_string(),
+            ),
+        ]
+    };
+    let run = |env: Vec<(String, String)>, args: &[&str]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        verify_job(&f, &env, args)
+    };
+
+    // No mechanism at all.
+    let o = run(vec![], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("serviceAccountName"), "{}", text(&o));
+
+    // A wrong expected role.
+    let o = run(
+        ok_env(&good),
+        &[
+            "--expected-role-arn",
+            &format!("arn:aws:iam::{ACCOUNT}:role/someone-else"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("expected the role arn:aws:iam::123456789012:role/someone-else"),
+        "{}",
+        text(&o)
+    );
+
+    // The wrong audience.
+    let wrong_aud = job_token(&f, "https://kubernetes.default.svc").await;
+    let o = run(ok_env(&wrong_aud), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("does not include `sts.amazonaws.com`"),
+        "{}",
+        text(&o)
+    );
+
+    // An expired token (exp in the past, signature irrelevant to the check).
+    let expired = f.dir.path().join("expired");
+    let claims = base64_url(&format!(
+        r#"{{"aud":["sts.amazonaws.com"],"exp":1000,"sub":"system:serviceaccount:{}:{}"}}"#,
+        f.plan.repositories[0].names.namespace, f.plan.repositories[0].names.job_service_account
+    ));
+    std::fs::write(&expired, format!("e30.{claims}.c2ln")).unwrap();
+    let o = run(ok_env(&expired), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("token expired"), "{}", text(&o));
+
+    // The node's instance role: STS answers for an EC2 instance session.
+    let o = run(
+        vec![
+            ("AWS_ROLE_ARN".into(), role.clone()),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+                good.display().to_string(),
+            ),
+            ("AWS_ROLE_SESSION_NAME".into(), "i-0123456789abcdef0".into()),
+        ],
+        &[
+            "--expected-role-arn",
+            &format!("arn:aws:iam::{ACCOUNT}:role/not-this"),
+        ],
+    );
+    assert!(text(&o).contains("node's instance role"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn job_token_unreadable_for_a_non_root_user_is_explained() {
+    let f = Fixture::new("vu").await;
+    let token = job_token(&f, "sts.amazonaws.com").await;
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The binary and the config must be reachable by the unprivileged user.
+    let bin = f.dir.path().join("runner-identity");
+    std::fs::copy(env!("CARGO_BIN_EXE_runner-identity"), &bin).unwrap();
+    for p in [f.dir.path(), &f.dir.path().join("config.yaml")] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin.to_str().unwrap(),
+            "verify",
+            "job",
+            "--kubernetes-token",
+            "/nonexistent",
+        ])
+        .env_clear()
+        .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("not readable by uid 65534") && t.contains("fsGroup"),
+        "{t}"
+    );
+}
+
+fn base64_url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
