@@ -35,6 +35,22 @@ pub enum Command {
     /// Check the identity a job actually has; exit 1 when a check fails.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// The container action's entry point: runs `INPUT_COMMAND` (verify-job,
+    /// verify-runner, plan, diff, apply) with the other `INPUT_*` variables.
+    #[command(hide = true)]
+    Action,
+}
+
+/// The argv an action's `command` input stands for.
+pub fn action_argv(command: &str) -> Option<Vec<&'static str>> {
+    Some(match command {
+        "" | "verify-job" => vec!["runner-identity", "verify", "job"],
+        "verify-runner" => vec!["runner-identity", "verify", "runner"],
+        "plan" => vec!["runner-identity", "plan"],
+        "diff" => vec!["runner-identity", "diff"],
+        "apply" => vec!["runner-identity", "apply"],
+        _ => return None,
+    })
 }
 
 /// `verify` modes.
@@ -209,6 +225,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         Command::Verify(mode) => return run_verify(mode, out).await,
+        Command::Action => {
+            let command = std::env::var("INPUT_COMMAND").unwrap_or_default();
+            let argv = action_argv(&command).ok_or_else(|| {
+                anyhow::anyhow!("input `command` is `{command}`; use verify-job, verify-runner, plan, diff or apply")
+            })?;
+            // Flags come from their INPUT_* variables (clap's env fallback).
+            let cli = Cli::try_parse_from(argv)?;
+            return Box::pin(run(cli, out)).await;
+        }
         Command::Apply(args) => return run_apply(&args, false, out).await,
         Command::Diff(args) => return run_apply(&args, true, out).await,
     }

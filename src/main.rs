@@ -9,8 +9,15 @@ use clap::Parser;
 use runner_identity::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A container action receives every input, unset ones as empty
+    // `INPUT_<NAME>` variables; an empty one means "not given".
+    for (key, value) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("INPUT_") && value.is_empty() {
+            // SAFETY: no other thread exists yet (the runtime starts below).
+            unsafe { std::env::remove_var(&key) };
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RUNNER_IDENTITY_LOG")
@@ -20,8 +27,18 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
     let mut stdout = std::io::stdout().lock();
-    match run(cli, &mut stdout).await {
+    match runtime.block_on(run(cli, &mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

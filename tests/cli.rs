@@ -239,3 +239,42 @@ fn apply_without_a_reachable_cluster_exits_3() {
         "the cause chain is printed once: {err}"
     );
 }
+
+#[test]
+fn action_entry_point_runs_the_command_input() {
+    let o = run(
+        &["action"],
+        &[
+            ("INPUT_COMMAND", "plan"),
+            ("INPUT_CONFIG", "examples/org-irsa.yaml"),
+            ("INPUT_OUTPUT", "json"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["repositories"].as_array().unwrap().len(), 3);
+
+    let o = run(&["action"], &[("INPUT_COMMAND", "destroy")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`destroy`") && stderr(&o).contains("verify-job"),
+        "{}",
+        stderr(&o)
+    );
+
+    // verify-job without any AWS mechanism: fails closed, exit 1, with an annotation.
+    let o = run(
+        &["action"],
+        &[
+            ("INPUT_COMMAND", "verify-job"),
+            ("GITHUB_ACTIONS", "true"),
+            ("INPUT_CONFIG", ""),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("::error title=runner-identity job%3A mechanism::"),
+        "{}",
+        stdout(&o)
+    );
+}
