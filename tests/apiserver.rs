@@ -28,23 +28,9 @@ async fn can(
     sub: &str,
     verb: &str,
 ) -> bool {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: namespace.map(str::to_owned),
-                group: Some(group.to_owned()),
-                resource: Some(resource.to_owned()),
-                subresource: (!sub.is_empty()).then(|| sub.to_owned()),
-                verb: Some(verb.to_owned()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let response = api.create(&PostParams::default(), &review).await.unwrap();
-    response.status.unwrap().allowed
+    runner_identity::verify::runner::can(client, namespace, group, resource, sub, verb)
+        .await
+        .unwrap()
 }
 
 async fn every_right(
