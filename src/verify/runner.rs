@@ -240,7 +240,8 @@ fn hook_template_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Che
     }
 }
 
-async fn can(
+/// One SelfSubjectAccessReview: may the client's identity do `verb` on the resource?
+pub async fn can(
     client: &Client,
     namespace: Option<&str>,
     group: &str,
