@@ -126,9 +126,13 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
     };
     let flavour = inputs.settings.config.kubernetes.hooks;
     let rights = hook_rights(flavour);
+    // Two SelfSubjectRulesReviews at once: the runner's namespace, and one that
+    // is not its own (rights there come from cluster-wide bindings).
+    let probe = format!("{}-runner-identity-probe", subject.namespace);
+    let (own, elsewhere) = tokio::join!(rules(&client, &subject.namespace), rules(&client, &probe));
     verdict
         .checks
-        .push(rights_check(&client, &subject.namespace, &rights).await);
+        .push(rights_check(&client, &subject.namespace, &rights, own.as_ref().ok()).await);
     let extra = served
         .as_ref()
         .and_then(|n| {
@@ -140,9 +144,13 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         })
         .map(|r| r.extra_rules.clone())
         .unwrap_or_default();
-    verdict.checks.push(
-        least_privilege_check(&client, &subject.namespace, &rights, &extra, inputs.strict).await,
-    );
+    verdict.checks.push(least_privilege_check(
+        &subject.namespace,
+        (own, elsewhere),
+        &rights,
+        &extra,
+        inputs.strict,
+    ));
     verdict
 }
 
@@ -271,23 +279,38 @@ pub async fn can(
     Ok(out.status.is_some_and(|s| s.allowed))
 }
 
-async fn rights_check(client: &Client, namespace: &str, rights: &[HookRight]) -> Check {
+async fn rights_check(
+    client: &Client,
+    namespace: &str,
+    rights: &[HookRight],
+    own: Option<&Rules>,
+) -> Check {
     const NAME: &str = "hook-rights";
     let asks: Vec<(HookRight, &str)> = rights
         .iter()
         .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
         .collect();
-    let answers = futures::future::join_all(asks.iter().map(|(r, v)| {
-        can(
-            client,
-            Some(namespace),
-            r.group,
-            r.resource,
-            r.subresource,
-            v,
-        )
-    }))
-    .await;
+    // The rules review answers every question at once when it is complete
+    // (RBAC only); otherwise one SelfSubjectAccessReview per right, in parallel.
+    let answers: Vec<Result<bool, String>> = match own {
+        Some(r) if !r.incomplete => asks
+            .iter()
+            .map(|(right, verb)| Ok(r.covers(right.group, &right.resource_path(), verb)))
+            .collect(),
+        _ => {
+            futures::future::join_all(asks.iter().map(|(r, v)| {
+                can(
+                    client,
+                    Some(namespace),
+                    r.group,
+                    r.resource,
+                    r.subresource,
+                    v,
+                )
+            }))
+            .await
+        }
+    };
     let mut missing: Vec<(HookRight, &str)> = Vec::new();
     for ((right, verb), answer) in asks.iter().zip(answers) {
         match answer {
@@ -351,7 +374,24 @@ fn baseline(group: &str, resource: &str) -> bool {
         )
 }
 
-async fn rules(client: &Client, namespace: &str) -> Result<Vec<(String, String, String)>, String> {
+/// A SelfSubjectRulesReview, expanded to `(group, resource, verb)` triples.
+#[derive(Debug)]
+struct Rules {
+    rules: Vec<(String, String, String)>,
+    /// The authorizer could not list everything (e.g. a webhook authorizer).
+    incomplete: bool,
+}
+
+impl Rules {
+    /// Whether some rule grants `verb` on `group`/`resource` (wildcards included).
+    fn covers(&self, group: &str, resource: &str, verb: &str) -> bool {
+        self.rules.iter().any(|(g, r, v)| {
+            (g == group || g == "*") && (r == resource || r == "*") && (v == verb || v == "*")
+        })
+    }
+}
+
+async fn rules(client: &Client, namespace: &str) -> Result<Rules, String> {
     let review = SelfSubjectRulesReview {
         spec: SelfSubjectRulesReviewSpec {
             namespace: Some(namespace.to_owned()),
@@ -362,9 +402,10 @@ async fn rules(client: &Client, namespace: &str) -> Result<Vec<(String, String, 
     let out = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("SelfSubjectRulesReview in {namespace}: {e}"))?;
+    let status = out.status.unwrap_or_default();
     let mut expanded = Vec::new();
-    for rule in out.status.map(|s| s.resource_rules).unwrap_or_default() {
+    for rule in status.resource_rules {
         let groups = rule.api_groups.unwrap_or_else(|| vec![String::new()]);
         let resources = rule.resources.unwrap_or_default();
         for g in &groups {
@@ -375,12 +416,15 @@ async fn rules(client: &Client, namespace: &str) -> Result<Vec<(String, String, 
             }
         }
     }
-    Ok(expanded)
+    Ok(Rules {
+        rules: expanded,
+        incomplete: status.incomplete,
+    })
 }
 
-async fn least_privilege_check(
-    client: &Client,
+fn least_privilege_check(
     namespace: &str,
+    reviews: (Result<Rules, String>, Result<Rules, String>),
     rights: &[HookRight],
     extra: &[RuleConfig],
     strict: bool,
@@ -401,10 +445,8 @@ async fn least_privilege_check(
             }
         }
     }
-    // A namespace that is not the runner's: rights there come from cluster-wide bindings.
-    let probe = format!("{namespace}-runner-identity-probe");
-    let (own, elsewhere) = match (rules(client, namespace).await, rules(client, &probe).await) {
-        (Ok(a), Ok(b)) => (a, b),
+    let (own, elsewhere) = match reviews {
+        (Ok(a), Ok(b)) => (a.rules, b.rules),
         (Err(e), _) | (_, Err(e)) => {
             return Check::fail(
                 NAME,
@@ -455,5 +497,31 @@ async fn least_privilege_check(
         Check::fail(NAME, detail, fix)
     } else {
         Check::warn(NAME, detail, fix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_cover_exact_and_wildcard_grants() {
+        let t = |g: &str, r: &str, v: &str| (g.to_owned(), r.to_owned(), v.to_owned());
+        let rules = Rules {
+            rules: vec![
+                t("", "pods", "get"),
+                t("batch", "*", "list"),
+                t("", "secrets", "*"),
+            ],
+            incomplete: false,
+        };
+        assert!(rules.covers("", "pods", "get"));
+        assert!(
+            !rules.covers("", "pods/exec", "get"),
+            "a subresource is its own resource"
+        );
+        assert!(rules.covers("batch", "jobs", "list"));
+        assert!(rules.covers("", "secrets", "delete"));
+        assert!(!rules.covers("batch", "jobs", "create"));
     }
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark: `runner-identity verify runner|job` against the sequence a person
+# types today, side by side in one run on the local stack:
+#   runner: `kubectl auth can-i` for every right the hooks check;
+#   job:    `aws sts get-caller-identity` with the pod's web-identity variables.
+#   scripts/bench-verify.sh [RUNS]     (default 10; mean wall time per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+[ -f "$CACHE/stack/env" ] || { echo "start the stack first: scripts/stack.sh up" >&2; exit 2; }
+set -a; . "$CACHE/stack/env"; set +a
+runs=${1:-10}
+[ -x "$CACHE/venv/bin/aws" ] || "$CACHE/venv/bin/pip" install -q awscli >/dev/null
+cargo build --release --quiet
+bin=$CARGO_TARGET_DIR/release/runner-identity
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+owner=bv$(date +%s | tail -c 6)
+cat >"$work/config.yaml" <<EOF
+github:
+  owner: $owner
+repositories: [app]
+cluster:
+  name: bench
+  oidcIssuer: $RUNNER_IDENTITY_ISSUER
+aws:
+  accountId: "123456789012"
+  mode: irsa
+kubernetes:
+  namespace: "{owner}-{repo}"
+EOF
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+"$CACHE/venv/bin/aws" iam create-open-id-connect-provider --url "$RUNNER_IDENTITY_ISSUER" \
+  --client-id-list sts.amazonaws.com --thumbprint-list 9e99a48a9960b14926bb7f3b02e22da2b0ab7280 >/dev/null 2>&1 || true
+"$bin" apply -c "$work/config.yaml" >/dev/null
+ns=$owner-app
+"$bin" plan -c "$work/config.yaml" -o json | python3 -c '
+import json, sys
+cm = [o for o in json.load(sys.stdin)["repositories"][0]["objects"] if o["kind"] == "ConfigMap"][0]
+print(cm["data"]["hook-template.yaml"])' >"$work/hook-template.yaml"
+kubectl create token gha-runner -n "$ns" --duration=1h >"$work/runner-token"
+kubectl create token gha-job -n "$ns" --audience sts.amazonaws.com --duration=1h >"$work/job-token"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+role=arn:aws:iam::123456789012:role/gha-bench-$owner-app
+
+runner_ri() {
+  GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
+    "$bin" verify runner -c "$work/config.yaml" --kubeconfig "$KUBECONFIG" --token-file "$work/runner-token" >/dev/null
+}
+runner_kubectl() {
+  local t; t=$(cat "$work/runner-token")
+  for r in "get pods" "list pods" "create pods" "delete pods" "get pods --subresource=exec" "create pods --subresource=exec" \
+           "get pods --subresource=log" "list pods --subresource=log" "watch pods --subresource=log" \
+           "get secrets" "list secrets" "create secrets" "delete secrets" \
+           "get jobs.batch" "list jobs.batch" "create jobs.batch" "delete jobs.batch"; do
+    # shellcheck disable=SC2086
+    kubectl --kubeconfig "$KUBECONFIG" --token "$t" auth can-i $r -n "$ns" >/dev/null
+  done
+}
+job_env() { AWS_ROLE_ARN=$role AWS_WEB_IDENTITY_TOKEN_FILE=$work/job-token "$@"; }
+job_ri() { job_env "$bin" verify job -c "$work/config.yaml" --kubernetes-token /nonexistent >/dev/null; }
+job_aws() { job_env "$CACHE/venv/bin/aws" sts get-caller-identity >/dev/null; }
+
+mean_ms() { # function
+  local start end
+  "$1" # warm-up, and proof it passes
+  start=$(date +%s%N)
+  for _ in $(seq 1 "$runs"); do "$1"; done
+  end=$(date +%s%N)
+  echo $(((end - start) / runs / 1000000))
+}
+printf '%-48s %s\n' "run (mean of $runs)" "wall (ms)"
+a=$(mean_ms runner_ri); b=$(mean_ms runner_kubectl)
+printf '%-48s %s\n' "runner-identity verify runner" "$a" "17 x kubectl auth can-i" "$b"
+c=$(mean_ms job_ri); d=$(mean_ms job_aws)
+printf '%-48s %s\n' "runner-identity verify job" "$c" "aws sts get-caller-identity" "$d"
