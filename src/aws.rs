@@ -780,8 +780,8 @@ fn eks_tag_key(k: &str) -> String {
     k.to_owned()
 }
 
-/// IAM returns policy documents URL-encoded.
-fn decode_policy(encoded: &str) -> Option<Value> {
+/// IAM returns policy documents URL-encoded; this decodes one into JSON.
+pub fn decode_policy(encoded: &str) -> Option<Value> {
     let bytes = encoded.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

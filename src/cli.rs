@@ -197,10 +197,11 @@ pub struct ApplyArgs {
     pub skip_aws: bool,
 }
 
-fn load_plan(args: &ConfigArgs) -> Result<plan::Plan> {
+fn load_plan(args: &ConfigArgs) -> Result<(config::Settings, plan::Plan)> {
     let settings = config::load(&args.config)?;
     let templates = Templates::load(args.templates.as_deref())?;
-    plan::plan(&settings, &templates)
+    let plan = plan::plan(&settings, &templates)?;
+    Ok((settings, plan))
 }
 
 /// Runs a parsed command; what it prints goes to `out`.
@@ -214,7 +215,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
         Command::Plan(args) => {
-            let plan = load_plan(&args.config)?;
+            let (_, plan) = load_plan(&args.config)?;
             if let Some(dir) = &args.out_dir {
                 let folders = render::write_out_dir(&plan, dir)?;
                 tracing::info!(folders = folders.len(), dir = %dir.display(), "wrote the plan");
@@ -241,9 +242,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let settings = config::load(&args.config.config)?;
-    let templates = Templates::load(args.config.templates.as_deref())?;
-    let plan = plan::plan(&settings, &templates)?;
+    let (settings, plan) = load_plan(&args.config)?;
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let options = apply::Options {
         dry_run: args.dry_run,

@@ -46,24 +46,7 @@ async fn provider(clients: &Clients, issuer: &str) {
 }
 
 fn decode(doc: &str) -> Value {
-    let decoded: String = {
-        let mut out = Vec::new();
-        let b = doc.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                out.push(
-                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap(),
-                );
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    serde_json::from_str(&decoded).unwrap()
+    aws::decode_policy(doc).expect("IAM returned a policy document that is not JSON")
 }
 
 #[tokio::test]

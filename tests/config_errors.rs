@@ -42,6 +42,16 @@ fn with(from: &str, to: &str) -> String {
     GOOD.replacen(from, to, 1)
 }
 
+/// The error of planning GOOD with template `name` replaced by `text`.
+fn error_with_template(name: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
+    plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn the_good_fixture_plans() {
     let plan = common::plan_text(GOOD);
@@ -211,16 +221,7 @@ fn unknown_placeholder_in_a_name_template() {
 
 #[test]
 fn template_that_fails_to_render() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("values.yaml"),
-        "githubConfigUrl: {{ no_such_variable }}\n",
-    )
-    .unwrap();
-    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = error_with_template("values.yaml", "githubConfigUrl: {{ no_such_variable }}\n");
     assert!(
         e.contains("values.yaml") && e.contains("acme/api") && e.contains("failed to render"),
         "{e}"
@@ -231,61 +232,38 @@ fn template_that_fails_to_render() {
 fn hook_template_without_service_account_is_refused() {
     // Regression guard for the most common outage: the workflow pod running
     // as `default` because the template does not name the job ServiceAccount.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("hook-template.yaml"),
+    let e = error_with_template(
+        "hook-template.yaml",
         "spec:\n  securityContext:\n    fsGroup: 1001\n",
-    )
-    .unwrap();
-    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    );
     assert!(
         e.contains("serviceAccountName") && e.contains("default"),
         "{e}"
     );
 
-    std::fs::write(
-        dir.path().join("hook-template.yaml"),
+    let e = error_with_template(
+        "hook-template.yaml",
         "spec:\n  serviceAccountName: gha-job\n",
-    )
-    .unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    );
     assert!(e.contains("fsGroup"), "{e}");
 }
 
 #[test]
 fn trust_policy_template_that_is_not_pinned_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let loose = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
       "Principal": {"Federated": {{ oidc_provider_arn | tojson }}},
       "Action": "sts:AssumeRoleWithWebIdentity",
       "Condition": {"StringLike": {{ {(issuer ~ ":sub"): "system:serviceaccount:*"} | tojson }}}}]}"#;
-    std::fs::write(dir.path().join("trust-policy-irsa.json"), loose).unwrap();
-    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = error_with_template("trust-policy-irsa.json", loose);
     assert!(e.contains("also lets") && e.contains(":default"), "{e}");
 
-    std::fs::write(dir.path().join("trust-policy-irsa.json"), "{ not json").unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = error_with_template("trust-policy-irsa.json", "{ not json");
     assert!(e.contains("not valid JSON"), "{e}");
 }
 
 #[test]
 fn template_with_a_syntax_error_names_the_template() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hook-template.yaml"), "spec: {{ unclosed\n").unwrap();
-    let settings = config::parse(GOOD, Path::new("bad.yaml")).unwrap();
-    let e = plan::plan(&settings, &Templates::load(Some(dir.path())).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = error_with_template("hook-template.yaml", "spec: {{ unclosed\n");
     assert!(
         e.contains("hook-template.yaml") && e.contains("line 1"),
         "{e}"
