@@ -115,6 +115,9 @@ pub struct VerifyJobArgs {
     /// Out of a pod only: kubeconfig naming the API server and its CA.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
+    #[arg(long, value_enum, env = "INPUT_GITHUB-OIDC", default_value = "auto")]
+    pub github_oidc: verify::github_oidc::OidcMode,
     #[command(flatten)]
     pub out: VerifyOutputArgs,
 }
@@ -317,6 +320,7 @@ async fn run_verify(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<
                 expected_role_arn: args.expected_role_arn,
                 kubernetes_token: Some(args.kubernetes_token),
                 kubeconfig: args.kubeconfig,
+                github_oidc: args.github_oidc,
                 env: env.clone(),
             };
             (verify::job::verify(&inputs).await, args.out)

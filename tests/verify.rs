@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
 use common::*;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleRef, Subject,
@@ -263,18 +264,52 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     let token = std::fs::read_to_string(&token_file).unwrap();
     let role = f.plan.repositories[0].iam_role.arn.clone();
     let (out_file, summary) = (f.dir.path().join("output"), f.dir.path().join("summary"));
-    let o = verify_job(
-        &f,
-        &[
-            ("AWS_ROLE_ARN", &role),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
-            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
-            ("INPUT_MASK-ACCOUNT-ID", "true"),
-        ],
-        &[],
-    );
+    // The job may request a GitHub OIDC token (`id-token: write`) from a
+    // GitHub Enterprise Server whose issuer the configuration names.
+    let key = TestKey::generate("ghes-1");
+    let github = github_oidc(&key).await;
+    let id_token = key.sign(&actions_claims(
+        &format!("{}/_services/token", github.uri()),
+        &f.plan.repositories[0].names.repository,
+        "runner-identity",
+        300,
+    ));
+    serve_id_token(&github, &id_token).await;
+    let config = f.dir.path().join("config-ghes.yaml");
+    std::fs::write(
+        &config,
+        f.text.replacen(
+            "github:\n",
+            &format!("github:\n  url: {}\n", github.uri()),
+            1,
+        ),
+    )
+    .unwrap();
+    let request_url = format!("{}/idtoken?api-version=2.0", github.uri());
+    // Exactly as the runner starts the action: `action` with INPUT_* variables.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    cmd.arg("action")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", "us-east-1");
+    for (k, v) in [
+        ("INPUT_COMMAND", "verify-job"),
+        ("INPUT_CONFIG", config.to_str().unwrap()),
+        ("INPUT_GITHUB-OIDC", "require"),
+        ("INPUT_EXPECTED-ROLE-ARN", ""),
+        ("INPUT_MASK-ACCOUNT-ID", "true"),
+        ("AWS_ROLE_ARN", &role),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ] {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
     let all = text(&o);
     assert_eq!(o.status.code(), Some(0), "{all}");
     assert!(all.contains(&format!("::add-mask::{ACCOUNT}")), "{all}");
@@ -300,6 +335,7 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     assert!(outputs.contains("\npass\n"));
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(summary.contains("| caller-identity | pass |"), "{summary}");
+    assert!(summary.contains("| github-oidc | pass |"), "{summary}");
     for (name, content) in [
         ("stdout+stderr", &all),
         ("GITHUB_OUTPUT", &outputs),
@@ -313,6 +349,16 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
             !content.contains(token.split('.').nth(2).unwrap()),
             "the token signature leaked into {name}"
         );
+        for secret in [
+            REQUEST_TOKEN,
+            id_token.as_str(),
+            id_token.split('.').nth(2).unwrap(),
+        ] {
+            assert!(
+                !content.contains(secret),
+                "a GitHub token leaked into {name}"
+            );
+        }
     }
 }
 

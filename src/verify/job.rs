@@ -8,6 +8,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use serde_json::Value;
 
+use super::github_oidc::{self, OidcMode};
 use super::{Check, Subject, Verdict, audiences, jwt_claims, now};
 use crate::config::{Mode, Settings};
 use crate::names::RepoNames;
@@ -29,6 +30,8 @@ pub struct JobInputs {
     /// A Kubernetes API token mounted in the pod, if any.
     pub kubernetes_token: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
+    /// Whether the GitHub OIDC check runs.
+    pub github_oidc: OidcMode,
 }
 
 /// How the pod receives AWS credentials.
@@ -84,19 +87,23 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
 
     let expected = expected_identity(inputs, mechanism);
     let subject = token_checks(&mut verdict, mechanism, &token_path, inputs);
-    let expected_role = match (&inputs.expected_role_arn, &subject, &inputs.settings) {
-        (Some(arn), _, _) => Some(arn.clone()),
-        (None, Some(s), Some(settings)) => settings
+    // The repository this job's identity is bound to: the signed subject
+    // mapped through the configured naming rules.
+    let bound = match (&subject, &inputs.settings) {
+        (Some(s), Some(settings)) => settings
             .repositories
             .iter()
             .map(|r| RepoNames::new(settings, r))
-            .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account)
-            .map(|n| {
-                verdict.facts.insert("repository", n.repository.clone());
-                n.iam_role_arn
-            }),
+            .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account),
         _ => None,
     };
+    if let Some(b) = &bound {
+        verdict.facts.insert("repository", b.repository.clone());
+    }
+    let expected_role = inputs
+        .expected_role_arn
+        .clone()
+        .or_else(|| bound.as_ref().map(|b| b.iam_role_arn.clone()));
     match (&expected_role, &subject) {
         (Some(arn), _) => {
             verdict.facts.insert("role-arn", arn.clone());
@@ -133,6 +140,18 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         .await,
     );
     if let Some(check) = kubernetes_rights_check(inputs).await {
+        verdict.checks.push(check);
+    }
+    let expectation = github_oidc::Expectation {
+        issuer: github_oidc::issuer_for(
+            inputs
+                .settings
+                .as_ref()
+                .map_or("https://github.com", |s| s.github_url.as_str()),
+        ),
+        repository: bound.map(|b| b.repository),
+    };
+    if let Some(check) = github_oidc::check(inputs.github_oidc, &inputs.env, &expectation).await {
         verdict.checks.push(check);
     }
     verdict

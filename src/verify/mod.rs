@@ -10,6 +10,7 @@
 //! accepted, the STS caller ARN) and configured expectations, never from
 //! variables a workflow can set. A check that cannot run fails (fail closed).
 
+pub mod github_oidc;
 pub mod job;
 pub mod report;
 pub mod runner;

@@ -15,6 +15,8 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
+    /// Not applicable here and not required (never hides a failure).
+    Skip,
     Warn,
     Fail,
 }
@@ -34,6 +36,14 @@ impl Check {
         Check {
             name,
             status: Status::Pass,
+            detail: detail.into(),
+            remediation: None,
+        }
+    }
+    pub fn skip(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Skip,
             detail: detail.into(),
             remediation: None,
         }
@@ -114,6 +124,7 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Status::Pass => "pass",
+            Status::Skip => "skip",
             Status::Warn => "warn",
             Status::Fail => "FAIL",
         })
@@ -132,7 +143,10 @@ impl fmt::Display for Verdict {
                 c.status.to_string(),
                 c.detail
             )?;
-            if let (Some(fix), true) = (&c.remediation, c.status != Status::Pass) {
+            if let (Some(fix), true) = (
+                &c.remediation,
+                matches!(c.status, Status::Warn | Status::Fail),
+            ) {
                 for line in fix.lines() {
                     writeln!(f, "{:<width$}        fix: {line}", "")?;
                 }
@@ -163,7 +177,7 @@ pub fn workflow_commands(verdict: &Verdict, mask: &[&str]) -> String {
     }
     for c in &verdict.checks {
         let level = match c.status {
-            Status::Pass => continue,
+            Status::Pass | Status::Skip => continue,
             Status::Warn => "warning",
             Status::Fail => "error",
         };

@@ -2,6 +2,8 @@
 //! (`scripts/stack.sh up`) and small builders of test configurations.
 #![allow(dead_code)]
 
+pub mod jwt;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,188 @@
+//! The GitHub OIDC check of `verify job` against a wiremock GitHub (issuer
+//! discovery, JWKS, the runner's ID-token endpoint) with a test key pair.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
+use runner_identity::verify::github_oidc::{Expectation, OidcMode, check, issuer_for};
+use runner_identity::verify::{Check, Status};
+
+const REPO: &str = "acme/app";
+
+fn job_env(server: &wiremock::MockServer, bearer: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL".to_owned(),
+            format!("{}/idtoken?api-version=2.0", server.uri()),
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_owned(),
+            bearer.to_owned(),
+        ),
+    ])
+}
+
+/// Serves the token `id_token(issuer)` from a GitHub whose JWKS holds `key`,
+/// and checks it.
+async fn run(key: &TestKey, id_token: impl Fn(&str) -> String, mode: OidcMode) -> Check {
+    let server = github_oidc(key).await;
+    serve_id_token(&server, &id_token(&issuer_for(&server.uri()))).await;
+    check(mode, &job_env(&server, REQUEST_TOKEN), &expect_for(&server))
+        .await
+        .expect("the check runs unless off")
+}
+
+fn assert_fails(c: &Check, needle: &str) {
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.detail.contains(needle), "`{needle}` not in {c:?}");
+    assert!(c.remediation.is_some());
+}
+
+#[tokio::test]
+async fn a_token_of_this_repository_passes() {
+    let key = TestKey::generate("k1");
+    let c = run(
+        &key,
+        |iss| key.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
+        OidcMode::Auto,
+    )
+    .await;
+    assert_eq!(c.status, Status::Pass, "{c:?}");
+    assert!(c.detail.contains("repository acme/app"), "{c:?}");
+    // Case differs, as GitHub allows: still this repository.
+    let c = run(
+        &key,
+        |iss| key.sign(&actions_claims(iss, "Acme/App", "runner-identity", 300)),
+        OidcMode::Require,
+    )
+    .await;
+    assert_eq!(c.status, Status::Pass, "{c:?}");
+}
+
+#[tokio::test]
+async fn a_token_of_another_repository_fails() {
+    let key = TestKey::generate("k1");
+    let c = run(
+        &key,
+        |iss| {
+            key.sign(&actions_claims(
+                iss,
+                "acme/intruder",
+                "runner-identity",
+                300,
+            ))
+        },
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "is for repository `acme/intruder`");
+    assert!(c.remediation.as_ref().unwrap().contains("runner group"));
+}
+
+#[tokio::test]
+async fn a_token_signed_by_another_key_fails() {
+    let published = TestKey::generate("k1");
+    let forger = TestKey::generate("k1");
+    let c = run(
+        &published,
+        |iss| forger.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "signature does not verify");
+    // And a key id the issuer never published.
+    let stranger = TestKey::generate("unknown-kid");
+    let c = run(
+        &published,
+        |iss| stranger.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "has no key unknown-kid");
+}
+
+#[tokio::test]
+async fn wrong_audience_issuer_or_expiry_fails() {
+    let key = TestKey::generate("k1");
+    let c = run(
+        &key,
+        |iss| key.sign(&actions_claims(iss, REPO, "sts.amazonaws.com", 300)),
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "audience is not `runner-identity`");
+
+    let c = run(
+        &key,
+        |_| {
+            key.sign(&actions_claims(
+                "https://token.actions.githubusercontent.com",
+                REPO,
+                "runner-identity",
+                300,
+            ))
+        },
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "issuer is not");
+
+    // Expired beyond the 60 s leeway.
+    let c = run(
+        &key,
+        |iss| key.sign(&actions_claims(iss, REPO, "runner-identity", -120)),
+        OidcMode::Auto,
+    )
+    .await;
+    assert_fails(&c, "has expired");
+}
+
+#[tokio::test]
+async fn availability_decides_between_skip_and_failure() {
+    let expect = Expectation {
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        repository: Some(REPO.into()),
+    };
+    let none = BTreeMap::new();
+    assert!(check(OidcMode::Off, &none, &expect).await.is_none());
+    let c = check(OidcMode::Auto, &none, &expect).await.unwrap();
+    assert_eq!(c.status, Status::Skip, "{c:?}");
+    let c = check(OidcMode::Require, &none, &expect).await.unwrap();
+    assert_fails(&c, "cannot request a GitHub OIDC token");
+    assert!(c.remediation.unwrap().contains("id-token: write"));
+
+    // A token is available but the identity has no known repository: fail closed.
+    let key = TestKey::generate("k1");
+    let server = github_oidc(&key).await;
+    serve_id_token(&server, "unused").await;
+    let unbound = Expectation {
+        issuer: issuer_for(&server.uri()),
+        repository: None,
+    };
+    let c = check(OidcMode::Auto, &job_env(&server, REQUEST_TOKEN), &unbound)
+        .await
+        .unwrap();
+    assert_fails(&c, "no repository is expected");
+
+    // The wrong request bearer: the endpoint refuses, the bearer is not echoed.
+    let c = check(
+        OidcMode::Auto,
+        &job_env(&server, "not-the-bearer"),
+        &expect_for(&server),
+    )
+    .await
+    .unwrap();
+    assert_fails(&c, "token request returned HTTP 404");
+    assert!(!format!("{c:?}").contains("not-the-bearer"));
+}
+
+fn expect_for(server: &wiremock::MockServer) -> Expectation {
+    Expectation {
+        issuer: issuer_for(&server.uri()),
+        repository: Some(REPO.into()),
+    }
+}
