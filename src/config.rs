@@ -61,6 +61,16 @@ pub enum RepositoryEntry {
     Detailed(RepositoryOverride),
 }
 
+impl RepositoryEntry {
+    /// The repository name, as written.
+    pub fn name(&self) -> &str {
+        match self {
+            RepositoryEntry::Name(n) => n,
+            RepositoryEntry::Detailed(o) => &o.name,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for RepositoryEntry {
     // Hand-written instead of `untagged` so that errors inside a mapping (an
     // unknown key, a wrong type) keep their own message and position.
@@ -383,6 +393,42 @@ pub struct KubernetesConfig {
     /// Storage class of the work volume claim; cluster default when unset.
     #[serde(default)]
     pub work_volume_storage_class: Option<String>,
+    /// `verify runner` as the runner's job-started hook.
+    #[serde(default)]
+    pub verify_runner: VerifyRunnerConfig,
+}
+
+/// `kubernetes.verifyRunner:` the job-started hook that runs `verify runner`
+/// in every runner pod before the job's first container starts.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRunnerConfig {
+    /// Install the hook (an init container copies the binary into the pod).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Image holding `/usr/local/bin/runner-identity` and `cp`.
+    #[serde(default = "default_verify_image")]
+    pub image: String,
+    /// Excess runner rights fail the job instead of warning.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+impl Default for VerifyRunnerConfig {
+    fn default() -> Self {
+        VerifyRunnerConfig {
+            enabled: true,
+            image: default_verify_image(),
+            strict: false,
+        }
+    }
+}
+
+fn default_verify_image() -> String {
+    format!(
+        "ghcr.io/runner-identity/runner-identity:v{}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 impl Default for KubernetesConfig {
@@ -400,6 +446,7 @@ impl Default for KubernetesConfig {
             github_config_secret: default_github_secret(),
             work_volume_size: default_work_volume_size(),
             work_volume_storage_class: None,
+            verify_runner: VerifyRunnerConfig::default(),
         }
     }
 }

@@ -67,6 +67,11 @@ pub struct Context {
     pub runner_image: String,
     pub hook_template_dir: String,
     pub hook_template_path: String,
+    /// Whether the runner pod runs `verify runner` as its job-started hook.
+    pub verify_runner: bool,
+    pub verify_image: String,
+    pub verify_bin_dir: String,
+    pub job_started_path: String,
     pub work_volume_size: String,
     pub work_volume_storage_class: Option<String>,
 }

@@ -16,7 +16,8 @@ use k8s_openapi::api::rbac::v1::{
 };
 use kube::api::{Api, ObjectMeta, PostParams};
 use runner_identity::apply::{self, Options};
-use runner_identity::plan::{HOOK_TEMPLATE_KEY, Plan};
+use runner_identity::names::RepoNames;
+use runner_identity::plan::{HOOK_TEMPLATE_KEY, JOB_STARTED_KEY, Plan, RUNNER_CONFIG_KEY};
 use runner_identity::verify::runner::{RunnerInputs, verify};
 use runner_identity::verify::{Status, Verdict};
 
@@ -214,6 +215,92 @@ async fn runner_for_another_repository_or_with_a_broken_template_fails() {
     );
     inputs.hook_template = None;
     assert!(detail(&verify(&inputs).await, "hook-template").contains("`default`"));
+}
+
+#[test]
+fn the_runner_config_map_carries_this_repository_only_and_the_same_names() {
+    let text = irsa_config("acme", &["app", "other"], "https://oidc.example.com/id/X");
+    let plan = plan_text(&text);
+    for repo in &plan.repositories {
+        let data = repo.hook_template.data.as_ref().unwrap();
+        let runner =
+            runner_identity::config::parse(&data[RUNNER_CONFIG_KEY], Path::new("cm")).unwrap();
+        assert_eq!(runner.repositories.len(), 1, "{}", data[RUNNER_CONFIG_KEY]);
+        assert_eq!(RepoNames::new(&runner, &runner.repositories[0]), repo.names);
+        assert_eq!(runner.instance, plan.instance);
+        assert!(data[JOB_STARTED_KEY].contains(
+            "exec /opt/runner-identity/bin/runner-identity verify runner --config /etc/runner-identity/runner-identity.yaml"
+        ));
+        assert!(repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
+    }
+    // Turned off: no hook, no init container, the ConfigMap holds the template only.
+    let off = plan_text(&text.replace(
+        "kubernetes:\n",
+        "kubernetes:\n  verifyRunner:\n    enabled: false\n",
+    ));
+    let repo = &off.repositories[0];
+    assert_eq!(repo.hook_template.data.as_ref().unwrap().len(), 1);
+    assert!(!repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
+    assert!(!repo.values.contains("initContainers"));
+}
+
+#[tokio::test]
+async fn the_job_started_hook_from_the_applied_config_map_runs_verify_runner() {
+    let f = Fixture::new("vh").await;
+    let n = &f.plan.repositories[0].names;
+    // What the runner pod mounts at /etc/runner-identity, read back from the API server.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin_client().await, &n.namespace);
+    let data = cms.get(&n.config_map).await.unwrap().data.unwrap();
+    let etc = f.dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    for (k, v) in &data {
+        std::fs::write(etc.join(k), v).unwrap();
+    }
+    // The script as planned, with the pod's paths pointed at this machine and
+    // the out-of-pod token and API server added to its command line.
+    let token = f.runner_token().await;
+    let script = data[JOB_STARTED_KEY]
+        .replace(
+            "/opt/runner-identity/bin/runner-identity",
+            env!("CARGO_BIN_EXE_runner-identity"),
+        )
+        .replace("/etc/runner-identity", etc.to_str().unwrap())
+        .trim_end()
+        .to_owned()
+        + &format!(
+            " --token-file {} --kubeconfig {}\n",
+            token.display(),
+            kubeconfig_path().display()
+        );
+    let script_path = f.dir.path().join(JOB_STARTED_KEY);
+    std::fs::write(&script_path, script).unwrap();
+    let run = |repository: &str| {
+        Command::new("bash")
+            .arg("-e")
+            .arg(&script_path)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_REPOSITORY", repository)
+            .env(
+                "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+                etc.join(HOOK_TEMPLATE_KEY),
+            )
+            .output()
+            .unwrap()
+    };
+    let o = run(&n.repository);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("result: pass"), "{}", text(&o));
+    let other = &f.plan.repositories[1].names.repository;
+    let o = run(other);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("::error title=runner-identity runner%3A"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Runs `verify job` as the action runs it, with a pod's environment.
@@ -474,6 +561,37 @@ async fn job_token_unreadable_for_a_non_root_user_is_explained() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
         t.contains("not readable by uid 65534") && t.contains("fsGroup"),
+        "{t}"
+    );
+
+    // The action image's user (uid/gid 1001) in a pod with the planned
+    // `fsGroup: 1001`: the kubelet makes the token group-readable (0640,
+    // group fsGroup) and adds fsGroup to the container's groups.
+    std::os::unix::fs::chown(&token, Some(0), Some(1001)).unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=1001",
+            "--regid=1001",
+            "--groups=1001",
+            bin.to_str().unwrap(),
+            "verify",
+            "job",
+            "--kubernetes-token",
+            "/nonexistent",
+        ])
+        .env_clear()
+        .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(&format!("{} is readable", token.display())),
         "{t}"
     );
 }
