@@ -278,3 +278,67 @@ fn action_entry_point_runs_the_command_input() {
         stdout(&o)
     );
 }
+
+#[test]
+fn action_yml_dockerfile_and_the_binary_agree() {
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(common::root().join("action.yml")).unwrap())
+            .unwrap();
+    let dockerfile = std::fs::read_to_string(common::root().join("action/Dockerfile")).unwrap();
+    let runs = &action["runs"];
+    // The hooks ignore the image's ENTRYPOINT: action.yml names the binary the image holds.
+    let entrypoint = runs["entrypoint"].as_str().unwrap();
+    assert!(
+        dockerfile.contains(&format!("/out/runner-identity {entrypoint}")),
+        "the Dockerfile does not install {entrypoint}"
+    );
+    assert_eq!(runs["args"][0].as_str(), Some("action"));
+    assert!(
+        runs["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("docker://ghcr.io/")
+    );
+    // A busybox-class base with sh, env and tail, never scratch.
+    assert!(
+        dockerfile.contains("\nFROM alpine:"),
+        "final stage must be Alpine"
+    );
+    assert!(!dockerfile.contains("FROM scratch"));
+    // The image's user shares the planned fsGroup, so it reads the projected token.
+    let fs_group = common::plan_text(&common::irsa_config("o", &["r"], "https://x.example/id/1"))
+        .repositories[0]
+        .hook_template
+        .data
+        .as_ref()
+        .unwrap()[runner_identity::plan::HOOK_TEMPLATE_KEY]
+        .contains("fsGroup: 1001");
+    assert!(fs_group && dockerfile.contains("USER 1001:1001"));
+
+    // Every input reaches the binary as INPUT_<NAME> (upper-case, hyphens kept).
+    let mut help = String::new();
+    for args in [
+        &["verify", "job", "--help"][..],
+        &["verify", "runner", "--help"],
+        &["apply", "--help"],
+    ] {
+        help.push_str(&stdout(&run(args, &[])));
+    }
+    for (name, _) in action["inputs"].as_mapping().unwrap() {
+        let var = format!("INPUT_{}", name.as_str().unwrap().to_uppercase());
+        if var == "INPUT_COMMAND" {
+            continue; // read by the `action` entry point itself
+        }
+        assert!(help.contains(&var), "no flag reads {var}");
+    }
+    // And every output is a fact verify writes to GITHUB_OUTPUT.
+    let source = std::fs::read_to_string(common::root().join("src/verify/job.rs")).unwrap()
+        + &std::fs::read_to_string(common::root().join("src/verify/runner.rs")).unwrap();
+    for (name, _) in action["outputs"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        assert!(
+            name == "result" || source.contains(&format!("\"{name}\"")),
+            "output {name} is never set"
+        );
+    }
+}
