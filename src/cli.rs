@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{Result, apply, aws, config, plan, render, templates::Templates, verify};
+use crate::{Result, apply, aws, config, github, plan, render, templates::Templates, verify};
 
 /// Per-repository Kubernetes and AWS identities for GitHub Actions runners on
 /// actions-runner-controller (kubernetes container mode).
@@ -32,6 +32,9 @@ pub enum Command {
     Diff(ApplyArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// List the owner's repositories on GitHub and show which `select:` picks,
+    /// and why; `-o json` is the `--repos-file` format.
+    Discover(DiscoverArgs),
     /// Check the identity a job actually has; exit 1 when a check fails.
     #[command(subcommand)]
     Verify(VerifyCommand),
@@ -145,6 +148,29 @@ pub struct ConfigArgs {
     /// Directory whose files replace the embedded templates of the same name.
     #[arg(long, env = "INPUT_TEMPLATES")]
     pub templates: Option<PathBuf>,
+    /// With `select:`, use this saved discovery (`discover -o json`) instead
+    /// of asking GitHub.
+    #[arg(long, env = "INPUT_REPOS-FILE")]
+    pub repos_file: Option<PathBuf>,
+}
+
+/// `discover` arguments.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "INPUT_CONFIG",
+        default_value = "runner-identity.yaml"
+    )]
+    pub config: PathBuf,
+    /// Also show the repositories not selected, with the reason.
+    #[arg(long)]
+    pub explain: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
 }
 
 /// `plan` arguments.
@@ -200,11 +226,29 @@ pub struct ApplyArgs {
     pub skip_aws: bool,
 }
 
-fn load_plan(args: &ConfigArgs) -> Result<(config::Settings, plan::Plan)> {
+/// The configuration, its plan, and the discovery behind it (with `select:`).
+async fn load_plan(
+    args: &ConfigArgs,
+) -> Result<(config::Settings, plan::Plan, Option<github::Discovery>)> {
     let settings = config::load(&args.config)?;
     let templates = Templates::load(args.templates.as_deref())?;
+    let (settings, discovery) = match (&settings.config.select, &args.repos_file) {
+        (None, _) => (settings, None),
+        (Some(_), Some(file)) => {
+            let d = github::Discovery::read(file, &settings)?;
+            (d.settings(&settings)?, Some(d))
+        }
+        (Some(_), None) => {
+            let gh = github::Github::connect(&settings, github::RetryPolicy::default()).await?;
+            let d = github::discover(&gh, &settings).await?;
+            for p in &d.problems {
+                tracing::warn!("{p}");
+            }
+            (d.settings(&settings)?, Some(d))
+        }
+    };
     let plan = plan::plan(&settings, &templates)?;
-    Ok((settings, plan))
+    Ok((settings, plan, discovery))
 }
 
 /// Runs a parsed command; what it prints goes to `out`.
@@ -218,7 +262,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
         Command::Plan(args) => {
-            let (_, plan) = load_plan(&args.config)?;
+            let (_, plan, _) = load_plan(&args.config).await?;
             if let Some(dir) = &args.out_dir {
                 let folders = render::write_out_dir(&plan, dir)?;
                 tracing::info!(folders = folders.len(), dir = %dir.display(), "wrote the plan");
@@ -229,6 +273,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         Command::Verify(mode) => return run_verify(mode, out).await,
+        Command::Discover(args) => return run_discover(&args, out).await,
         Command::Action => {
             let command = std::env::var("INPUT_COMMAND").unwrap_or_default();
             let argv = action_argv(&command).ok_or_else(|| {
@@ -245,7 +290,19 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (settings, plan) = load_plan(&args.config)?;
+    let (settings, plan, discovery) = load_plan(&args.config).await?;
+    if let (true, Some(d)) = (args.prune, &discovery) {
+        if let Some(reason) = &d.incomplete {
+            anyhow::bail!(crate::Error::DiscoveryIncomplete {
+                reason: reason.clone()
+            });
+        }
+        if plan.repositories.is_empty() {
+            anyhow::bail!(crate::Error::DiscoveryIncomplete {
+                reason: "it selected no repository, which would prune every one".into()
+            });
+        }
+    }
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let options = apply::Options {
         dry_run: args.dry_run,
@@ -294,6 +351,42 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         anyhow::bail!(crate::Error::PartialFailure {
             failed: report.totals().failed + aws_failed
         });
+    }
+    Ok(())
+}
+
+async fn run_discover(args: &DiscoverArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let settings = config::load(&args.config)?;
+    let gh = github::Github::connect(&settings, github::RetryPolicy::default()).await?;
+    let d = github::discover(&gh, &settings).await?;
+    match args.output {
+        ReportFormat::Json => write!(out, "{}", render::pretty(&serde_json::to_value(&d)?)?)?,
+        ReportFormat::Table => {
+            for s in &d.selected {
+                writeln!(out, "{}/{}  {}", d.owner, s.name, s.reasons.join("; "))?;
+            }
+            if args.explain {
+                for r in &d.rejected {
+                    writeln!(out, "{}/{}  not selected: {}", d.owner, r.name, r.reason)?;
+                }
+            }
+            writeln!(
+                out,
+                "{} of {} repositories selected{}",
+                d.selected.len(),
+                d.listed,
+                d.incomplete
+                    .as_ref()
+                    .map(|r| format!("; INCOMPLETE: {r}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    for p in &d.problems {
+        tracing::warn!("{p}");
+    }
+    if let Some(reason) = &d.incomplete {
+        tracing::warn!("discovery incomplete: {reason}; `apply --prune` refuses to run on it");
     }
     Ok(())
 }

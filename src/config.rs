@@ -22,7 +22,12 @@ pub struct Config {
     /// The GitHub host and the owner (organization or user) of the repositories.
     pub github: GithubConfig,
     /// Repositories under `github.owner`: a name, or a mapping with `name` and overrides.
+    #[serde(default)]
     pub repositories: Vec<RepositoryEntry>,
+    /// Repositories discovered on GitHub by name, topic or custom property
+    /// (instead of, or beside, `repositories:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Selector>,
     /// The target cluster.
     pub cluster: ClusterConfig,
     /// AWS account, identity mode and IAM role settings.
@@ -45,6 +50,75 @@ pub struct GithubConfig {
     pub url: String,
     /// Organization or user that owns the repositories.
     pub owner: String,
+    /// How runner-identity authenticates to the GitHub API (discovery):
+    /// default `token: {env: GITHUB_TOKEN}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GithubAuth>,
+}
+
+/// `github.auth:` exactly one of `token` and `app`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GithubAuth {
+    /// A personal access token or installation token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretSource>,
+    /// A GitHub App, exchanged for an installation token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<GithubApp>,
+}
+
+/// A GitHub App's credentials.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GithubApp {
+    /// The numeric App ID (not the client ID).
+    pub id: u64,
+    /// The installation on `github.owner`; looked up by owner when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<u64>,
+    /// The App's private key (PEM).
+    pub private_key: SecretSource,
+}
+
+/// Where a secret comes from: exactly one of `env` and `file`. The value is
+/// read when needed and never printed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretSource {
+    /// Name of an environment variable holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Path of a file holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+/// `select:` which repositories of `github.owner` get runner identities.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selector {
+    /// Name globs (`*`, `?`); any may match. Empty: every name.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Topics; a repository needs any one of them. Empty: no topic needed.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Organization custom properties; a repository needs all of them.
+    #[serde(default)]
+    pub custom_properties: BTreeMap<String, String>,
+    /// Visibilities (`public`, `private`, `internal`); any. Empty: all.
+    #[serde(default)]
+    pub visibility: Vec<String>,
+    /// Name globs never selected.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Select archived repositories too.
+    #[serde(default)]
+    pub include_archived: bool,
+    /// Select forks too.
+    #[serde(default)]
+    pub include_forks: bool,
 }
 
 fn default_github_url() -> String {
@@ -396,6 +470,47 @@ pub struct KubernetesConfig {
     /// `verify runner` as the runner's job-started hook.
     #[serde(default)]
     pub verify_runner: VerifyRunnerConfig,
+    /// Credentials of the runner scale sets: runner-identity creates the Secret
+    /// `githubConfigSecret` names in every repository namespace from them.
+    /// Unset: that Secret is managed elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_credentials: Option<ScaleSetCredentials>,
+}
+
+/// `kubernetes.githubCredentials:` exactly one of `token`, `app`, `fromSecret`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleSetCredentials {
+    /// A token (ARC key `github_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretSource>,
+    /// A GitHub App (ARC keys `github_app_id`, `github_app_installation_id`,
+    /// `github_app_private_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<ScaleSetApp>,
+    /// Copy the ARC keys of an existing Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_secret: Option<SecretRef>,
+}
+
+/// A GitHub App for the scale sets' listeners.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleSetApp {
+    /// The numeric App ID.
+    pub id: u64,
+    /// The installation on `github.owner`.
+    pub installation_id: u64,
+    /// The App's private key (PEM).
+    pub private_key: SecretSource,
+}
+
+/// An existing Secret.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// `kubernetes.verifyRunner:` the job-started hook that runs `verify runner`
@@ -447,6 +562,7 @@ impl Default for KubernetesConfig {
             work_volume_size: default_work_volume_size(),
             work_volume_storage_class: None,
             verify_runner: VerifyRunnerConfig::default(),
+            github_credentials: None,
         }
     }
 }
@@ -559,6 +675,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
         }
     })?;
     crate::config::validate::settings(config, path)
+}
+
+/// The settings with `names` (discovered on GitHub) added after the
+/// repositories listed explicitly, which keep their overrides.
+pub fn with_discovered(settings: &Settings, names: &[String]) -> Result<Settings> {
+    let mut config = settings.config.clone();
+    let listed: BTreeSet<String> = config
+        .repositories
+        .iter()
+        .map(|e| folded(e.name()))
+        .collect();
+    config.repositories.extend(
+        names
+            .iter()
+            .filter(|n| !listed.contains(&folded(n)))
+            .map(|n| RepositoryEntry::Name(n.clone())),
+    );
+    validate::settings(config, &settings.source)
 }
 
 /// The JSON Schema of the configuration file.

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod github;
 pub mod names;
 pub mod plan;
 pub mod policy;
@@ -82,6 +83,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A GitHub API call or credential failed.
+    #[error("{what}: {message}; {fix}")]
+    Github {
+        what: String,
+        message: String,
+        fix: String,
+    },
+    /// `--prune` after a discovery that did not complete.
+    #[error(
+        "refusing to prune: the repository discovery is incomplete ({reason}); nothing was changed. \
+         Re-run when GitHub answers fully, or without --prune"
+    )]
+    DiscoveryIncomplete { reason: String },
     /// Serialising a planned document failed.
     #[error("cannot serialise {what}: {message}")]
     Serialize { what: String, message: String },
@@ -122,7 +136,11 @@ impl Error {
     /// 2 for usage and configuration errors, 3 when an external system failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::KubeConfig { .. } | Error::Kube { .. } | Error::PartialFailure { .. } => 3,
+            Error::KubeConfig { .. }
+            | Error::Kube { .. }
+            | Error::PartialFailure { .. }
+            | Error::Github { .. }
+            | Error::DiscoveryIncomplete { .. } => 3,
             Error::VerificationFailed { .. } => 1,
             _ => 2,
         }

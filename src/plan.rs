@@ -306,6 +306,10 @@ fn plan_repository(
 /// the global settings and this repository's entry, nothing of the others.
 fn runner_config(settings: &Settings, repo: &Repository) -> Result<String> {
     let mut config = settings.config.clone();
+    // Discovery and credentials are the bootstrap's business, not the runner's.
+    config.select = None;
+    config.github.auth = None;
+    config.kubernetes.github_credentials = None;
     let name = repo.name.to_lowercase();
     config
         .repositories

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Config, Mode, Repository, RepositoryEntry, Settings, check_rule, folded};
+use super::{
+    Config, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings, check_rule, folded,
+};
 use crate::names::{self, MANAGED_BY_LABEL, PREFIX};
 use crate::{Error, Result};
 
@@ -111,8 +113,53 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
         None => names::label_value(&format!("{}-{}", config.cluster.name, config.github.owner)),
     };
 
-    if config.repositories.is_empty() {
-        return Err(invalid("repositories", "lists no repository".into()));
+    if config.repositories.is_empty() && config.select.is_none() {
+        return Err(invalid(
+            "repositories",
+            "lists no repository; list some, or add `select:` to discover them on GitHub".into(),
+        ));
+    }
+    if let Some(sel) = &config.select {
+        check_selector(sel).map_err(|(f, m)| invalid(&format!("select.{f}"), m))?;
+    }
+    if let Some(auth) = &config.github.auth {
+        match (&auth.token, &auth.app) {
+            (Some(t), None) => check_source(t).map_err(|m| invalid("github.auth.token", m))?,
+            (None, Some(app)) => check_source(&app.private_key)
+                .map_err(|m| invalid("github.auth.app.privateKey", m))?,
+            _ => {
+                return Err(invalid(
+                    "github.auth",
+                    "set exactly one of `token` and `app`".into(),
+                ));
+            }
+        }
+    }
+    if let Some(c) = &k.github_credentials {
+        let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(invalid(
+                "kubernetes.githubCredentials",
+                "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)".into(),
+            ));
+        }
+        if let Some(t) = &c.token {
+            check_source(t).map_err(|m| invalid("kubernetes.githubCredentials.token", m))?;
+        }
+        if let Some(a) = &c.app {
+            check_source(&a.private_key)
+                .map_err(|m| invalid("kubernetes.githubCredentials.app.privateKey", m))?;
+        }
+        if let Some(r) = &c.from_secret {
+            for v in [&r.namespace, &r.name] {
+                if names::dns_label(v, 253) != *v {
+                    return Err(invalid(
+                        "kubernetes.githubCredentials.fromSecret",
+                        format!("`{v}` is not a valid Kubernetes name"),
+                    ));
+                }
+            }
+        }
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut repositories = Vec::with_capacity(config.repositories.len());
@@ -159,6 +206,40 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
         repositories,
         config,
     })
+}
+
+/// A secret source names exactly one of `env` and `file`.
+fn check_source(source: &SecretSource) -> std::result::Result<(), String> {
+    match (&source.env, &source.file) {
+        (Some(e), None) if !e.is_empty() => Ok(()),
+        (None, Some(f)) if !f.as_os_str().is_empty() => Ok(()),
+        _ => Err("set exactly one of `env` (a variable name) and `file` (a path)".into()),
+    }
+}
+
+fn check_selector(sel: &Selector) -> std::result::Result<(), (String, String)> {
+    for (field, globs) in [("names", &sel.names), ("exclude", &sel.exclude)] {
+        for g in globs {
+            if g.is_empty() || g.contains('/') {
+                return Err((
+                    field.into(),
+                    format!("`{g}`: a glob of repository names (`*`, `?`), without the owner"),
+                ));
+            }
+        }
+    }
+    for v in &sel.visibility {
+        if !matches!(v.as_str(), "public" | "private" | "internal") {
+            return Err((
+                "visibility".into(),
+                format!("`{v}` is not one of public, private, internal"),
+            ));
+        }
+    }
+    if sel.topics.iter().any(String::is_empty) {
+        return Err(("topics".into(), "a topic is empty".into()));
+    }
+    Ok(())
 }
 
 /// Merges the global settings with a repository's overrides.

@@ -1,0 +1,219 @@
+//! Discovery: list the owner's repositories (every page), add custom
+//! properties when the selector needs them, and select. The result is also
+//! the `--repos-file` format, so plan and apply can run from it offline.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Github;
+use super::select::{Rejected, RepoInfo, Selected, select};
+use crate::config::{self, Settings};
+use crate::{Error, Result};
+
+/// The outcome of a discovery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Discovery {
+    /// `github.owner`.
+    pub owner: String,
+    /// The API it came from.
+    pub api: String,
+    /// Whether every listing was read to the end and agrees with GitHub's
+    /// count; `apply --prune` requires it.
+    pub complete: bool,
+    /// Why it is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+    /// Repositories listed.
+    pub listed: usize,
+    pub selected: Vec<Selected>,
+    pub rejected: Vec<Rejected>,
+    /// Problems worth a warning (listed repositories GitHub does not show).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+impl Discovery {
+    /// The selected names.
+    pub fn names(&self) -> Vec<String> {
+        self.selected.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Reads a saved discovery (`discover -o json`).
+    pub fn read(path: &Path, settings: &Settings) -> Result<Discovery> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let d: Discovery = serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
+            path: path.to_owned(),
+            location: format!("{}:{}", e.line(), e.column()),
+            message: format!("not a `runner-identity discover -o json` result: {e}"),
+        })?;
+        if !d.owner.eq_ignore_ascii_case(&settings.config.github.owner) {
+            return Err(Error::ConfigInvalid {
+                path: path.to_owned(),
+                field: "owner".into(),
+                message: format!(
+                    "the file lists repositories of `{}`, the configuration is for `{}`",
+                    d.owner, settings.config.github.owner
+                ),
+            });
+        }
+        Ok(d)
+    }
+
+    /// The settings with the selected repositories added.
+    pub fn settings(&self, settings: &Settings) -> Result<Settings> {
+        config::with_discovered(settings, &self.names())
+    }
+}
+
+fn repo_info(v: &Value) -> Option<RepoInfo> {
+    let mut info: RepoInfo = serde_json::from_value(v.clone()).ok()?;
+    // GitHub sends `null` for these on some endpoints.
+    info.topics.retain(|t| !t.is_empty());
+    Some(info)
+}
+
+/// Lists and selects the owner's repositories as `settings` configure.
+pub async fn discover(github: &Github, settings: &Settings) -> Result<Discovery> {
+    let owner = &settings.config.github.owner;
+    let selector = settings.config.select.clone().unwrap_or_default();
+    let mut incomplete = None;
+
+    let (first, is_org) = if github.app_installation {
+        ("/installation/repositories?per_page=100".to_owned(), None)
+    } else {
+        let (user, _) = github.get(&format!("/users/{owner}")).await?;
+        let org = user.get("type").and_then(Value::as_str) == Some("Organization");
+        let path = if org {
+            format!("/orgs/{owner}/repos?type=all&per_page=100")
+        } else {
+            format!("/users/{owner}/repos?type=owner&per_page=100")
+        };
+        (path, Some(org))
+    };
+    let mut repos: Vec<RepoInfo> = Vec::new();
+    let mut total = None;
+    let mut next = Some(first);
+    let mut pages = 0usize;
+    while let Some(path) = next.take() {
+        let (body, link) = github.get(&path).await?;
+        pages += 1;
+        let items = match &body {
+            Value::Array(a) => a.clone(),
+            Value::Object(o) => {
+                total = total.or_else(|| o.get("total_count").and_then(Value::as_u64));
+                o.get("repositories")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        for item in &items {
+            match repo_info(item) {
+                Some(r) => repos.push(r),
+                None => {
+                    incomplete = Some(format!(
+                        "page {pages} holds an entry that is not a repository"
+                    ));
+                }
+            }
+        }
+        next = link;
+    }
+    if let Some(t) = total.filter(|t| usize::try_from(*t).unwrap_or(usize::MAX) != repos.len()) {
+        incomplete = Some(format!(
+            "GitHub counts {t} repositories but the listing returned {}",
+            repos.len()
+        ));
+    }
+    tracing::info!(
+        repositories = repos.len(),
+        pages,
+        "listed the repositories of {owner}"
+    );
+
+    if !selector.custom_properties.is_empty() {
+        if is_org == Some(false) {
+            return Err(Error::ConfigInvalid {
+                path: settings.source.clone(),
+                field: "select.customProperties".into(),
+                message: format!(
+                    "`{owner}` is a user; custom properties exist only for organizations"
+                ),
+            });
+        }
+        add_custom_properties(github, owner, &mut repos).await?;
+    }
+
+    let listed: BTreeSet<String> = settings
+        .config
+        .repositories
+        .iter()
+        .map(|e| e.name().to_lowercase())
+        .collect();
+    let visible: BTreeSet<String> = repos.iter().map(|r| r.name.to_lowercase()).collect();
+    let problems = listed
+        .iter()
+        .filter(|n| !visible.contains(*n))
+        .map(|n| {
+            if github.app_installation {
+                format!(
+                    "`{owner}/{n}` is listed in `repositories:` but the GitHub App installation cannot see it: \
+                     add it to the installation's repository access (ARC's listener needs it too)"
+                )
+            } else {
+                format!("`{owner}/{n}` is listed in `repositories:` but GitHub does not list it for these credentials")
+            }
+        })
+        .collect();
+    let (selected, rejected) = select(&selector, &listed, &repos);
+    Ok(Discovery {
+        owner: owner.clone(),
+        api: github.api_base.clone(),
+        complete: incomplete.is_none(),
+        incomplete,
+        listed: repos.len(),
+        selected,
+        rejected,
+        problems,
+    })
+}
+
+async fn add_custom_properties(github: &Github, owner: &str, repos: &mut [RepoInfo]) -> Result<()> {
+    let by_name: std::collections::BTreeMap<String, usize> = repos
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.to_lowercase(), i))
+        .collect();
+    let mut next = Some(format!("/orgs/{owner}/properties/values?per_page=100"));
+    while let Some(path) = next.take() {
+        let (body, link) = github.get(&path).await?;
+        for entry in body.as_array().into_iter().flatten() {
+            let Some(name) = entry.get("repository_name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(&i) = by_name.get(&name.to_lowercase()) else {
+                continue;
+            };
+            for p in entry
+                .get("properties")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(key) = p.get("property_name").and_then(Value::as_str) {
+                    let value = p.get("value").cloned().unwrap_or(Value::Null);
+                    repos[i].custom_properties.insert(key.to_owned(), value);
+                }
+            }
+        }
+        next = link;
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Which listed repositories a [`Selector`] selects, and why (pure).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Selector;
+
+/// What discovery knows of one repository.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    pub name: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub fork: bool,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub visibility: Option<String>,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Custom property values (strings, or arrays for multi-select).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_properties: BTreeMap<String, Value>,
+}
+
+/// A selected repository and the reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selected {
+    pub name: String,
+    pub reasons: Vec<String>,
+}
+
+/// A repository that was not selected, and the first reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Case-insensitive glob with `*` and `?`, as GitHub names are case-insensitive.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn property_matches(value: Option<&Value>, want: &str) -> bool {
+    match value {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+        Some(Value::Bool(b)) => b.to_string() == want,
+        Some(Value::Number(n)) => n.to_string() == want,
+        _ => false,
+    }
+}
+
+/// Decides one repository. `listed` holds the folded names of `repositories:`.
+pub fn decide(
+    sel: &Selector,
+    listed: &BTreeSet<String>,
+    repo: &RepoInfo,
+) -> Result<Vec<String>, String> {
+    if let Some(g) = sel.exclude.iter().find(|g| glob(g, &repo.name)) {
+        return Err(format!("excluded by `{g}`"));
+    }
+    if listed.contains(&repo.name.to_lowercase()) {
+        return Ok(vec!["listed in `repositories:`".into()]);
+    }
+    if repo.disabled {
+        return Err("disabled".into());
+    }
+    if repo.archived && !sel.include_archived {
+        return Err("archived (includeArchived: false)".into());
+    }
+    if repo.fork && !sel.include_forks {
+        return Err("a fork (includeForks: false)".into());
+    }
+    let mut reasons = Vec::new();
+    if !sel.names.is_empty() {
+        match sel.names.iter().find(|g| glob(g, &repo.name)) {
+            Some(g) => reasons.push(format!("name matches `{g}`")),
+            None => return Err(format!("name matches none of {:?}", sel.names)),
+        }
+    }
+    if !sel.visibility.is_empty() {
+        let v = repo.visibility.as_deref().unwrap_or("unknown");
+        if !sel.visibility.iter().any(|w| w == v) {
+            return Err(format!("visibility {v} is not one of {:?}", sel.visibility));
+        }
+        reasons.push(format!("visibility {v}"));
+    }
+    if !sel.topics.is_empty() {
+        match sel
+            .topics
+            .iter()
+            .find(|t| repo.topics.iter().any(|r| r.eq_ignore_ascii_case(t)))
+        {
+            Some(t) => reasons.push(format!("topic `{t}`")),
+            None => return Err(format!("has none of the topics {:?}", sel.topics)),
+        }
+    }
+    for (key, want) in &sel.custom_properties {
+        let have = repo.custom_properties.get(key);
+        if !property_matches(have, want) {
+            let have = match have {
+                None | Some(Value::Null) => "unset".to_owned(),
+                Some(v) => v.to_string(),
+            };
+            return Err(format!("custom property `{key}` is {have}, not `{want}`"));
+        }
+        reasons.push(format!("{key}={want}"));
+    }
+    if reasons.is_empty() {
+        reasons.push("every repository of the owner is selected".into());
+    }
+    Ok(reasons)
+}
+
+/// Selects from `repos` (sorted by name in the result).
+pub fn select(
+    sel: &Selector,
+    listed: &BTreeSet<String>,
+    repos: &[RepoInfo],
+) -> (Vec<Selected>, Vec<Rejected>) {
+    let mut selected = Vec::new();
+    let mut rejected = Vec::new();
+    for repo in repos {
+        match decide(sel, listed, repo) {
+            Ok(reasons) => selected.push(Selected {
+                name: repo.name.clone(),
+                reasons,
+            }),
+            Err(reason) => rejected.push(Rejected {
+                name: repo.name.clone(),
+                reason,
+            }),
+        }
+    }
+    selected.sort_by_key(|s| s.name.to_lowercase());
+    rejected.sort_by_key(|r| r.name.to_lowercase());
+    (selected, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("svc-*", "svc-api"));
+        assert!(glob("SVC-*", "svc-Api"));
+        assert!(glob("*-api", "svc-api"));
+        assert!(glob("s?c-*i", "svc-api"));
+        assert!(!glob("svc-*", "web-svc"));
+        assert!(!glob("svc", "svc-api"));
+        assert!(glob("*", "anything"));
+    }
+
+    fn repo(name: &str) -> RepoInfo {
+        RepoInfo {
+            name: name.into(),
+            visibility: Some("private".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_criterion_is_a_reason_or_a_rejection() {
+        let sel = Selector {
+            names: vec!["svc-*".into()],
+            topics: vec!["arc-runner".into()],
+            custom_properties: BTreeMap::from([("team".into(), "payments".into())]),
+            ..Default::default()
+        };
+        let listed = BTreeSet::new();
+        let mut good = repo("svc-pay");
+        good.topics = vec!["go".into(), "ARC-runner".into()];
+        good.custom_properties
+            .insert("team".into(), "payments".into());
+        assert_eq!(
+            decide(&sel, &listed, &good).unwrap(),
+            [
+                "name matches `svc-*`",
+                "topic `arc-runner`",
+                "team=payments"
+            ]
+        );
+        let mut multi = good.clone();
+        multi
+            .custom_properties
+            .insert("team".into(), serde_json::json!(["ops", "payments"]));
+        assert!(decide(&sel, &listed, &multi).is_ok());
+        let mut other_team = good.clone();
+        other_team
+            .custom_properties
+            .insert("team".into(), "web".into());
+        assert!(
+            decide(&sel, &listed, &other_team)
+                .unwrap_err()
+                .contains("is \"web\"")
+        );
+        let mut archived = good.clone();
+        archived.archived = true;
+        assert!(
+            decide(&sel, &listed, &archived)
+                .unwrap_err()
+                .starts_with("archived")
+        );
+        let mut fork = good.clone();
+        fork.fork = true;
+        assert!(decide(&sel, &listed, &fork).unwrap_err().contains("fork"));
+        assert!(
+            decide(&sel, &listed, &repo("svc-x"))
+                .unwrap_err()
+                .contains("topics")
+        );
+        assert!(
+            decide(&sel, &listed, &repo("web"))
+                .unwrap_err()
+                .contains("none of")
+        );
+        // Listed explicitly: selected whatever the selector says, unless excluded.
+        let listed = BTreeSet::from(["web".to_owned()]);
+        assert!(decide(&sel, &listed, &repo("Web")).is_ok());
+        let excluding = Selector {
+            exclude: vec!["w*".into()],
+            ..sel
+        };
+        assert!(
+            decide(&excluding, &listed, &repo("web"))
+                .unwrap_err()
+                .contains("excluded")
+        );
+    }
+}
