@@ -439,3 +439,79 @@ async fn server_vanishing_mid_apply_then_rerun_converges() {
         "converged"
     );
 }
+
+/// `apply --prune` from a saved discovery (`--repos-file`): an incomplete
+/// discovery deletes nothing; a complete one prunes what left the selection.
+#[tokio::test]
+async fn prune_refuses_an_incomplete_discovery() {
+    let owner = unique("disc");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let text = irsa_config(&owner, &[], &stack_issuer()).replace(
+        "repositories:\n",
+        "repositories: []\nselect:\n  topics: [arc-runner]\n",
+    );
+    std::fs::write(&config, &text).unwrap();
+    let discovery = |names: &[&str], complete: bool| {
+        let path = dir
+            .path()
+            .join(format!("repos-{}-{complete}.json", names.len()));
+        let selected: Vec<serde_json::Value> = names
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "reasons": ["topic `arc-runner`"]}))
+            .collect();
+        let mut doc = serde_json::json!({
+            "owner": owner, "api": "https://api.github.com", "complete": complete,
+            "listed": names.len(), "selected": selected, "rejected": [], "problems": [],
+        });
+        if !complete {
+            doc["incomplete"] = "GitHub counts 3 repositories but the listing returned 1".into();
+        }
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    let apply = |repos: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(["apply", "--skip-aws", "--prune", "-c"])
+            .arg(&config)
+            .arg("--repos-file")
+            .arg(repos)
+            .env("KUBECONFIG", kubeconfig_path())
+            .output()
+            .unwrap()
+    };
+    let namespaces: Api<Namespace> = Api::all(admin_client().await);
+    let exists = |ns: String| {
+        let api = namespaces.clone();
+        async move {
+            api.get_opt(&ns)
+                .await
+                .unwrap()
+                .is_some_and(|n| n.metadata.deletion_timestamp.is_none())
+        }
+    };
+    let ns = |repo: &str| format!("{}-{repo}", owner.to_lowercase());
+
+    let o = apply(&discovery(&["app", "other"], true));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(exists(ns("other")).await);
+
+    let o = apply(&discovery(&["app"], false));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("refusing to prune") && err.contains("counts 3"),
+        "{err}"
+    );
+    assert!(exists(ns("other")).await, "an incomplete discovery pruned");
+
+    let o = apply(&discovery(&[], true));
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("selected no repository"));
+    assert!(exists(ns("app")).await);
+
+    let o = apply(&discovery(&["app"], true));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!exists(ns("other")).await, "a complete discovery prunes");
+    assert!(exists(ns("app")).await);
+}

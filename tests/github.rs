@@ -1,0 +1,397 @@
+//! GitHub discovery against a wiremock GitHub Enterprise Server (`/api/v3`):
+//! pagination, selection, rate limits, server errors, a truncated listing,
+//! and the GitHub App flow with a test key pair.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::jwt::TestKey;
+use runner_identity::config::Settings;
+use runner_identity::github::{Github, RetryPolicy, discover};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "ghp_test_token_0123456789";
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        backoff: Duration::from_millis(50),
+        secondary_wait: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    }
+}
+
+struct Gh {
+    server: MockServer,
+    dir: tempfile::TempDir,
+}
+
+impl Gh {
+    async fn new() -> Gh {
+        Gh {
+            server: MockServer::start().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A configuration for owner `acme` on this server, authenticating with
+    /// [`TOKEN`] from a file (or the `auth` YAML given).
+    fn settings(&self, select: &str, repositories: &[&str], auth: Option<&str>) -> Settings {
+        let token = self.dir.path().join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        let auth = auth
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("    token:\n      file: {}\n", token.display()));
+        let repos: String = repositories.iter().map(|r| format!("  - {r}\n")).collect();
+        let text = format!(
+            "github:\n  url: {}\n  owner: acme\n  auth:\n{auth}select:\n{select}repositories:\n{repos}\
+             cluster:\n  name: test\n  oidcIssuer: https://oidc.example.com/id/X\n\
+             aws:\n  accountId: \"111122223333\"\n  mode: irsa\n",
+            self.server.uri()
+        )
+        .replace("repositories:\n\n", "repositories: []\n");
+        common::settings(&text)
+    }
+
+    async fn org(&self) {
+        Mock::given(method("GET"))
+            .and(path("/api/v3/users/acme"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"login": "acme", "type": "Organization"})),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Serves `repos` as `/orgs/acme/repos`, `per_page` to a page, with Link headers.
+    async fn org_repos(&self, repos: &[Value], per_page: usize) {
+        let pages: Vec<&[Value]> = repos.chunks(per_page).collect();
+        let base = format!(
+            "{}/api/v3/orgs/acme/repos?type=all&per_page=100",
+            self.server.uri()
+        );
+        for (i, page) in pages.iter().enumerate() {
+            let n = i + 1;
+            let mut response =
+                ResponseTemplate::new(200).set_body_json(Value::Array(page.to_vec()));
+            if n < pages.len() {
+                response = response.insert_header(
+                    "link",
+                    format!(
+                        "<{base}&page={}>; rel=\"next\", <{base}&page={}>; rel=\"last\"",
+                        n + 1,
+                        pages.len()
+                    )
+                    .as_str(),
+                );
+            }
+            let mock = Mock::given(method("GET"))
+                .and(path("/api/v3/orgs/acme/repos"))
+                .and(header("authorization", format!("Bearer {TOKEN}").as_str()));
+            let mock = if n == 1 {
+                mock.and(query_param_is_missing("page"))
+            } else {
+                mock.and(query_param("page", n.to_string().as_str()))
+            };
+            mock.respond_with(response)
+                .expect(1)
+                .mount(&self.server)
+                .await;
+        }
+    }
+}
+
+fn repo(name: &str, topics: &[&str]) -> Value {
+    json!({
+        "name": name,
+        "full_name": format!("acme/{name}"),
+        "archived": false,
+        "fork": false,
+        "disabled": false,
+        "visibility": "private",
+        "topics": topics,
+    })
+}
+
+#[tokio::test]
+async fn three_pages_select_by_name_topic_and_custom_property() {
+    let gh = Gh::new().await;
+    gh.org().await;
+    let mut repos: Vec<Value> = (0..250)
+        .map(|i| repo(&format!("lib-{i:03}"), &[]))
+        .collect();
+    repos[7] = repo("svc-pay", &["arc-runner"]);
+    repos[120] = repo("svc-web", &["arc-runner"]);
+    repos[121] = repo("svc-nope", &["other"]);
+    let mut archived = repo("svc-old", &["arc-runner"]);
+    archived["archived"] = json!(true);
+    repos[200] = archived;
+    let mut fork = repo("svc-fork", &["arc-runner"]);
+    fork["fork"] = json!(true);
+    repos[201] = fork;
+    repos[249] = repo("svc-ops", &["arc-runner"]);
+    gh.org_repos(&repos, 100).await;
+    // Custom properties: two pages of the organization's values.
+    let props = |name: &str, team: Value| json!({"repository_name": name, "properties": [{"property_name": "team", "value": team}]});
+    let base = format!(
+        "{}/api/v3/orgs/acme/properties/values?per_page=100",
+        gh.server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/properties/values"))
+        .and(query_param_is_missing("page"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([
+                    props("svc-pay", json!("payments")),
+                    props("svc-web", json!("web"))
+                ]))
+                .insert_header("link", format!("<{base}&page=2>; rel=\"next\"").as_str()),
+        )
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/properties/values"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            props("svc-ops", json!(["ops", "payments"])),
+            props("svc-old", json!("payments")),
+            props("svc-fork", json!("payments")),
+        ])))
+        .mount(&gh.server)
+        .await;
+
+    let settings = gh.settings(
+        "  names: [\"svc-*\"]\n  topics: [arc-runner]\n  customProperties: {team: payments}\n",
+        &["lib-010"],
+        None,
+    );
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let d = discover(&github, &settings).await.unwrap();
+    assert!(d.complete, "{d:?}");
+    assert_eq!(d.listed, 250);
+    let names = d.names();
+    assert_eq!(
+        names,
+        ["lib-010", "svc-ops", "svc-pay"],
+        "{:#?}",
+        d.selected
+    );
+    let why = |n: &str| {
+        d.rejected
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert!(why("svc-web").contains("`team` is \"web\""));
+    assert!(why("svc-nope").contains("none of the topics"));
+    assert!(why("svc-old").starts_with("archived"));
+    assert!(why("svc-fork").contains("fork"));
+    assert!(why("lib-011").contains("none of [\"svc-*\"]"));
+    let pay = &d
+        .selected
+        .iter()
+        .find(|s| s.name == "svc-pay")
+        .unwrap()
+        .reasons;
+    assert_eq!(
+        pay,
+        &[
+            "name matches `svc-*`",
+            "topic `arc-runner`",
+            "team=payments"
+        ]
+    );
+
+    // The selection becomes the configuration's repositories.
+    let resolved = d.settings(&settings).unwrap();
+    let full: Vec<String> = resolved
+        .repositories
+        .iter()
+        .map(|r| r.full_name())
+        .collect();
+    assert_eq!(full, ["acme/lib-010", "acme/svc-ops", "acme/svc-pay"]);
+    // Each listing page was fetched exactly once (checked on drop by `expect(1)`).
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_waited_out() {
+    let gh = Gh::new().await;
+    let reset = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    // /users/acme: primary limit exhausted once (403, remaining 0, reset in 1 s).
+    Mock::given(method("GET"))
+        .and(path("/api/v3/users/acme"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&gh.server)
+        .await;
+    gh.org().await;
+    // Page 1: a secondary limit with retry-after, then a 502, then the page.
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/repos"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/repos"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/repos"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([repo("svc-a", &[])])))
+        .with_priority(3)
+        .mount(&gh.server)
+        .await;
+    let settings = gh.settings("  names: [\"svc-*\"]\n", &[], None);
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let started = Instant::now();
+    let d = discover(&github, &settings).await.unwrap();
+    assert_eq!(d.names(), ["svc-a"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the limits were not waited out"
+    );
+    let requests = gh.server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 5, "2 for the user, 3 for the page");
+
+    // A plain 403 (a permission, not a limit) fails at once and names the fix.
+    let gh = Gh::new().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/users/acme"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&gh.server)
+        .await;
+    let settings = gh.settings("  names: [\"svc-*\"]\n", &[], None);
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let e = discover(&github, &settings).await.unwrap_err().to_string();
+    assert!(
+        e.contains("HTTP 403 Resource not accessible") && e.contains("permission"),
+        "{e}"
+    );
+    assert!(!e.contains(TOKEN));
+    assert_eq!(gh.server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_github_app_installation_lists_what_it_can_see_and_a_short_listing_is_incomplete() {
+    let gh = Gh::new().await;
+    let key = TestKey::generate("app");
+    let pem = gh.dir.path().join("app.pem");
+    std::fs::write(&pem, key.private_pem()).unwrap();
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/installation"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": 77, "account": {"login": "acme"}})),
+        )
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v3/app/installations/77/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_installation_token_abc",
+            "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"metadata": "read"},
+            "repository_selection": "selected",
+        })))
+        .expect(1)
+        .mount(&gh.server)
+        .await;
+    // GitHub counts 3 repositories; the listing holds 2: truncated.
+    Mock::given(method("GET"))
+        .and(path("/api/v3/installation/repositories"))
+        .and(header("authorization", "Bearer ghs_installation_token_abc"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "total_count": 3,
+            "repositories": [repo("svc-a", &[]), repo("svc-b", &[])],
+        })))
+        .mount(&gh.server)
+        .await;
+    let auth = format!(
+        "    app:\n      id: 4242\n      privateKey:\n        file: {}\n",
+        pem.display()
+    );
+    let settings = gh.settings("  names: [\"svc-*\"]\n", &["hidden"], Some(&auth));
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let d = discover(&github, &settings).await.unwrap();
+    assert_eq!(d.names(), ["svc-a", "svc-b"]);
+    assert!(!d.complete);
+    assert!(
+        d.incomplete.as_deref().unwrap().contains("counts 3"),
+        "{d:?}"
+    );
+    assert!(
+        d.problems[0].contains("installation cannot see it"),
+        "{:?}",
+        d.problems
+    );
+
+    // The App's JWT: signed by the App's key, issued for App 4242, short-lived.
+    let requests = gh.server.received_requests().await.unwrap();
+    let as_app: Vec<_> = requests
+        .iter()
+        .filter(|r| !r.url.path().ends_with("/installation/repositories"))
+        .collect();
+    assert_eq!(as_app.len(), 2, "installation lookup and token exchange");
+    for r in as_app {
+        let bearer = r.headers.get("authorization").unwrap().to_str().unwrap();
+        let claims = key.verify(bearer.strip_prefix("Bearer ").unwrap());
+        // GitHub takes the App ID as a number or a string.
+        assert_eq!(
+            claims["iss"].to_string().trim_matches('"'),
+            "4242",
+            "{claims}"
+        );
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
+        assert!(exp > iat && exp - iat <= 600, "{claims}");
+    }
+}
+
+#[tokio::test]
+async fn discovers_5000_repositories_in_50_pages() {
+    let gh = Gh::new().await;
+    gh.org().await;
+    let repos: Vec<Value> = (0..5000)
+        .map(|i| repo(&format!("svc-{i:04}"), &["arc-runner"]))
+        .collect();
+    gh.org_repos(&repos, 100).await;
+    let settings = gh.settings("  topics: [arc-runner]\n", &[], None);
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let started = Instant::now();
+    let d = discover(&github, &settings).await.unwrap();
+    let took = started.elapsed();
+    assert!(d.complete);
+    assert_eq!((d.listed, d.selected.len()), (5000, 5000));
+    eprintln!("discovery of 5000 repositories in 50 pages: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
