@@ -262,7 +262,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
         Command::Plan(args) => {
-            let (_, plan, _) = load_plan(&args.config).await?;
+            let (settings, mut plan, _) = load_plan(&args.config).await?;
+            match github::credentials::load(&settings, None).await {
+                Ok(Some(data)) => plan::attach_github_secret(&mut plan, &settings, &data),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("the GitHub credentials Secret is not shown: {e}"),
+            }
             if let Some(dir) = &args.out_dir {
                 let folders = render::write_out_dir(&plan, dir)?;
                 tracing::info!(folders = folders.len(), dir = %dir.display(), "wrote the plan");
@@ -304,6 +309,10 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         }
     }
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let mut plan = plan;
+    if let Some(data) = github::credentials::load(&settings, Some(&client)).await? {
+        plan::attach_github_secret(&mut plan, &settings, &data);
+    }
     let options = apply::Options {
         dry_run: args.dry_run,
         diff_only,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -115,6 +115,9 @@ pub struct RepoPlan {
     pub role: Role,
     pub role_binding: RoleBinding,
     pub hook_template: ConfigMap,
+    /// The scale set's GitHub credentials (`githubConfigSecret`), when
+    /// runner-identity manages them ([`attach_github_secret`]).
+    pub github_secret: Option<Secret>,
     /// Rendered gha-runner-scale-set values (YAML text, comments kept).
     pub values: String,
     pub iam_role: IamRolePlan,
@@ -129,6 +132,7 @@ pub enum Object {
     Role(Role),
     RoleBinding(RoleBinding),
     ConfigMap(ConfigMap),
+    Secret(Secret),
 }
 
 impl Object {
@@ -140,6 +144,7 @@ impl Object {
             Object::Role(_) => "Role",
             Object::RoleBinding(_) => "RoleBinding",
             Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
         }
     }
 
@@ -151,7 +156,77 @@ impl Object {
             Object::Role(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
         }
+    }
+
+    /// The object as shown to people (plan, diff): a Secret's values are
+    /// replaced by a placeholder; its content digest annotation stays.
+    pub fn shown(&self) -> Value {
+        redacted(serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// A JSON object with Secret values replaced (any other kind is unchanged).
+pub fn redacted(mut v: Value) -> Value {
+    if v.get("kind").and_then(Value::as_str) == Some("Secret") {
+        for field in ["data", "stringData"] {
+            if let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) {
+                for value in map.values_mut() {
+                    *value = Value::String("(redacted)".into());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Annotation with the SHA-256 of a managed Secret's content.
+pub const CONTENT_DIGEST_ANNOTATION: &str = "runner-identity.dev/content-sha256";
+
+/// Adds to every repository the Secret `githubConfigSecret` names, holding
+/// ARC's keys (`data`, never printed: [`Object::shown`]).
+pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMap<String, String>) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (k, v) in data {
+        hasher.update(k.as_bytes());
+        hasher.update([0]);
+        hasher.update(v.as_bytes());
+        hasher.update([0]);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bytes: BTreeMap<String, k8s_openapi::ByteString> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+        .collect();
+    for repo_plan in &mut plan.repositories {
+        let Some(repo) = settings
+            .repositories
+            .iter()
+            .find(|r| r.full_name() == repo_plan.names.repository)
+        else {
+            continue;
+        };
+        let mut meta = metadata(
+            settings,
+            repo,
+            &repo_plan.names,
+            &settings.config.kubernetes.github_config_secret,
+        );
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(CONTENT_DIGEST_ANNOTATION.into(), digest.clone());
+        repo_plan.github_secret = Some(Secret {
+            metadata: meta,
+            type_: Some("Opaque".into()),
+            data: Some(bytes.clone()),
+            ..Default::default()
+        });
     }
 }
 
@@ -167,6 +242,9 @@ impl RepoPlan {
         out.push(Object::Role(self.role.clone()));
         out.push(Object::RoleBinding(self.role_binding.clone()));
         out.push(Object::ConfigMap(self.hook_template.clone()));
+        if let Some(secret) = &self.github_secret {
+            out.push(Object::Secret(secret.clone()));
+        }
         out
     }
 }
@@ -297,6 +375,7 @@ fn plan_repository(
         role,
         role_binding,
         hook_template,
+        github_secret: None,
         values,
         iam_role,
     })

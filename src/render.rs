@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::plan::{HOOK_TEMPLATE_KEY, Plan, RepoPlan};
+use crate::plan::{HOOK_TEMPLATE_KEY, Object, Plan, RepoPlan};
 use crate::{Error, Result};
 
 /// Every Kubernetes object of the plan as multi-document YAML, in stable order.
@@ -24,7 +24,7 @@ pub fn repo_manifests_yaml(repo: &RepoPlan) -> Result<String> {
     for object in repo.objects() {
         out.push_str("---\n");
         out.push_str(
-            &serde_yaml::to_string(&object).map_err(|e| Error::Serialize {
+            &serde_yaml::to_string(&object.shown()).map_err(|e| Error::Serialize {
                 what: format!("the objects of {}", repo.names.repository),
                 message: e.to_string(),
             })?,
@@ -47,7 +47,7 @@ pub fn plan_json(plan: &Plan) -> Result<Value> {
             Ok(json!({
                 "repository": repo.names.repository,
                 "names": repo.names,
-                "objects": repo.objects(),
+                "objects": repo.objects().iter().map(Object::shown).collect::<Vec<_>>(),
                 "helmValues": values,
                 "iamRole": repo.iam_role,
             }))

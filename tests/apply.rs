@@ -515,3 +515,169 @@ async fn prune_refuses_an_incomplete_discovery() {
     assert!(!exists(ns("other")).await, "a complete discovery prunes");
     assert!(exists(ns("app")).await);
 }
+
+/// The scale sets' credentials Secret: created in every repository namespace
+/// with ARC's keys, never printed, updated when the source changes, copied
+/// from an existing Secret, and pruned with its repository.
+#[tokio::test]
+async fn github_config_secret_is_applied_never_printed_and_pruned() {
+    use k8s_openapi::api::core::v1::Secret;
+    let owner = unique("sec");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let token = format!("ghp_{}", unique("secretvalue"));
+    std::fs::write(&token_file, &token).unwrap();
+    let config = dir.path().join("config.yaml");
+    let with_credentials = |repos: &[&str], credentials: &str| {
+        irsa_config(&owner, repos, &stack_issuer()).replace(
+            "kubernetes:\n",
+            &format!("kubernetes:\n  githubCredentials:\n{credentials}"),
+        )
+    };
+    let token_source = format!("    token:\n      file: {}\n", token_file.display());
+    std::fs::write(&config, with_credentials(&["app", "other"], &token_source)).unwrap();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .env("KUBECONFIG", kubeconfig_path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        let all = format!("{stdout}{}", String::from_utf8_lossy(&o.stderr));
+        (o.status.code(), all, stdout)
+    };
+    let admin = admin_client().await;
+    let secrets = |ns: &str| Api::<Secret>::namespaced(admin.clone(), ns);
+    let ns = |repo: &str| format!("{}-{repo}", owner.to_lowercase());
+
+    let (code, all, _) = cli(&["plan"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("kind: Secret") && all.contains("(redacted)"),
+        "{all}"
+    );
+    assert!(all.contains("runner-identity.dev/content-sha256"));
+    assert!(!all.contains(&token), "plan printed the token");
+
+    let (code, all, _) = cli(&["diff", "--skip-aws"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains(&token), "diff printed the token");
+    let (code, all, _) = cli(&["apply", "--skip-aws"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains(&token), "apply printed the token");
+    let live = secrets(&ns("app")).get("github-config").await.unwrap();
+    let data = live.data.clone().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["github_token"]);
+    assert_eq!(data["github_token"].0, token.as_bytes());
+    assert_eq!(
+        live.labels()["runner-identity.dev/instance"],
+        settings(&std::fs::read_to_string(&config).unwrap()).instance
+    );
+
+    // Unchanged source: no write. Changed source: the Secret follows.
+    let (_, _, stdout) = cli(&["apply", "--skip-aws", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["kubernetes"]["writes"], 0, "{report}");
+    std::fs::write(&token_file, format!("{token}-rotated")).unwrap();
+    let (code, all, _) = cli(&["apply", "--skip-aws"]);
+    assert_eq!(code, Some(0), "{all}");
+    let live = secrets(&ns("other")).get("github-config").await.unwrap();
+    assert_eq!(
+        live.data.unwrap()["github_token"].0,
+        format!("{token}-rotated").as_bytes()
+    );
+
+    // From an existing Secret holding a GitHub App: its ARC keys are copied.
+    let source_ns = ns("app");
+    let source = Secret {
+        metadata: ObjectMeta {
+            name: Some("org-app".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("github_app_id".into(), "123".into()),
+            ("github_app_installation_id".into(), "456".into()),
+            (
+                "github_app_private_key".into(),
+                "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----".into(),
+            ),
+            ("unrelated".into(), "not copied".into()),
+        ])),
+        ..Default::default()
+    };
+    secrets(&source_ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    let from = format!("    fromSecret:\n      namespace: {source_ns}\n      name: org-app\n");
+    std::fs::write(&config, with_credentials(&["app", "other"], &from)).unwrap();
+    let (code, all, _) = cli(&["apply", "--skip-aws"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains("BEGIN PRIVATE KEY"));
+    let data = secrets(&ns("other"))
+        .get("github-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        [
+            "github_app_id",
+            "github_app_installation_id",
+            "github_app_private_key"
+        ],
+        "one kind only: the token key is gone"
+    );
+    assert_eq!(data["github_app_id"].0, b"123");
+
+    // A source holding both kinds is refused, and nothing changes.
+    let mut both = source.clone();
+    both.metadata.name = Some("both".into());
+    both.string_data
+        .as_mut()
+        .unwrap()
+        .insert("github_token".into(), "t".into());
+    secrets(&source_ns)
+        .create(&PostParams::default(), &both)
+        .await
+        .unwrap();
+    std::fs::write(
+        &config,
+        with_credentials(&["app", "other"], &from.replace("org-app", "both")),
+    )
+    .unwrap();
+    let (code, all, _) = cli(&["apply", "--skip-aws"]);
+    assert_eq!(code, Some(3), "{all}");
+    assert!(all.contains("not both kinds"), "{all}");
+
+    // Pruned with its repository; the unmanaged source Secret is untouched.
+    std::fs::write(&config, with_credentials(&["app"], &from)).unwrap();
+    let (code, all, _) = cli(&["apply", "--skip-aws", "--prune"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        secrets(&ns("other"))
+            .get_opt("github-config")
+            .await
+            .unwrap()
+            .is_none()
+            || namespace_gone(&ns("other")).await
+    );
+    assert!(
+        secrets(&source_ns)
+            .get_opt("org-app")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn namespace_gone(ns: &str) -> bool {
+    let api: Api<Namespace> = Api::all(admin_client().await);
+    api.get_opt(ns)
+        .await
+        .unwrap()
+        .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+}

@@ -198,8 +198,12 @@ fn schema_is_a_json_schema_of_the_config() {
         .iter()
         .filter_map(|r| r.as_str())
         .collect();
-    for key in ["github", "repositories", "cluster", "aws"] {
+    for key in ["github", "cluster", "aws"] {
         assert!(required.contains(&key), "{key} required: {required:?}");
+    }
+    // `repositories:` or `select:` (the validation requires one of them).
+    for key in ["repositories", "select"] {
+        assert!(v["properties"].get(key).is_some(), "{key} missing");
     }
     assert_eq!(
         v["additionalProperties"], false,
@@ -230,7 +234,7 @@ fn apply_without_a_reachable_cluster_exits_3() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("error: list ConfigMap") && err.contains("Connection refused"),
+        err.contains("error: list Secret") && err.contains("Connection refused"),
         "{err}"
     );
     assert_eq!(

@@ -99,7 +99,7 @@ pub fn project(desired: &Value, live: &Value) -> Value {
 /// without the hash annotation and with no secret data.
 pub fn diff_text(desired: &Value, live: Option<&Value>) -> String {
     let clean = |v: &Value| {
-        let mut v = v.clone();
+        let mut v = crate::plan::redacted(v.clone());
         if let Some(a) = v
             .pointer_mut("/metadata/annotations")
             .and_then(Value::as_object_mut)

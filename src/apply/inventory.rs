@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -24,8 +24,9 @@ use crate::{Error, Result};
 pub type Key = (&'static str, String, String);
 
 /// The kinds runner-identity manages, in the order they are deleted.
-pub(crate) fn kinds() -> [(&'static str, ApiResource); 5] {
+pub(crate) fn kinds() -> [(&'static str, ApiResource); 6] {
     [
+        ("Secret", ApiResource::erase::<Secret>(&())),
         ("ConfigMap", ApiResource::erase::<ConfigMap>(&())),
         ("RoleBinding", ApiResource::erase::<RoleBinding>(&())),
         ("Role", ApiResource::erase::<Role>(&())),

@@ -104,7 +104,7 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
 
 /// The API resource and scope of a planned object.
 fn resource_of(object: &Object) -> ApiResource {
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     match object {
         Object::Namespace(_) => ApiResource::erase::<Namespace>(&()),
@@ -112,6 +112,7 @@ fn resource_of(object: &Object) -> ApiResource {
         Object::Role(_) => ApiResource::erase::<Role>(&()),
         Object::RoleBinding(_) => ApiResource::erase::<RoleBinding>(&()),
         Object::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
+        Object::Secret(_) => ApiResource::erase::<Secret>(&()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! Credentials are read from their configured source when the client is
 //! built and never appear in output, logs or errors.
 
+pub mod credentials;
 pub mod discover;
 pub mod select;
 
@@ -76,7 +77,7 @@ pub fn api_base(github_url: &str) -> String {
     }
 }
 
-fn github_error(
+pub(crate) fn github_error(
     what: impl Into<String>,
     message: impl Into<String>,
     fix: impl Into<String>,
