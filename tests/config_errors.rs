@@ -282,3 +282,58 @@ fn missing_inline_policy_template_lists_the_templates() {
         "{e}"
     );
 }
+
+#[test]
+fn discovery_and_credentials_settings_are_checked() {
+    let e = error_of(&with(
+        "repositories:\n  - api\n  - name: Web.Frontend\n    aws: { managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess] }\n",
+        "",
+    ));
+    assert!(e.contains("repositories") && e.contains("select:"), "{e}");
+    let e = error_of(&with(
+        "kubernetes:\n",
+        "select:\n  visibility: [secret]\nkubernetes:\n",
+    ));
+    assert!(
+        e.contains("select.visibility") && e.contains("`secret`"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "kubernetes:\n",
+        "select:\n  names: [\"acme/api\"]\nkubernetes:\n",
+    ));
+    assert!(
+        e.contains("select.names") && e.contains("without the owner"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  owner: acme\n",
+        "  owner: acme\n  auth:\n    token: {env: T}\n    app: {id: 1, privateKey: {file: k.pem}}\n",
+    ));
+    assert!(
+        e.contains("github.auth") && e.contains("exactly one of `token` and `app`"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  owner: acme\n",
+        "  owner: acme\n  auth:\n    token: {env: T, file: t}\n",
+    ));
+    assert!(
+        e.contains("github.auth.token") && e.contains("exactly one of `env`"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  hooks: kubernetes\n",
+        "  hooks: kubernetes\n  githubCredentials:\n    token: {env: T}\n    fromSecret: {namespace: a, name: b}\n",
+    ));
+    assert!(
+        e.contains("kubernetes.githubCredentials") && e.contains("both kinds"),
+        "{e}"
+    );
+    // `select:` alone is a complete configuration.
+    let text = with(
+        "repositories:\n  - api\n  - name: Web.Frontend\n    aws: { managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess] }\n",
+        "select:\n  topics: [arc-runner]\n",
+    );
+    assert!(config::parse(&text, Path::new("ok.yaml")).is_ok());
+}
