@@ -538,25 +538,27 @@ async fn job_token_unreadable_for_a_non_root_user_is_explained() {
     for p in [f.dir.path(), &f.dir.path().join("config.yaml")] {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            bin.to_str().unwrap(),
-            "verify",
-            "job",
-            "--kubernetes-token",
-            "/nonexistent",
-        ])
-        .env_clear()
-        .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("AWS_REGION", "us-east-1")
-        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"))
-        .output()
-        .unwrap();
+    // `verify job` as another user: setpriv's identity options, then the binary.
+    let run_as = |ids: &[&str]| {
+        Command::new("setpriv")
+            .args(ids)
+            .args([
+                bin.to_str().unwrap(),
+                "verify",
+                "job",
+                "--kubernetes-token",
+                "/nonexistent",
+            ])
+            .env_clear()
+            .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+            .env("AWS_ENDPOINT_URL", moto_url())
+            .env("AWS_REGION", "us-east-1")
+            .env("INPUT_CONFIG", f.dir.path().join("config.yaml"))
+            .output()
+            .unwrap()
+    };
+    let o = run_as(&["--reuid=65534", "--regid=65534", "--clear-groups"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -569,25 +571,7 @@ async fn job_token_unreadable_for_a_non_root_user_is_explained() {
     // group fsGroup) and adds fsGroup to the container's groups.
     std::os::unix::fs::chown(&token, Some(0), Some(1001)).unwrap();
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=1001",
-            "--regid=1001",
-            "--groups=1001",
-            bin.to_str().unwrap(),
-            "verify",
-            "job",
-            "--kubernetes-token",
-            "/nonexistent",
-        ])
-        .env_clear()
-        .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("AWS_REGION", "us-east-1")
-        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"))
-        .output()
-        .unwrap();
+    let o = run_as(&["--reuid=1001", "--regid=1001", "--groups=1001"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(
