@@ -69,8 +69,9 @@ impl Gh {
             .await;
     }
 
-    /// Serves `repos` as `/orgs/acme/repos`, `per_page` to a page, with Link headers.
-    async fn org_repos(&self, repos: &[Value], per_page: usize) {
+    /// Serves `repos` as `/orgs/acme/repos`, `per_page` to a page, with Link
+    /// headers; each page must be fetched `times` times.
+    async fn org_repos(&self, repos: &[Value], per_page: usize, times: u64) {
         let pages: Vec<&[Value]> = repos.chunks(per_page).collect();
         let base = format!(
             "{}/api/v3/orgs/acme/repos?type=all&per_page=100",
@@ -100,7 +101,7 @@ impl Gh {
                 mock.and(query_param("page", n.to_string().as_str()))
             };
             mock.respond_with(response)
-                .expect(1)
+                .expect(times)
                 .mount(&self.server)
                 .await;
         }
@@ -136,7 +137,7 @@ async fn three_pages_select_by_name_topic_and_custom_property() {
     fork["fork"] = json!(true);
     repos[201] = fork;
     repos[249] = repo("svc-ops", &["arc-runner"]);
-    gh.org_repos(&repos, 100).await;
+    gh.org_repos(&repos, 100, 1).await;
     // Custom properties: two pages of the organization's values.
     let props = |name: &str, team: Value| json!({"repository_name": name, "properties": [{"property_name": "team", "value": team}]});
     let base = format!(
@@ -384,7 +385,7 @@ async fn discovers_5000_repositories_in_50_pages() {
     let repos: Vec<Value> = (0..5000)
         .map(|i| repo(&format!("svc-{i:04}"), &["arc-runner"]))
         .collect();
-    gh.org_repos(&repos, 100).await;
+    gh.org_repos(&repos, 100, 1).await;
     let settings = gh.settings("  topics: [arc-runner]\n", &[], None);
     let github = Github::connect(&settings, fast()).await.unwrap();
     let started = Instant::now();
@@ -394,4 +395,84 @@ async fn discovers_5000_repositories_in_50_pages() {
     assert_eq!((d.listed, d.selected.len()), (5000, 5000));
     eprintln!("discovery of 5000 repositories in 50 pages: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// The `discover` command as a user runs it, and `plan --repos-file` from its
+/// JSON without network access.
+#[tokio::test]
+async fn discover_command_explains_and_its_json_feeds_plan() {
+    let gh = Gh::new().await;
+    gh.org().await;
+    gh.org_repos(
+        &[
+            repo("svc-a", &["arc-runner"]),
+            repo("web", &["arc-runner"]),
+            repo("svc-b", &[]),
+        ],
+        100,
+        2,
+    )
+    .await;
+    let settings = gh.settings("  names: [\"svc-*\"]\n  topics: [arc-runner]\n", &[], None);
+    let config = gh.dir.path().join("config.yaml");
+    // The settings' source text, re-created: the same configuration on disk.
+    let text = serde_yaml::to_string(&settings.config).unwrap();
+    std::fs::write(&config, text).unwrap();
+    let config_path = config.clone();
+    let run = move |args: &[&str]| {
+        let config = &config_path;
+        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(args)
+            .arg("-c")
+            .arg(config)
+            .env_remove("GITHUB_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let explain = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["discover", "--explain"])
+    });
+    let o = explain.await.unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("acme/svc-a  name matches `svc-*`; topic `arc-runner`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acme/web  not selected: name matches none of"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acme/svc-b  not selected: has none of the topics"),
+        "{out}"
+    );
+    assert!(out.contains("1 of 3 repositories selected"), "{out}");
+    assert!(!out.contains(TOKEN) && !String::from_utf8_lossy(&o.stderr).contains(TOKEN));
+
+    let json = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["discover", "-o", "json"])
+    });
+    let o = json.await.unwrap();
+    let repos_file = gh.dir.path().join("repos.json");
+    std::fs::write(&repos_file, &o.stdout).unwrap();
+    drop(gh.server); // plan must not need GitHub any more
+    let o = run(&[
+        "plan",
+        "-o",
+        "json",
+        "--repos-file",
+        repos_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let repos: Vec<&str> = plan["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(repos, ["acme/svc-a"]);
 }
