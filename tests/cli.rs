@@ -304,9 +304,14 @@ fn action_yml_dockerfile_and_the_binary_agree() {
             .starts_with("docker://ghcr.io/")
     );
     // A busybox-class base with sh, env and tail, never scratch.
+    let final_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
     assert!(
-        dockerfile.contains("\nFROM alpine:"),
-        "final stage must be Alpine"
+        final_stage.starts_with("busybox:"),
+        "final stage must be busybox"
+    );
+    assert!(
+        final_stage.contains("ca-certificates.crt"),
+        "the trust store is copied"
     );
     assert!(!dockerfile.contains("FROM scratch"));
     // The image's user shares the planned fsGroup, so it reads the projected token.
