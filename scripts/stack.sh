@@ -82,7 +82,7 @@ install_moto() {
 
 install() {
   mkdir -p "$CACHE"
-  apt_install etcd-server openssl curl
+  apt_install etcd-server openssl curl musl-tools busybox-static
   command -v kubectl >/dev/null || apt_install kubernetes-client
   build_apiserver
   install_moto

@@ -13,6 +13,10 @@ export RUNNER_IDENTITY_CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$RUNNER_IDENTITY_CACHE/target}
 
 scripts/stack.sh install
+# The static binary the action image ships (tests/image.rs runs it in a
+# busybox root file system the way the hooks run a container step).
+RUNNER_IDENTITY_IMAGE_BINARY=$(scripts/build-image-binary.sh)
+export RUNNER_IDENTITY_IMAGE_BINARY
 started=0
 status=$(scripts/stack.sh status)
 case "$status" in *"apiserver: running"*) ;; *) started=1 ;; esac
