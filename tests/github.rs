@@ -476,3 +476,53 @@ async fn discover_command_explains_and_its_json_feeds_plan() {
         .collect();
     assert_eq!(repos, ["acme/svc-a"]);
 }
+
+/// A user owner: `/users/{owner}/repos`; a secondary limit announced only in
+/// the message (GHES may send no rate-limit headers) is waited out.
+#[tokio::test]
+async fn a_user_owner_and_a_headerless_secondary_limit() {
+    let gh = Gh::new().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/users/acme"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"login": "acme", "type": "User"})),
+        )
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/users/acme/repos"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&gh.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/users/acme/repos"))
+        .and(query_param("type", "owner"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([repo("dotfiles", &[]), repo("svc-x", &[])])),
+        )
+        .with_priority(2)
+        .mount(&gh.server)
+        .await;
+    let settings = gh.settings("  names: [\"svc-*\"]\n", &[], None);
+    let github = Github::connect(&settings, fast()).await.unwrap();
+    let started = Instant::now();
+    let d = discover(&github, &settings).await.unwrap();
+    assert_eq!(d.names(), ["svc-x"]);
+    assert!(d.complete);
+    assert!(
+        started.elapsed() >= fast().secondary_wait,
+        "the secondary limit was not waited out"
+    );
+    // Custom properties exist only for organizations: a clear error.
+    let settings = gh.settings("  customProperties: {team: x}\n", &[], None);
+    let e = discover(&github, &settings).await.unwrap_err().to_string();
+    assert!(
+        e.contains("is a user") && e.contains("organizations"),
+        "{e}"
+    );
+}
