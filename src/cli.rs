@@ -109,6 +109,10 @@ pub struct VerifyJobArgs {
     /// Configuration file (expected role from the token's ServiceAccount).
     #[arg(short, long, env = "INPUT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// With a `select:` configuration: the saved discovery (`discover -o json`)
+    /// that lists its repositories.
+    #[arg(long, env = "INPUT_REPOS-FILE", requires = "config")]
+    pub repos_file: Option<PathBuf>,
     /// The role the job must have (instead of, or beside, -c).
     #[arg(long, env = "INPUT_EXPECTED-ROLE-ARN")]
     pub expected_role_arn: Option<String>,
@@ -418,7 +422,13 @@ async fn run_verify(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<
         }
         VerifyCommand::Job(args) => {
             let inputs = verify::job::JobInputs {
-                settings: args.config.as_deref().map(config::load).transpose()?,
+                settings: match (args.config.as_deref(), &args.repos_file) {
+                    (Some(path), Some(file)) => {
+                        let settings = config::load(path)?;
+                        Some(github::Discovery::read(file, &settings)?.settings(&settings)?)
+                    }
+                    (path, _) => path.map(config::load).transpose()?,
+                },
                 expected_role_arn: args.expected_role_arn,
                 kubernetes_token: Some(args.kubernetes_token),
                 kubeconfig: args.kubeconfig,

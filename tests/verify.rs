@@ -528,6 +528,69 @@ async fn job_failures_each_have_their_own_diagnosis() {
 }
 
 #[tokio::test]
+async fn job_with_a_select_configuration_uses_the_saved_discovery() {
+    let f = Fixture::new("vd").await;
+    let token_file = job_token(&f, "sts.amazonaws.com").await;
+    let owner = f.plan.repositories[0]
+        .names
+        .repository
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let select = f.dir.path().join("select.yaml");
+    std::fs::write(
+        &select,
+        f.text.replace(
+            "repositories:\n  - app\n  - other\n",
+            "repositories: []\nselect:\n  topics: [arc-runner]\n",
+        ),
+    )
+    .unwrap();
+    let repos = f.dir.path().join("repos.json");
+    std::fs::write(
+        &repos,
+        serde_json::json!({
+            "owner": owner, "api": "https://api.github.com", "complete": true, "listed": 2,
+            "selected": [{"name": "app", "reasons": []}, {"name": "other", "reasons": []}],
+            "rejected": [], "problems": [],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ROLE_ARN", f.plan.repositories[0].iam_role.arn.as_str()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+    ];
+    let o = verify_job(
+        &f,
+        &env,
+        &[
+            "-c",
+            select.to_str().unwrap(),
+            "--repos-file",
+            repos.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["facts"]["repository"],
+        f.plan.repositories[0].names.repository
+    );
+    // Without the discovery the selected repositories are unknown: a clear failure.
+    let o = verify_job(&f, &env, &["-c", select.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("no configured repository has job ServiceAccount"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
 async fn job_token_unreadable_for_a_non_root_user_is_explained() {
     let f = Fixture::new("vu").await;
     let token = job_token(&f, "sts.amazonaws.com").await;
