@@ -58,6 +58,15 @@ impl Gh {
         common::settings(&text)
     }
 
+    /// Discovers with `select` and token auth; also returns how long it took.
+    async fn discover(&self, select: &str) -> (runner_identity::github::Discovery, Duration) {
+        let settings = self.settings(select, &[], None);
+        let github = Github::connect(&settings, fast()).await.unwrap();
+        let started = Instant::now();
+        let d = discover(&github, &settings).await.unwrap();
+        (d, started.elapsed())
+    }
+
     async fn org(&self) {
         Mock::given(method("GET"))
             .and(path("/api/v3/users/acme"))
@@ -267,13 +276,10 @@ async fn rate_limits_and_server_errors_are_waited_out() {
         .with_priority(3)
         .mount(&gh.server)
         .await;
-    let settings = gh.settings("  names: [\"svc-*\"]\n", &[], None);
-    let github = Github::connect(&settings, fast()).await.unwrap();
-    let started = Instant::now();
-    let d = discover(&github, &settings).await.unwrap();
+    let (d, took) = gh.discover("  names: [\"svc-*\"]\n").await;
     assert_eq!(d.names(), ["svc-a"]);
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
+        took >= Duration::from_secs(1),
         "the limits were not waited out"
     );
     let requests = gh.server.received_requests().await.unwrap();
@@ -386,11 +392,7 @@ async fn discovers_5000_repositories_in_50_pages() {
         .map(|i| repo(&format!("svc-{i:04}"), &["arc-runner"]))
         .collect();
     gh.org_repos(&repos, 100, 1).await;
-    let settings = gh.settings("  topics: [arc-runner]\n", &[], None);
-    let github = Github::connect(&settings, fast()).await.unwrap();
-    let started = Instant::now();
-    let d = discover(&github, &settings).await.unwrap();
-    let took = started.elapsed();
+    let (d, took) = gh.discover("  topics: [arc-runner]\n").await;
     assert!(d.complete);
     assert_eq!((d.listed, d.selected.len()), (5000, 5000));
     eprintln!("discovery of 5000 repositories in 50 pages: {took:?}");
@@ -508,18 +510,16 @@ async fn a_user_owner_and_a_headerless_secondary_limit() {
         .with_priority(2)
         .mount(&gh.server)
         .await;
-    let settings = gh.settings("  names: [\"svc-*\"]\n", &[], None);
-    let github = Github::connect(&settings, fast()).await.unwrap();
-    let started = Instant::now();
-    let d = discover(&github, &settings).await.unwrap();
+    let (d, took) = gh.discover("  names: [\"svc-*\"]\n").await;
     assert_eq!(d.names(), ["svc-x"]);
     assert!(d.complete);
     assert!(
-        started.elapsed() >= fast().secondary_wait,
+        took >= fast().secondary_wait,
         "the secondary limit was not waited out"
     );
     // Custom properties exist only for organizations: a clear error.
     let settings = gh.settings("  customProperties: {team: x}\n", &[], None);
+    let github = Github::connect(&settings, fast()).await.unwrap();
     let e = discover(&github, &settings).await.unwrap_err().to_string();
     assert!(
         e.contains("is a user") && e.contains("organizations"),
