@@ -299,7 +299,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (settings, plan, discovery) = load_plan(&args.config).await?;
+    let (settings, mut plan, discovery) = load_plan(&args.config).await?;
     if let (true, Some(d)) = (args.prune, &discovery) {
         if let Some(reason) = &d.incomplete {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
@@ -313,7 +313,6 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         }
     }
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let mut plan = plan;
     if let Some(data) = github::credentials::load(&settings, Some(&client)).await? {
         plan::attach_github_secret(&mut plan, &settings, &data);
     }
