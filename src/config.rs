@@ -54,6 +54,11 @@ pub struct GithubConfig {
     /// default `token: {env: GITHUB_TOKEN}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GithubAuth>,
+    /// Issuer of the Actions OIDC tokens, when it is not derived from `url`
+    /// (`https://token.actions.githubusercontent.com` for github.com,
+    /// `<url>/_services/token` otherwise), e.g. on GHE.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_issuer: Option<String>,
 }
 
 /// `github.auth:` exactly one of `token` and `app`.

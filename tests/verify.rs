@@ -447,6 +447,36 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
             );
         }
     }
+
+    // GHE.com-style: the Actions issuer is configured, not derived from the
+    // URL (which points somewhere the test never contacts).
+    let issuer = format!("{}/_services/token", github.uri());
+    std::fs::write(
+        &config,
+        f.text.replacen(
+            "github:\n",
+            &format!("github:\n  url: https://acme.ghe.invalid\n  actionsIssuer: {issuer}\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("signed by {issuer}")),
+        "{}",
+        text(&o)
+    );
+    // Without the override the derived issuer is not the token's: a failure.
+    std::fs::write(
+        &config,
+        f.text
+            .replacen("github:\n", "github:\n  url: https://acme.ghe.invalid\n", 1),
+    )
+    .unwrap();
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("github-oidc"), "{}", text(&o));
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
 
     let github_url = check_url(&config.github.url, true).map_err(|m| invalid("github.url", m))?;
     check_github_name(&config.github.owner).map_err(|m| invalid("github.owner", m))?;
+    if let Some(issuer) = &config.github.actions_issuer {
+        check_url(issuer, true).map_err(|m| invalid("github.actionsIssuer", m))?;
+    }
 
     check_cluster_name(&config.cluster.name).map_err(|m| invalid("cluster.name", m))?;
     let issuer_host_path = match (&config.cluster.oidc_issuer, config.aws.mode) {

@@ -143,12 +143,13 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         verdict.checks.push(check);
     }
     let expectation = github_oidc::Expectation {
-        issuer: github_oidc::issuer_for(
-            inputs
-                .settings
-                .as_ref()
-                .map_or("https://github.com", |s| s.github_url.as_str()),
-        ),
+        issuer: match &inputs.settings {
+            Some(s) => s.config.github.actions_issuer.as_ref().map_or_else(
+                || github_oidc::issuer_for(&s.github_url),
+                |i| i.trim_end_matches('/').to_owned(),
+            ),
+            None => github_oidc::GITHUB_COM_ISSUER.to_owned(),
+        },
         repository: bound.map(|b| b.repository),
     };
     if let Some(check) = github_oidc::check(inputs.github_oidc, &inputs.env, &expectation).await {
