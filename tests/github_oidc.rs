@@ -36,6 +36,24 @@ async fn run(key: &TestKey, id_token: impl Fn(&str) -> String, mode: OidcMode) -
         .expect("the check runs unless off")
 }
 
+/// Checks a token of `repository` for `audience`, expiring in `exp_in`
+/// seconds, signed by `signer`, from a GitHub that publishes `published`.
+async fn signed(
+    published: &TestKey,
+    signer: &TestKey,
+    repository: &str,
+    audience: &str,
+    exp_in: i64,
+    mode: OidcMode,
+) -> Check {
+    run(
+        published,
+        |iss| signer.sign(&actions_claims(iss, repository, audience, exp_in)),
+        mode,
+    )
+    .await
+}
+
 fn assert_fails(c: &Check, needle: &str) {
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(c.detail.contains(needle), "`{needle}` not in {c:?}");
@@ -45,18 +63,16 @@ fn assert_fails(c: &Check, needle: &str) {
 #[tokio::test]
 async fn a_token_of_this_repository_passes() {
     let key = TestKey::generate("k1");
-    let c = run(
-        &key,
-        |iss| key.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
-        OidcMode::Auto,
-    )
-    .await;
+    let c = signed(&key, &key, REPO, "runner-identity", 300, OidcMode::Auto).await;
     assert_eq!(c.status, Status::Pass, "{c:?}");
     assert!(c.detail.contains("repository acme/app"), "{c:?}");
     // Case differs, as GitHub allows: still this repository.
-    let c = run(
+    let c = signed(
         &key,
-        |iss| key.sign(&actions_claims(iss, "Acme/App", "runner-identity", 300)),
+        &key,
+        "Acme/App",
+        "runner-identity",
+        300,
         OidcMode::Require,
     )
     .await;
@@ -66,16 +82,12 @@ async fn a_token_of_this_repository_passes() {
 #[tokio::test]
 async fn a_token_of_another_repository_fails() {
     let key = TestKey::generate("k1");
-    let c = run(
+    let c = signed(
         &key,
-        |iss| {
-            key.sign(&actions_claims(
-                iss,
-                "acme/intruder",
-                "runner-identity",
-                300,
-            ))
-        },
+        &key,
+        "acme/intruder",
+        "runner-identity",
+        300,
         OidcMode::Auto,
     )
     .await;
@@ -87,18 +99,24 @@ async fn a_token_of_another_repository_fails() {
 async fn a_token_signed_by_another_key_fails() {
     let published = TestKey::generate("k1");
     let forger = TestKey::generate("k1");
-    let c = run(
+    let c = signed(
         &published,
-        |iss| forger.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
+        &forger,
+        REPO,
+        "runner-identity",
+        300,
         OidcMode::Auto,
     )
     .await;
     assert_fails(&c, "signature does not verify");
     // And a key id the issuer never published.
     let stranger = TestKey::generate("unknown-kid");
-    let c = run(
+    let c = signed(
         &published,
-        |iss| stranger.sign(&actions_claims(iss, REPO, "runner-identity", 300)),
+        &stranger,
+        REPO,
+        "runner-identity",
+        300,
         OidcMode::Auto,
     )
     .await;
@@ -108,12 +126,7 @@ async fn a_token_signed_by_another_key_fails() {
 #[tokio::test]
 async fn wrong_audience_issuer_or_expiry_fails() {
     let key = TestKey::generate("k1");
-    let c = run(
-        &key,
-        |iss| key.sign(&actions_claims(iss, REPO, "sts.amazonaws.com", 300)),
-        OidcMode::Auto,
-    )
-    .await;
+    let c = signed(&key, &key, REPO, "sts.amazonaws.com", 300, OidcMode::Auto).await;
     assert_fails(&c, "audience is not `runner-identity`");
 
     let c = run(
@@ -132,12 +145,7 @@ async fn wrong_audience_issuer_or_expiry_fails() {
     assert_fails(&c, "issuer is not");
 
     // Expired beyond the 60 s leeway.
-    let c = run(
-        &key,
-        |iss| key.sign(&actions_claims(iss, REPO, "runner-identity", -120)),
-        OidcMode::Auto,
-    )
-    .await;
+    let c = signed(&key, &key, REPO, "runner-identity", -120, OidcMode::Auto).await;
     assert_fails(&c, "has expired");
 }
 
