@@ -11,10 +11,7 @@
 # own owner, so both start from nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
-[ -f "$CACHE/stack/env" ] || { echo "start the stack first: scripts/stack.sh up" >&2; exit 2; }
-set -a; . "$CACHE/stack/env"; set +a
+. scripts/lib/bench-env.sh
 command -v kubectl >/dev/null || { echo "kubectl is needed for the baseline" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
 

@@ -6,10 +6,7 @@
 #   scripts/bench-verify.sh [RUNS]     (default 10; mean wall time per run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
-[ -f "$CACHE/stack/env" ] || { echo "start the stack first: scripts/stack.sh up" >&2; exit 2; }
-set -a; . "$CACHE/stack/env"; set +a
+. scripts/lib/bench-env.sh
 runs=${1:-10}
 [ -x "$CACHE/venv/bin/aws" ] || "$CACHE/venv/bin/pip" install -q awscli >/dev/null
 cargo build --release --quiet
