@@ -667,7 +667,12 @@ async fn delete_inline(iam: &aws_sdk_iam::Client, name: &str, policy: &str) -> R
         .map_err(|e| format!("DeleteRolePolicy {name} {policy}: {}", error_text(&e)))
 }
 
-/// Deletes this instance's roles (found by path and tags) that are no longer planned.
+/// A role to prune: name, ARN, and the repository its tag names.
+type PrunedRole = (String, String, String);
+
+/// Deletes this instance's roles (found by path and tags) that are no longer
+/// planned; in Pod Identity mode their associations first, so none is left
+/// pointing at a deleted role.
 async fn prune_roles(
     clients: &Clients,
     settings: &Settings,
@@ -685,43 +690,189 @@ async fn prune_roles(
         candidates.extend(
             page.roles()
                 .iter()
-                .map(|r| r.role_name().to_owned())
-                .filter(|n| !planned.contains(n.as_str())),
+                .filter(|r| !planned.contains(r.role_name()))
+                .map(|r| (r.role_name().to_owned(), r.arn().to_owned())),
         );
     }
-    let mut out = Vec::new();
-    for name in candidates {
-        let tags = iam
-            .list_role_tags()
-            .role_name(&name)
-            .send()
-            .await
-            .map_err(|e| format!("ListRoleTags {name}: {}", error_text(&e)))?;
-        let tags: BTreeMap<&str, &str> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-        if tags.get(MANAGED_BY_LABEL) != Some(&MANAGED_BY)
-            || tags.get(INSTANCE_LABEL) != Some(&instance)
-        {
-            continue;
-        }
-        let mut result = RoleResult {
-            repository: tags
+    // One ListRoleTags per candidate, CONCURRENCY at a time.
+    let tagged: Vec<Result<Option<PrunedRole>, String>> = futures::stream::iter(candidates)
+        .map(|(name, arn)| async move {
+            let tags = iam
+                .list_role_tags()
+                .role_name(&name)
+                .send()
+                .await
+                .map_err(|e| format!("ListRoleTags {name}: {}", error_text(&e)))?;
+            let tags: BTreeMap<&str, &str> =
+                tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+            if tags.get(MANAGED_BY_LABEL) != Some(&MANAGED_BY)
+                || tags.get(INSTANCE_LABEL) != Some(&instance)
+            {
+                return Ok(None);
+            }
+            let repository = tags
                 .get(REPOSITORY_ANNOTATION)
                 .map_or("(unknown repository)", |r| *r)
-                .to_owned(),
+                .to_owned();
+            Ok(Some((name, arn, repository)))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut pruned = Vec::new();
+    for t in tagged {
+        if let Some(role) = t? {
+            pruned.push(role);
+        }
+    }
+    if pruned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let associations = if settings.config.aws.mode == Mode::PodIdentity {
+        let arns: BTreeSet<&str> = pruned.iter().map(|(_, arn, _)| arn.as_str()).collect();
+        associations_of(clients, settings, instance, &arns).await?
+    } else {
+        BTreeMap::new()
+    };
+    let mut out = Vec::new();
+    for (name, arn, repository) in pruned {
+        let ids = associations.get(&arn).cloned().unwrap_or_default();
+        let mut changes: Vec<Change> = ids
+            .iter()
+            .map(|id| Change::DeleteAssociation { id: id.clone() })
+            .collect();
+        changes.push(Change::DeleteRole);
+        let mut result = RoleResult {
+            repository,
             role: name.clone(),
             action: Action::Prune,
-            changes: vec![Change::DeleteRole],
+            changes,
             error: None,
         };
-        if !options.no_writes
-            && let Err(e) = delete_role(iam, &name, writes).await
-        {
-            result.action = Action::Failed;
-            result.error = Some(e);
+        if !options.no_writes {
+            let mut outcome = Ok(());
+            for id in &ids {
+                *writes += 1;
+                outcome = delete_association(clients, settings, id).await;
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            if outcome.is_ok() {
+                outcome = delete_role(iam, &name, writes).await;
+            }
+            if let Err(e) = outcome {
+                result.action = Action::Failed;
+                result.error = Some(e);
+            }
         }
         out.push(result);
     }
     Ok(out)
+}
+
+/// The pod identity associations of the cluster that point at one of `arns`,
+/// by role ARN. One that this instance did not create (no managed-by and
+/// instance tags) is an error: deleting the role would leave it dangling,
+/// deleting it would touch what the tool does not manage.
+async fn associations_of(
+    clients: &Clients,
+    settings: &Settings,
+    instance: &str,
+    arns: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let cluster = &settings.config.cluster.name;
+    let mut pages = clients
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .into_paginator()
+        .send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| format!("ListPodIdentityAssociations {cluster}: {}", error_text(&e)))?;
+        ids.extend(
+            page.associations()
+                .iter()
+                .filter_map(|a| a.association_id())
+                .map(str::to_owned),
+        );
+    }
+    let described: Vec<Result<_, String>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let out = clients
+                .eks
+                .describe_pod_identity_association()
+                .cluster_name(cluster)
+                .association_id(&id)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribePodIdentityAssociation {cluster} {id}: {}",
+                        error_text(&e)
+                    )
+                })?;
+            Ok(out.association().cloned().map(|a| (id, a)))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut by_role: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in described {
+        let Some((id, association)) = d? else {
+            continue;
+        };
+        let Some(role) = association.role_arn().filter(|r| arns.contains(r)) else {
+            continue;
+        };
+        let tags = association.tags();
+        let ours = tags
+            .and_then(|t| t.get(MANAGED_BY_LABEL))
+            .map(String::as_str)
+            == Some(MANAGED_BY)
+            && tags.and_then(|t| t.get(INSTANCE_LABEL)).map(String::as_str) == Some(instance);
+        if !ours {
+            return Err(format!(
+                "pod identity association {id} ({}/{}) on cluster {cluster} points at {role}, \
+                 which is to be pruned, but runner-identity did not create it; delete it \
+                 (`aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}`) \
+                 or point it at another role, then re-run",
+                association.namespace().unwrap_or("?"),
+                association.service_account().unwrap_or("?"),
+            ));
+        }
+        by_role.entry(role.to_owned()).or_default().push(id);
+    }
+    Ok(by_role)
+}
+
+async fn delete_association(
+    clients: &Clients,
+    settings: &Settings,
+    id: &str,
+) -> Result<(), String> {
+    let cluster = &settings.config.cluster.name;
+    match clients
+        .eks
+        .delete_pod_identity_association()
+        .cluster_name(cluster)
+        .association_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!("deleted pod identity association {id} on {cluster} (its role is pruned)");
+            Ok(())
+        }
+        // Already gone: the goal of a delete is reached.
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(format!(
+            "DeletePodIdentityAssociation {cluster} {id}: {}",
+            error_text(&e)
+        )),
+    }
 }
 
 async fn delete_role(
@@ -782,20 +933,9 @@ fn eks_tag_key(k: &str) -> String {
 
 /// IAM returns policy documents URL-encoded; this decodes one into JSON.
 pub fn decode_policy(encoded: &str) -> Option<Value> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(out).ok()?;
+    let text = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -56,6 +56,64 @@ pub fn action_argv(command: &str) -> Option<Vec<&'static str>> {
     })
 }
 
+/// The action's own definition: its inputs are the only `INPUT_*` variables
+/// `runner-identity action` accepts.
+const ACTION_YML: &str = include_str!("../action.yml");
+
+/// The `INPUT_<NAME>` variables GitHub sets for the inputs `action.yml`
+/// declares (the name upper-cased, hyphens kept).
+pub fn declared_input_variables() -> Result<std::collections::BTreeSet<String>> {
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(ACTION_YML).map_err(|e| crate::Error::Usage {
+            message: format!("the embedded action.yml does not parse: {e}"),
+        })?;
+    let inputs = doc
+        .get("inputs")
+        .and_then(serde_yaml::Value::as_mapping)
+        .ok_or_else(|| crate::Error::Usage {
+            message: "the embedded action.yml declares no inputs".into(),
+        })?;
+    Ok(inputs
+        .keys()
+        .filter_map(serde_yaml::Value::as_str)
+        .map(|name| format!("INPUT_{}", name.to_uppercase()))
+        .collect())
+}
+
+/// Refuses an `INPUT_*` variable that `action.yml` does not declare: a
+/// misspelt input (`dry_run` for `dry-run`) must never be silently ignored.
+pub fn check_action_inputs<I>(variables: I) -> Result<()>
+where
+    I: IntoIterator<Item = std::ffi::OsString>,
+{
+    let declared = declared_input_variables()?;
+    let undeclared: Vec<String> = variables
+        .into_iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| v.starts_with("INPUT_") && !declared.contains(v))
+        .collect();
+    if undeclared.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = declared
+        .iter()
+        .map(|v| v.trim_start_matches("INPUT_").to_lowercase())
+        .collect();
+    Err(crate::Error::Usage {
+        message: format!(
+            "the action received {} that action.yml does not declare: {}; nothing was run. \
+             Fix the `with:` key (inputs are {}; hyphens, not underscores)",
+            if undeclared.len() == 1 {
+                "an input"
+            } else {
+                "inputs"
+            },
+            undeclared.join(", "),
+            known.join(", ")
+        ),
+    })
+}
+
 /// `verify` modes.
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
@@ -122,6 +180,10 @@ pub struct VerifyJobArgs {
     /// Out of a pod only: kubeconfig naming the API server and its CA.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Directory whose files replace the embedded templates (the trust policy
+    /// a failed STS call is diagnosed with).
+    #[arg(long, env = "INPUT_TEMPLATES")]
+    pub templates: Option<PathBuf>,
     /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
     #[arg(long, value_enum, env = "INPUT_GITHUB-OIDC", default_value = "auto")]
     pub github_oidc: verify::github_oidc::OidcMode,
@@ -183,7 +245,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Write one folder per repository (manifests, values, hook template, policies).
-    #[arg(long, env = "INPUT_OUT_DIR")]
+    #[arg(long, env = "INPUT_OUT-DIR")]
     pub out_dir: Option<PathBuf>,
     /// Output format on stdout.
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "yaml")]
@@ -204,14 +266,15 @@ pub enum ReportFormat {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
+    /// kubeconfig file (default: the files KUBECONFIG lists, merged as
+    /// kubectl merges them, else ~/.kube/config, then in-cluster).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// kubeconfig context.
     #[arg(long, env = "INPUT_CONTEXT")]
     pub context: Option<String>,
     /// Server-side dry run: the API server validates, nothing is persisted.
-    #[arg(long, env = "INPUT_DRY_RUN")]
+    #[arg(long, env = "INPUT_DRY-RUN")]
     pub dry_run: bool,
     /// Delete objects of this configuration whose repository left it.
     #[arg(long, env = "INPUT_PRUNE")]
@@ -225,8 +288,12 @@ pub struct ApplyArgs {
     /// Report format on stdout.
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
     pub output: ReportFormat,
+    /// Read the cluster in pages of this many objects (`limit` + `continue`)
+    /// instead of one watch-cache read per kind.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
     /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
-    #[arg(long, env = "INPUT_SKIP_AWS")]
+    #[arg(long, env = "INPUT_SKIP-AWS")]
     pub skip_aws: bool,
 }
 
@@ -273,8 +340,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("the GitHub credentials Secret is not shown: {e}"),
             }
             if let Some(dir) = &args.out_dir {
+                // What was written, a line per repository (the manifests are in the files).
                 let folders = render::write_out_dir(&plan, dir)?;
-                tracing::info!(folders = folders.len(), dir = %dir.display(), "wrote the plan");
+                for (repo, folder) in plan.repositories.iter().zip(&folders) {
+                    writeln!(out, "{}  {}", folder.display(), repo.names.repository)?;
+                }
+                return Ok(());
             }
             match args.output {
                 Output::Yaml => write!(out, "{}", render::manifests_yaml(&plan)?)?,
@@ -284,6 +355,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Verify(mode) => return run_verify(mode, out).await,
         Command::Discover(args) => return run_discover(&args, out).await,
         Command::Action => {
+            check_action_inputs(std::env::vars_os().map(|(k, _)| k))?;
             let command = std::env::var("INPUT_COMMAND").unwrap_or_default();
             let argv = action_argv(&command).ok_or_else(|| {
                 anyhow::anyhow!("input `command` is `{command}`; use verify-job, verify-runner, plan, diff or apply")
@@ -322,8 +394,18 @@ async fn run_apply(args: &ApplyArgs, diff_only: bool, out: &mut dyn Write) -> an
         prune: args.prune,
         adopt: args.adopt,
         concurrency: usize::from(args.concurrency),
+        page_size: args.page_size,
     };
-    let report = apply::apply(&client, &plan, &options).await?;
+    let report = match apply::apply(&client, &plan, &options).await {
+        Ok(r) => r,
+        Err(crate::Error::Unmanaged { objects }) if args.output == ReportFormat::Json => {
+            // The error names a few; the JSON document lists every one.
+            let doc = serde_json::json!({ "kubernetes": null, "aws": null, "conflicts": objects });
+            write!(out, "{}", render::pretty(&doc)?)?;
+            anyhow::bail!(crate::Error::Unmanaged { objects });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let aws_report = if args.skip_aws {
         None
     } else {
@@ -404,7 +486,10 @@ async fn run_discover(args: &DiscoverArgs, out: &mut dyn Write) -> anyhow::Resul
 }
 
 async fn run_verify(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    // Variables whose name or value is not UTF-8 are none of the ones read here.
+    let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
     let (verdict, output) = match mode {
         VerifyCommand::Runner(args) => {
             let inputs = verify::runner::RunnerInputs {
@@ -432,6 +517,7 @@ async fn run_verify(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<
                 kubernetes_token: Some(args.kubernetes_token),
                 kubeconfig: args.kubeconfig,
                 github_oidc: args.github_oidc,
+                templates: args.templates,
                 env: env.clone(),
             };
             (verify::job::verify(&inputs).await, args.out)

@@ -679,7 +679,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
             message,
         }
     })?;
-    crate::config::validate::settings(config, path)
+    crate::config::validate::settings(config, path, Some(text))
 }
 
 /// The settings with `names` (discovered on GitHub) added after the
@@ -697,7 +697,7 @@ pub fn with_discovered(settings: &Settings, names: &[String]) -> Result<Settings
             .filter(|n| !listed.contains(&folded(n)))
             .map(|n| RepositoryEntry::Name(n.clone())),
     );
-    validate::settings(config, &settings.source)
+    validate::settings(config, &settings.source, None)
 }
 
 /// The JSON Schema of the configuration file.
@@ -705,6 +705,7 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
 }
 
+mod locate;
 mod validate;
 
 /// Set of repository names, compared case-insensitively like GitHub does.

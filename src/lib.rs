@@ -48,6 +48,12 @@ pub enum Error {
         field: String,
         message: String,
     },
+    /// Every problem the validation of a configuration file found.
+    #[error("{}", problems_text(path, problems))]
+    ConfigProblems {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
     /// Two repositories map to the same object name.
     #[error(
         "name collision: repositories `{first}` and `{second}` both map to {kind} `{name}`; \
@@ -83,7 +89,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A GitHub API call or credential failed.
+    /// A credential this machine must provide is missing or malformed (an
+    /// unset variable, an unreadable or malformed key file): a local problem.
+    #[error("{what}: {message}; {fix}")]
+    Credentials {
+        what: String,
+        message: String,
+        fix: String,
+    },
+    /// The command line or the action's inputs are wrong.
+    #[error("{message}")]
+    Usage { message: String },
+    /// A GitHub API call failed.
     #[error("{what}: {message}; {fix}")]
     Github {
         what: String,
@@ -101,9 +118,12 @@ pub enum Error {
     Serialize { what: String, message: String },
     /// Objects of a planned name exist but are not managed by this configuration.
     #[error(
-        "refusing to overwrite objects runner-identity does not manage (or that belong to another \
-         configuration instance): {}; rename them, delete them, or re-run with --adopt to take them over",
-        objects.join(", ")
+        "refusing to overwrite {} runner-identity does not manage (or that belong to another \
+         configuration instance): {}; nothing was changed. Rename them, delete them, or re-run \
+         with --adopt to take them over{}",
+        count(objects.len(), "object"),
+        first_few(objects),
+        if objects.len() > SHOWN_OBJECTS { " (`-o json` lists every one)" } else { "" }
     )]
     Unmanaged { objects: Vec<String> },
     /// Some objects could not be applied or pruned (each is in the report).
@@ -147,6 +167,71 @@ impl Error {
     }
 }
 
+/// One problem of a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigProblem {
+    /// The key, as a path (`repositories[2].aws.tags`).
+    pub field: String,
+    /// `(line, column)` of the key, 1-based, when the file has it.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+/// `path:line:column: invalid `field`: message`, one line per problem.
+fn problems_text(path: &std::path::Path, problems: &[ConfigProblem]) -> String {
+    let line = |p: &ConfigProblem| {
+        let at = p
+            .location
+            .map(|(l, c)| format!("{}:{l}:{c}", path.display()))
+            .unwrap_or_else(|| path.display().to_string());
+        format!("{at}: invalid `{}`: {}", p.field, p.message)
+    };
+    match problems {
+        [one] => line(one),
+        many => {
+            let mut text = format!(
+                "{} problems in {}; fix them all, then re-run:",
+                many.len(),
+                path.display()
+            );
+            for p in many {
+                text.push_str(
+                    "
+  ",
+                );
+                text.push_str(&line(p));
+            }
+            text
+        }
+    }
+}
+
+/// How many objects an error message names before it only counts.
+const SHOWN_OBJECTS: usize = 5;
+
+/// The first [`SHOWN_OBJECTS`] items, and how many more there are.
+fn first_few(items: &[String]) -> String {
+    let shown = items
+        .iter()
+        .take(SHOWN_OBJECTS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match items.len().saturating_sub(SHOWN_OBJECTS) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// `1 object`, `6000 objects`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `namespace/name`, or `name` for cluster-scoped objects.
 fn qualified(namespace: &str, name: &str) -> String {
     if namespace.is_empty() {
@@ -158,3 +243,35 @@ fn qualified(namespace: &str, name: &str) -> String {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_about_many_objects_names_a_few_and_counts_the_rest() {
+        let objects: Vec<String> = (0..6000)
+            .map(|i| format!("ConfigMap ns-{i}/hooks"))
+            .collect();
+        let text = Error::Unmanaged { objects }.to_string();
+        assert!(text.len() < 600, "{} bytes: {text}", text.len());
+        assert!(text.contains("6000 objects"), "{text}");
+        assert!(
+            text.contains("ConfigMap ns-0/hooks, ConfigMap ns-1/hooks"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ConfigMap ns-4/hooks and 5995 more"),
+            "{text}"
+        );
+        assert!(!text.contains("ns-5/"), "{text}");
+        let one = Error::Unmanaged {
+            objects: vec!["ServiceAccount a/b".into()],
+        }
+        .to_string();
+        assert!(
+            one.contains("1 object runner-identity") && !one.contains("more"),
+            "{one}"
+        );
+    }
+}

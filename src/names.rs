@@ -239,6 +239,40 @@ pub fn check_label_value(v: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// Checks a DNS-1123 subdomain (the names of Secrets, ConfigMaps and most
+/// objects): at most 253 characters, dot-separated parts of lower-case
+/// letters, digits and `-`, each starting and ending alphanumeric.
+pub fn check_dns_subdomain(name: &str) -> std::result::Result<(), String> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    if name.len() <= 253 && name.split('.').all(part_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid Kubernetes name (a DNS subdomain: at most 253 lower-case \
+             letters, digits, `-` and `.`, alphanumeric at both ends of each part)"
+        ))
+    }
+}
+
+/// Checks a DNS-1123 label (namespace names): at most 63 lower-case letters,
+/// digits and `-`, alphanumeric at both ends.
+pub fn check_dns_label(name: &str) -> std::result::Result<(), String> {
+    if name.len() <= DNS_LABEL_MAX && !name.contains('.') && check_dns_subdomain(name).is_ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid namespace name (a DNS label: at most 63 lower-case \
+             letters, digits and `-`, alphanumeric at both ends)"
+        ))
+    }
+}
+
 /// Checks a label or annotation key (`[prefix/]name`).
 pub fn check_qualified_name(key: &str) -> std::result::Result<(), String> {
     let (prefix, name) = match key.rsplit_once('/') {
@@ -278,6 +312,31 @@ pub fn for_repository(settings: &Settings, full_name: &str) -> Option<RepoNames>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names_are_dns_subdomains() {
+        // Rejected before: `github.app` was checked as a DNS label.
+        for ok in ["github.app", "a", "arc-github-secret", "x.y-z.0"] {
+            assert_eq!(check_dns_subdomain(ok), Ok(()), "{ok}");
+        }
+        let long = format!("{}.{}", "a".repeat(63), "b".repeat(190));
+        assert_eq!(long.len(), 254);
+        for bad in [
+            "",
+            "Github.app",
+            "a..b",
+            "-a",
+            "a-.b",
+            "a_b",
+            ".a",
+            long.as_str(),
+        ] {
+            assert!(check_dns_subdomain(bad).is_err(), "{bad}");
+        }
+        assert!(check_dns_label("arc-runners").is_ok());
+        assert!(check_dns_label("a.b").is_err());
+        assert!(check_dns_label(&"a".repeat(64)).is_err());
+    }
 
     #[test]
     fn lossless_names_are_kept() {

@@ -423,18 +423,7 @@ fn plan_iam_role(
     ctx: &Context,
 ) -> Result<IamRolePlan> {
     let cfg = &settings.config;
-    let trust_name = match cfg.aws.mode {
-        Mode::Irsa => templates::TRUST_IRSA,
-        Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
-    };
-    let trust_policy = render_json(templates, trust_name, ctx)?;
-    check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| {
-        Error::TemplateOutput {
-            template: templates.describe(trust_name),
-            repository: names.repository.clone(),
-            message,
-        }
-    })?;
+    let trust_policy = checked_trust_policy(settings, templates, names, ctx)?;
     let permissions_policy = match &repo.inline_policy_template {
         Some(name) => Some(render_json(templates, name, ctx)?),
         None => None,
@@ -457,6 +446,38 @@ fn plan_iam_role(
         max_session_duration: repo.max_session_duration,
         tags,
     })
+}
+
+/// The trust policy planned for one repository's IAM role (what `verify job`
+/// shows when STS refuses the job).
+pub fn trust_policy(
+    settings: &Settings,
+    repo: &Repository,
+    names: &RepoNames,
+    templates: &Templates,
+) -> Result<Value> {
+    checked_trust_policy(settings, templates, names, &context(settings, repo, names))
+}
+
+fn checked_trust_policy(
+    settings: &Settings,
+    templates: &Templates,
+    names: &RepoNames,
+    ctx: &Context,
+) -> Result<Value> {
+    let trust_name = match settings.config.aws.mode {
+        Mode::Irsa => templates::TRUST_IRSA,
+        Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
+    };
+    let trust_policy = render_json(templates, trust_name, ctx)?;
+    check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| {
+        Error::TemplateOutput {
+            template: templates.describe(trust_name),
+            repository: names.repository.clone(),
+            message,
+        }
+    })?;
+    Ok(trust_policy)
 }
 
 fn render_json(templates: &Templates, name: &str, ctx: &Context) -> Result<Value> {

@@ -53,19 +53,10 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_nanos(jitter(nanos))
 }
 
-/// A pseudo-random number in `0..=max`, from the clock and a counter (no
-/// need for cryptographic quality, only to spread simultaneous retries).
+/// A uniformly random number in `0..=max` (only to spread simultaneous
+/// retries; no cryptographic quality needed).
 fn jitter(max: u64) -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    if max == u64::MAX { x } else { x % (max + 1) }
+    fastrand::u64(0..=max)
 }
 
 #[cfg(test)]

@@ -481,3 +481,143 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
         "the role itself was unchanged"
     );
 }
+
+#[tokio::test]
+async fn prune_deletes_the_pod_identity_association_before_the_role() {
+    use aws_sdk_eks::operation::delete_pod_identity_association::DeletePodIdentityAssociationOutput;
+    let sdk = moto_config().await;
+    let owner = unique("pidp");
+    let text = |repos: &str| {
+        format!(
+            "github:\n  owner: {owner}\nrepositories: [{repos}]\ncluster:\n  name: ci\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
+        )
+    };
+    let (both, kept) = (text("app, gone"), text("app"));
+    let plan_both = plan_text(&both);
+    let gone = plan_both.repositories[1].clone();
+    assert!(gone.names.repository.ends_with("/gone"));
+    // Both roles exist in IAM (moto); their associations are the EKS mocks'.
+    let no_association = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .then_output(|| ListPodIdentityAssociationsOutput::builder().build());
+    let create = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .then_output(|| CreatePodIdentityAssociationOutput::builder().build());
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks: mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&no_association, &create]),
+    };
+    let report = aws::apply(
+        &clients,
+        &settings(&both),
+        &plan_both,
+        &AwsOptions::default(),
+    )
+    .await;
+    assert!(!report.failed(), "{}", report.table());
+
+    // `gone` leaves the configuration. The cluster holds its association
+    // (tagged by this instance) and another one this tool did not create.
+    let gone_tags = gone.iam_role.tags.clone();
+    let (app_ns, app_sa) = {
+        let p = plan_text(&kept);
+        (
+            p.repositories[0].names.namespace.clone(),
+            p.repositories[0].names.job_service_account.clone(),
+        )
+    };
+    let planned_list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .match_requests(|r| r.namespace().is_some())
+        .then_output(|| ListPodIdentityAssociationsOutput::builder().build());
+    let cluster_list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .match_requests(|r| r.namespace().is_none() && r.cluster_name() == Some("ci"))
+        .then_output(|| {
+            ListPodIdentityAssociationsOutput::builder()
+                .associations(
+                    PodIdentityAssociationSummary::builder()
+                        .association_id("a-gone")
+                        .build(),
+                )
+                .associations(
+                    PodIdentityAssociationSummary::builder()
+                        .association_id("a-app")
+                        .build(),
+                )
+                .build()
+        });
+    let describe_gone = mock!(aws_sdk_eks::Client::describe_pod_identity_association)
+        .match_requests(|r| r.association_id() == Some("a-gone"))
+        .then_output({
+            let (arn, tags) = (gone.iam_role.arn.clone(), gone_tags.clone());
+            move || {
+                DescribePodIdentityAssociationOutput::builder()
+                    .association(
+                        PodIdentityAssociation::builder()
+                            .association_id("a-gone")
+                            .role_arn(&arn)
+                            .set_tags(Some(tags.clone().into_iter().collect()))
+                            .build(),
+                    )
+                    .build()
+            }
+        });
+    let describe_app = mock!(aws_sdk_eks::Client::describe_pod_identity_association)
+        .match_requests(|r| r.association_id() == Some("a-app"))
+        .then_output(move || {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-app")
+                        .namespace(&app_ns)
+                        .service_account(&app_sa)
+                        .role_arn("arn:aws:iam::123456789012:role/somebody-elses")
+                        .build(),
+                )
+                .build()
+        });
+    let delete = mock!(aws_sdk_eks::Client::delete_pod_identity_association)
+        .match_requests(|r| r.association_id() == Some("a-gone") && r.cluster_name() == Some("ci"))
+        .then_output(|| DeletePodIdentityAssociationOutput::builder().build());
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks: mock_client!(
+            aws_sdk_eks,
+            RuleMode::MatchAny,
+            [
+                &planned_list,
+                &cluster_list,
+                &describe_gone,
+                &describe_app,
+                &delete
+            ]
+        ),
+    };
+    let options = AwsOptions {
+        prune: true,
+        ..Default::default()
+    };
+    let report = aws::apply(&clients, &settings(&kept), &plan_text(&kept), &options).await;
+    assert!(!report.failed(), "{}", report.table());
+    let pruned = report
+        .roles
+        .iter()
+        .find(|r| r.role == gone.iam_role.name)
+        .unwrap();
+    assert_eq!(pruned.action, Action::Prune);
+    assert_eq!(
+        pruned.changes,
+        vec![
+            Change::DeleteAssociation {
+                id: "a-gone".into()
+            },
+            Change::DeleteRole
+        ],
+        "the association goes first"
+    );
+    assert_eq!(delete.num_calls(), 1, "only the pruned role's association");
+    let role = clients
+        .iam
+        .get_role()
+        .role_name(&gone.iam_role.name)
+        .send()
+        .await;
+    assert!(role.is_err(), "the role is deleted");
+}

@@ -77,6 +77,15 @@ fn plan_out_dir_writes_one_folder_per_repository() {
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // stdout says what was written, a line per repository, not the manifests.
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{}", stdout(&o));
+    assert!(!stdout(&o).contains("kind: "), "{}", stdout(&o));
+    let api_folder = dir.path().join("acme.api");
+    assert!(
+        lines.contains(&format!("{}  acme/api", api_folder.display())),
+        "{lines:?}"
+    );
     let mut folders: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -323,31 +332,155 @@ fn action_yml_dockerfile_and_the_binary_agree() {
         .unwrap()[runner_identity::plan::HOOK_TEMPLATE_KEY]
         .contains("fsGroup: 1001");
     assert!(fs_group && dockerfile.contains("USER 1001:1001"));
+}
 
-    // Every input reaches the binary as INPUT_<NAME> (upper-case, hyphens kept).
-    let mut help = String::new();
-    for args in [
-        &["verify", "job", "--help"][..],
-        &["verify", "runner", "--help"],
-        &["apply", "--help"],
-    ] {
-        help.push_str(&stdout(&run(args, &[])));
-    }
-    for (name, _) in action["inputs"].as_mapping().unwrap() {
-        let var = format!("INPUT_{}", name.as_str().unwrap().to_uppercase());
-        if var == "INPUT_COMMAND" {
-            continue; // read by the `action` entry point itself
+/// Every `INPUT_*` variable a flag of any command reads.
+fn input_variables_read(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(var) = arg.get_env().and_then(|v| v.to_str())
+            && var.starts_with("INPUT_")
+        {
+            out.insert(var.to_owned());
         }
-        assert!(help.contains(&var), "no flag reads {var}");
     }
-    // And every output is a fact verify writes to GITHUB_OUTPUT.
-    let source = std::fs::read_to_string(common::root().join("src/verify/job.rs")).unwrap()
-        + &std::fs::read_to_string(common::root().join("src/verify/runner.rs")).unwrap();
-    for (name, _) in action["outputs"].as_mapping().unwrap() {
-        let name = name.as_str().unwrap();
+    for sub in cmd.get_subcommands() {
+        input_variables_read(sub, out);
+    }
+}
+
+#[test]
+fn every_declared_input_is_read_and_every_variable_read_is_declared() {
+    use clap::CommandFactory;
+    let declared = runner_identity::cli::declared_input_variables().unwrap();
+    // GitHub's naming: the input name upper-cased, hyphens kept.
+    assert!(declared.contains("INPUT_DRY-RUN"), "{declared:?}");
+    let mut read = std::collections::BTreeSet::new();
+    input_variables_read(&runner_identity::cli::Cli::command(), &mut read);
+    // `command` is read by the `action` entry point itself.
+    read.insert("INPUT_COMMAND".to_owned());
+    let undeclared: Vec<&String> = read.difference(&declared).collect();
+    assert!(
+        undeclared.is_empty(),
+        "read but not declared in action.yml: {undeclared:?}"
+    );
+    let unread: Vec<&String> = declared.difference(&read).collect();
+    assert!(
+        unread.is_empty(),
+        "declared in action.yml but read by no flag: {unread:?}"
+    );
+    for input in [
+        "dry-run", "prune", "adopt", "skip-aws", "out-dir", "output", "context",
+    ] {
         assert!(
-            name == "result" || source.contains(&format!("\"{name}\"")),
-            "output {name} is never set"
+            declared.contains(&format!("INPUT_{}", input.to_uppercase())),
+            "action.yml does not declare {input}"
         );
+    }
+}
+
+#[test]
+fn action_refuses_an_input_action_yml_does_not_declare() {
+    // A misspelt safety input (underscore for hyphen) used to be ignored: a
+    // workflow asking for a dry run got a real apply.
+    let o = run(
+        &["action"],
+        &[
+            ("INPUT_COMMAND", "plan"),
+            ("INPUT_CONFIG", "examples/org-irsa.yaml"),
+            ("INPUT_DRY_RUN", "true"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("INPUT_DRY_RUN"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("dry-run"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+}
+
+#[test]
+fn a_non_utf8_environment_variable_does_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    for args in [
+        &["verify", "job"][..],
+        &["plan", "-c", "examples/org-irsa.yaml"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(args)
+            .current_dir(common::root())
+            .env_remove("KUBECONFIG")
+            .env("LATIN1_VALUE", bad)
+            .env("GITHUB_ACTIONS", "true")
+            .output()
+            .unwrap();
+        // verify job: no AWS mechanism here, a failed check (1); plan: 0.
+        let want = if args[0] == "verify" { 1 } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_closed_stdout_exits_0_quietly() {
+    use std::io::{BufRead, BufReader};
+    // Enough repositories that the output is far larger than a pipe's buffer.
+    let repos: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = repos.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        common::irsa_config("acme", &refs, "https://x.example/id/1"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .args(["plan", "-c", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -n 1`: read one line, then close the pipe.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "---\n");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "quietly: {}", stderr(&o));
+}
+
+#[test]
+fn a_missing_or_malformed_local_credential_exits_2_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "github:\n  owner: acme\nselect:\n  names: [\"*\"]\ncluster:\n  name: c\n  oidcIssuer: https://x.example/id/1\naws:\n  accountId: \"111122223333\"\n  mode: irsa\n";
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let cases = [
+        ("", "export GITHUB_TOKEN"),
+        (
+            "  auth:\n    app: {id: 1, privateKey: {file: /nonexistent/key.pem}}\n",
+            "cannot read /nonexistent/key.pem",
+        ),
+        (
+            &format!(
+                "  auth:\n    app: {{id: 1, privateKey: {{file: {}}}}}\n",
+                key.display()
+            ),
+            "not an RSA private key",
+        ),
+    ];
+    for (auth, want) in cases {
+        let config = dir.path().join("c.yaml");
+        std::fs::write(
+            &config,
+            base.replacen("  owner: acme\n", &format!("  owner: acme\n{auth}"), 1),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+        cmd.args(["discover", "-c", config.to_str().unwrap()])
+            .env_remove("GITHUB_TOKEN");
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{auth}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{auth}: {}", stderr(&o));
     }
 }

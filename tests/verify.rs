@@ -408,16 +408,22 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
         "{all}"
     );
     let outputs = std::fs::read_to_string(&out_file).unwrap();
-    for key in [
-        "role-arn<<",
-        "caller-arn<<",
-        "account-id<<",
-        "namespace<<",
-        "service-account<<",
-        "repository<<",
-        "result<<",
-    ] {
-        assert!(outputs.contains(key), "{key} missing in {outputs}");
+    // Every output action.yml declares is written, with a value.
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
+    let declared = action["outputs"].as_mapping().unwrap();
+    assert!(declared.len() >= 7, "{declared:?}");
+    for (name, _) in declared {
+        let name = name.as_str().unwrap();
+        let value = outputs
+            .split(&format!("{name}<<"))
+            .nth(1)
+            .and_then(|rest| rest.lines().nth(1))
+            .unwrap_or_else(|| panic!("output {name} missing in {outputs}"));
+        assert!(
+            !value.is_empty() && !value.starts_with("ghadelimiter"),
+            "output {name} is empty: {outputs}"
+        );
     }
     assert!(outputs.contains("\npass\n"));
     let summary = std::fs::read_to_string(&summary).unwrap();
@@ -676,4 +682,237 @@ async fn job_token_unreadable_for_a_non_root_user_is_explained() {
 fn base64_url(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// `verify job` with the pod's environment, `extra` args, and `env`; the
+/// Kubernetes token and kubeconfig given (not the `/nonexistent` default).
+fn verify_job_with(f: &Fixture, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    cmd.args(["verify", "job"])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn check_of(o: &Output, name: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {}", text(o)))
+        .clone()
+}
+
+#[tokio::test]
+async fn job_caller_with_the_same_role_name_in_another_account_fails() {
+    let f = Fixture::new("va").await;
+    let token = job_token(&f, "sts.amazonaws.com").await;
+    let role = &f.plan.repositories[0].iam_role;
+    // moto answers for the job's real role (account 123456789012); the
+    // expectation names a role of the same name in another account.
+    let elsewhere = role.arn.replace(ACCOUNT, "999988887777");
+    assert_ne!(elsewhere, role.arn);
+    let env = [
+        ("AWS_ENDPOINT_URL", moto_url()),
+        ("AWS_ROLE_ARN", role.arn.clone()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = ["--kubernetes-token", "/nonexistent", "-o", "json"];
+    let o = verify_job_with(
+        &f,
+        &env,
+        &[&args[..], &["--expected-role-arn", &elsewhere]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let caller = check_of(&o, "caller-identity");
+    assert_eq!(caller["status"], "fail", "{caller}");
+    assert!(
+        caller["detail"]
+            .as_str()
+            .unwrap()
+            .contains("account 123456789012 is not 999988887777"),
+        "{caller}"
+    );
+    // The same call expecting the real ARN passes: only the account differed.
+    let o = verify_job_with(
+        &f,
+        &env,
+        &[&args[..], &["--expected-role-arn", &role.arn]].concat(),
+    );
+    assert_eq!(
+        check_of(&o, "caller-identity")["status"],
+        "pass",
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
+async fn job_kubernetes_rights_are_reviewed_in_the_tokens_namespace_not_pod_namespace() {
+    let f = Fixture::new("vn").await;
+    let (n, other) = (&f.plan.repositories[0].names, &f.plan.repositories[1].names);
+    let admin = admin_client().await;
+    // The job ServiceAccount can read pods in its own namespace (a mistake
+    // verify must report), and nothing in the other repository's namespace.
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("job-reads-pods".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["pods".into()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        }]),
+    };
+    Api::<Role>::namespaced(admin.clone(), &n.namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding = k8s_openapi::api::rbac::v1::RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("job-reads-pods".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: "job-reads-pods".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: n.job_service_account.clone(),
+            namespace: Some(n.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), &n.namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let api_token = service_account_token(&admin, &n.namespace, &n.job_service_account, None).await;
+    let api_token_file = f.dir.path().join("api-token");
+    std::fs::write(&api_token_file, api_token).unwrap();
+    // A workflow sets POD_NAMESPACE to a namespace where it has no rights.
+    let kubeconfig = kubeconfig_path();
+    let o = verify_job_with(
+        &f,
+        &[("POD_NAMESPACE", other.namespace.as_str())],
+        &[
+            "--kubernetes-token",
+            api_token_file.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--github-oidc",
+            "off",
+            "-o",
+            "json",
+        ],
+    );
+    let rights = check_of(&o, "kubernetes-rights");
+    assert_eq!(rights["status"], "fail", "{rights}");
+    assert!(
+        rights["detail"].as_str().unwrap().contains("get pods"),
+        "{rights}"
+    );
+}
+
+#[tokio::test]
+async fn job_diagnosis_shows_the_trust_policy_of_the_tokens_repository() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let f = Fixture::new("vt").await;
+    // The token of the configuration's second repository.
+    let second = &f.plan.repositories[1];
+    let token = service_account_token(
+        &admin_client().await,
+        &second.names.namespace,
+        &second.names.job_service_account,
+        Some("sts.amazonaws.com"),
+    )
+    .await;
+    let token_file = f.dir.path().join("second-token");
+    std::fs::write(&token_file, token).unwrap();
+    // An STS that refuses the web identity, as AWS does when the trust
+    // policy does not admit the token.
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("AssumeRoleWithWebIdentity"))
+        .respond_with(ResponseTemplate::new(403).set_body_string(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+             <Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>\
+             </Error><RequestId>r-1</RequestId></ErrorResponse>",
+        ))
+        .mount(&sts)
+        .await;
+    // A template directory whose trust policy carries a marker statement id.
+    let templates = f.dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let trust = std::fs::read_to_string(
+        root()
+            .join("templates")
+            .join(runner_identity::templates::TRUST_IRSA),
+    )
+    .unwrap()
+    .replacen("RunnerIdentityIrsa", "MarkerFromTemplatesDir", 1);
+    std::fs::write(
+        templates.join(runner_identity::templates::TRUST_IRSA),
+        trust,
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", sts.uri()),
+        ("AWS_ROLE_ARN", second.iam_role.arn.clone()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = verify_job_with(
+        &f,
+        &env,
+        &[
+            "--kubernetes-token",
+            "/nonexistent",
+            "--github-oidc",
+            "off",
+            "--templates",
+            templates.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let all = text(&o);
+    let own = format!(
+        "system:serviceaccount:{}:{}",
+        second.names.namespace, second.names.job_service_account
+    );
+    let first = &f.plan.repositories[0].names;
+    let first_sub = format!(
+        "system:serviceaccount:{}:{}",
+        first.namespace, first.job_service_account
+    );
+    assert!(
+        all.contains(&own),
+        "the second repository's subject is shown: {all}"
+    );
+    assert!(
+        !all.contains(&first_sub),
+        "not the first repository's: {all}"
+    );
+    assert!(
+        all.contains("MarkerFromTemplatesDir"),
+        "rendered with --templates: {all}"
+    );
 }

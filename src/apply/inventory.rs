@@ -41,13 +41,20 @@ pub struct Inventory {
     instance: String,
     namespaces: BTreeSet<String>,
     managed: BTreeMap<Key, Value>,
+    /// Objects runner-identity manages for another configuration instance.
+    other_instances: BTreeSet<Key>,
     /// List requests sent to build this inventory.
     pub requests: usize,
 }
 
 impl Inventory {
-    /// Lists namespaces and every managed object.
-    pub async fn load(client: &Client, instance: &str) -> Result<Inventory> {
+    /// Lists namespaces and every managed object; `page_size` pages the
+    /// lists (`limit` + `continue`) instead of one watch-cache read per kind.
+    pub async fn load(
+        client: &Client,
+        instance: &str,
+        page_size: Option<u32>,
+    ) -> Result<Inventory> {
         let mut inv = Inventory {
             instance: instance.to_owned(),
             ..Default::default()
@@ -56,7 +63,16 @@ impl Inventory {
         // planned name is found by the existence check and refused.
         let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
         for (kind, ar) in kinds() {
-            for item in list_all(client, &ar, kind, Some(&selector), &mut inv.requests).await? {
+            let items = list_all(
+                client,
+                &ar,
+                kind,
+                Some(&selector),
+                page_size,
+                &mut inv.requests,
+            )
+            .await?;
+            for item in items {
                 let namespace = item.metadata.namespace.clone().unwrap_or_default();
                 let name = item.metadata.name.clone().unwrap_or_default();
                 let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
@@ -69,7 +85,18 @@ impl Inventory {
                 inv.managed.insert((kind, namespace, name), value);
             }
         }
-        inv.namespaces = namespace_names(client, &mut inv.requests).await?;
+        // Objects of other instances, metadata only: a planned name among them
+        // is a conflict, found without a request per object.
+        let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
+        for (kind, ar) in kinds() {
+            inv.other_instances.extend(
+                list_metadata(client, &ar, kind, &others, page_size, &mut inv.requests)
+                    .await?
+                    .into_iter()
+                    .map(|(namespace, name)| (kind, namespace, name)),
+            );
+        }
+        inv.namespaces = namespace_names(client, page_size, &mut inv.requests).await?;
         Ok(inv)
     }
 
@@ -89,6 +116,13 @@ impl Inventory {
             .get(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
     }
 
+    /// Whether runner-identity manages an object of that key for another
+    /// configuration instance.
+    pub fn of_other_instance(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        self.other_instances
+            .contains(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+    }
+
     /// The managed objects that belong to this instance.
     pub fn of_instance(&self) -> impl Iterator<Item = (&Key, &Value)> {
         self.managed
@@ -105,28 +139,42 @@ fn kind_static(kind: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// The parameters of one list request. Without a page size the first request
+/// asks for `resourceVersion=0`: served in one response from the API server's
+/// watch cache, which filters by label in memory (a paged list is read from
+/// etcd, scanning every object of the kind per page). With a page size, or
+/// when a server pages anyway, `limit` + `continue` walk every page; a
+/// continue token is never combined with a resource version (the server
+/// refuses that).
+fn list_params(selector: Option<&str>, page_size: Option<u32>, token: Option<&str>) -> ListParams {
+    let mut params = match (page_size, token) {
+        (None, None) => ListParams::default().match_any(),
+        (Some(n), _) => ListParams::default().limit(n),
+        (None, Some(_)) => ListParams::default(),
+    };
+    if let Some(s) = selector {
+        params = params.labels(s);
+    }
+    if let Some(t) = token {
+        params = params.continue_token(t);
+    }
+    params
+}
+
 /// Every object of a kind (optionally label-selected), page by page.
 pub(crate) async fn list_all(
     client: &Client,
     ar: &ApiResource,
     kind: &'static str,
     selector: Option<&str>,
+    page_size: Option<u32>,
     requests: &mut usize,
 ) -> Result<Vec<DynamicObject>> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        // resourceVersion=0 without a limit: served in one response from the
-        // API server's watch cache, which filters by label in memory; a paged
-        // list is read from etcd, scanning every object of the kind per page.
-        let mut params = ListParams::default().match_any();
-        if let Some(s) = selector {
-            params = params.labels(s);
-        }
-        if let Some(t) = &token {
-            params = params.continue_token(t);
-        }
+        let params = list_params(selector, page_size, token.as_deref());
         *requests += 1;
         let page = retry::kube(&format!("list {kind}"), || api.list(&params))
             .await
@@ -149,16 +197,55 @@ pub(crate) async fn list_all(
     }
 }
 
+/// `(namespace, name)` of every object of a kind a label selector picks
+/// (metadata-only lists, page by page).
+async fn list_metadata(
+    client: &Client,
+    ar: &ApiResource,
+    kind: &'static str,
+    selector: &str,
+    page_size: Option<u32>,
+    requests: &mut usize,
+) -> Result<Vec<(String, String)>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let params = list_params(Some(selector), page_size, token.as_deref());
+        *requests += 1;
+        let page = retry::kube(&format!("list {kind}"), || api.list_metadata(&params))
+            .await
+            .map_err(|source| Error::Kube {
+                action: "list",
+                kind,
+                namespace: String::new(),
+                name: selector.to_owned(),
+                source: Box::new(source),
+            })?;
+        out.extend(page.items.into_iter().map(|item| {
+            (
+                item.metadata.namespace.unwrap_or_default(),
+                item.metadata.name.unwrap_or_default(),
+            )
+        }));
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 /// The names of all namespaces (metadata-only lists, page by page).
-async fn namespace_names(client: &Client, requests: &mut usize) -> Result<BTreeSet<String>> {
+async fn namespace_names(
+    client: &Client,
+    page_size: Option<u32>,
+    requests: &mut usize,
+) -> Result<BTreeSet<String>> {
     let api: Api<Namespace> = Api::all(client.clone());
     let mut names = BTreeSet::new();
     let mut token: Option<String> = None;
     loop {
-        let mut params = ListParams::default().match_any();
-        if let Some(t) = &token {
-            params = params.continue_token(t);
-        }
+        let params = list_params(None, page_size, token.as_deref());
         *requests += 1;
         let page = retry::kube("list Namespace", || api.list_metadata(&params))
             .await
@@ -214,4 +301,22 @@ pub fn instance_of(v: &Value) -> Option<&str> {
     v.pointer("/metadata/labels")
         .and_then(|l| l.get(INSTANCE_LABEL))
         .and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continue_token_is_never_sent_with_a_resource_version() {
+        let first = list_params(Some("a=b"), None, None);
+        assert_eq!(first.resource_version.as_deref(), Some("0"));
+        for page_size in [None, Some(2)] {
+            let next = list_params(Some("a=b"), page_size, Some("tok"));
+            assert_eq!(next.resource_version, None, "{page_size:?}");
+            assert_eq!(next.continue_token.as_deref(), Some("tok"));
+            assert_eq!(next.label_selector.as_deref(), Some("a=b"));
+        }
+        assert_eq!(list_params(None, Some(2), None).limit, Some(2));
+    }
 }

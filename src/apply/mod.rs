@@ -14,6 +14,7 @@ pub mod inventory;
 mod prune;
 pub mod report;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +53,9 @@ pub struct Options {
     pub adopt: bool,
     /// Repositories applied at the same time.
     pub concurrency: usize,
+    /// Page the inventory lists with this `limit` (default: one watch-cache
+    /// read per kind).
+    pub page_size: Option<u32>,
 }
 
 impl Default for Options {
@@ -62,6 +66,7 @@ impl Default for Options {
             prune: false,
             adopt: false,
             concurrency: 16,
+            page_size: None,
         }
     }
 }
@@ -75,22 +80,33 @@ pub fn patch_params(dry_run: bool) -> PatchParams {
 }
 
 /// Builds a client following kubectl's conventions: an explicit kubeconfig
-/// and/or context when given, else `KUBECONFIG`, `~/.kube/config`, then the
-/// in-cluster configuration. Every request has a timeout.
+/// and/or context when given, else the files `KUBECONFIG` lists (merged as
+/// kubectl merges them: the first file to set a value wins, missing files are
+/// skipped), else `~/.kube/config`, then the in-cluster configuration. Every
+/// request has a timeout.
 pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
     let kube_err = |message: String| Error::KubeConfig { message };
     let options = KubeConfigOptions {
         context: context.map(str::to_owned),
         ..Default::default()
     };
+    let listed = std::env::var_os("KUBECONFIG").filter(|l| !l.is_empty());
+    let kubeconfig = match (kubeconfig, &listed) {
+        (Some(path), _) => Some(read_kubeconfig(path)?),
+        (None, Some(list)) => merged_kubeconfig(list)?,
+        (None, None) => None,
+    };
     let mut config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| kube_err(format!("{}: {e}", path.display())))?;
-            Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| kube_err(format!("{}: {e}", path.display())))?
-        }
+        Some(kc) => Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| kube_err(e.to_string()))?,
+        // KUBECONFIG names no existing file: only a pod can still connect.
+        None if listed.is_some() => Config::incluster().map_err(|e| {
+            kube_err(format!(
+                "no file KUBECONFIG lists exists, and this is not a pod ({e}); \
+                 point KUBECONFIG or --kubeconfig at a kubeconfig file"
+            ))
+        })?,
         None if context.is_some() => Config::from_kubeconfig(&options)
             .await
             .map_err(|e| kube_err(e.to_string()))?,
@@ -100,6 +116,31 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
     config.write_timeout = Some(REQUEST_TIMEOUT);
     config.connect_timeout = Some(Duration::from_secs(10));
     Client::try_from(config).map_err(|e| kube_err(e.to_string()))
+}
+
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
+    Kubeconfig::read_from(path).map_err(|e| Error::KubeConfig {
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
+/// The files of a `KUBECONFIG` list merged in order, as kubectl does: empty
+/// entries and files that do not exist are skipped; `None` when none exists.
+pub fn merged_kubeconfig(list: &std::ffi::OsStr) -> Result<Option<Kubeconfig>> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(list) {
+        if path.as_os_str().is_empty() || !path.exists() {
+            continue;
+        }
+        let next = read_kubeconfig(&path)?;
+        merged = Some(match merged {
+            None => next,
+            Some(m) => m.merge(next).map_err(|e| Error::KubeConfig {
+                message: format!("merging {} into the files before it: {e}", path.display()),
+            })?,
+        });
+    }
+    Ok(merged)
 }
 
 /// The API resource and scope of a planned object.
@@ -142,14 +183,18 @@ struct Step {
     unvalidated: bool,
 }
 
+/// Existence checks (metadata GETs) sent at the same time.
+const EXISTENCE_CONCURRENCY: usize = 16;
+
 /// Applies `plan`: reads, compares, writes what changed, prunes when asked.
 #[instrument(skip(client, plan, options), fields(repositories = plan.repositories.len(), dry_run = options.dry_run))]
 pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
-    let inventory = Inventory::load(client, &plan.instance).await?;
+    let inventory = Inventory::load(client, &plan.instance, options.page_size).await?;
+    let unknown = existence_of_unlisted(client, &inventory, plan).await?;
     let mut conflicts = Vec::new();
     let mut work = Vec::with_capacity(plan.repositories.len());
     for repo in &plan.repositories {
-        let steps = classify(client, &inventory, repo, options).await?;
+        let steps = classify(&inventory, &unknown, repo, options)?;
         for s in &steps {
             if s.action == Action::Conflict {
                 conflicts.push(format!("{} {}", s.kind, qualified(&s.namespace, &s.name)));
@@ -196,18 +241,56 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
     })
 }
 
-/// Decides, from the inventory, what each object of a repository needs.
-async fn classify(
+/// The planned objects the inventory cannot account for (not managed, in a
+/// namespace that exists): whether an object of that name exists, from one
+/// metadata GET each, [`EXISTENCE_CONCURRENCY`] at a time. A re-run, and a
+/// first apply into new namespaces, send none.
+async fn existence_of_unlisted(
     client: &Client,
     inventory: &Inventory,
+    plan: &Plan,
+) -> Result<BTreeMap<inventory::Key, bool>> {
+    let mut unlisted = Vec::new();
+    for repo in &plan.repositories {
+        if !inventory.namespace_exists(&repo.names.namespace) {
+            continue;
+        }
+        for object in repo.objects() {
+            let (kind, namespace, name) = inventory::key_of(&object);
+            if kind == "Namespace"
+                || inventory.managed(kind, &namespace, &name).is_some()
+                || inventory.of_other_instance(kind, &namespace, &name)
+            {
+                continue;
+            }
+            unlisted.push(((kind, namespace, name), resource_of(&object)));
+        }
+    }
+    let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
+        .map(|(key, ar)| async move {
+            let exists = inventory::exists(client, &ar, &key.1, &key.2).await?;
+            Ok((key, exists))
+        })
+        .buffer_unordered(EXISTENCE_CONCURRENCY)
+        .collect()
+        .await;
+    found.into_iter().collect()
+}
+
+/// Decides, from the inventory and the existence checks, what each object of
+/// a repository needs.
+fn classify(
+    inventory: &Inventory,
+    unlisted: &BTreeMap<inventory::Key, bool>,
     repo: &RepoPlan,
     options: &Options,
 ) -> Result<Vec<Step>> {
     let namespace_exists = inventory.namespace_exists(&repo.names.namespace);
     let mut steps = Vec::with_capacity(6);
     for object in repo.objects() {
-        let (kind, namespace, name) = inventory::key_of(&object);
+        let key = inventory::key_of(&object);
         let ar = resource_of(&object);
+        let (kind, namespace, name) = key.clone();
         let desired =
             compare::with_hash(serde_json::to_value(&object).map_err(|e| Error::Serialize {
                 what: format!("{kind} {name}"),
@@ -224,11 +307,12 @@ async fn classify(
             }
             // Managed by runner-identity, but for another configuration.
             Some(_) => Action::Conflict,
+            None if inventory.of_other_instance(kind, &namespace, &name) => Action::Conflict,
             None => {
                 let exists = if kind == "Namespace" {
                     namespace_exists
                 } else {
-                    namespace_exists && inventory::exists(client, &ar, &namespace, &name).await?
+                    unlisted.get(&key).copied().unwrap_or(false)
                 };
                 if exists {
                     Action::Conflict

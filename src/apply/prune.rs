@@ -6,8 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::core::ApiResource;
 use kube::discovery::{Discovery, Scope, verbs};
 use serde_json::Value;
 use tracing::info;
@@ -113,45 +115,81 @@ async fn namespaces_with_foreign_objects(
             name: namespaces.join(","),
             source: Box::new(source),
         })?;
-    let mut keep = BTreeSet::new();
+    let mut pairs = Vec::new();
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
-            if caps.scope != Scope::Namespaced
-                || !caps.supports_operation(verbs::LIST)
-                || ar.plural == "events"
+            if caps.scope == Scope::Namespaced
+                && caps.supports_operation(verbs::LIST)
+                && ar.plural != "events"
             {
-                continue;
-            }
-            for ns in namespaces {
-                if keep.contains(*ns) {
-                    continue;
-                }
-                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-                let items = match api.list(&ListParams::default().limit(500)).await {
-                    Ok(list) => list.items,
-                    // A resource the caller may not list cannot prove the namespace empty.
-                    Err(kube::Error::Api(s)) if s.code == 403 => {
-                        keep.insert((*ns).to_owned());
-                        continue;
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
-                    Err(source) => {
-                        return Err(Error::Kube {
-                            action: "list",
-                            kind: "Namespace",
-                            namespace: (*ns).to_owned(),
-                            name: ar.plural.clone(),
-                            source: Box::new(source),
-                        });
-                    }
-                };
-                if items.iter().any(|o| is_foreign(o, &ar.kind, instance)) {
-                    keep.insert((*ns).to_owned());
+                for ns in namespaces {
+                    pairs.push((ar.clone(), *ns));
                 }
             }
         }
     }
+    // One paged list per (resource, namespace), a few at a time, each with the
+    // retry policy of every other request.
+    let found: Vec<Result<Option<&str>>> = futures::stream::iter(pairs)
+        .map(|(ar, ns)| async move {
+            foreign_in(client, &ar, ns, instance)
+                .await
+                .map(|foreign| foreign.then_some(ns))
+        })
+        .buffer_unordered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+    let mut keep = BTreeSet::new();
+    for f in found {
+        if let Some(ns) = f? {
+            keep.insert(ns.to_owned());
+        }
+    }
     Ok(keep)
+}
+
+/// Lists sent at the same time while looking for foreign objects.
+const LIST_CONCURRENCY: usize = 8;
+
+/// Whether `namespace` holds an object of `ar` this instance does not manage.
+/// Every page is read: a foreign object may be on any of them.
+async fn foreign_in(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: &str,
+    instance: &str,
+) -> Result<bool> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let what = format!("list {} in {namespace}", ar.plural);
+        let page = match retry::kube(&what, || api.list(&params)).await {
+            Ok(page) => page,
+            // A resource the caller may not list cannot prove the namespace empty.
+            Err(kube::Error::Api(s)) if s.code == 403 => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => return Ok(false),
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: "list",
+                    kind: "Namespace",
+                    namespace: namespace.to_owned(),
+                    name: ar.plural.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        if page.items.iter().any(|o| is_foreign(o, &ar.kind, instance)) {
+            return Ok(true);
+        }
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(false);
+        }
+    }
 }
 
 fn is_foreign(object: &DynamicObject, kind: &str, instance: &str) -> bool {

@@ -3,65 +3,98 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::locate::locate;
 use super::{
     Config, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings, check_rule, folded,
 };
 use crate::names::{self, MANAGED_BY_LABEL, PREFIX};
-use crate::{Error, Result};
+use crate::{ConfigProblem, Error, Result};
 
 /// Placeholders allowed in name templates.
 pub(crate) const PLACEHOLDERS: [&str; 3] = ["cluster", "owner", "repo"];
 
-pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
-    let invalid = |field: &str, message: String| Error::ConfigInvalid {
-        path: path.to_owned(),
-        field: field.to_owned(),
-        message,
+/// Every problem of one configuration, collected in one pass.
+struct Problems<'a> {
+    path: &'a Path,
+    text: Option<&'a str>,
+    list: Vec<ConfigProblem>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.list.push(ConfigProblem {
+            location: self.text.and_then(|t| locate(t, field)),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records the error of `check`, if any; the value otherwise.
+    fn check<T>(&mut self, field: &str, check: std::result::Result<T, String>) -> Option<T> {
+        match check {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.add(field, m);
+                None
+            }
+        }
+    }
+}
+
+/// Validates `config` (read from `text` at `path`, when there is a text to
+/// point into) and reports every problem at once, each with its location.
+pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Result<Settings> {
+    let mut p = Problems {
+        path,
+        text,
+        list: Vec::new(),
     };
 
-    let github_url = check_url(&config.github.url, true).map_err(|m| invalid("github.url", m))?;
-    check_github_name(&config.github.owner).map_err(|m| invalid("github.owner", m))?;
+    let github_url = p.check("github.url", check_url(&config.github.url, true));
+    p.check("github.owner", check_github_name(&config.github.owner));
     if let Some(issuer) = &config.github.actions_issuer {
-        check_url(issuer, true).map_err(|m| invalid("github.actionsIssuer", m))?;
+        p.check("github.actionsIssuer", check_url(issuer, true));
     }
 
-    check_cluster_name(&config.cluster.name).map_err(|m| invalid("cluster.name", m))?;
+    p.check("cluster.name", check_cluster_name(&config.cluster.name));
     let issuer_host_path = match (&config.cluster.oidc_issuer, config.aws.mode) {
-        (Some(issuer), _) => {
-            Some(check_url(issuer, false).map_err(|m| invalid("cluster.oidcIssuer", m))?)
-        }
+        (Some(issuer), _) => p
+            .check("cluster.oidcIssuer", check_url(issuer, false))
+            .map(|url| url.trim_start_matches("https://").to_owned()),
         (None, Mode::Irsa) => {
-            return Err(invalid(
+            p.add(
                 "cluster.oidcIssuer",
                 "required in `irsa` mode: set it to the output of \
-                 `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer`"
-                    .into(),
-            ));
+                 `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer`",
+            );
+            None
         }
         (None, Mode::PodIdentity) => None,
-    }
-    .map(|url| url.trim_start_matches("https://").to_owned());
+    };
 
     let aws = &config.aws;
     if aws.account_id.len() != 12 || !aws.account_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
+        p.add(
             "aws.accountId",
             format!(
                 "`{}` is not a 12-digit AWS account id (quote it so YAML keeps leading zeros)",
                 aws.account_id
             ),
-        ));
+        );
     }
     let partition = aws.partition.as_str();
     for arn in &aws.managed_policy_arns {
-        check_policy_arn(arn, partition).map_err(|m| invalid("aws.managedPolicyArns", m))?;
+        p.check("aws.managedPolicyArns", check_policy_arn(arn, partition));
     }
     if let Some(arn) = &aws.permissions_boundary {
-        check_policy_arn(arn, partition).map_err(|m| invalid("aws.permissionsBoundary", m))?;
+        p.check("aws.permissionsBoundary", check_policy_arn(arn, partition));
     }
-    check_session(aws.max_session_duration).map_err(|m| invalid("aws.maxSessionDuration", m))?;
-    check_role_path(&aws.role_path).map_err(|m| invalid("aws.rolePath", m))?;
-    check_tags(&aws.tags).map_err(|m| invalid("aws.tags", m))?;
+    p.check(
+        "aws.maxSessionDuration",
+        check_session(aws.max_session_duration),
+    );
+    p.check("aws.rolePath", check_role_path(&aws.role_path));
+    p.check("aws.tags", check_tags(&aws.tags));
 
     let k = &config.kubernetes;
     for (field, template) in [
@@ -79,89 +112,92 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
         ("kubernetes.names.configMap", &k.names.config_map),
         ("kubernetes.names.scaleSet", &k.names.scale_set),
     ] {
-        check_name_template(template).map_err(|m| invalid(field, m))?;
+        p.check(field, check_name_template(template));
     }
     if !(3600..=86400).contains(&k.irsa.token_expiration) {
-        return Err(invalid(
+        p.add(
             "kubernetes.irsa.tokenExpiration",
             format!(
                 "{} is outside 3600..=86400 seconds",
                 k.irsa.token_expiration
             ),
-        ));
+        );
     }
     if k.irsa.audience.trim().is_empty() {
-        return Err(invalid(
-            "kubernetes.irsa.audience",
-            "must not be empty".into(),
-        ));
+        p.add("kubernetes.irsa.audience", "must not be empty");
     }
     if k.fs_group < 0 {
-        return Err(invalid(
-            "kubernetes.fsGroup",
-            format!("{} is negative", k.fs_group),
-        ));
+        p.add("kubernetes.fsGroup", format!("{} is negative", k.fs_group));
     }
     for (i, rule) in k.extra_rules.iter().enumerate() {
-        check_rule(rule).map_err(|m| invalid(&format!("kubernetes.extraRules[{i}]"), m))?;
+        p.check(&format!("kubernetes.extraRules[{i}]"), check_rule(rule));
     }
-    check_metadata(&k.labels, true).map_err(|m| invalid("kubernetes.labels", m))?;
-    check_metadata(&k.annotations, false).map_err(|m| invalid("kubernetes.annotations", m))?;
+    p.check("kubernetes.labels", check_metadata(&k.labels, true));
+    p.check(
+        "kubernetes.annotations",
+        check_metadata(&k.annotations, false),
+    );
 
     let instance = match &config.instance {
         Some(i) => {
-            names::check_label_value(i).map_err(|m| invalid("instance", m))?;
+            p.check("instance", names::check_label_value(i));
             i.clone()
         }
         None => names::label_value(&format!("{}-{}", config.cluster.name, config.github.owner)),
     };
 
     if config.repositories.is_empty() && config.select.is_none() {
-        return Err(invalid(
+        p.add(
             "repositories",
-            "lists no repository; list some, or add `select:` to discover them on GitHub".into(),
-        ));
+            "lists no repository; list some, or add `select:` to discover them on GitHub",
+        );
     }
-    if let Some(sel) = &config.select {
-        check_selector(sel).map_err(|(f, m)| invalid(&format!("select.{f}"), m))?;
+    if let Some(sel) = &config.select
+        && let Err((f, m)) = check_selector(sel)
+    {
+        p.add(&format!("select.{f}"), m);
     }
     if let Some(auth) = &config.github.auth {
         match (&auth.token, &auth.app) {
-            (Some(t), None) => check_source(t).map_err(|m| invalid("github.auth.token", m))?,
-            (None, Some(app)) => check_source(&app.private_key)
-                .map_err(|m| invalid("github.auth.app.privateKey", m))?,
-            _ => {
-                return Err(invalid(
-                    "github.auth",
-                    "set exactly one of `token` and `app`".into(),
-                ));
+            (Some(t), None) => {
+                p.check("github.auth.token", check_source(t));
             }
+            (None, Some(app)) => {
+                p.check("github.auth.app.privateKey", check_source(&app.private_key));
+            }
+            _ => p.add("github.auth", "set exactly one of `token` and `app`"),
         }
     }
+    p.check(
+        "kubernetes.githubConfigSecret",
+        names::check_dns_subdomain(&k.github_config_secret),
+    );
     if let Some(c) = &k.github_credentials {
         let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
         if set.iter().filter(|s| **s).count() != 1 {
-            return Err(invalid(
+            p.add(
                 "kubernetes.githubCredentials",
-                "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)".into(),
-            ));
+                "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)",
+            );
         }
         if let Some(t) = &c.token {
-            check_source(t).map_err(|m| invalid("kubernetes.githubCredentials.token", m))?;
+            p.check("kubernetes.githubCredentials.token", check_source(t));
         }
         if let Some(a) = &c.app {
-            check_source(&a.private_key)
-                .map_err(|m| invalid("kubernetes.githubCredentials.app.privateKey", m))?;
+            p.check(
+                "kubernetes.githubCredentials.app.privateKey",
+                check_source(&a.private_key),
+            );
         }
         if let Some(r) = &c.from_secret {
-            for v in [&r.namespace, &r.name] {
-                if names::dns_label(v, 253) != *v {
-                    return Err(invalid(
-                        "kubernetes.githubCredentials.fromSecret",
-                        format!("`{v}` is not a valid Kubernetes name"),
-                    ));
-                }
-            }
+            p.check(
+                "kubernetes.githubCredentials.fromSecret.namespace",
+                names::check_dns_label(&r.namespace),
+            );
+            p.check(
+                "kubernetes.githubCredentials.fromSecret.name",
+                names::check_dns_subdomain(&r.name),
+            );
         }
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -169,46 +205,68 @@ pub(super) fn settings(config: Config, path: &Path) -> Result<Settings> {
     for (i, entry) in config.repositories.iter().enumerate() {
         let field = format!("repositories[{i}]");
         let repo = effective(&config, entry);
-        check_github_name(&repo.name).map_err(|m| invalid(&field, m))?;
+        let name_field = match entry {
+            RepositoryEntry::Name(_) => field.clone(),
+            RepositoryEntry::Detailed(_) => format!("{field}.name"),
+        };
+        p.check(&name_field, check_github_name(&repo.name));
         if let Some(first) = seen.insert(folded(&repo.name), repo.name.clone()) {
-            return Err(invalid(
-                &field,
+            p.add(
+                &name_field,
                 format!(
                     "`{}` duplicates `{first}`: GitHub repository names are case-insensitive; keep one entry",
                     repo.name
                 ),
-            ));
+            );
         }
         for arn in &repo.managed_policy_arns {
-            check_policy_arn(arn, partition)
-                .map_err(|m| invalid(&format!("{field}.aws.managedPolicyArns"), m))?;
+            p.check(
+                &format!("{field}.aws.managedPolicyArns"),
+                check_policy_arn(arn, partition),
+            );
         }
         if let Some(arn) = &repo.permissions_boundary {
-            check_policy_arn(arn, partition)
-                .map_err(|m| invalid(&format!("{field}.aws.permissionsBoundary"), m))?;
+            p.check(
+                &format!("{field}.aws.permissionsBoundary"),
+                check_policy_arn(arn, partition),
+            );
         }
-        check_session(repo.max_session_duration)
-            .map_err(|m| invalid(&format!("{field}.aws.maxSessionDuration"), m))?;
-        check_tags(&repo.tags).map_err(|m| invalid(&format!("{field}.aws.tags"), m))?;
+        p.check(
+            &format!("{field}.aws.maxSessionDuration"),
+            check_session(repo.max_session_duration),
+        );
+        p.check(&format!("{field}.aws.tags"), check_tags(&repo.tags));
         for (j, rule) in repo.extra_rules.iter().enumerate() {
-            check_rule(rule)
-                .map_err(|m| invalid(&format!("{field}.kubernetes.extraRules[{j}]"), m))?;
+            p.check(
+                &format!("{field}.kubernetes.extraRules[{j}]"),
+                check_rule(rule),
+            );
         }
-        check_metadata(&repo.labels, true)
-            .map_err(|m| invalid(&format!("{field}.kubernetes.labels"), m))?;
-        check_metadata(&repo.annotations, false)
-            .map_err(|m| invalid(&format!("{field}.kubernetes.annotations"), m))?;
+        p.check(
+            &format!("{field}.kubernetes.labels"),
+            check_metadata(&repo.labels, true),
+        );
+        p.check(
+            &format!("{field}.kubernetes.annotations"),
+            check_metadata(&repo.annotations, false),
+        );
         repositories.push(repo);
     }
 
-    Ok(Settings {
-        source: path.to_owned(),
-        github_url,
-        issuer_host_path,
-        instance,
-        repositories,
-        config,
-    })
+    match (p.list.is_empty(), github_url) {
+        (true, Some(github_url)) => Ok(Settings {
+            source: path.to_owned(),
+            github_url,
+            issuer_host_path,
+            instance,
+            repositories,
+            config,
+        }),
+        _ => Err(Error::ConfigProblems {
+            path: p.path.to_owned(),
+            problems: p.list,
+        }),
+    }
 }
 
 /// A secret source names exactly one of `env` and `file`.
@@ -287,33 +345,44 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
     repo
 }
 
-/// An `https://host[:port][/path]` URL (or `http://` on loopback when
-/// `allow_loopback_http`), returned without a trailing slash.
-fn check_url(url: &str, allow_loopback_http: bool) -> std::result::Result<String, String> {
-    let trimmed = url.trim_end_matches('/');
-    let rest = if let Some(rest) = trimmed.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = trimmed
-        .strip_prefix("http://")
-        .filter(|_| allow_loopback_http)
-    {
-        let host = rest.split(['/', ':']).next().unwrap_or_default();
-        if !matches!(host, "127.0.0.1" | "localhost" | "[") && !rest.starts_with("[::1]") {
-            return Err(format!(
-                "`{url}`: plain http is accepted only for loopback addresses; use https://"
-            ));
+/// An `https://host[:port][/path]` URL (or `http://` on a loopback host when
+/// `allow_loopback_http`), returned as written without a trailing slash.
+fn check_url(text: &str, allow_loopback_http: bool) -> std::result::Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_loopback_http => {
+            if !is_loopback(&url) {
+                return Err(format!(
+                    "`{text}`: plain http is accepted only for loopback addresses; use https://"
+                ));
+            }
         }
-        rest
-    } else {
-        return Err(format!("`{url}` is not an https:// URL"));
-    };
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains(char::is_whitespace) || rest.contains(['?', '#']) {
+        _ => return Err(format!("`{text}` is not an https:// URL")),
+    }
+    if text.trim() != text
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(format!(
-            "`{url}` has no valid host, or has a query or fragment"
+            "`{text}` has no valid host, or has white space, credentials, a query or a fragment"
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// `localhost`, 127.0.0.0/8 or `::1`: nothing else counts (an IPv4-mapped
+/// IPv6 address such as `[::ffff:8.8.8.8]` is not loopback).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
 }
 
 /// GitHub owner and repository names: letters, digits, `-`, `_`, `.`; at most 100.
@@ -476,6 +545,23 @@ mod tests {
         assert!(check_url("http://127.0.0.1:8080", false).is_err());
         assert!(check_url("ftp://x", true).is_err());
         assert!(check_url("https://", true).is_err());
+        assert!(check_url("http://[::1]:8080/x", true).is_ok());
+        assert!(check_url("http://localhost:1", true).is_ok());
+        assert!(check_url("https://u:p@github.example.com", true).is_err());
+        assert!(check_url("https://github.example.com/?q", true).is_err());
+    }
+
+    #[test]
+    fn an_ipv4_mapped_public_address_is_not_loopback() {
+        // Accepted before: a host starting with `[` counted as loopback.
+        for url in [
+            "http://[::ffff:8.8.8.8]",
+            "http://[::ffff:8.8.8.8]:80/x",
+            "http://[2001:db8::1]",
+        ] {
+            let err = check_url(url, true).unwrap_err();
+            assert!(err.contains("only for loopback"), "{url}: {err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use super::{github_error, read_secret};
+use super::{credential_error, read_secret};
 use crate::config::Settings;
 use crate::{Error, Result};
 
@@ -36,7 +36,7 @@ pub async fn load(
     if let Some(app) = &c.app {
         let pem = read_secret(&app.private_key, &format!("{field}.app.privateKey"))?;
         if !pem.contains("PRIVATE KEY-----") {
-            return Err(github_error(
+            return Err(credential_error(
                 format!("{field}.app.privateKey"),
                 "not a PEM private key",
                 "use the .pem file GitHub generated for the App",
@@ -53,7 +53,7 @@ pub async fn load(
     };
     let source = format!("Secret {}/{}", from.namespace, from.name);
     let Some(client) = client else {
-        return Err(github_error(
+        return Err(credential_error(
             format!("{field}.fromSecret"),
             format!("{source} is read from the cluster, which `plan` does not contact"),
             "use `diff` to see the Secrets that would change",
@@ -88,7 +88,7 @@ pub async fn load(
                 .map(|(k, v)| ((*k).to_owned(), v.unwrap_or_default()))
                 .collect(),
         )),
-        _ => Err(github_error(
+        _ => Err(credential_error(
             format!("{field}.fromSecret"),
             format!(
                 "{source} must hold either `{TOKEN_KEY}` or all of {APP_KEYS:?}, not both kinds and not a part"

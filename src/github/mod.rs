@@ -89,30 +89,50 @@ pub(crate) fn github_error(
     }
 }
 
+/// A missing or malformed local credential: exit 2, with the fix.
+pub(crate) fn credential_error(
+    what: impl Into<String>,
+    message: impl Into<String>,
+    fix: impl Into<String>,
+) -> Error {
+    Error::Credentials {
+        what: what.into(),
+        message: message.into(),
+        fix: fix.into(),
+    }
+}
+
 /// Reads a secret from its source; the error names the source, never the value.
 pub fn read_secret(source: &SecretSource, field: &str) -> Result<String> {
     let value = match (&source.env, &source.file) {
-        (Some(var), _) => std::env::var(var).map_err(|_| {
-            github_error(
+        (Some(var), _) => std::env::var(var).map_err(|e| {
+            credential_error(
                 field,
-                format!("environment variable {var} is not set"),
+                match e {
+                    std::env::VarError::NotPresent => {
+                        format!("environment variable {var} is not set")
+                    }
+                    std::env::VarError::NotUnicode(_) => {
+                        format!("environment variable {var} is not valid UTF-8")
+                    }
+                },
                 format!("export {var}, or point `{field}` at a file"),
             )
         })?,
         (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            github_error(
+            credential_error(
                 field,
                 format!("cannot read {}: {e}", path.display()),
                 "check the path and its permissions",
             )
         })?,
         (None, None) => {
-            return Err(github_error(field, "no source", "set `env` or `file`"));
+            return Err(credential_error(field, "no source", "set `env` or `file`"));
         }
     };
     let value = value.trim().to_owned();
     if value.is_empty() {
-        return Err(github_error(
+        return Err(credential_error(
             field,
             "the secret is empty",
             "check its source",
@@ -131,7 +151,7 @@ impl Github {
                 .set_connect_timeout(Some(Duration::from_secs(10)))
                 .set_read_timeout(Some(Duration::from_secs(30)))
                 .base_uri(api.as_str())
-                .map_err(|e| github_error("github.url", e.to_string(), "check `github.url`"))
+                .map_err(|e| credential_error("github.url", e.to_string(), "check `github.url`"))
         };
         let auth = settings.config.github.auth.clone().unwrap_or_default();
         let build_error = |e: octocrab::Error| {
@@ -184,7 +204,7 @@ impl Github {
     fn app_client(builder: Builder, app: &GithubApp) -> Result<Octocrab> {
         let pem = read_secret(&app.private_key, "github.auth.app.privateKey")?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
-            github_error(
+            credential_error(
                 "github.auth.app.privateKey",
                 format!("not an RSA private key in PEM: {e}"),
                 "use the .pem file GitHub generated for the App",

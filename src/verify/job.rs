@@ -32,6 +32,9 @@ pub struct JobInputs {
     pub kubeconfig: Option<PathBuf>,
     /// Whether the GitHub OIDC check runs.
     pub github_oidc: OidcMode,
+    /// Templates directory (`--templates`) the trust policy in a diagnosis is
+    /// rendered with.
+    pub templates: Option<PathBuf>,
 }
 
 /// How the pod receives AWS credentials.
@@ -85,7 +88,6 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         }
     };
 
-    let expected = expected_identity(inputs, mechanism);
     let subject = token_checks(&mut verdict, mechanism, &token_path, inputs);
     // The repository this job's identity is bound to: the signed subject
     // mapped through the configured naming rules.
@@ -100,6 +102,7 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     if let Some(b) = &bound {
         verdict.facts.insert("repository", b.repository.clone());
     }
+    let expected = expected_trust_policy(inputs, mechanism, bound.as_ref());
     let expected_role = inputs
         .expected_role_arn
         .clone()
@@ -158,19 +161,36 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     verdict
 }
 
-/// What the trust policy planned for this job looks like (for diagnoses).
-fn expected_identity(inputs: &JobInputs, mechanism: Mechanism) -> Option<Value> {
+/// The trust policy planned for the repository the job's token belongs to
+/// (for diagnoses), rendered with the configured templates.
+fn expected_trust_policy(
+    inputs: &JobInputs,
+    mechanism: Mechanism,
+    bound: Option<&RepoNames>,
+) -> Option<Value> {
     let settings = inputs.settings.as_ref()?;
+    let bound = bound?;
     if (mechanism == Mechanism::Irsa) != (settings.config.aws.mode == Mode::Irsa) {
         return None;
     }
-    let templates = Templates::load(None).ok()?;
-    let plan = plan::plan(settings, &templates).ok()?;
-    let arn = inputs.expected_role_arn.clone();
-    plan.repositories
-        .into_iter()
-        .find(|r| arn.as_ref().is_none_or(|a| *a == r.iam_role.arn))
-        .map(|r| r.iam_role.trust_policy)
+    let repo = settings
+        .repositories
+        .iter()
+        .find(|r| r.full_name() == bound.repository)?;
+    let templates = match Templates::load(inputs.templates.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("the trust policy cannot be shown: {e}");
+            return None;
+        }
+    };
+    match plan::trust_policy(settings, repo, bound, &templates) {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            tracing::warn!("the trust policy cannot be shown: {e}");
+            None
+        }
+    }
 }
 
 fn token_checks(
@@ -318,25 +338,75 @@ async fn caller_check(
             "pass --expected-role-arn or -c",
         );
     };
-    let expected_name = expected.rsplit('/').next().unwrap_or_default();
-    let (role, session) = assumed_role(&arn);
-    if role == Some(expected_name) {
-        return Check::pass(NAME, format!("caller is {arn}"));
-    }
-    if session.is_some_and(|s| s.starts_with("i-")) {
+    if let Err(mismatch) = same_role(expected, &arn) {
+        let (_, session) = assumed_role(&arn);
+        if session.is_some_and(|s| s.starts_with("i-")) {
+            return Check::fail(
+                NAME,
+                format!(
+                    "caller is the node's instance role {arn}: the pod fell back to the EC2 instance metadata credentials"
+                ),
+                "the pod has no IRSA/Pod Identity credentials the SDK accepts; block IMDS for pods (hop limit 1) and fix the job ServiceAccount",
+            );
+        }
         return Check::fail(
             NAME,
-            format!(
-                "caller is the node's instance role {arn}: the pod fell back to the EC2 instance metadata credentials"
-            ),
-            "the pod has no IRSA/Pod Identity credentials the SDK accepts; block IMDS for pods (hop limit 1) and fix the job ServiceAccount",
+            format!("caller is {arn}, expected the role {expected} ({mismatch})"),
+            "the job runs with another identity: check the job ServiceAccount and the hook template",
         );
     }
-    Check::fail(
-        NAME,
-        format!("caller is {arn}, expected the role {expected}"),
-        "the job runs with another identity: check the job ServiceAccount and the hook template",
-    )
+    Check::pass(NAME, format!("caller is {arn}"))
+}
+
+/// Whether an STS caller ARN is a session of the expected IAM role: the same
+/// partition, account and role name (a role of the same name in another
+/// account or partition is another identity).
+fn same_role(expected_role_arn: &str, caller_arn: &str) -> std::result::Result<(), String> {
+    let parts = |arn: &str| -> Option<(String, String, String)> {
+        let mut it = arn.splitn(6, ':');
+        let (prefix, partition, _service, _region, account, resource) = (
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+        );
+        (prefix == "arn").then(|| {
+            (
+                partition.to_owned(),
+                account.to_owned(),
+                resource.to_owned(),
+            )
+        })
+    };
+    let (want_partition, want_account, want_resource) =
+        parts(expected_role_arn).ok_or_else(|| format!("`{expected_role_arn}` is not an ARN"))?;
+    let want_name = want_resource
+        .strip_prefix("role/")
+        .and_then(|r| r.rsplit('/').next())
+        .ok_or_else(|| format!("`{expected_role_arn}` is not an IAM role ARN"))?;
+    let (partition, account, _) =
+        parts(caller_arn).ok_or_else(|| format!("`{caller_arn}` is not an ARN"))?;
+    let (role, _) = assumed_role(caller_arn);
+    let mut problems = Vec::new();
+    if role != Some(want_name) {
+        problems.push(format!(
+            "role {} is not {want_name}",
+            role.unwrap_or("(not an assumed role)")
+        ));
+    }
+    if account != want_account {
+        problems.push(format!("account {account} is not {want_account}"));
+    }
+    if partition != want_partition {
+        problems.push(format!("partition {partition} is not {want_partition}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join(", "))
+    }
 }
 
 /// `(role, session)` of an `assumed-role` ARN.
@@ -369,11 +439,26 @@ async fn kubernetes_rights_check(inputs: &JobInputs) -> Option<Check> {
             ));
         }
     };
-    let namespace = inputs
-        .env
-        .get("POD_NAMESPACE")
-        .cloned()
-        .unwrap_or_else(|| "default".into());
+    // The namespace comes from the token's own signed subject, never from a
+    // variable the workflow can set (POD_NAMESPACE), and never `default`.
+    let subject = std::fs::read_to_string(token)
+        .ok()
+        .and_then(|t| jwt_claims(&t).ok())
+        .and_then(|c| {
+            c.get("sub")
+                .and_then(Value::as_str)
+                .and_then(Subject::parse)
+        });
+    let Some(Subject { namespace, .. }) = subject else {
+        return Some(Check::fail(
+            NAME,
+            format!(
+                "the Kubernetes API token {} has no ServiceAccount subject, so the namespace its rights apply in is unknown",
+                token.display()
+            ),
+            "set automountServiceAccountToken: false on the job ServiceAccount",
+        ));
+    };
     let review = k8s_openapi::api::authorization::v1::SelfSubjectRulesReview {
         spec: k8s_openapi::api::authorization::v1::SelfSubjectRulesReviewSpec {
             namespace: Some(namespace.clone()),
@@ -454,6 +539,49 @@ fn owner_of(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_same_named_role_in_another_account_or_partition_is_another_identity() {
+        let want = "arn:aws:iam::111122223333:role/ci/gha-acme-api";
+        assert_eq!(
+            same_role(
+                want,
+                "arn:aws:sts::111122223333:assumed-role/gha-acme-api/s1"
+            ),
+            Ok(())
+        );
+        let other_account = same_role(
+            want,
+            "arn:aws:sts::999988887777:assumed-role/gha-acme-api/s1",
+        );
+        assert_eq!(
+            other_account,
+            Err("account 999988887777 is not 111122223333".to_owned())
+        );
+        let other_partition = same_role(
+            want,
+            "arn:aws-cn:sts::111122223333:assumed-role/gha-acme-api/s1",
+        );
+        assert_eq!(
+            other_partition,
+            Err("partition aws-cn is not aws".to_owned())
+        );
+        assert_eq!(
+            same_role(
+                want,
+                "arn:aws:sts::111122223333:assumed-role/gha-acme-web/s1"
+            ),
+            Err("role gha-acme-web is not gha-acme-api".to_owned())
+        );
+        assert!(same_role(want, "arn:aws:iam::111122223333:user/gha-acme-api").is_err());
+        assert!(
+            same_role(
+                "gha-acme-api",
+                "arn:aws:sts::111122223333:assumed-role/gha-acme-api/s"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn assumed_role_arns() {
