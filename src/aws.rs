@@ -227,26 +227,38 @@ pub async fn apply(
         report.roles.push(r);
     }
     if options.prune {
-        let planned: BTreeSet<&str> = plan
-            .repositories
-            .iter()
-            .map(|r| r.iam_role.name.as_str())
-            .collect();
-        match prune_roles(
-            clients,
-            settings,
-            &plan.instance,
-            &planned,
-            options,
-            &mut report.writes,
-        )
-        .await
-        {
-            Ok(mut pruned) => report.roles.append(&mut pruned),
-            Err(e) => report.problems.push(format!("prune: {e}")),
-        }
+        prune(clients, settings, plan, options, &mut report).await;
     }
     report
+}
+
+/// Deletes this instance's roles that left the plan (and, in Pod Identity
+/// mode, their associations first), adding the results to `report`.
+pub async fn prune(
+    clients: &Clients,
+    settings: &Settings,
+    plan: &Plan,
+    options: &AwsOptions,
+    report: &mut AwsReport,
+) {
+    let planned: BTreeSet<&str> = plan
+        .repositories
+        .iter()
+        .map(|r| r.iam_role.name.as_str())
+        .collect();
+    match prune_roles(
+        clients,
+        settings,
+        &plan.instance,
+        &planned,
+        options,
+        &mut report.writes,
+    )
+    .await
+    {
+        Ok(mut pruned) => report.roles.append(&mut pruned),
+        Err(e) => report.problems.push(format!("prune: {e}")),
+    }
 }
 
 /// The IRSA OIDC provider of the cluster's issuer must exist in the account.
@@ -697,12 +709,17 @@ async fn prune_roles(
     // One ListRoleTags per candidate, CONCURRENCY at a time.
     let tagged: Vec<Result<Option<PrunedRole>, String>> = futures::stream::iter(candidates)
         .map(|(name, arn)| async move {
-            let tags = iam
-                .list_role_tags()
-                .role_name(&name)
-                .send()
-                .await
-                .map_err(|e| format!("ListRoleTags {name}: {}", error_text(&e)))?;
+            let tags = match iam.list_role_tags().role_name(&name).send().await {
+                Ok(t) => t,
+                // Deleted since it was listed (by another instance's prune).
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(format!("ListRoleTags {name}: {}", error_text(&e))),
+            };
             let tags: BTreeMap<&str, &str> =
                 tags.tags().iter().map(|t| (t.key(), t.value())).collect();
             if tags.get(MANAGED_BY_LABEL) != Some(&MANAGED_BY)

@@ -662,8 +662,11 @@ pub fn load(path: &Path) -> Result<Settings> {
 }
 
 /// Parses and validates configuration text; `path` is used in messages only.
+/// Reports every structural problem (unknown keys, wrong types) at once, or,
+/// when the structure is sound, every invalid value at once, each with its
+/// `line:column`.
 pub fn parse(text: &str, path: &Path) -> Result<Settings> {
-    let config: Config = serde_yaml::from_str(text).map_err(|e| {
+    let parse_error = |e: serde_yaml::Error| {
         let message = e.to_string();
         // serde_yaml appends " at line L column C"; the location leads instead.
         let message = match message.rfind(" at line ") {
@@ -678,7 +681,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
                 .unwrap_or_else(|| "?".into()),
             message,
         }
-    })?;
+    };
+    // YAML syntax first: past a syntax error nothing else can be read.
+    let tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+    let structural = serde_json::to_value(&tree)
+        .map(|doc| structure::problems(&doc, &json_schema()))
+        .unwrap_or_default();
+    if !structural.is_empty() {
+        return Err(Error::ConfigProblems {
+            path: path.to_owned(),
+            problems: structural
+                .into_iter()
+                .map(|(field, message)| crate::ConfigProblem {
+                    location: locate::locate(text, &field),
+                    field,
+                    message,
+                })
+                .collect(),
+        });
+    }
+    let config: Config = serde_yaml::from_str(text).map_err(parse_error)?;
     crate::config::validate::settings(config, path, Some(text))
 }
 
@@ -706,6 +728,7 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 mod locate;
+mod structure;
 mod validate;
 
 /// Set of repository names, compared case-insensitively like GitHub does.

@@ -650,7 +650,8 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
     )
     .unwrap();
     let (code, all, _) = cli(&["apply", "--skip-aws"]);
-    assert_eq!(code, Some(3), "{all}");
+    // A malformed credential source is the user's to fix: exit 2, not 3.
+    assert_eq!(code, Some(2), "{all}");
     assert!(all.contains("not both kinds"), "{all}");
 
     // Pruned with its repository; the unmanaged source Secret is untouched.

@@ -309,8 +309,16 @@ async fn prune_deletes_only_this_instances_roles() {
     );
 }
 
+/// What this proves: the role IAM holds after `apply` (read back from moto,
+/// not taken from the plan) has a trust policy that the product's evaluator
+/// finds admits the real job token's claims and no other ServiceAccount's,
+/// and the live job ServiceAccount (read back from the API server) names that
+/// role. moto's STS enforces no trust policy: its answer only shows that the
+/// web-identity call reaches STS with the live role ARN and comes back as a
+/// session of that role.
 #[tokio::test]
-async fn job_token_assumes_the_planned_role_end_to_end() {
+async fn the_live_role_trusts_the_live_job_token_and_nothing_else() {
+    use runner_identity::policy::{self, Decision, WebIdentityRequest};
     let sdk = moto_config().await;
     let clients = Clients::from_sdk_config(&sdk);
     let owner = unique("e2e");
@@ -326,55 +334,94 @@ async fn job_token_assumes_the_planned_role_end_to_end() {
     let aws_report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
     assert!(!aws_report.failed(), "{}", aws_report.table());
 
-    // What the EKS webhook does: a projected token with audience sts.amazonaws.com
-    // of the job ServiceAccount, and the role ARN from its annotation.
-    let repo = &plan.repositories[0];
-    let sa = &repo.job_service_account;
-    let role_arn = sa.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"].clone();
+    // The live objects: the job ServiceAccount on the API server, the role in IAM.
+    let n = &plan.repositories[0].names;
+    let live_sa = kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        admin.clone(),
+        &n.namespace,
+    )
+    .get(&n.job_service_account)
+    .await
+    .unwrap();
+    let annotated = live_sa.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"].clone();
+    let role = clients
+        .iam
+        .get_role()
+        .role_name(&n.iam_role)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
+    assert_eq!(
+        annotated,
+        role.arn(),
+        "the ServiceAccount names the role IAM holds"
+    );
+    let trust = decode(role.assume_role_policy_document().unwrap());
+
+    // The token the EKS webhook would project: audience sts.amazonaws.com.
     let token = service_account_token(
         &admin,
-        &repo.names.namespace,
-        &repo.names.job_service_account,
+        &n.namespace,
+        &n.job_service_account,
         Some("sts.amazonaws.com"),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &token).unwrap();
-
-    // What the SDK's web-identity provider does with AWS_ROLE_ARN and
-    // AWS_WEB_IDENTITY_TOKEN_FILE, spelled out against moto's STS.
-    let sts = aws_sdk_sts::Client::new(&sdk);
-    let web_token = std::fs::read_to_string(&token_file).unwrap();
-    let assumed = sts
-        .assume_role_with_web_identity()
-        .role_arn(&role_arn)
-        .role_session_name("runner-identity-test")
-        .web_identity_token(web_token)
-        .send()
-        .await
-        .unwrap();
-    let creds = assumed.credentials().unwrap();
-    let as_job = aws_sdk_sts::config::Builder::from(&sdk)
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token().to_owned()),
-            None,
-            "web-identity",
-        ))
-        .build();
-    let caller = aws_sdk_sts::Client::from_conf(as_job)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap();
-    let arn = caller.arn().unwrap();
-    assert!(
-        arn.contains(&format!(":assumed-role/{}/", repo.iam_role.name)),
-        "{arn}"
+    let claims = jwt_claims(&token);
+    let issuer_host = claims["iss"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_owned();
+    let provider_arn = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer_host}");
+    let decide = |sub: &str, aud: &str| {
+        policy::evaluate_web_identity(
+            &trust,
+            &WebIdentityRequest {
+                provider_arn: &provider_arn,
+                issuer: &issuer_host,
+                sub,
+                aud,
+            },
+        )
+    };
+    let sub = claims["sub"].as_str().unwrap();
+    let aud = claims["aud"][0].as_str().unwrap();
+    assert!(matches!(decide(sub, aud), Decision::Allowed(_)), "{trust}");
+    // The runner's token (same namespace), and the job's with another audience.
+    let runner = jwt_claims(
+        &service_account_token(&admin, &n.namespace, &n.runner_service_account, Some(aud)).await,
     );
-    assert_eq!(role_arn, repo.iam_role.arn);
+    assert!(
+        matches!(
+            decide(runner["sub"].as_str().unwrap(), aud),
+            Decision::NotAllowed(_)
+        ),
+        "the runner ServiceAccount must not assume the job's role"
+    );
+    assert!(matches!(
+        decide(sub, "https://kubernetes.default.svc"),
+        Decision::NotAllowed(_)
+    ));
+
+    // moto's STS with the live ARN and the real token.
+    let assumed = aws_sdk_sts::Client::new(&sdk)
+        .assume_role_with_web_identity()
+        .role_arn(&annotated)
+        .role_session_name("runner-identity-test")
+        .web_identity_token(&token)
+        .send()
+        .await
+        .unwrap();
+    let session = assumed.assumed_role_user().unwrap().arn();
+    assert!(
+        session.starts_with(&format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{}/",
+            n.iam_role
+        )),
+        "{session}"
+    );
 }
 
 #[tokio::test]
@@ -515,18 +562,21 @@ async fn prune_deletes_the_pod_identity_association_before_the_role() {
     assert!(!report.failed(), "{}", report.table());
 
     // `gone` leaves the configuration. The cluster holds its association
-    // (tagged by this instance) and another one this tool did not create.
+    // (tagged by this instance) and `app`'s, which stays: it already points
+    // at `app`'s role.
     let gone_tags = gone.iam_role.tags.clone();
-    let (app_ns, app_sa) = {
-        let p = plan_text(&kept);
-        (
-            p.repositories[0].names.namespace.clone(),
-            p.repositories[0].names.job_service_account.clone(),
-        )
-    };
+    let app_role = plan_text(&kept).repositories[0].iam_role.arn.clone();
     let planned_list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
         .match_requests(|r| r.namespace().is_some())
-        .then_output(|| ListPodIdentityAssociationsOutput::builder().build());
+        .then_output(|| {
+            ListPodIdentityAssociationsOutput::builder()
+                .associations(
+                    PodIdentityAssociationSummary::builder()
+                        .association_id("a-app")
+                        .build(),
+                )
+                .build()
+        });
     let cluster_list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
         .match_requests(|r| r.namespace().is_none() && r.cluster_name() == Some("ci"))
         .then_output(|| {
@@ -561,18 +611,19 @@ async fn prune_deletes_the_pod_identity_association_before_the_role() {
         });
     let describe_app = mock!(aws_sdk_eks::Client::describe_pod_identity_association)
         .match_requests(|r| r.association_id() == Some("a-app"))
-        .then_output(move || {
+        .sequence()
+        .output(move || {
             DescribePodIdentityAssociationOutput::builder()
                 .association(
                     PodIdentityAssociation::builder()
                         .association_id("a-app")
-                        .namespace(&app_ns)
-                        .service_account(&app_sa)
-                        .role_arn("arn:aws:iam::123456789012:role/somebody-elses")
+                        .role_arn(&app_role)
                         .build(),
                 )
                 .build()
-        });
+        })
+        .repeatedly()
+        .build();
     let delete = mock!(aws_sdk_eks::Client::delete_pod_identity_association)
         .match_requests(|r| r.association_id() == Some("a-gone") && r.cluster_name() == Some("ci"))
         .then_output(|| DeletePodIdentityAssociationOutput::builder().build());
@@ -613,6 +664,16 @@ async fn prune_deletes_the_pod_identity_association_before_the_role() {
         "the association goes first"
     );
     assert_eq!(delete.num_calls(), 1, "only the pruned role's association");
+    assert_eq!(
+        report
+            .roles
+            .iter()
+            .find(|r| r.role != gone.iam_role.name)
+            .unwrap()
+            .changes,
+        Vec::<Change>::new(),
+        "`app` is unchanged"
+    );
     let role = clients
         .iam
         .get_role()
@@ -620,4 +681,51 @@ async fn prune_deletes_the_pod_identity_association_before_the_role() {
         .send()
         .await;
     assert!(role.is_err(), "the role is deleted");
+}
+
+#[tokio::test]
+async fn prune_skips_a_role_deleted_between_its_listing_and_its_tags() {
+    use aws_sdk_iam::operation::list_role_tags::ListRoleTagsError;
+    use aws_sdk_iam::operation::list_roles::ListRolesOutput;
+    use aws_sdk_iam::types::{Role, error::NoSuchEntityException};
+    // Another instance's prune deleted `gone` after ListRoles: ListRoleTags
+    // says NoSuchEntity. Before, the whole prune failed with that error.
+    let text = config("acme", &["app"], "https://oidc.example.com/id/race");
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let list = mock!(aws_sdk_iam::Client::list_roles).then_output(|| {
+        ListRolesOutput::builder()
+            .roles(
+                Role::builder()
+                    .role_name("gone")
+                    .arn("arn:aws:iam::123456789012:role/gone")
+                    .path("/")
+                    .role_id("AROAGONE")
+                    .create_date(aws_sdk_iam::primitives::DateTime::from_secs(0))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    });
+    let tags = mock!(aws_sdk_iam::Client::list_role_tags).then_error(|| {
+        ListRoleTagsError::NoSuchEntityException(
+            NoSuchEntityException::builder()
+                .message("Role gone not found")
+                .build(),
+        )
+    });
+    let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&list, &tags]);
+    let clients = Clients {
+        iam,
+        eks: aws_sdk_eks::Client::new(&moto_config().await),
+    };
+    let mut report = aws::AwsReport::default();
+    let options = AwsOptions {
+        prune: true,
+        ..Default::default()
+    };
+    aws::prune(&clients, &s, &plan, &options, &mut report).await;
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert!(report.roles.is_empty(), "{}", report.table());
+    assert_eq!(tags.num_calls(), 1);
 }

@@ -70,7 +70,10 @@ fn malformed_yaml_names_file_line_and_column() {
 fn unknown_key_is_rejected_with_its_position() {
     let e = error_of(&with("  mode: irsa", "  mode: irsa\n  rolename: x"));
     assert!(e.contains("unknown field `rolename`"), "{e}");
-    assert!(e.starts_with("bad.yaml:14:3: aws: unknown field"), "{e}");
+    assert!(
+        e.starts_with("bad.yaml:14:3: invalid `aws.rolename`: unknown field"),
+        "{e}"
+    );
     assert_eq!(
         e.matches("line 14").count(),
         0,
@@ -88,7 +91,7 @@ fn unknown_key_in_a_repository_override_keeps_its_message() {
 fn wrong_type_is_rejected() {
     let e = error_of(&with("  hooks: kubernetes", "  hooks: [kubernetes]"));
     assert!(
-        e.starts_with("bad.yaml:15:10: kubernetes.hooks: invalid type"),
+        e.starts_with("bad.yaml:15:3: invalid `kubernetes.hooks`: invalid type: array"),
         "{e}"
     );
     let e = error_of(&with(
@@ -96,7 +99,7 @@ fn wrong_type_is_rejected() {
         "  mode: irsa\n  maxSessionDuration: one hour",
     ));
     assert!(
-        e.starts_with("bad.yaml:14:") && e.contains("maxSessionDuration") && e.contains("u32"),
+        e.starts_with("bad.yaml:14:3: invalid `aws.maxSessionDuration`: invalid type: string"),
         "{e}"
     );
     let e = error_of(&with("  mode: irsa", "  mode: kiam"));
@@ -336,4 +339,80 @@ fn discovery_and_credentials_settings_are_checked() {
         "select:\n  topics: [arc-runner]\n",
     );
     assert!(config::parse(&text, Path::new("ok.yaml")).is_ok());
+}
+
+#[test]
+fn every_invalid_value_is_reported_at_once_with_its_location() {
+    // Three independent mistakes: one run names all three, each with
+    // file:line:column of its key (only the first was reported before).
+    let text = with("\"111122223333\"", "\"1111\"")
+        .replacen("  name: prod", "  name: prod.cluster", 1)
+        .replacen("  - api\n", "  - api/v2\n", 1);
+    let e = error_of(&text);
+    assert!(e.starts_with("3 problems in bad.yaml"), "{e}");
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap()
+    };
+    assert!(
+        e.contains(&format!(
+            "bad.yaml:{}:3: invalid `aws.accountId`",
+            line_of("accountId")
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "bad.yaml:{}:3: invalid `cluster.name`",
+            line_of("prod.cluster")
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "bad.yaml:{}:3: invalid `repositories[0]`",
+            line_of("api/v2")
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_unknown_key_and_wrong_type_is_reported_at_once() {
+    let text = with("  mode: irsa", "  mode: kiam\n  rolename: x").replacen(
+        "  hooks: kubernetes",
+        "  hooks: [kubernetes]\n  nmespace: x",
+        1,
+    );
+    let e = error_of(&text);
+    assert!(e.starts_with("4 problems in bad.yaml"), "{e}");
+    for want in [
+        "bad.yaml:13:3: invalid `aws.mode`: unknown variant `kiam`",
+        "bad.yaml:14:3: invalid `aws.rolename`: unknown field `rolename`",
+        "bad.yaml:16:3: invalid `kubernetes.hooks`: ",
+        "bad.yaml:17:3: invalid `kubernetes.nmespace`: unknown field `nmespace`",
+    ] {
+        assert!(e.contains(want), "{want} in {e}");
+    }
+}
+
+#[test]
+fn a_secret_name_with_dots_is_valid() {
+    // `github.app` is a DNS subdomain, as Secret names are; it was rejected.
+    let text = with(
+        "  hooks: kubernetes",
+        "  hooks: kubernetes\n  githubConfigSecret: github.app\n  githubCredentials:\n    fromSecret: {namespace: arc-system, name: github.app}",
+    );
+    let settings = config::parse(&text, Path::new("good.yaml")).unwrap();
+    assert_eq!(
+        settings.config.kubernetes.github_config_secret,
+        "github.app"
+    );
+    let e = error_of(&text.replace("name: github.app}", "name: GitHub_App}"));
+    assert!(
+        e.contains("kubernetes.githubCredentials.fromSecret.name") && e.contains("DNS subdomain"),
+        "{e}"
+    );
 }

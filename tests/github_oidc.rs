@@ -194,3 +194,61 @@ fn expect_for(server: &wiremock::MockServer) -> Expectation {
         repository: Some(REPO.into()),
     }
 }
+
+/// A JWT with `header` over the claims, with `signature` (base64url) appended.
+fn forged(header: serde_json::Value, claims: &serde_json::Value, signature: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(signature)
+    )
+}
+
+#[tokio::test]
+async fn a_token_signed_with_hs256_or_alg_none_is_rejected() {
+    let key = TestKey::generate("k1");
+    // HS256 keyed with the published public key's JWK text: the classic
+    // algorithm-confusion forgery.
+    let secret = key.jwk().to_string();
+    let c = run(
+        &key,
+        |iss| {
+            let header = jsonwebtoken::Header {
+                kid: Some("k1".into()),
+                ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+            };
+            jsonwebtoken::encode(
+                &header,
+                &actions_claims(iss, REPO, "runner-identity", 300),
+                &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        },
+        OidcMode::Require,
+    )
+    .await;
+    assert_fails(&c, "HS256");
+    // `alg: none` with an empty signature, and with a stray one.
+    for signature in [&b""[..], b"x"] {
+        let c = run(
+            &key,
+            |iss| {
+                forged(
+                    serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"}),
+                    &actions_claims(iss, REPO, "runner-identity", 300),
+                    signature,
+                )
+            },
+            OidcMode::Require,
+        )
+        .await;
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.detail.contains("not a JWT") || c.detail.contains("None"),
+            "{c:?}"
+        );
+    }
+}

@@ -806,9 +806,16 @@ async fn job_kubernetes_rights_are_reviewed_in_the_tokens_namespace_not_pod_name
     std::fs::write(&api_token_file, api_token).unwrap();
     // A workflow sets POD_NAMESPACE to a namespace where it has no rights.
     let kubeconfig = kubeconfig_path();
+    let sts_token = job_token(&f, "sts.amazonaws.com").await;
+    let (moto, sts_token) = (moto_url(), sts_token.display().to_string());
     let o = verify_job_with(
         &f,
-        &[("POD_NAMESPACE", other.namespace.as_str())],
+        &[
+            ("POD_NAMESPACE", other.namespace.as_str()),
+            ("AWS_ENDPOINT_URL", &moto),
+            ("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &sts_token),
+        ],
         &[
             "--kubernetes-token",
             api_token_file.to_str().unwrap(),

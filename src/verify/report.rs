@@ -204,7 +204,7 @@ pub fn github_outputs(verdict: &Verdict) -> String {
     for (name, value) in pairs {
         let mut delimiter = format!(
             "ghadelimiter_{}",
-            crate::names::label_value(&format!("{:x}", rand_u64()))
+            crate::names::label_value(&format!("{:x}", fastrand::u64(..)))
         );
         while value.contains(&delimiter) {
             delimiter.push('_');
@@ -212,13 +212,6 @@ pub fn github_outputs(verdict: &Verdict) -> String {
         out.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
     }
     out
-}
-
-fn rand_u64() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    (t as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 /// Appends outputs and the summary to the files GitHub Actions names. Best
@@ -271,17 +264,13 @@ mod tests {
     fn workflow_commands_are_escaped_like_the_toolkit() {
         let out = workflow_commands(&verdict(), &["111122223333"]);
         assert_eq!(out.lines().next(), Some("::add-mask::111122223333"));
-        let error = out.lines().nth(1).unwrap();
-        assert!(
-            error.starts_with(
-                "::error title=runner-identity job%3A caller::caller is arn:aws:sts::1"
-            ),
-            "{error}"
-        );
-        assert!(
-            error.ends_with("Fix: set serviceAccountName%2C%0Athen retry: 100%25")
-                || error.contains("%0AFix: set serviceAccountName,%0Athen retry: 100%25"),
-            "{error}"
+        // Data escapes `%`, CR and LF only; the title property also `:` and `,`.
+        assert_eq!(
+            out.lines().nth(1),
+            Some(
+                "::error title=runner-identity job%3A caller::caller is arn:aws:sts::1:assumed-role/node/i-0abc\
+                 %0AFix: set serviceAccountName,%0Athen retry: 100%25"
+            )
         );
         assert_eq!(out.lines().count(), 2, "passing checks make no annotation");
     }
