@@ -22,7 +22,7 @@ use tracing::{info, instrument};
 
 use crate::apply::Action;
 use crate::config::{Mode, Settings};
-use crate::names::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
 use crate::plan::{IamRolePlan, Plan};
 
 /// Name of the inline policy runner-identity writes on each role.

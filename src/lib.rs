@@ -14,6 +14,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod github;
+pub mod kvp;
 pub mod names;
 pub mod plan;
 pub mod policy;

@@ -11,33 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{Repository, Settings};
+use crate::kvp::{DNS_LABEL_MAX, dns_label, label_value, with_hash};
 use crate::{Error, Result};
 
-/// Prefix of the tool's own labels and annotations.
-pub const PREFIX: &str = "runner-identity.dev/";
-/// Standard label marking what the tool manages.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY: &str = "runner-identity";
-/// Label holding the configuration instance.
-pub const INSTANCE_LABEL: &str = "runner-identity.dev/instance";
-/// Label holding the repository in label-value form (for selection).
-pub const REPOSITORY_LABEL: &str = "runner-identity.dev/repository";
-/// Annotation holding the exact `owner/repo`.
-pub const REPOSITORY_ANNOTATION: &str = "runner-identity.dev/repository";
-
-/// Kubernetes name limit (DNS-1123 label).
-const DNS_LABEL_MAX: usize = 63;
 /// The gha-runner-scale-set chart refuses longer scale set names.
 const SCALE_SET_MAX: usize = 45;
 /// IAM role name limit.
 const IAM_ROLE_MAX: usize = 64;
-/// Hex digits of the disambiguating hash.
-const HASH_LEN: usize = 8;
-
 /// Every name derived for one repository.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,27 +125,6 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
     Ok(())
 }
 
-/// A DNS-1123 label of at most `max` characters derived from `input`.
-pub fn dns_label(input: &str, max: usize) -> String {
-    let folded = input.to_lowercase();
-    let mut slug = String::with_capacity(folded.len());
-    for c in folded.chars() {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            c
-        } else {
-            '-'
-        };
-        if !(c == '-' && (slug.is_empty() || slug.ends_with('-'))) {
-            slug.push(c);
-        }
-    }
-    let slug = slug.trim_end_matches('-');
-    if slug == folded && slug.len() <= max {
-        return slug.to_owned();
-    }
-    with_hash(slug, &folded, max)
-}
-
 /// An IAM role name (`[\w+=,.@-]`, at most `max`) derived from `input`.
 fn iam_name(input: &str, max: usize) -> String {
     let folded = input.to_lowercase();
@@ -184,120 +144,6 @@ fn iam_name(input: &str, max: usize) -> String {
     with_hash(&slug, &folded, max)
 }
 
-/// A label value (`[A-Za-z0-9._-]`, at most 63, alphanumeric at both ends).
-pub fn label_value(input: &str) -> String {
-    let folded = input.to_lowercase();
-    let slug: String = folded
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = slug.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed == folded && trimmed.len() <= DNS_LABEL_MAX {
-        return trimmed.to_owned();
-    }
-    with_hash(trimmed, &folded, DNS_LABEL_MAX)
-}
-
-/// `<slug truncated>-<hash of original>`, at most `max` characters.
-fn with_hash(slug: &str, original: &str, max: usize) -> String {
-    let digest = Sha256::digest(original.as_bytes());
-    let hash: String = digest
-        .iter()
-        .take(HASH_LEN / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let keep = max.saturating_sub(HASH_LEN + 1);
-    let base: String = slug.chars().take(keep).collect();
-    let base = base.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if base.is_empty() {
-        hash
-    } else {
-        format!("{base}-{hash}")
-    }
-}
-
-/// Checks a label value.
-pub fn check_label_value(v: &str) -> std::result::Result<(), String> {
-    let ok = v.is_empty()
-        || (v.len() <= DNS_LABEL_MAX
-            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{v}` is not a valid label value (at most 63 letters, digits, `-`, `_`, `.`, alphanumeric at both ends)"
-        ))
-    }
-}
-
-/// Checks a DNS-1123 subdomain (the names of Secrets, ConfigMaps and most
-/// objects): at most 253 characters, dot-separated parts of lower-case
-/// letters, digits and `-`, each starting and ending alphanumeric.
-pub fn check_dns_subdomain(name: &str) -> std::result::Result<(), String> {
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !p.starts_with('-')
-            && !p.ends_with('-')
-    };
-    if name.len() <= 253 && name.split('.').all(part_ok) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid Kubernetes name (a DNS subdomain: at most 253 lower-case \
-             letters, digits, `-` and `.`, alphanumeric at both ends of each part)"
-        ))
-    }
-}
-
-/// Checks a DNS-1123 label (namespace names): at most 63 lower-case letters,
-/// digits and `-`, alphanumeric at both ends.
-pub fn check_dns_label(name: &str) -> std::result::Result<(), String> {
-    if name.len() <= DNS_LABEL_MAX && !name.contains('.') && check_dns_subdomain(name).is_ok() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid namespace name (a DNS label: at most 63 lower-case \
-             letters, digits and `-`, alphanumeric at both ends)"
-        ))
-    }
-}
-
-/// Checks a label or annotation key (`[prefix/]name`).
-pub fn check_qualified_name(key: &str) -> std::result::Result<(), String> {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !part.starts_with('-')
-                    && !part.ends_with('-')
-            })
-    });
-    if prefix_ok && !name.is_empty() && check_label_value(name).is_ok() {
-        Ok(())
-    } else {
-        Err(format!("`{key}` is not a valid label or annotation key"))
-    }
-}
-
 /// Kubernetes-side names are derived from these settings alone; the
 /// `verify` stage uses this to recompute the expected names of the
 /// repository a job claims to belong to.
@@ -312,31 +158,6 @@ pub fn for_repository(settings: &Settings, full_name: &str) -> Option<RepoNames>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_names_are_dns_subdomains() {
-        // Rejected before: `github.app` was checked as a DNS label.
-        for ok in ["github.app", "a", "arc-github-secret", "x.y-z.0"] {
-            assert_eq!(check_dns_subdomain(ok), Ok(()), "{ok}");
-        }
-        let long = format!("{}.{}", "a".repeat(63), "b".repeat(190));
-        assert_eq!(long.len(), 254);
-        for bad in [
-            "",
-            "Github.app",
-            "a..b",
-            "-a",
-            "a-.b",
-            "a_b",
-            ".a",
-            long.as_str(),
-        ] {
-            assert!(check_dns_subdomain(bad).is_err(), "{bad}");
-        }
-        assert!(check_dns_label("arc-runners").is_ok());
-        assert!(check_dns_label("a.b").is_err());
-        assert!(check_dns_label(&"a".repeat(64)).is_err());
-    }
 
     #[test]
     fn lossless_names_are_kept() {
@@ -405,14 +226,5 @@ mod tests {
         }
     }
 
-    #[test]
-    fn label_values() {
-        assert_eq!(label_value("acme.api"), "acme.api");
-        assert!(check_label_value(&label_value(&"r".repeat(120))).is_ok());
-        assert!(check_label_value("-a").is_err());
-        assert!(check_qualified_name("example.com/team").is_ok());
-        assert!(check_qualified_name("team").is_ok());
-        assert!(check_qualified_name("Example.com/team").is_err());
-        assert!(check_qualified_name("a/b/c").is_err());
-    }
+
 }

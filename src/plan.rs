@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Hooks, KubernetesConfig, Mode, Repository, RuleConfig, Settings};
+use crate::kvp;
 use crate::names::{self, RepoNames};
 use crate::policy::{self, Decision, WebIdentityRequest};
 use crate::templates::{self, Context, Templates};
@@ -429,10 +430,10 @@ fn plan_iam_role(
         None => None,
     };
     let mut tags = repo.tags.clone();
-    tags.insert(names::MANAGED_BY_LABEL.into(), names::MANAGED_BY.into());
-    tags.insert(names::INSTANCE_LABEL.into(), settings.instance.clone());
+    tags.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    tags.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
     tags.insert(
-        names::REPOSITORY_ANNOTATION.into(),
+        kvp::REPOSITORY_ANNOTATION.into(),
         names.repository.clone(),
     );
     Ok(IamRolePlan {
@@ -505,15 +506,15 @@ fn render_json(templates: &Templates, name: &str, ctx: &Context) -> Result<Value
 /// here), the repository annotation, and the configured extras.
 fn metadata(settings: &Settings, repo: &Repository, names: &RepoNames, name: &str) -> ObjectMeta {
     let mut labels = repo.labels.clone();
-    labels.insert(names::MANAGED_BY_LABEL.into(), names::MANAGED_BY.into());
-    labels.insert(names::INSTANCE_LABEL.into(), settings.instance.clone());
+    labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
     labels.insert(
-        names::REPOSITORY_LABEL.into(),
+        kvp::REPOSITORY_LABEL.into(),
         names.repository_label.clone(),
     );
     let mut annotations = repo.annotations.clone();
     annotations.insert(
-        names::REPOSITORY_ANNOTATION.into(),
+        kvp::REPOSITORY_ANNOTATION.into(),
         names.repository.clone(),
     );
     ObjectMeta {

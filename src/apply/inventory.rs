@@ -15,7 +15,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use super::dynamic_api;
-use crate::names::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::Object;
 use crate::retry;
 use crate::{Error, Result};

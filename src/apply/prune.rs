@@ -17,7 +17,7 @@ use tracing::info;
 use super::inventory::{Inventory, Key, kinds};
 use super::report::{Action, ObjectResult, RepoResult};
 use super::{Options, dynamic_api, qualified};
-use crate::names::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
+use crate::kvp::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
 use crate::retry;
 use crate::{Error, Result};
 

@@ -7,7 +7,7 @@ use super::locate::locate;
 use super::{
     Config, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings, check_rule, folded,
 };
-use crate::names::{self, MANAGED_BY_LABEL, PREFIX};
+use crate::kvp::{self, MANAGED_BY_LABEL, PREFIX};
 use crate::{ConfigProblem, Error, Result};
 
 /// Placeholders allowed in name templates.
@@ -140,10 +140,10 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
 
     let instance = match &config.instance {
         Some(i) => {
-            p.check("instance", names::check_label_value(i));
+            p.check("instance", kvp::check_label_value(i));
             i.clone()
         }
-        None => names::label_value(&format!("{}-{}", config.cluster.name, config.github.owner)),
+        None => kvp::label_value(&format!("{}-{}", config.cluster.name, config.github.owner)),
     };
 
     if config.repositories.is_empty() && config.select.is_none() {
@@ -170,7 +170,7 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
     }
     p.check(
         "kubernetes.githubConfigSecret",
-        names::check_dns_subdomain(&k.github_config_secret),
+        kvp::check_dns_subdomain(&k.github_config_secret),
     );
     if let Some(c) = &k.github_credentials {
         let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
@@ -192,11 +192,11 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
         if let Some(r) = &c.from_secret {
             p.check(
                 "kubernetes.githubCredentials.fromSecret.namespace",
-                names::check_dns_label(&r.namespace),
+                kvp::check_dns_label(&r.namespace),
             );
             p.check(
                 "kubernetes.githubCredentials.fromSecret.name",
-                names::check_dns_subdomain(&r.name),
+                kvp::check_dns_subdomain(&r.name),
             );
         }
     }
@@ -522,9 +522,9 @@ fn check_metadata(map: &BTreeMap<String, String>, labels: bool) -> std::result::
                 "`{k}` is set by runner-identity itself and cannot be configured"
             ));
         }
-        names::check_qualified_name(k)?;
+        kvp::check_qualified_name(k)?;
         if labels {
-            names::check_label_value(v).map_err(|m| format!("label `{k}`: {m}"))?;
+            kvp::check_label_value(v).map_err(|m| format!("label `{k}`: {m}"))?;
         }
     }
     Ok(())

@@ -204,7 +204,7 @@ pub fn github_outputs(verdict: &Verdict) -> String {
     for (name, value) in pairs {
         let mut delimiter = format!(
             "ghadelimiter_{}",
-            crate::names::label_value(&format!("{:x}", fastrand::u64(..)))
+            crate::kvp::label_value(&format!("{:x}", fastrand::u64(..)))
         );
         while value.contains(&delimiter) {
             delimiter.push('_');
