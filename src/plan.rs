@@ -432,10 +432,7 @@ fn plan_iam_role(
     let mut tags = repo.tags.clone();
     tags.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
     tags.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
-    tags.insert(
-        kvp::REPOSITORY_ANNOTATION.into(),
-        names.repository.clone(),
-    );
+    tags.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
     Ok(IamRolePlan {
         name: names.iam_role.clone(),
         path: cfg.aws.role_path.clone(),
@@ -508,15 +505,9 @@ fn metadata(settings: &Settings, repo: &Repository, names: &RepoNames, name: &st
     let mut labels = repo.labels.clone();
     labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
     labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
-    labels.insert(
-        kvp::REPOSITORY_LABEL.into(),
-        names.repository_label.clone(),
-    );
+    labels.insert(kvp::REPOSITORY_LABEL.into(), names.repository_label.clone());
     let mut annotations = repo.annotations.clone();
-    annotations.insert(
-        kvp::REPOSITORY_ANNOTATION.into(),
-        names.repository.clone(),
-    );
+    annotations.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(names.namespace.clone()),

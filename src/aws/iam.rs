@@ -1,0 +1,395 @@
+//! IAM: the OIDC provider check, reading a role, and writing each change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_sdk_iam::types::Tag;
+use serde_json::Value;
+use tracing::info;
+
+use super::diff::role_changes;
+use super::pod_identity::{association_changes, eks_tag_key};
+use super::{AwsOptions, Change, Clients, INLINE_POLICY, RoleResult};
+use crate::apply::Action;
+use crate::config::{Mode, Settings};
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
+use crate::plan::IamRolePlan;
+
+/// What IAM holds for one role.
+#[derive(Debug, Default)]
+pub(super) struct LiveRole {
+    pub(super) trust: Option<Value>,
+    pub(super) max_session: Option<i32>,
+    pub(super) boundary: Option<String>,
+    pub(super) tags: BTreeMap<String, String>,
+    pub(super) attached: BTreeSet<String>,
+    pub(super) inline: Option<Value>,
+}
+
+/// The IRSA OIDC provider of the cluster's issuer must exist in the account.
+pub(super) async fn check_oidc_provider(clients: &Clients, settings: &Settings) -> Option<String> {
+    let cfg = &settings.config;
+    if cfg.aws.mode != Mode::Irsa {
+        return None;
+    }
+    let issuer = settings.issuer_host_path.as_deref()?;
+    let arn = format!(
+        "arn:{}:iam::{}:oidc-provider/{issuer}",
+        cfg.aws.partition.as_str(),
+        cfg.aws.account_id
+    );
+    match clients.iam.list_open_id_connect_providers().send().await {
+        Ok(out)
+            if out
+                .open_id_connect_provider_list()
+                .iter()
+                .any(|p| p.arn() == Some(arn.as_str())) =>
+        {
+            None
+        }
+        Ok(_) => Some(format!(
+            "the IAM OIDC provider {arn} does not exist, so no job can assume its role; create it with \
+             `eksctl utils associate-iam-oidc-provider --cluster {} --approve`, or \
+             `aws iam create-open-id-connect-provider --url https://{issuer} --client-id-list {}`",
+            cfg.cluster.name, cfg.kubernetes.irsa.audience
+        )),
+        Err(e) => Some(format!(
+            "cannot list IAM OIDC providers: {}",
+            error_text(&e)
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn reconcile_role(
+    clients: &Clients,
+    settings: &Settings,
+    repository: &str,
+    role: &IamRolePlan,
+    identity: (&str, &str),
+    options: &AwsOptions,
+    instance: &str,
+    writes: &mut usize,
+) -> RoleResult {
+    let mut result = RoleResult {
+        repository: repository.to_owned(),
+        role: role.name.clone(),
+        action: Action::Unchanged,
+        changes: Vec::new(),
+        error: None,
+    };
+    let outcome = async {
+        let live = read_role(&clients.iam, &role.name).await?;
+        if let Some(live) = &live {
+            let ours = live.tags.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+                && live.tags.get(INSTANCE_LABEL).map(String::as_str) == Some(instance);
+            if !ours && !options.adopt {
+                result.action = Action::Conflict;
+                return Err(format!(
+                    "role {} exists but is not managed by this configuration (tags {MANAGED_BY_LABEL}={MANAGED_BY}, \
+                     {INSTANCE_LABEL}={instance}); rename it, delete it, or re-run with --adopt",
+                    role.name
+                ));
+            }
+            if !ours {
+                result.action = Action::Adopt;
+            }
+        }
+        result.changes = role_changes(role, live.as_ref());
+        if settings.config.aws.mode == Mode::PodIdentity {
+            result.changes.extend(association_changes(clients, settings, role, identity).await?);
+        }
+        if result.action == Action::Unchanged && !result.changes.is_empty() {
+            result.action = if live.is_none() { Action::Create } else { Action::Update };
+        }
+        if !options.no_writes {
+            for change in &result.changes {
+                *writes += 1;
+                write_change(clients, settings, role, identity, change).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        if result.action != Action::Conflict {
+            result.action = Action::Failed;
+        }
+        result.error = Some(e);
+    } else if !result.changes.is_empty() {
+        info!(role = %role.name, changes = result.changes.len(), "IAM role reconciled");
+    }
+    result
+}
+
+pub(super) async fn read_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<LiveRole>, String> {
+    let got = match iam.get_role().role_name(name).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("GetRole {name}: {}", error_text(&e))),
+    };
+    let Some(role) = got.role() else {
+        return Ok(None);
+    };
+    let mut live = LiveRole {
+        trust: role.assume_role_policy_document().and_then(decode_policy),
+        max_session: role.max_session_duration(),
+        boundary: role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_owned),
+        tags: role
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect(),
+        ..Default::default()
+    };
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| format!("ListAttachedRolePolicies {name}: {}", error_text(&e)))?;
+    live.attached = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .map(str::to_owned)
+        .collect();
+    live.inline = match iam
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(INLINE_POLICY)
+        .send()
+        .await
+    {
+        Ok(out) => decode_policy(out.policy_document()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(format!("GetRolePolicy {name}: {}", error_text(&e))),
+    };
+    Ok(Some(live))
+}
+
+pub(super) async fn write_change(
+    clients: &Clients,
+    settings: &Settings,
+    role: &IamRolePlan,
+    (namespace, sa): (&str, &str),
+    change: &Change,
+) -> Result<(), String> {
+    let iam = &clients.iam;
+    let name = role.name.as_str();
+    let json = |v: &Value| serde_json::to_string(v).map_err(|e| e.to_string());
+    let fail = |op: &str, e: String| format!("{op} {name}: {e}");
+    match change {
+        Change::CreateRole => iam
+            .create_role()
+            .role_name(name)
+            .path(&role.path)
+            .assume_role_policy_document(json(&role.trust_policy)?)
+            .max_session_duration(i32::try_from(role.max_session_duration).unwrap_or(3600))
+            .set_permissions_boundary(role.permissions_boundary.clone())
+            .description(format!(
+                "GitHub Actions job identity of {} (runner-identity)",
+                role.tags
+                    .get(REPOSITORY_ANNOTATION)
+                    .map_or("", String::as_str)
+            ))
+            .set_tags(Some(tags(&role.tags, None)?))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("CreateRole", error_text(&e))),
+        Change::UpdateTrustPolicy => iam
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(json(&role.trust_policy)?)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("UpdateAssumeRolePolicy", error_text(&e))),
+        Change::UpdateRole {
+            max_session_duration,
+        } => iam
+            .update_role()
+            .role_name(name)
+            .max_session_duration(i32::try_from(*max_session_duration).unwrap_or(3600))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("UpdateRole", error_text(&e))),
+        Change::PutPermissionsBoundary { arn } => iam
+            .put_role_permissions_boundary()
+            .role_name(name)
+            .permissions_boundary(arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("PutRolePermissionsBoundary", error_text(&e))),
+        Change::DeletePermissionsBoundary => iam
+            .delete_role_permissions_boundary()
+            .role_name(name)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("DeleteRolePermissionsBoundary", error_text(&e))),
+        Change::TagRole { keys } => iam
+            .tag_role()
+            .role_name(name)
+            .set_tags(Some(tags(&role.tags, Some(keys))?))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("TagRole", error_text(&e))),
+        Change::AttachPolicy { arn } => iam
+            .attach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("AttachRolePolicy", error_text(&e))),
+        Change::DetachPolicy { arn } => detach(iam, name, arn).await,
+        Change::PutInlinePolicy => {
+            let doc = role
+                .permissions_policy
+                .as_ref()
+                .map(json)
+                .transpose()?
+                .unwrap_or_default();
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(INLINE_POLICY)
+                .policy_document(doc)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| fail("PutRolePolicy", error_text(&e)))
+        }
+        Change::DeleteInlinePolicy => delete_inline(iam, name, INLINE_POLICY).await,
+        Change::CreateAssociation { .. } => clients
+            .eks
+            .create_pod_identity_association()
+            .cluster_name(&settings.config.cluster.name)
+            .namespace(namespace)
+            .service_account(sa)
+            .role_arn(&role.arn)
+            .set_tags(Some(
+                role.tags
+                    .iter()
+                    .map(|(k, v)| (eks_tag_key(k), v.clone()))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("CreatePodIdentityAssociation", error_text(&e))),
+        Change::UpdateAssociation { id } => clients
+            .eks
+            .update_pod_identity_association()
+            .cluster_name(&settings.config.cluster.name)
+            .association_id(id)
+            .role_arn(&role.arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail("UpdatePodIdentityAssociation", error_text(&e))),
+        Change::DeleteRole | Change::DeleteAssociation { .. } => {
+            Err(format!("{change:?} is only used by prune"))
+        }
+    }
+}
+
+pub(super) async fn detach(iam: &aws_sdk_iam::Client, name: &str, arn: &str) -> Result<(), String> {
+    iam.detach_role_policy()
+        .role_name(name)
+        .policy_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| format!("DetachRolePolicy {name} {arn}: {}", error_text(&e)))
+}
+
+pub(super) async fn delete_inline(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy: &str,
+) -> Result<(), String> {
+    iam.delete_role_policy()
+        .role_name(name)
+        .policy_name(policy)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| format!("DeleteRolePolicy {name} {policy}: {}", error_text(&e)))
+}
+
+pub(super) fn tags(
+    all: &BTreeMap<String, String>,
+    only: Option<&Vec<String>>,
+) -> Result<Vec<Tag>, String> {
+    all.iter()
+        .filter(|(k, _)| only.is_none_or(|keys| keys.contains(k)))
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// IAM returns policy documents URL-encoded; this decodes one into JSON.
+pub fn decode_policy(encoded: &str) -> Option<Value> {
+    let text = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// An SDK error as `Code: message` (the SDK never puts credentials in
+/// errors); a transport error as its cause chain.
+pub(super) fn error_text<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_documents_are_url_decoded() {
+        let v = decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D").unwrap();
+        assert_eq!(v, json!({"Version": "2012-10-17"}));
+        assert_eq!(decode_policy("{\"a\":1}").unwrap(), json!({"a": 1}));
+    }
+}

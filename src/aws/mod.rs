@@ -1,0 +1,148 @@
+//! The AWS side of apply: planned IAM roles (and, in Pod Identity mode, EKS
+//! pod identity associations) in, roles converged and a [`AwsReport`] out.
+//!
+//! Reads before it writes (GetRole, ListAttachedRolePolicies, GetRolePolicy;
+//! no IAM write when nothing changed). A role without this configuration's
+//! `app.kubernetes.io/managed-by` and instance tags is never modified unless
+//! `adopt` is set. IAM has no server-side dry run: a dry run and a diff both
+//! compute the changes and send none. Throttling is handled by the SDK's
+//! standard retry mode (exponential backoff with jitter); concurrency is
+//! bounded.
+
+mod diff;
+mod iam;
+mod pod_identity;
+mod prune;
+mod report;
+
+use std::collections::BTreeSet;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region};
+use futures::StreamExt;
+use tracing::instrument;
+
+pub use self::iam::decode_policy;
+pub use self::report::{AwsReport, Change, RoleResult};
+use crate::config::Settings;
+use crate::plan::Plan;
+
+/// Name of the inline policy runner-identity writes on each role.
+pub const INLINE_POLICY: &str = "runner-identity";
+/// IAM roles reconciled at the same time (IAM is rate-limited).
+pub(crate) const CONCURRENCY: usize = 8;
+
+/// The AWS clients, configured from the default chain (environment, profile,
+/// `AWS_ENDPOINT_URL`, region; `us-east-1` when no region is configured,
+/// since IAM is global).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub iam: aws_sdk_iam::Client,
+    pub eks: aws_sdk_eks::Client,
+}
+
+impl Clients {
+    /// Loads the shared configuration once.
+    pub async fn from_env(region: Option<&str>) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(8));
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r.to_owned()));
+        }
+        let mut shared = loader.load().await;
+        if shared.region().is_none() {
+            shared = shared
+                .into_builder()
+                .region(Region::from_static("us-east-1"))
+                .build();
+        }
+        Clients::from_sdk_config(&shared)
+    }
+
+    /// Clients of an already loaded configuration.
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            iam: aws_sdk_iam::Client::new(shared),
+            eks: aws_sdk_eks::Client::new(shared),
+        }
+    }
+}
+
+/// What an AWS apply may do.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    /// Compute changes only (IAM has no server-side dry run).
+    pub no_writes: bool,
+    pub prune: bool,
+    pub adopt: bool,
+}
+
+/// Converges every planned role; prunes this instance's roles that left the plan.
+#[instrument(skip_all, fields(roles = plan.repositories.len()))]
+pub async fn apply(
+    clients: &Clients,
+    settings: &Settings,
+    plan: &Plan,
+    options: &AwsOptions,
+) -> AwsReport {
+    let mut report = AwsReport::default();
+    if let Some(problem) = iam::check_oidc_provider(clients, settings).await {
+        report.problems.push(problem);
+    }
+    let results: Vec<(RoleResult, usize)> = futures::stream::iter(&plan.repositories)
+        .map(|repo| async move {
+            let mut writes = 0;
+            let result = iam::reconcile_role(
+                clients,
+                settings,
+                &repo.names.repository,
+                &repo.iam_role,
+                (&repo.names.namespace, &repo.names.job_service_account),
+                options,
+                &plan.instance,
+                &mut writes,
+            )
+            .await;
+            (result, writes)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for (r, w) in results {
+        report.writes += w;
+        report.roles.push(r);
+    }
+    if options.prune {
+        prune(clients, settings, plan, options, &mut report).await;
+    }
+    report
+}
+
+/// Deletes this instance's roles that left the plan (and, in Pod Identity
+/// mode, their associations first), adding the results to `report`.
+pub async fn prune(
+    clients: &Clients,
+    settings: &Settings,
+    plan: &Plan,
+    options: &AwsOptions,
+    report: &mut AwsReport,
+) {
+    let planned: BTreeSet<&str> = plan
+        .repositories
+        .iter()
+        .map(|r| r.iam_role.name.as_str())
+        .collect();
+    match prune::prune_roles(
+        clients,
+        settings,
+        &plan.instance,
+        &planned,
+        options,
+        &mut report.writes,
+    )
+    .await
+    {
+        Ok(mut pruned) => report.roles.append(&mut pruned),
+        Err(e) => report.problems.push(format!("prune: {e}")),
+    }
+}

@@ -1,0 +1,177 @@
+//! EKS Pod Identity: the association (cluster, namespace, job ServiceAccount)
+//! → role, found, compared, and deleted with the role it points at.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use futures::StreamExt;
+use tracing::info;
+
+use super::iam::error_text;
+use super::{CONCURRENCY, Change, Clients};
+use crate::config::Settings;
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::plan::IamRolePlan;
+
+/// Pod Identity: the association (cluster, namespace, job SA) → role.
+pub(super) async fn association_changes(
+    clients: &Clients,
+    settings: &Settings,
+    role: &IamRolePlan,
+    (namespace, sa): (&str, &str),
+) -> Result<Vec<Change>, String> {
+    let cluster = &settings.config.cluster.name;
+    let listed = clients
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .namespace(namespace)
+        .service_account(sa)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "ListPodIdentityAssociations {cluster} {namespace}/{sa}: {}",
+                error_text(&e)
+            )
+        })?;
+    let Some(id) = listed
+        .associations()
+        .first()
+        .and_then(|a| a.association_id())
+        .map(str::to_owned)
+    else {
+        return Ok(vec![Change::CreateAssociation {
+            namespace: namespace.to_owned(),
+            service_account: sa.to_owned(),
+        }]);
+    };
+    let described = clients
+        .eks
+        .describe_pod_identity_association()
+        .cluster_name(cluster)
+        .association_id(&id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribePodIdentityAssociation {cluster} {id}: {}",
+                error_text(&e)
+            )
+        })?;
+    let current = described.association().and_then(|a| a.role_arn());
+    Ok(if current == Some(role.arn.as_str()) {
+        Vec::new()
+    } else {
+        vec![Change::UpdateAssociation { id }]
+    })
+}
+
+/// The pod identity associations of the cluster that point at one of `arns`,
+/// by role ARN. One that this instance did not create (no managed-by and
+/// instance tags) is an error: deleting the role would leave it dangling,
+/// deleting it would touch what the tool does not manage.
+pub(super) async fn associations_of(
+    clients: &Clients,
+    settings: &Settings,
+    instance: &str,
+    arns: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let cluster = &settings.config.cluster.name;
+    let mut pages = clients
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .into_paginator()
+        .send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| format!("ListPodIdentityAssociations {cluster}: {}", error_text(&e)))?;
+        ids.extend(
+            page.associations()
+                .iter()
+                .filter_map(|a| a.association_id())
+                .map(str::to_owned),
+        );
+    }
+    let described: Vec<Result<_, String>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let out = clients
+                .eks
+                .describe_pod_identity_association()
+                .cluster_name(cluster)
+                .association_id(&id)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribePodIdentityAssociation {cluster} {id}: {}",
+                        error_text(&e)
+                    )
+                })?;
+            Ok(out.association().cloned().map(|a| (id, a)))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut by_role: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in described {
+        let Some((id, association)) = d? else {
+            continue;
+        };
+        let Some(role) = association.role_arn().filter(|r| arns.contains(r)) else {
+            continue;
+        };
+        let tags = association.tags();
+        let ours = tags
+            .and_then(|t| t.get(MANAGED_BY_LABEL))
+            .map(String::as_str)
+            == Some(MANAGED_BY)
+            && tags.and_then(|t| t.get(INSTANCE_LABEL)).map(String::as_str) == Some(instance);
+        if !ours {
+            return Err(format!(
+                "pod identity association {id} ({}/{}) on cluster {cluster} points at {role}, \
+                 which is to be pruned, but runner-identity did not create it; delete it \
+                 (`aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}`) \
+                 or point it at another role, then re-run",
+                association.namespace().unwrap_or("?"),
+                association.service_account().unwrap_or("?"),
+            ));
+        }
+        by_role.entry(role.to_owned()).or_default().push(id);
+    }
+    Ok(by_role)
+}
+
+pub(super) async fn delete_association(
+    clients: &Clients,
+    settings: &Settings,
+    id: &str,
+) -> Result<(), String> {
+    let cluster = &settings.config.cluster.name;
+    match clients
+        .eks
+        .delete_pod_identity_association()
+        .cluster_name(cluster)
+        .association_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!("deleted pod identity association {id} on {cluster} (its role is pruned)");
+            Ok(())
+        }
+        // Already gone: the goal of a delete is reached.
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(format!(
+            "DeletePodIdentityAssociation {cluster} {id}: {}",
+            error_text(&e)
+        )),
+    }
+}
+
+/// EKS tag keys allow the same characters as IAM's; kept as is.
+pub(super) fn eks_tag_key(k: &str) -> String {
+    k.to_owned()
+}

@@ -1,0 +1,161 @@
+//! Pruning: this instance's roles that left the plan, found by path and
+//! tags, deleted with their policies (and, in Pod Identity mode, their
+//! associations first).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+
+use super::iam::{delete_inline, detach, error_text};
+use super::pod_identity::{associations_of, delete_association};
+use super::{AwsOptions, CONCURRENCY, Change, Clients, RoleResult};
+use crate::apply::Action;
+use crate::config::{Mode, Settings};
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
+
+/// A role to prune: name, ARN, and the repository its tag names.
+pub(super) type PrunedRole = (String, String, String);
+
+/// Deletes this instance's roles (found by path and tags) that are no longer
+/// planned; in Pod Identity mode their associations first, so none is left
+/// pointing at a deleted role.
+pub(super) async fn prune_roles(
+    clients: &Clients,
+    settings: &Settings,
+    instance: &str,
+    planned: &BTreeSet<&str>,
+    options: &AwsOptions,
+    writes: &mut usize,
+) -> Result<Vec<RoleResult>, String> {
+    let iam = &clients.iam;
+    let path = &settings.config.aws.role_path;
+    let mut pages = iam.list_roles().path_prefix(path).into_paginator().send();
+    let mut candidates = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("ListRoles {path}: {}", error_text(&e)))?;
+        candidates.extend(
+            page.roles()
+                .iter()
+                .filter(|r| !planned.contains(r.role_name()))
+                .map(|r| (r.role_name().to_owned(), r.arn().to_owned())),
+        );
+    }
+    // One ListRoleTags per candidate, CONCURRENCY at a time.
+    let tagged: Vec<Result<Option<PrunedRole>, String>> = futures::stream::iter(candidates)
+        .map(|(name, arn)| async move {
+            let tags = match iam.list_role_tags().role_name(&name).send().await {
+                Ok(t) => t,
+                // Deleted since it was listed (by another instance's prune).
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(format!("ListRoleTags {name}: {}", error_text(&e))),
+            };
+            let tags: BTreeMap<&str, &str> =
+                tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+            if tags.get(MANAGED_BY_LABEL) != Some(&MANAGED_BY)
+                || tags.get(INSTANCE_LABEL) != Some(&instance)
+            {
+                return Ok(None);
+            }
+            let repository = tags
+                .get(REPOSITORY_ANNOTATION)
+                .map_or("(unknown repository)", |r| *r)
+                .to_owned();
+            Ok(Some((name, arn, repository)))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut pruned = Vec::new();
+    for t in tagged {
+        if let Some(role) = t? {
+            pruned.push(role);
+        }
+    }
+    if pruned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let associations = if settings.config.aws.mode == Mode::PodIdentity {
+        let arns: BTreeSet<&str> = pruned.iter().map(|(_, arn, _)| arn.as_str()).collect();
+        associations_of(clients, settings, instance, &arns).await?
+    } else {
+        BTreeMap::new()
+    };
+    let mut out = Vec::new();
+    for (name, arn, repository) in pruned {
+        let ids = associations.get(&arn).cloned().unwrap_or_default();
+        let mut changes: Vec<Change> = ids
+            .iter()
+            .map(|id| Change::DeleteAssociation { id: id.clone() })
+            .collect();
+        changes.push(Change::DeleteRole);
+        let mut result = RoleResult {
+            repository,
+            role: name.clone(),
+            action: Action::Prune,
+            changes,
+            error: None,
+        };
+        if !options.no_writes {
+            let mut outcome = Ok(());
+            for id in &ids {
+                *writes += 1;
+                outcome = delete_association(clients, settings, id).await;
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            if outcome.is_ok() {
+                outcome = delete_role(iam, &name, writes).await;
+            }
+            if let Err(e) = outcome {
+                result.action = Action::Failed;
+                result.error = Some(e);
+            }
+        }
+        out.push(result);
+    }
+    Ok(out)
+}
+
+pub(super) async fn delete_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    writes: &mut usize,
+) -> Result<(), String> {
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| format!("ListAttachedRolePolicies {name}: {}", error_text(&e)))?;
+    for arn in attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+    {
+        *writes += 1;
+        detach(iam, name, arn).await?;
+    }
+    let inline = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| format!("ListRolePolicies {name}: {}", error_text(&e)))?;
+    for policy in inline.policy_names() {
+        *writes += 1;
+        delete_inline(iam, name, policy).await?;
+    }
+    *writes += 1;
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| format!("DeleteRole {name}: {}", error_text(&e)))
+}

@@ -1,0 +1,111 @@
+//! What an AWS apply did: a change list and result per role, and the report.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::Action;
+
+/// One planned change to a role or association.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "camelCase")]
+pub enum Change {
+    CreateRole,
+    UpdateTrustPolicy,
+    UpdateRole {
+        max_session_duration: u32,
+    },
+    PutPermissionsBoundary {
+        arn: String,
+    },
+    DeletePermissionsBoundary,
+    TagRole {
+        keys: Vec<String>,
+    },
+    AttachPolicy {
+        arn: String,
+    },
+    DetachPolicy {
+        arn: String,
+    },
+    PutInlinePolicy,
+    DeleteInlinePolicy,
+    CreateAssociation {
+        namespace: String,
+        service_account: String,
+    },
+    UpdateAssociation {
+        id: String,
+    },
+    DeleteRole,
+    DeleteAssociation {
+        id: String,
+    },
+}
+
+/// The result for one role (and its association).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleResult {
+    pub repository: String,
+    pub role: String,
+    pub action: Action,
+    pub changes: Vec<Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The whole AWS result.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsReport {
+    pub roles: Vec<RoleResult>,
+    /// IAM and EKS write requests sent.
+    pub writes: usize,
+    /// Problems that do not belong to one role (a missing OIDC provider).
+    pub problems: Vec<String>,
+}
+
+impl AwsReport {
+    /// Whether anything failed.
+    pub fn failed(&self) -> bool {
+        !self.problems.is_empty()
+            || self
+                .roles
+                .iter()
+                .any(|r| r.error.is_some() || r.action == Action::Conflict)
+    }
+
+    /// One line per role that changes, fails or conflicts, and a total.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for r in &self.roles {
+            let action = serde_json::to_value(r.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let changes: Vec<String> = r
+                .changes
+                .iter()
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .filter_map(|v| v.get("change").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            out.push_str(&format!(
+                "IAM role {:<40} {action:<9} {}\n",
+                r.role,
+                changes.join(", ")
+            ));
+            if let Some(e) = &r.error {
+                out.push_str(&format!("  error: {e}\n"));
+            }
+        }
+        for p in &self.problems {
+            out.push_str(&format!("problem: {p}\n"));
+        }
+        if self.writes == 0 {
+            out.push_str("AWS: no changes: 0 write requests sent\n");
+        } else {
+            out.push_str(&format!("AWS: {} write requests sent\n", self.writes));
+        }
+        out
+    }
+}
