@@ -9,7 +9,7 @@ use tracing::info;
 
 use super::diff::role_changes;
 use super::pod_identity::{association_changes, eks_tag_key};
-use super::{AwsOptions, Change, Clients, INLINE_POLICY, RoleResult};
+use super::{AwsError, AwsOptions, Change, Clients, INLINE_POLICY, RoleResult, call_error};
 use crate::apply::Action;
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
@@ -85,11 +85,10 @@ pub(super) async fn reconcile_role(
                 && live.tags.get(INSTANCE_LABEL).map(String::as_str) == Some(instance);
             if !ours && !options.adopt {
                 result.action = Action::Conflict;
-                return Err(format!(
-                    "role {} exists but is not managed by this configuration (tags {MANAGED_BY_LABEL}={MANAGED_BY}, \
-                     {INSTANCE_LABEL}={instance}); rename it, delete it, or re-run with --adopt",
-                    role.name
-                ));
+                return Err(AwsError::Unmanaged {
+                    role: role.name.clone(),
+                    instance: instance.to_owned(),
+                });
             }
             if !ours {
                 result.action = Action::Adopt;
@@ -97,10 +96,16 @@ pub(super) async fn reconcile_role(
         }
         result.changes = role_changes(role, live.as_ref());
         if settings.config.aws.mode == Mode::PodIdentity {
-            result.changes.extend(association_changes(clients, settings, role, identity).await?);
+            result
+                .changes
+                .extend(association_changes(clients, settings, role, identity).await?);
         }
         if result.action == Action::Unchanged && !result.changes.is_empty() {
-            result.action = if live.is_none() { Action::Create } else { Action::Update };
+            result.action = if live.is_none() {
+                Action::Create
+            } else {
+                Action::Update
+            };
         }
         if !options.no_writes {
             for change in &result.changes {
@@ -115,7 +120,7 @@ pub(super) async fn reconcile_role(
         if result.action != Action::Conflict {
             result.action = Action::Failed;
         }
-        result.error = Some(e);
+        result.error = Some(e.to_string());
     } else if !result.changes.is_empty() {
         info!(role = %role.name, changes = result.changes.len(), "IAM role reconciled");
     }
@@ -125,7 +130,7 @@ pub(super) async fn reconcile_role(
 pub(super) async fn read_role(
     iam: &aws_sdk_iam::Client,
     name: &str,
-) -> Result<Option<LiveRole>, String> {
+) -> Result<Option<LiveRole>, AwsError> {
     let got = match iam.get_role().role_name(name).send().await {
         Ok(out) => out,
         Err(e)
@@ -134,7 +139,7 @@ pub(super) async fn read_role(
         {
             return Ok(None);
         }
-        Err(e) => return Err(format!("GetRole {name}: {}", error_text(&e))),
+        Err(e) => return Err(call_error("GetRole", name.to_string(), &e)),
     };
     let Some(role) = got.role() else {
         return Ok(None);
@@ -158,7 +163,7 @@ pub(super) async fn read_role(
         .role_name(name)
         .send()
         .await
-        .map_err(|e| format!("ListAttachedRolePolicies {name}: {}", error_text(&e)))?;
+        .map_err(|e| call_error("ListAttachedRolePolicies", name.to_string(), &e))?;
     live.attached = attached
         .attached_policies()
         .iter()
@@ -179,7 +184,7 @@ pub(super) async fn read_role(
         {
             None
         }
-        Err(e) => return Err(format!("GetRolePolicy {name}: {}", error_text(&e))),
+        Err(e) => return Err(call_error("GetRolePolicy", name.to_string(), &e)),
     };
     Ok(Some(live))
 }
@@ -190,11 +195,15 @@ pub(super) async fn write_change(
     role: &IamRolePlan,
     (namespace, sa): (&str, &str),
     change: &Change,
-) -> Result<(), String> {
+) -> Result<(), AwsError> {
     let iam = &clients.iam;
     let name = role.name.as_str();
-    let json = |v: &Value| serde_json::to_string(v).map_err(|e| e.to_string());
-    let fail = |op: &str, e: String| format!("{op} {name}: {e}");
+    let json = |v: &Value| {
+        serde_json::to_string(v).map_err(|e| AwsError::Document {
+            role: name.to_owned(),
+            message: e.to_string(),
+        })
+    };
     match change {
         Change::CreateRole => iam
             .create_role()
@@ -213,7 +222,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("CreateRole", error_text(&e))),
+            .map_err(|e| call_error("CreateRole", name, &e)),
         Change::UpdateTrustPolicy => iam
             .update_assume_role_policy()
             .role_name(name)
@@ -221,7 +230,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("UpdateAssumeRolePolicy", error_text(&e))),
+            .map_err(|e| call_error("UpdateAssumeRolePolicy", name, &e)),
         Change::UpdateRole {
             max_session_duration,
         } => iam
@@ -231,7 +240,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("UpdateRole", error_text(&e))),
+            .map_err(|e| call_error("UpdateRole", name, &e)),
         Change::PutPermissionsBoundary { arn } => iam
             .put_role_permissions_boundary()
             .role_name(name)
@@ -239,14 +248,14 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("PutRolePermissionsBoundary", error_text(&e))),
+            .map_err(|e| call_error("PutRolePermissionsBoundary", name, &e)),
         Change::DeletePermissionsBoundary => iam
             .delete_role_permissions_boundary()
             .role_name(name)
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("DeleteRolePermissionsBoundary", error_text(&e))),
+            .map_err(|e| call_error("DeleteRolePermissionsBoundary", name, &e)),
         Change::TagRole { keys } => iam
             .tag_role()
             .role_name(name)
@@ -254,7 +263,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("TagRole", error_text(&e))),
+            .map_err(|e| call_error("TagRole", name, &e)),
         Change::AttachPolicy { arn } => iam
             .attach_role_policy()
             .role_name(name)
@@ -262,7 +271,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("AttachRolePolicy", error_text(&e))),
+            .map_err(|e| call_error("AttachRolePolicy", name, &e)),
         Change::DetachPolicy { arn } => detach(iam, name, arn).await,
         Change::PutInlinePolicy => {
             let doc = role
@@ -278,7 +287,7 @@ pub(super) async fn write_change(
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| fail("PutRolePolicy", error_text(&e)))
+                .map_err(|e| call_error("PutRolePolicy", name, &e))
         }
         Change::DeleteInlinePolicy => delete_inline(iam, name, INLINE_POLICY).await,
         Change::CreateAssociation { .. } => clients
@@ -297,7 +306,7 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("CreatePodIdentityAssociation", error_text(&e))),
+            .map_err(|e| call_error("CreatePodIdentityAssociation", name, &e)),
         Change::UpdateAssociation { id } => clients
             .eks
             .update_pod_identity_association()
@@ -307,41 +316,46 @@ pub(super) async fn write_change(
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail("UpdatePodIdentityAssociation", error_text(&e))),
-        Change::DeleteRole | Change::DeleteAssociation { .. } => {
-            Err(format!("{change:?} is only used by prune"))
-        }
+            .map_err(|e| call_error("UpdatePodIdentityAssociation", name, &e)),
+        Change::DeleteRole | Change::DeleteAssociation { .. } => Err(AwsError::Document {
+            role: name.to_owned(),
+            message: format!("{change:?} is only used by prune"),
+        }),
     }
 }
 
-pub(super) async fn detach(iam: &aws_sdk_iam::Client, name: &str, arn: &str) -> Result<(), String> {
+pub(super) async fn detach(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    arn: &str,
+) -> Result<(), AwsError> {
     iam.detach_role_policy()
         .role_name(name)
         .policy_arn(arn)
         .send()
         .await
         .map(drop)
-        .map_err(|e| format!("DetachRolePolicy {name} {arn}: {}", error_text(&e)))
+        .map_err(|e| call_error("DetachRolePolicy", format!("{name} {arn}"), &e))
 }
 
 pub(super) async fn delete_inline(
     iam: &aws_sdk_iam::Client,
     name: &str,
     policy: &str,
-) -> Result<(), String> {
+) -> Result<(), AwsError> {
     iam.delete_role_policy()
         .role_name(name)
         .policy_name(policy)
         .send()
         .await
         .map(drop)
-        .map_err(|e| format!("DeleteRolePolicy {name} {policy}: {}", error_text(&e)))
+        .map_err(|e| call_error("DeleteRolePolicy", format!("{name} {policy}"), &e))
 }
 
 pub(super) fn tags(
     all: &BTreeMap<String, String>,
     only: Option<&Vec<String>>,
-) -> Result<Vec<Tag>, String> {
+) -> Result<Vec<Tag>, AwsError> {
     all.iter()
         .filter(|(k, _)| only.is_none_or(|keys| keys.contains(k)))
         .map(|(k, v)| {
@@ -349,7 +363,10 @@ pub(super) fn tags(
                 .key(k)
                 .value(v)
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(|e| AwsError::Document {
+                    role: String::new(),
+                    message: format!("tag `{k}`: {e}"),
+                })
         })
         .collect()
 }

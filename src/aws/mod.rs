@@ -25,6 +25,7 @@ use tracing::instrument;
 pub use self::iam::decode_policy;
 pub use self::report::{AwsReport, Change, RoleResult};
 use crate::config::Settings;
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::Plan;
 
 /// Name of the inline policy runner-identity writes on each role.
@@ -65,6 +66,54 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(shared),
             eks: aws_sdk_eks::Client::new(shared),
         }
+    }
+}
+
+/// What can go wrong on the AWS side; each error names the call or object.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// An IAM or EKS request failed.
+    #[error("{operation} {target}: {message}")]
+    Call {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
+    /// A role of a planned name exists that this configuration does not manage.
+    #[error(
+        "role {role} exists but is not managed by this configuration (tags {MANAGED_BY_LABEL}={MANAGED_BY}, \
+         {INSTANCE_LABEL}={instance}); rename it, delete it, or re-run with --adopt"
+    )]
+    Unmanaged { role: String, instance: String },
+    /// A pod identity association runner-identity did not create points at a
+    /// role it is about to prune.
+    #[error(
+        "pod identity association {id} ({namespace}/{service_account}) on cluster {cluster} points at {role}, \
+         which is to be pruned, but runner-identity did not create it; delete it \
+         (`aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}`) \
+         or point it at another role, then re-run"
+    )]
+    ForeignAssociation {
+        id: String,
+        namespace: String,
+        service_account: String,
+        cluster: String,
+        role: String,
+    },
+    /// A planned document or tag of a role could not be built.
+    #[error("role {role}: {message}")]
+    Document { role: String, message: String },
+}
+
+/// An SDK error as [`AwsError::Call`].
+pub(crate) fn call_error<E>(operation: &'static str, target: impl Into<String>, e: &E) -> AwsError
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
+{
+    AwsError::Call {
+        operation,
+        target: target.into(),
+        message: iam::error_text(e),
     }
 }
 

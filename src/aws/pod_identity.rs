@@ -7,8 +7,7 @@ use aws_sdk_iam::error::ProvideErrorMetadata;
 use futures::StreamExt;
 use tracing::info;
 
-use super::iam::error_text;
-use super::{CONCURRENCY, Change, Clients};
+use super::{AwsError, CONCURRENCY, Change, Clients, call_error};
 use crate::config::Settings;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::IamRolePlan;
@@ -19,7 +18,7 @@ pub(super) async fn association_changes(
     settings: &Settings,
     role: &IamRolePlan,
     (namespace, sa): (&str, &str),
-) -> Result<Vec<Change>, String> {
+) -> Result<Vec<Change>, AwsError> {
     let cluster = &settings.config.cluster.name;
     let listed = clients
         .eks
@@ -30,9 +29,10 @@ pub(super) async fn association_changes(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "ListPodIdentityAssociations {cluster} {namespace}/{sa}: {}",
-                error_text(&e)
+            call_error(
+                "ListPodIdentityAssociations",
+                format!("{cluster} {namespace}/{sa}"),
+                &e,
             )
         })?;
     let Some(id) = listed
@@ -54,9 +54,10 @@ pub(super) async fn association_changes(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "DescribePodIdentityAssociation {cluster} {id}: {}",
-                error_text(&e)
+            call_error(
+                "DescribePodIdentityAssociation",
+                format!("{cluster} {id}"),
+                &e,
             )
         })?;
     let current = described.association().and_then(|a| a.role_arn());
@@ -76,7 +77,7 @@ pub(super) async fn associations_of(
     settings: &Settings,
     instance: &str,
     arns: &BTreeSet<&str>,
-) -> Result<BTreeMap<String, Vec<String>>, String> {
+) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
     let cluster = &settings.config.cluster.name;
     let mut pages = clients
         .eks
@@ -87,7 +88,7 @@ pub(super) async fn associations_of(
     let mut ids = Vec::new();
     while let Some(page) = pages.next().await {
         let page =
-            page.map_err(|e| format!("ListPodIdentityAssociations {cluster}: {}", error_text(&e)))?;
+            page.map_err(|e| call_error("ListPodIdentityAssociations", cluster.to_string(), &e))?;
         ids.extend(
             page.associations()
                 .iter()
@@ -95,7 +96,7 @@ pub(super) async fn associations_of(
                 .map(str::to_owned),
         );
     }
-    let described: Vec<Result<_, String>> = futures::stream::iter(ids)
+    let described: Vec<Result<_, AwsError>> = futures::stream::iter(ids)
         .map(|id| async move {
             let out = clients
                 .eks
@@ -105,9 +106,10 @@ pub(super) async fn associations_of(
                 .send()
                 .await
                 .map_err(|e| {
-                    format!(
-                        "DescribePodIdentityAssociation {cluster} {id}: {}",
-                        error_text(&e)
+                    call_error(
+                        "DescribePodIdentityAssociation",
+                        format!("{cluster} {id}"),
+                        &e,
                     )
                 })?;
             Ok(out.association().cloned().map(|a| (id, a)))
@@ -130,14 +132,13 @@ pub(super) async fn associations_of(
             == Some(MANAGED_BY)
             && tags.and_then(|t| t.get(INSTANCE_LABEL)).map(String::as_str) == Some(instance);
         if !ours {
-            return Err(format!(
-                "pod identity association {id} ({}/{}) on cluster {cluster} points at {role}, \
-                 which is to be pruned, but runner-identity did not create it; delete it \
-                 (`aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}`) \
-                 or point it at another role, then re-run",
-                association.namespace().unwrap_or("?"),
-                association.service_account().unwrap_or("?"),
-            ));
+            return Err(AwsError::ForeignAssociation {
+                namespace: association.namespace().unwrap_or("?").to_owned(),
+                service_account: association.service_account().unwrap_or("?").to_owned(),
+                cluster: cluster.clone(),
+                role: role.to_owned(),
+                id,
+            });
         }
         by_role.entry(role.to_owned()).or_default().push(id);
     }
@@ -148,7 +149,7 @@ pub(super) async fn delete_association(
     clients: &Clients,
     settings: &Settings,
     id: &str,
-) -> Result<(), String> {
+) -> Result<(), AwsError> {
     let cluster = &settings.config.cluster.name;
     match clients
         .eks
@@ -164,9 +165,10 @@ pub(super) async fn delete_association(
         }
         // Already gone: the goal of a delete is reached.
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(format!(
-            "DeletePodIdentityAssociation {cluster} {id}: {}",
-            error_text(&e)
+        Err(e) => Err(call_error(
+            "DeletePodIdentityAssociation",
+            format!("{cluster} {id}"),
+            &e,
         )),
     }
 }

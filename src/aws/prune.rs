@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
-use super::iam::{delete_inline, detach, error_text};
+use super::iam::{delete_inline, detach};
 use super::pod_identity::{associations_of, delete_association};
-use super::{AwsOptions, CONCURRENCY, Change, Clients, RoleResult};
+use super::{AwsError, AwsOptions, CONCURRENCY, Change, Clients, RoleResult, call_error};
 use crate::apply::Action;
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
@@ -26,13 +26,13 @@ pub(super) async fn prune_roles(
     planned: &BTreeSet<&str>,
     options: &AwsOptions,
     writes: &mut usize,
-) -> Result<Vec<RoleResult>, String> {
+) -> Result<Vec<RoleResult>, AwsError> {
     let iam = &clients.iam;
     let path = &settings.config.aws.role_path;
     let mut pages = iam.list_roles().path_prefix(path).into_paginator().send();
     let mut candidates = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| format!("ListRoles {path}: {}", error_text(&e)))?;
+        let page = page.map_err(|e| call_error("ListRoles", path.to_string(), &e))?;
         candidates.extend(
             page.roles()
                 .iter()
@@ -41,7 +41,7 @@ pub(super) async fn prune_roles(
         );
     }
     // One ListRoleTags per candidate, CONCURRENCY at a time.
-    let tagged: Vec<Result<Option<PrunedRole>, String>> = futures::stream::iter(candidates)
+    let tagged: Vec<Result<Option<PrunedRole>, AwsError>> = futures::stream::iter(candidates)
         .map(|(name, arn)| async move {
             let tags = match iam.list_role_tags().role_name(&name).send().await {
                 Ok(t) => t,
@@ -52,7 +52,7 @@ pub(super) async fn prune_roles(
                 {
                     return Ok(None);
                 }
-                Err(e) => return Err(format!("ListRoleTags {name}: {}", error_text(&e))),
+                Err(e) => return Err(call_error("ListRoleTags", name.to_string(), &e)),
             };
             let tags: BTreeMap<&str, &str> =
                 tags.tags().iter().map(|t| (t.key(), t.value())).collect();
@@ -114,7 +114,7 @@ pub(super) async fn prune_roles(
             }
             if let Err(e) = outcome {
                 result.action = Action::Failed;
-                result.error = Some(e);
+                result.error = Some(e.to_string());
             }
         }
         out.push(result);
@@ -126,13 +126,13 @@ pub(super) async fn delete_role(
     iam: &aws_sdk_iam::Client,
     name: &str,
     writes: &mut usize,
-) -> Result<(), String> {
+) -> Result<(), AwsError> {
     let attached = iam
         .list_attached_role_policies()
         .role_name(name)
         .send()
         .await
-        .map_err(|e| format!("ListAttachedRolePolicies {name}: {}", error_text(&e)))?;
+        .map_err(|e| call_error("ListAttachedRolePolicies", name.to_string(), &e))?;
     for arn in attached
         .attached_policies()
         .iter()
@@ -146,7 +146,7 @@ pub(super) async fn delete_role(
         .role_name(name)
         .send()
         .await
-        .map_err(|e| format!("ListRolePolicies {name}: {}", error_text(&e)))?;
+        .map_err(|e| call_error("ListRolePolicies", name.to_string(), &e))?;
     for policy in inline.policy_names() {
         *writes += 1;
         delete_inline(iam, name, policy).await?;
@@ -157,5 +157,5 @@ pub(super) async fn delete_role(
         .send()
         .await
         .map(drop)
-        .map_err(|e| format!("DeleteRole {name}: {}", error_text(&e)))
+        .map_err(|e| call_error("DeleteRole", name.to_string(), &e))
 }
