@@ -338,7 +338,7 @@ async fn caller_check(
             "pass --expected-role-arn or -c",
         );
     };
-    if let Err(mismatch) = same_role(expected, &arn) {
+    if let Some(mismatch) = role_mismatch(expected, &arn) {
         let (_, session) = assumed_role(&arn);
         if session.is_some_and(|s| s.starts_with("i-")) {
             return Check::fail(
@@ -358,10 +358,10 @@ async fn caller_check(
     Check::pass(NAME, format!("caller is {arn}"))
 }
 
-/// Whether an STS caller ARN is a session of the expected IAM role: the same
-/// partition, account and role name (a role of the same name in another
+/// How an STS caller ARN differs from a session of the expected IAM role
+/// (`None`: it is one): the same partition, account and role name (a role of the same name in another
 /// account or partition is another identity).
-fn same_role(expected_role_arn: &str, caller_arn: &str) -> std::result::Result<(), String> {
+fn role_mismatch(expected_role_arn: &str, caller_arn: &str) -> Option<String> {
     let parts = |arn: &str| -> Option<(String, String, String)> {
         let mut it = arn.splitn(6, ':');
         let (prefix, partition, _service, _region, account, resource) = (
@@ -380,14 +380,19 @@ fn same_role(expected_role_arn: &str, caller_arn: &str) -> std::result::Result<(
             )
         })
     };
-    let (want_partition, want_account, want_resource) =
-        parts(expected_role_arn).ok_or_else(|| format!("`{expected_role_arn}` is not an ARN"))?;
-    let want_name = want_resource
+    let (want_partition, want_account, want_resource) = match parts(expected_role_arn) {
+        Some(p) => p,
+        None => return Some(format!("`{expected_role_arn}` is not an ARN")),
+    };
+    let Some(want_name) = want_resource
         .strip_prefix("role/")
         .and_then(|r| r.rsplit('/').next())
-        .ok_or_else(|| format!("`{expected_role_arn}` is not an IAM role ARN"))?;
-    let (partition, account, _) =
-        parts(caller_arn).ok_or_else(|| format!("`{caller_arn}` is not an ARN"))?;
+    else {
+        return Some(format!("`{expected_role_arn}` is not an IAM role ARN"));
+    };
+    let Some((partition, account, _)) = parts(caller_arn) else {
+        return Some(format!("`{caller_arn}` is not an ARN"));
+    };
     let (role, _) = assumed_role(caller_arn);
     let mut problems = Vec::new();
     if role != Some(want_name) {
@@ -402,11 +407,7 @@ fn same_role(expected_role_arn: &str, caller_arn: &str) -> std::result::Result<(
     if partition != want_partition {
         problems.push(format!("partition {partition} is not {want_partition}"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join(", "))
-    }
+    (!problems.is_empty()).then(|| problems.join(", "))
 }
 
 /// `(role, session)` of an `assumed-role` ARN.
@@ -544,42 +545,42 @@ mod tests {
     fn a_same_named_role_in_another_account_or_partition_is_another_identity() {
         let want = "arn:aws:iam::111122223333:role/ci/gha-acme-api";
         assert_eq!(
-            same_role(
+            role_mismatch(
                 want,
                 "arn:aws:sts::111122223333:assumed-role/gha-acme-api/s1"
             ),
-            Ok(())
+            None
         );
-        let other_account = same_role(
+        let other_account = role_mismatch(
             want,
             "arn:aws:sts::999988887777:assumed-role/gha-acme-api/s1",
         );
         assert_eq!(
             other_account,
-            Err("account 999988887777 is not 111122223333".to_owned())
+            Some("account 999988887777 is not 111122223333".to_owned())
         );
-        let other_partition = same_role(
+        let other_partition = role_mismatch(
             want,
             "arn:aws-cn:sts::111122223333:assumed-role/gha-acme-api/s1",
         );
         assert_eq!(
             other_partition,
-            Err("partition aws-cn is not aws".to_owned())
+            Some("partition aws-cn is not aws".to_owned())
         );
         assert_eq!(
-            same_role(
+            role_mismatch(
                 want,
                 "arn:aws:sts::111122223333:assumed-role/gha-acme-web/s1"
             ),
-            Err("role gha-acme-web is not gha-acme-api".to_owned())
+            Some("role gha-acme-web is not gha-acme-api".to_owned())
         );
-        assert!(same_role(want, "arn:aws:iam::111122223333:user/gha-acme-api").is_err());
+        assert!(role_mismatch(want, "arn:aws:iam::111122223333:user/gha-acme-api").is_some());
         assert!(
-            same_role(
+            role_mismatch(
                 "gha-acme-api",
                 "arn:aws:sts::111122223333:assumed-role/gha-acme-api/s"
             )
-            .is_err()
+            .is_some()
         );
     }
 

@@ -15,10 +15,41 @@ pub mod job;
 pub mod report;
 pub mod runner;
 
+use std::path::PathBuf;
+
 use base64::Engine;
 use serde_json::Value;
 
 pub use report::{Check, Status, Verdict};
+
+/// Why a fact a check needs could not be read. A check that meets one of
+/// these fails (fail closed) and shows it.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A token file could not be read.
+    #[error("cannot read {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A token is not a JWT whose payload is JSON.
+    #[error("not a JWT: {reason}")]
+    NotAJwt { reason: String },
+    /// A token's subject is not a ServiceAccount.
+    #[error("token subject `{sub}` is not a ServiceAccount")]
+    NotAServiceAccount { sub: String },
+    /// No client for the API server could be configured.
+    #[error("{context}: {message}")]
+    Client { context: String, message: String },
+    /// A review request to the API server failed.
+    #[error("{review}: {source}")]
+    Review {
+        review: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
 
 /// A ServiceAccount subject: `system:serviceaccount:<namespace>:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,16 +72,17 @@ impl Subject {
 
 /// The claims of a JWT, without verifying its signature (the caller decides
 /// what makes the token trustworthy: the API server or STS accepting it).
-pub fn jwt_claims(token: &str) -> Result<Value, String> {
+pub fn jwt_claims(token: &str) -> Result<Value, VerifyError> {
+    let not_a_jwt = |reason: String| VerifyError::NotAJwt { reason };
     let payload = token
         .trim()
         .split('.')
         .nth(1)
-        .ok_or("not a JWT (no payload part)")?;
+        .ok_or_else(|| not_a_jwt("no payload part".into()))?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
-        .map_err(|e| format!("JWT payload is not base64url: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("JWT payload is not JSON: {e}"))
+        .map_err(|e| not_a_jwt(format!("the payload is not base64url: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| not_a_jwt(format!("the payload is not JSON: {e}")))
 }
 
 /// The audiences of a JWT (`aud` is a string or an array).

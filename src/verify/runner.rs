@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use super::{Check, Subject, Verdict, jwt_claims};
+use super::{Check, Subject, Verdict, VerifyError, jwt_claims};
 use crate::config::{RuleConfig, Settings};
 use crate::names::{RepoNames, for_repository};
 use crate::plan::{HookRight, check_hook_template, hook_rights};
@@ -42,23 +42,30 @@ pub struct RunnerInputs {
 pub async fn token_client(
     kubeconfig: Option<&std::path::Path>,
     token_file: &std::path::Path,
-) -> Result<Client, String> {
+) -> Result<Client, VerifyError> {
+    let client_error = |context: String, message: String| VerifyError::Client { context, message };
     let mut config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| client_error(path.display().to_string(), e.to_string()))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(|e| client_error(path.display().to_string(), e.to_string()))?
         }
-        None => Config::incluster()
-            .map_err(|e| format!("not in a pod (in-cluster configuration): {e}"))?,
+        None => Config::incluster().map_err(|e| {
+            client_error(
+                "not in a pod (in-cluster configuration)".into(),
+                e.to_string(),
+            )
+        })?,
     };
     config.auth_info = AuthInfo {
         token_file: Some(token_file.display().to_string()),
         ..Default::default()
     };
     config.read_timeout = Some(std::time::Duration::from_secs(10));
-    Client::try_from(config).map_err(|e| e.to_string())
+    Client::try_from(config)
+        .map_err(|e| client_error("the Kubernetes client".into(), e.to_string()))
 }
 
 /// Runs every runner check.
@@ -86,7 +93,7 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         Err(e) => {
             verdict.checks.push(Check::fail(
                 "service-account-token",
-                e,
+                e.to_string(),
                 "run in the runner pod with its ServiceAccount token mounted (automountServiceAccountToken)",
             ));
             return verdict;
@@ -154,15 +161,19 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
     verdict
 }
 
-fn read_subject(path: &std::path::Path) -> Result<Subject, String> {
-    let token = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_subject(path: &std::path::Path) -> Result<Subject, VerifyError> {
+    let token = std::fs::read_to_string(path).map_err(|source| VerifyError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
     let claims = jwt_claims(&token)?;
     let sub = claims
         .get("sub")
         .and_then(|s| s.as_str())
         .unwrap_or_default();
-    Subject::parse(sub).ok_or_else(|| format!("token subject `{sub}` is not a ServiceAccount"))
+    Subject::parse(sub).ok_or_else(|| VerifyError::NotAServiceAccount {
+        sub: sub.to_owned(),
+    })
 }
 
 fn repository_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Check {
@@ -256,7 +267,7 @@ pub async fn can(
     resource: &str,
     subresource: &str,
     verb: &str,
-) -> Result<bool, String> {
+) -> Result<bool, VerifyError> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -275,7 +286,10 @@ pub async fn can(
     let out = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| VerifyError::Review {
+            review: format!("SelfSubjectAccessReview {verb} {resource}"),
+            source: Box::new(source),
+        })?;
     Ok(out.status.is_some_and(|s| s.allowed))
 }
 
@@ -292,7 +306,7 @@ async fn rights_check(
         .collect();
     // The rules review answers every question at once when it is complete
     // (RBAC only); otherwise one SelfSubjectAccessReview per right, in parallel.
-    let answers: Vec<Result<bool, String>> = match own {
+    let answers: Vec<Result<bool, VerifyError>> = match own {
         Some(r) if !r.incomplete => asks
             .iter()
             .map(|(right, verb)| Ok(r.covers(right.group, &right.resource_path(), verb)))
@@ -391,7 +405,7 @@ impl Rules {
     }
 }
 
-async fn rules(client: &Client, namespace: &str) -> Result<Rules, String> {
+async fn rules(client: &Client, namespace: &str) -> Result<Rules, VerifyError> {
     let review = SelfSubjectRulesReview {
         spec: SelfSubjectRulesReviewSpec {
             namespace: Some(namespace.to_owned()),
@@ -402,7 +416,10 @@ async fn rules(client: &Client, namespace: &str) -> Result<Rules, String> {
     let out = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(|e| format!("SelfSubjectRulesReview in {namespace}: {e}"))?;
+        .map_err(|source| VerifyError::Review {
+            review: format!("SelfSubjectRulesReview in {namespace}"),
+            source: Box::new(source),
+        })?;
     let status = out.status.unwrap_or_default();
     let mut expanded = Vec::new();
     for rule in status.resource_rules {
@@ -424,7 +441,7 @@ async fn rules(client: &Client, namespace: &str) -> Result<Rules, String> {
 
 fn least_privilege_check(
     namespace: &str,
-    reviews: (Result<Rules, String>, Result<Rules, String>),
+    reviews: (Result<Rules, VerifyError>, Result<Rules, VerifyError>),
     rights: &[HookRight],
     extra: &[RuleConfig],
     strict: bool,
