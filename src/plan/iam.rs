@@ -1,0 +1,97 @@
+//! The IAM role planned for a repository: trust policy (checked), inline
+//! permissions policy, managed policies, boundary, tags.
+
+use serde_json::Value;
+
+use crate::config::{Mode, Repository, Settings};
+use crate::kvp;
+use crate::names::RepoNames;
+use crate::policy::{self};
+use crate::templates::{self, Context, Templates};
+use crate::{Error, Result};
+
+use super::checks::check_trust_policy;
+use super::{IamRolePlan, context};
+
+pub(super) fn plan_iam_role(
+    settings: &Settings,
+    templates: &Templates,
+    repo: &Repository,
+    names: &RepoNames,
+    ctx: &Context,
+) -> Result<IamRolePlan> {
+    let cfg = &settings.config;
+    let trust_policy = checked_trust_policy(settings, templates, names, ctx)?;
+    let permissions_policy = match &repo.inline_policy_template {
+        Some(name) => Some(render_json(templates, name, ctx)?),
+        None => None,
+    };
+    let mut tags = repo.tags.clone();
+    tags.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    tags.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
+    tags.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
+    Ok(IamRolePlan {
+        name: names.iam_role.clone(),
+        path: cfg.aws.role_path.clone(),
+        arn: names.iam_role_arn.clone(),
+        trust_policy,
+        permissions_policy,
+        managed_policy_arns: repo.managed_policy_arns.clone(),
+        permissions_boundary: repo.permissions_boundary.clone(),
+        max_session_duration: repo.max_session_duration,
+        tags,
+    })
+}
+
+/// The trust policy planned for one repository's IAM role (what `verify job`
+/// shows when STS refuses the job).
+pub fn trust_policy(
+    settings: &Settings,
+    repo: &Repository,
+    names: &RepoNames,
+    templates: &Templates,
+) -> Result<Value> {
+    checked_trust_policy(settings, templates, names, &context(settings, repo, names))
+}
+
+pub(super) fn checked_trust_policy(
+    settings: &Settings,
+    templates: &Templates,
+    names: &RepoNames,
+    ctx: &Context,
+) -> Result<Value> {
+    let trust_name = match settings.config.aws.mode {
+        Mode::Irsa => templates::TRUST_IRSA,
+        Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
+    };
+    let trust_policy = render_json(templates, trust_name, ctx)?;
+    check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| {
+        Error::TemplateOutput {
+            template: templates.describe(trust_name),
+            repository: names.repository.clone(),
+            message,
+        }
+    })?;
+    Ok(trust_policy)
+}
+
+pub(super) fn render_json(templates: &Templates, name: &str, ctx: &Context) -> Result<Value> {
+    let text = templates.render(name, ctx)?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| Error::TemplateOutput {
+        template: templates.describe(name),
+        repository: ctx.repository.clone(),
+        message: format!(
+            "not valid JSON at line {} column {}: {e}",
+            e.line(),
+            e.column()
+        ),
+    })?;
+    if policy::statements(&doc).is_empty() {
+        return Err(Error::TemplateOutput {
+            template: templates.describe(name),
+            repository: ctx.repository.clone(),
+            message: "the policy has no `Statement`".into(),
+        });
+    }
+    Ok(doc)
+}

@@ -1,0 +1,274 @@
+//! Planning: validated [`Settings`] and [`Templates`] in; per repository the
+//! typed Kubernetes objects, the Helm values, and the IAM role with its trust
+//! and permissions policies out. Pure: no client, no I/O.
+
+mod checks;
+mod hook;
+mod iam;
+mod objects;
+mod rights;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Mode, Repository, Settings};
+use crate::kvp;
+use crate::names::{self, RepoNames};
+use crate::templates::{self, Context, Templates};
+use crate::{Error, Result};
+
+pub use self::checks::check_hook_template;
+use self::checks::check_values;
+use self::hook::{job_started_script, runner_config};
+use self::iam::plan_iam_role;
+pub use self::iam::trust_policy;
+pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Object, attach_github_secret, redacted};
+use self::rights::role_rules;
+pub use self::rights::{HookRight, hook_rights};
+
+/// Where the runner container mounts the hook template ConfigMap.
+pub const HOOK_TEMPLATE_DIR: &str = "/etc/runner-identity";
+/// The ConfigMap key (and file name) of the hook template.
+pub const HOOK_TEMPLATE_KEY: &str = "hook-template.yaml";
+/// ConfigMap key of the configuration `verify runner` reads in the runner pod.
+pub const RUNNER_CONFIG_KEY: &str = "runner-identity.yaml";
+/// ConfigMap key of the job-started hook script.
+pub const JOB_STARTED_KEY: &str = "job-started.sh";
+/// Where the init container puts the `runner-identity` binary in the runner pod.
+pub const VERIFY_BIN_DIR: &str = "/opt/runner-identity/bin";
+
+/// The IAM role planned for a repository.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IamRolePlan {
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    pub trust_policy: Value,
+    pub permissions_policy: Option<Value>,
+    pub managed_policy_arns: Vec<String>,
+    pub permissions_boundary: Option<String>,
+    pub max_session_duration: u32,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Everything planned for one repository.
+#[derive(Debug, Clone)]
+pub struct RepoPlan {
+    pub names: RepoNames,
+    /// Only when the repository owns its namespace.
+    pub namespace: Option<Namespace>,
+    pub runner_service_account: ServiceAccount,
+    pub job_service_account: ServiceAccount,
+    pub role: Role,
+    pub role_binding: RoleBinding,
+    pub hook_template: ConfigMap,
+    /// The scale set's GitHub credentials (`githubConfigSecret`), when
+    /// runner-identity manages them ([`attach_github_secret`]).
+    pub github_secret: Option<Secret>,
+    /// Rendered gha-runner-scale-set values (YAML text, comments kept).
+    pub values: String,
+    pub iam_role: IamRolePlan,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub instance: String,
+    pub repositories: Vec<RepoPlan>,
+}
+
+/// Plans every repository of `settings`.
+pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
+    let all: Vec<RepoNames> = settings
+        .repositories
+        .iter()
+        .map(|r| RepoNames::new(settings, r))
+        .collect();
+    names::check_collisions(&all)?;
+    let repositories = settings
+        .repositories
+        .iter()
+        .zip(all)
+        .map(|(repo, names)| plan_repository(settings, templates, repo, names))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Plan {
+        instance: settings.instance.clone(),
+        repositories,
+    })
+}
+
+fn plan_repository(
+    settings: &Settings,
+    templates: &Templates,
+    repo: &Repository,
+    names: RepoNames,
+) -> Result<RepoPlan> {
+    let cfg = &settings.config;
+    let ctx = context(settings, repo, &names);
+    let meta = |name: &str| metadata(settings, repo, &names, name);
+
+    let namespace = names.own_namespace.then(|| Namespace {
+        metadata: ObjectMeta {
+            namespace: None,
+            ..meta(&names.namespace)
+        },
+        ..Default::default()
+    });
+    let runner_service_account = ServiceAccount {
+        metadata: meta(&names.runner_service_account),
+        ..Default::default()
+    };
+    let mut job_meta = meta(&names.job_service_account);
+    if cfg.aws.mode == Mode::Irsa {
+        let irsa = &cfg.kubernetes.irsa;
+        let annotations = job_meta.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(
+            "eks.amazonaws.com/role-arn".into(),
+            names.iam_role_arn.clone(),
+        );
+        annotations.insert("eks.amazonaws.com/audience".into(), irsa.audience.clone());
+        annotations.insert(
+            "eks.amazonaws.com/sts-regional-endpoints".into(),
+            irsa.sts_regional_endpoints.to_string(),
+        );
+        annotations.insert(
+            "eks.amazonaws.com/token-expiration".into(),
+            irsa.token_expiration.to_string(),
+        );
+    }
+    let job_service_account = ServiceAccount {
+        metadata: job_meta,
+        // The workflow pod needs no Kubernetes API token: IRSA and Pod Identity
+        // project their own tokens, so the default one is not mounted.
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: meta(&names.role),
+        rules: Some(role_rules(cfg.kubernetes.hooks, &repo.extra_rules)),
+    };
+    let role_binding = RoleBinding {
+        metadata: meta(&names.role),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: names.role.clone(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: names.runner_service_account.clone(),
+            namespace: Some(names.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+
+    let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
+    check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
+        template: templates.describe(templates::HOOK_TEMPLATE),
+        repository: names.repository.clone(),
+        message,
+    })?;
+    let mut data = BTreeMap::from([(HOOK_TEMPLATE_KEY.to_owned(), hook_text)]);
+    let hook = &cfg.kubernetes.verify_runner;
+    if hook.enabled {
+        data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config(settings, repo)?);
+        data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+    }
+    let hook_template = ConfigMap {
+        metadata: meta(&names.config_map),
+        data: Some(data),
+        ..Default::default()
+    };
+
+    let values = templates.render(templates::VALUES, &ctx)?;
+    check_values(&values, &names, &cfg.kubernetes).map_err(|message| Error::TemplateOutput {
+        template: templates.describe(templates::VALUES),
+        repository: names.repository.clone(),
+        message,
+    })?;
+
+    let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx)?;
+    Ok(RepoPlan {
+        names,
+        namespace,
+        runner_service_account,
+        job_service_account,
+        role,
+        role_binding,
+        hook_template,
+        github_secret: None,
+        values,
+        iam_role,
+    })
+}
+
+/// The standard metadata of every object: the ownership labels (written only
+/// here), the repository annotation, and the configured extras.
+pub(super) fn metadata(
+    settings: &Settings,
+    repo: &Repository,
+    names: &RepoNames,
+    name: &str,
+) -> ObjectMeta {
+    let mut labels = repo.labels.clone();
+    labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
+    labels.insert(kvp::REPOSITORY_LABEL.into(), names.repository_label.clone());
+    let mut annotations = repo.annotations.clone();
+    annotations.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..Default::default()
+    }
+}
+
+pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context {
+    let cfg = &settings.config;
+    let partition = cfg.aws.partition.as_str();
+    Context {
+        repository: names.repository.clone(),
+        owner: repo.owner.clone(),
+        repo: repo.name.clone(),
+        cluster: cfg.cluster.name.clone(),
+        namespace: names.namespace.clone(),
+        runner_service_account: names.runner_service_account.clone(),
+        job_service_account: names.job_service_account.clone(),
+        config_map: names.config_map.clone(),
+        scale_set: names.scale_set.clone(),
+        role_name: names.iam_role.clone(),
+        role_arn: names.iam_role_arn.clone(),
+        account_id: cfg.aws.account_id.clone(),
+        partition: partition.to_owned(),
+        issuer: settings.issuer_host_path.clone(),
+        oidc_provider_arn: settings.issuer_host_path.as_ref().map(|i| {
+            format!(
+                "arn:{partition}:iam::{}:oidc-provider/{i}",
+                cfg.aws.account_id
+            )
+        }),
+        audience: cfg.kubernetes.irsa.audience.clone(),
+        fs_group: cfg.kubernetes.fs_group,
+        github_url: settings.github_url.clone(),
+        config_url: format!("{}/{}", settings.github_url, names.repository),
+        github_config_secret: cfg.kubernetes.github_config_secret.clone(),
+        hooks: cfg.kubernetes.hooks.as_str().to_owned(),
+        runner_image: cfg.kubernetes.runner_image.clone(),
+        hook_template_dir: HOOK_TEMPLATE_DIR.to_owned(),
+        hook_template_path: format!("{HOOK_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
+        verify_runner: cfg.kubernetes.verify_runner.enabled,
+        verify_image: cfg.kubernetes.verify_runner.image.clone(),
+        verify_bin_dir: VERIFY_BIN_DIR.to_owned(),
+        job_started_path: format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+        work_volume_size: cfg.kubernetes.work_volume_size.clone(),
+        work_volume_storage_class: cfg.kubernetes.work_volume_storage_class.clone(),
+    }
+}

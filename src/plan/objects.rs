@@ -1,0 +1,140 @@
+//! The planned Kubernetes objects of a repository, in apply order, and the
+//! scale set's GitHub credentials Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Settings;
+
+use super::{Plan, RepoPlan, metadata};
+
+/// A planned Kubernetes object, in apply order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    Namespace(Namespace),
+    ServiceAccount(ServiceAccount),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => "Namespace",
+            Object::ServiceAccount(_) => "ServiceAccount",
+            Object::Role(_) => "Role",
+            Object::RoleBinding(_) => "RoleBinding",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::Role(o) => &o.metadata,
+            Object::RoleBinding(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
+
+    /// The object as shown to people (plan, diff): a Secret's values are
+    /// replaced by a placeholder; its content digest annotation stays.
+    pub fn shown(&self) -> Value {
+        redacted(serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// A JSON object with Secret values replaced (any other kind is unchanged).
+pub fn redacted(mut v: Value) -> Value {
+    if v.get("kind").and_then(Value::as_str) == Some("Secret") {
+        for field in ["data", "stringData"] {
+            if let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) {
+                for value in map.values_mut() {
+                    *value = Value::String("(redacted)".into());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Annotation with the SHA-256 of a managed Secret's content.
+pub const CONTENT_DIGEST_ANNOTATION: &str = "runner-identity.dev/content-sha256";
+
+/// Adds to every repository the Secret `githubConfigSecret` names, holding
+/// ARC's keys (`data`, never printed: [`Object::shown`]).
+pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMap<String, String>) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (k, v) in data {
+        hasher.update(k.as_bytes());
+        hasher.update([0]);
+        hasher.update(v.as_bytes());
+        hasher.update([0]);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bytes: BTreeMap<String, k8s_openapi::ByteString> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+        .collect();
+    for repo_plan in &mut plan.repositories {
+        let Some(repo) = settings
+            .repositories
+            .iter()
+            .find(|r| r.full_name() == repo_plan.names.repository)
+        else {
+            continue;
+        };
+        let mut meta = metadata(
+            settings,
+            repo,
+            &repo_plan.names,
+            &settings.config.kubernetes.github_config_secret,
+        );
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(CONTENT_DIGEST_ANNOTATION.into(), digest.clone());
+        repo_plan.github_secret = Some(Secret {
+            metadata: meta,
+            type_: Some("Opaque".into()),
+            data: Some(bytes.clone()),
+            ..Default::default()
+        });
+    }
+}
+
+impl RepoPlan {
+    /// The Kubernetes objects in dependency order (namespace first).
+    pub fn objects(&self) -> Vec<Object> {
+        let mut out = Vec::with_capacity(6);
+        if let Some(ns) = &self.namespace {
+            out.push(Object::Namespace(ns.clone()));
+        }
+        out.push(Object::ServiceAccount(self.runner_service_account.clone()));
+        out.push(Object::ServiceAccount(self.job_service_account.clone()));
+        out.push(Object::Role(self.role.clone()));
+        out.push(Object::RoleBinding(self.role_binding.clone()));
+        out.push(Object::ConfigMap(self.hook_template.clone()));
+        if let Some(secret) = &self.github_secret {
+            out.push(Object::Secret(secret.clone()));
+        }
+        out
+    }
+}
