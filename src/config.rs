@@ -604,7 +604,7 @@ pub struct KubernetesOverride {
 }
 
 /// A repository with its effective (global merged with override) settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Repository {
     /// Owner as configured.
     pub owner: String,
@@ -626,6 +626,9 @@ pub struct Repository {
     pub labels: BTreeMap<String, String>,
     /// Global and per-repository annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The `repositories:` entry as written (the runner pod's configuration
+    /// carries it alone).
+    pub entry: RepositoryEntry,
 }
 
 impl Repository {

@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -16,23 +15,17 @@ use serde_json::Value;
 
 use super::dynamic_api;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
-use crate::plan::Object;
+use crate::plan::{Kind, Object};
 use crate::retry;
 use crate::{Error, Result};
 
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
 pub type Key = (&'static str, String, String);
 
-/// The kinds runner-identity manages, in the order they are deleted.
+/// The kinds runner-identity manages ([`Kind::DELETE_ORDER`]) with their
+/// API resources.
 pub(crate) fn kinds() -> [(&'static str, ApiResource); 6] {
-    [
-        ("Secret", ApiResource::erase::<Secret>(&())),
-        ("ConfigMap", ApiResource::erase::<ConfigMap>(&())),
-        ("RoleBinding", ApiResource::erase::<RoleBinding>(&())),
-        ("Role", ApiResource::erase::<Role>(&())),
-        ("ServiceAccount", ApiResource::erase::<ServiceAccount>(&())),
-        ("Namespace", ApiResource::erase::<Namespace>(&())),
-    ]
+    Kind::DELETE_ORDER.map(|k| (k.as_str(), k.api_resource()))
 }
 
 /// What the cluster holds of interest to one apply.
@@ -132,11 +125,7 @@ impl Inventory {
 }
 
 fn kind_static(kind: &str) -> &'static str {
-    kinds()
-        .iter()
-        .map(|(k, _)| *k)
-        .find(|k| *k == kind)
-        .unwrap_or("")
+    Kind::named(kind).map_or("", Kind::as_str)
 }
 
 /// The parameters of one list request. Without a page size the first request
@@ -290,7 +279,7 @@ pub(crate) async fn exists(
 pub fn key_of(object: &Object) -> Key {
     let meta = object.metadata();
     (
-        object.kind(),
+        object.kind().as_str(),
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
     )

@@ -30,7 +30,7 @@ use tracing::{debug, info, instrument, warn};
 
 pub use self::inventory::Inventory;
 pub use self::report::{Action, ObjectResult, RepoResult, Report};
-use crate::plan::{Object, Plan, RepoPlan};
+use crate::plan::{Plan, RepoPlan};
 use crate::retry;
 use crate::{Error, Result};
 
@@ -143,20 +143,6 @@ pub fn merged_kubeconfig(list: &std::ffi::OsStr) -> Result<Option<Kubeconfig>> {
     Ok(merged)
 }
 
-/// The API resource and scope of a planned object.
-fn resource_of(object: &Object) -> ApiResource {
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    match object {
-        Object::Namespace(_) => ApiResource::erase::<Namespace>(&()),
-        Object::ServiceAccount(_) => ApiResource::erase::<ServiceAccount>(&()),
-        Object::Role(_) => ApiResource::erase::<Role>(&()),
-        Object::RoleBinding(_) => ApiResource::erase::<RoleBinding>(&()),
-        Object::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
-        Object::Secret(_) => ApiResource::erase::<Secret>(&()),
-    }
-}
-
 /// `Api::namespaced` for namespaced objects, `Api::all` for namespaces.
 pub(crate) fn dynamic_api(
     client: &Client,
@@ -263,7 +249,7 @@ async fn existence_of_unlisted(
             {
                 continue;
             }
-            unlisted.push(((kind, namespace, name), resource_of(&object)));
+            unlisted.push(((kind, namespace, name), object.kind().api_resource()));
         }
     }
     let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
@@ -289,10 +275,10 @@ fn classify(
     let mut steps = Vec::with_capacity(6);
     for object in repo.objects() {
         let key = inventory::key_of(&object);
-        let ar = resource_of(&object);
+        let ar = object.kind().api_resource();
         let (kind, namespace, name) = key.clone();
         let desired =
-            compare::with_hash(serde_json::to_value(&object).map_err(|e| Error::Serialize {
+            compare::with_hash(serde_json::to_value(object).map_err(|e| Error::Serialize {
                 what: format!("{kind} {name}"),
                 message: e.to_string(),
             })?);

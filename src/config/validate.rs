@@ -308,6 +308,7 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
     let aws = &config.aws;
     let k = &config.kubernetes;
     let mut repo = Repository {
+        entry: entry.clone(),
         owner: config.github.owner.clone(),
         name: String::new(),
         managed_policy_arns: aws.managed_policy_arns.clone(),

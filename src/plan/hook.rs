@@ -2,21 +2,31 @@
 //! script `verify runner` runs from in the runner pod.
 
 use super::{HOOK_TEMPLATE_DIR, RUNNER_CONFIG_KEY, VERIFY_BIN_DIR};
-use crate::config::{Repository, Settings};
+use crate::config::{Config, GithubConfig, KubernetesConfig, Repository, Settings};
 use crate::{Error, Result};
 
 /// The configuration `verify runner` reads in this repository's runner pod:
 /// the global settings and this repository's entry, nothing of the others.
 pub(super) fn runner_config(settings: &Settings, repo: &Repository) -> Result<String> {
-    let mut config = settings.config.clone();
+    // Every global setting and this repository's entry; nothing of the other
+    // repositories is copied (planning stays linear in their number).
     // Discovery and credentials are the bootstrap's business, not the runner's.
-    config.select = None;
-    config.github.auth = None;
-    config.kubernetes.github_credentials = None;
-    let name = repo.name.to_lowercase();
-    config
-        .repositories
-        .retain(|e| e.name().to_lowercase() == name);
+    let global = &settings.config;
+    let config = Config {
+        github: GithubConfig {
+            auth: None,
+            ..global.github.clone()
+        },
+        repositories: vec![repo.entry.clone()],
+        select: None,
+        cluster: global.cluster.clone(),
+        aws: global.aws.clone(),
+        kubernetes: KubernetesConfig {
+            github_credentials: None,
+            ..global.kubernetes.clone()
+        },
+        instance: global.instance.clone(),
+    };
     let text = serde_yaml::to_string(&config).map_err(|e| Error::Serialize {
         what: format!("the runner configuration of {}", repo.full_name()),
         message: e.to_string(),

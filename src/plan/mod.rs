@@ -27,7 +27,7 @@ use self::checks::check_values;
 use self::hook::{job_started_script, runner_config};
 use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
-pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Object, attach_github_secret, redacted};
+pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
 use self::rights::role_rules;
 pub use self::rights::{HookRight, hook_rights};
 

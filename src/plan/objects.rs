@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::ApiResource;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -13,28 +14,81 @@ use crate::config::Settings;
 
 use super::{Plan, RepoPlan, metadata};
 
-/// A planned Kubernetes object, in apply order.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Object {
-    Namespace(Namespace),
-    ServiceAccount(ServiceAccount),
-    Role(Role),
-    RoleBinding(RoleBinding),
-    ConfigMap(ConfigMap),
-    Secret(Secret),
+/// The kinds runner-identity manages: the one list every stage uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Secret,
+    ConfigMap,
+    RoleBinding,
+    Role,
+    ServiceAccount,
+    Namespace,
 }
 
-impl Object {
-    /// The object's kind.
-    pub fn kind(&self) -> &'static str {
+impl Kind {
+    /// Every managed kind, in the order they are deleted (dependents first).
+    pub const DELETE_ORDER: [Kind; 6] = [
+        Kind::Secret,
+        Kind::ConfigMap,
+        Kind::RoleBinding,
+        Kind::Role,
+        Kind::ServiceAccount,
+        Kind::Namespace,
+    ];
+
+    /// The kind's name, as in `kind:`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Object::Namespace(_) => "Namespace",
-            Object::ServiceAccount(_) => "ServiceAccount",
-            Object::Role(_) => "Role",
-            Object::RoleBinding(_) => "RoleBinding",
-            Object::ConfigMap(_) => "ConfigMap",
-            Object::Secret(_) => "Secret",
+            Kind::Secret => "Secret",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::RoleBinding => "RoleBinding",
+            Kind::Role => "Role",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    /// The kind named `name`, if runner-identity manages it.
+    pub fn named(name: &str) -> Option<Kind> {
+        Kind::DELETE_ORDER.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Its API group, version and plural, for dynamic requests.
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            Kind::Secret => ApiResource::erase::<Secret>(&()),
+            Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
+            Kind::RoleBinding => ApiResource::erase::<RoleBinding>(&()),
+            Kind::Role => ApiResource::erase::<Role>(&()),
+            Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
+            Kind::Namespace => ApiResource::erase::<Namespace>(&()),
+        }
+    }
+}
+
+/// A planned Kubernetes object, in apply order, borrowed from the plan (a
+/// list of them copies nothing).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum Object<'a> {
+    Namespace(&'a Namespace),
+    ServiceAccount(&'a ServiceAccount),
+    Role(&'a Role),
+    RoleBinding(&'a RoleBinding),
+    ConfigMap(&'a ConfigMap),
+    Secret(&'a Secret),
+}
+
+impl Object<'_> {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Namespace(_) => Kind::Namespace,
+            Object::ServiceAccount(_) => Kind::ServiceAccount,
+            Object::Role(_) => Kind::Role,
+            Object::RoleBinding(_) => Kind::RoleBinding,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Secret(_) => Kind::Secret,
         }
     }
 
@@ -122,18 +176,18 @@ pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMa
 
 impl RepoPlan {
     /// The Kubernetes objects in dependency order (namespace first).
-    pub fn objects(&self) -> Vec<Object> {
-        let mut out = Vec::with_capacity(6);
+    pub fn objects(&self) -> Vec<Object<'_>> {
+        let mut out = Vec::with_capacity(7);
         if let Some(ns) = &self.namespace {
-            out.push(Object::Namespace(ns.clone()));
+            out.push(Object::Namespace(ns));
         }
-        out.push(Object::ServiceAccount(self.runner_service_account.clone()));
-        out.push(Object::ServiceAccount(self.job_service_account.clone()));
-        out.push(Object::Role(self.role.clone()));
-        out.push(Object::RoleBinding(self.role_binding.clone()));
-        out.push(Object::ConfigMap(self.hook_template.clone()));
+        out.push(Object::ServiceAccount(&self.runner_service_account));
+        out.push(Object::ServiceAccount(&self.job_service_account));
+        out.push(Object::Role(&self.role));
+        out.push(Object::RoleBinding(&self.role_binding));
+        out.push(Object::ConfigMap(&self.hook_template));
         if let Some(secret) = &self.github_secret {
-            out.push(Object::Secret(secret.clone()));
+            out.push(Object::Secret(secret));
         }
         out
     }
