@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Times `runner-identity plan` (release build) for N generated repositories.
-#   scripts/bench-plan.sh [N...]     (default: 100 1000 5000)
+# Times `runner-identity plan` (release build) for N generated repositories,
+# side by side with a baseline revision built from this repository's history.
+#   scripts/bench-plan.sh [N...]             (default: 100 1000 5000)
+#   BASELINE=<rev> scripts/bench-plan.sh ... (default baseline: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}/target}
 cargo build --release --quiet
-bin=$CARGO_TARGET_DIR/release/runner-identity
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+bins=("current=$CARGO_TARGET_DIR/release/runner-identity")
+work=$(mktemp -d)
+cleanup() { [ -n "${tree:-}" ] && git worktree remove --force "$tree" >/dev/null 2>&1; rm -rf "$work"; }
+trap cleanup EXIT
+if [ -n "${BASELINE:-}" ]; then
+  tree=$work/baseline
+  git worktree add --detach "$tree" "$BASELINE" >/dev/null 2>&1
+  (cd "$tree" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline cargo build --release --quiet)
+  bins+=("$BASELINE=$CARGO_TARGET_DIR/baseline/release/runner-identity")
+fi
 [ $# -gt 0 ] || set -- 100 1000 5000
-printf '%-8s %-12s %-12s %s\n' repos "wall (s)" "max RSS (MB)" "objects"
+printf '%-12s %-8s %-12s %-12s %s\n' binary repos "wall (s)" "max RSS (MB)" "objects"
 for n in "$@"; do
   cfg=$work/$n.yaml
   sed -n '1,/^repositories:/p' examples/org-irsa.yaml >"$cfg"
   for i in $(seq 1 "$n"); do printf '  - Service_%05d.api\n' "$i"; done >>"$cfg"
   sed -n '/^cluster:/,$p' examples/org-irsa.yaml >>"$cfg"
-  /usr/bin/time -f '%e %M' -o "$work/time" "$bin" plan -c "$cfg" >"$work/out"
-  read -r wall rss <"$work/time"
-  printf '%-8s %-12s %-12s %s\n' "$n" "$wall" "$((rss / 1024))" "$(grep -c '^kind:' "$work/out")"
+  for entry in "${bins[@]}"; do
+    name=${entry%%=*}; bin=${entry#*=}
+    /usr/bin/time -f '%e %M' -o "$work/time" "$bin" plan -c "$cfg" >"$work/out"
+    read -r wall rss <"$work/time"
+    printf '%-12s %-8s %-12s %-12s %s\n' "$name" "$n" "$wall" "$((rss / 1024))" "$(grep -c '^kind:' "$work/out")"
+  done
 done

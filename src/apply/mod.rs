@@ -177,37 +177,40 @@ const EXISTENCE_CONCURRENCY: usize = 16;
 pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
     let inventory = Inventory::load(client, &plan.instance, options.page_size).await?;
     let unknown = existence_of_unlisted(client, &inventory, plan).await?;
-    let mut conflicts = Vec::new();
-    let mut work = Vec::with_capacity(plan.repositories.len());
-    for repo in &plan.repositories {
-        let steps = classify(&inventory, &unknown, repo, options)?;
-        for s in &steps {
-            if s.action == Action::Conflict {
-                conflicts.push(format!("{} {}", s.kind, qualified(&s.namespace, &s.name)));
-            }
-        }
-        work.push((repo, steps));
-    }
-    if !conflicts.is_empty() {
+    // Every conflict is found, from the keys alone, before anything is written.
+    let conflicts: Vec<String> = plan
+        .repositories
+        .iter()
+        .flat_map(RepoPlan::objects)
+        .map(|o| inventory::key_of(&o))
+        .filter(|key| existing(&inventory, &unknown, key) == Existing::Foreign)
+        .map(|(kind, namespace, name)| format!("{kind} {}", qualified(&namespace, &name)))
+        .collect();
+    if !conflicts.is_empty() && !options.adopt {
         return Err(Error::Unmanaged { objects: conflicts });
     }
 
+    // Then repository by repository: the desired JSON of a repository's
+    // objects lives only while that repository is compared and written.
     let writes = Arc::new(AtomicUsize::new(0));
-    let progress = report::Progress::new(work.len() as u64);
+    let progress = report::Progress::new(plan.repositories.len() as u64);
     let send = !options.diff_only;
-    let mut results: Vec<RepoResult> = futures::stream::iter(work)
-        .map(|(repo, steps)| {
+    let (inventory, unknown) = (&inventory, &unknown);
+    let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(&plan.repositories)
+        .map(|repo| {
             let writes = Arc::clone(&writes);
             let progress = progress.clone();
             async move {
+                let steps = classify(inventory, unknown, repo, options)?;
                 let result = execute(client, repo, steps, options, send, &writes).await;
                 progress.repository_done(&result);
-                result
+                Ok(result)
             }
         })
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
+    let mut results = outcomes.into_iter().collect::<Result<Vec<_>>>()?;
     progress.finish();
 
     if options.prune {
@@ -217,7 +220,7 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
             .flat_map(RepoPlan::objects)
             .map(|o| inventory::key_of(&o))
             .collect();
-        results.extend(prune::prune(client, &inventory, &planned, options, &writes).await?);
+        results.extend(prune::prune(client, inventory, &planned, options, &writes).await?);
     }
     Ok(Report {
         dry_run: options.dry_run,
@@ -263,6 +266,43 @@ async fn existence_of_unlisted(
     found.into_iter().collect()
 }
 
+/// Whether an object of a planned key exists, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Managed by this configuration instance.
+    Ours,
+    /// Not managed by it: unmanaged, or another instance's.
+    Foreign,
+    /// Absent.
+    None,
+}
+
+/// What the inventory and the existence checks say about one planned key.
+fn existing(
+    inventory: &Inventory,
+    unlisted: &BTreeMap<inventory::Key, bool>,
+    key: &inventory::Key,
+) -> Existing {
+    let (kind, namespace, name) = key;
+    match inventory.managed(kind, namespace, name) {
+        Some(l) if inventory::instance_of(l) == Some(inventory.instance()) => Existing::Ours,
+        Some(_) => Existing::Foreign,
+        None if inventory.of_other_instance(kind, namespace, name) => Existing::Foreign,
+        None => {
+            let exists = if *kind == "Namespace" {
+                inventory.namespace_exists(name)
+            } else {
+                unlisted.get(key).copied().unwrap_or(false)
+            };
+            if exists {
+                Existing::Foreign
+            } else {
+                Existing::None
+            }
+        }
+    }
+}
+
 /// Decides, from the inventory and the existence checks, what each object of
 /// a repository needs.
 fn classify(
@@ -283,37 +323,26 @@ fn classify(
                 message: e.to_string(),
             })?);
         let live = inventory.managed(kind, &namespace, &name);
-        let action = match live {
-            Some(l) if inventory::instance_of(l) == Some(inventory.instance()) => {
-                if compare::unchanged(&desired, l) {
+        let action = match existing(inventory, unlisted, &key) {
+            Existing::Ours => {
+                if live.is_some_and(|l| compare::unchanged(&desired, l)) {
                     Action::Unchanged
                 } else {
                     Action::Update
                 }
             }
-            // Managed by runner-identity, but for another configuration.
-            Some(_) => Action::Conflict,
-            None if inventory.of_other_instance(kind, &namespace, &name) => Action::Conflict,
-            None => {
-                let exists = if kind == "Namespace" {
-                    namespace_exists
-                } else {
-                    unlisted.get(&key).copied().unwrap_or(false)
-                };
-                if exists {
-                    Action::Conflict
-                } else {
-                    Action::Create
-                }
-            }
+            Existing::Foreign => Action::Conflict,
+            Existing::None => Action::Create,
         };
         let action = if action == Action::Conflict && options.adopt {
             Action::Adopt
         } else {
             action
         };
-        let diff = matches!(action, Action::Create | Action::Update | Action::Adopt)
-            .then(|| compare::diff_text(&desired, live));
+        // Diffs are for `diff`; an apply's report does not hold every object's text.
+        let diff = (options.diff_only
+            && matches!(action, Action::Create | Action::Update | Action::Adopt))
+        .then(|| compare::diff_text(&desired, live));
         steps.push(Step {
             kind,
             unvalidated: options.dry_run && !namespace_exists && kind != "Namespace",
