@@ -1,0 +1,143 @@
+//! The command line: what the user typed (clap derive, no I/O), and the
+//! commands that run the pipeline stages. Every flag also reads the
+//! `INPUT_<NAME>` variable a container action receives, so the action and a
+//! local run share one code path.
+
+mod action;
+mod apply;
+mod discover;
+mod plan;
+mod verify;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use self::action::{action_argv, check_action_inputs, declared_input_variables};
+pub use self::apply::ApplyArgs;
+pub use self::discover::DiscoverArgs;
+pub use self::plan::PlanArgs;
+pub use self::verify::{VerifyCommand, VerifyJobArgs, VerifyOutputArgs, VerifyRunnerArgs};
+use crate::{Result, config, github, render, templates::Templates};
+
+/// Per-repository Kubernetes and AWS identities for GitHub Actions runners on
+/// actions-runner-controller (kubernetes container mode).
+#[derive(Debug, Parser)]
+#[command(name = "runner-identity", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what would be created for every repository: Kubernetes objects,
+    /// Helm values, hook template and IAM policies.
+    Plan(PlanArgs),
+    /// Converge the cluster to the plan: server-side apply what changed,
+    /// prune what left the configuration.
+    Apply(ApplyArgs),
+    /// Show what `apply` would change, object by object; sends no write.
+    Diff(ApplyArgs),
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+    /// List the owner's repositories on GitHub and show which `select:` picks,
+    /// and why; `-o json` is the `--repos-file` format.
+    Discover(DiscoverArgs),
+    /// Check the identity a job actually has; exit 1 when a check fails.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// The container action's entry point: runs `INPUT_COMMAND` (verify-job,
+    /// verify-runner, plan, diff, apply) with the other `INPUT_*` variables.
+    #[command(hide = true)]
+    Action,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Multi-document YAML of the Kubernetes objects.
+    Yaml,
+    /// One JSON document with objects, names, Helm values and IAM documents.
+    Json,
+}
+
+/// Where the configuration and templates come from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "INPUT_CONFIG",
+        default_value = "runner-identity.yaml"
+    )]
+    pub config: PathBuf,
+    /// Directory whose files replace the embedded templates of the same name.
+    #[arg(long, env = "INPUT_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// With `select:`, use this saved discovery (`discover -o json`) instead
+    /// of asking GitHub.
+    #[arg(long, env = "INPUT_REPOS-FILE")]
+    pub repos_file: Option<PathBuf>,
+}
+
+/// Report formats of `apply` and `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A summary table per repository (and diffs, for `diff`).
+    Table,
+    /// One JSON document with every object's action.
+    Json,
+}
+
+/// The configuration, its plan, and the discovery behind it (with `select:`).
+async fn load_plan(
+    args: &ConfigArgs,
+) -> Result<(
+    config::Settings,
+    crate::plan::Plan,
+    Option<github::Discovery>,
+)> {
+    let settings = config::load(&args.config)?;
+    let templates = Templates::load(args.templates.as_deref())?;
+    let (settings, discovery) = match (&settings.config.select, &args.repos_file) {
+        (None, _) => (settings, None),
+        (Some(_), Some(file)) => {
+            let d = github::Discovery::read(file, &settings)?;
+            (d.settings(&settings)?, Some(d))
+        }
+        (Some(_), None) => {
+            let gh = github::Github::connect(&settings, github::RetryPolicy::default()).await?;
+            let d = github::discover(&gh, &settings).await?;
+            for p in &d.problems {
+                tracing::warn!("{p}");
+            }
+            (d.settings(&settings)?, Some(d))
+        }
+    };
+    let plan = crate::plan::plan(&settings, &templates)?;
+    Ok((settings, plan, discovery))
+}
+
+/// Runs a parsed command; what it prints goes to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Schema => {
+            writeln!(
+                out,
+                "{}",
+                render::pretty(&config::json_schema())?.trim_end()
+            )?;
+        }
+        Command::Plan(args) => return plan::run(&args, out).await,
+        Command::Verify(mode) => return verify::run(mode, out).await,
+        Command::Discover(args) => return discover::run(&args, out).await,
+        Command::Action => return action::run(out).await,
+        Command::Apply(args) => return apply::run(&args, false, out).await,
+        Command::Diff(args) => return apply::run(&args, true, out).await,
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `plan`: the configuration in, every repository's objects, Helm values,
+//! hook template and IAM documents out (stdout or one folder per repository).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{ConfigArgs, Output, load_plan};
+use crate::{github, plan, render};
+
+/// `plan` arguments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Write one folder per repository (manifests, values, hook template, policies).
+    #[arg(long, env = "INPUT_OUT-DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "yaml")]
+    pub output: Output,
+}
+
+/// Runs `plan`.
+pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (settings, mut plan, _) = load_plan(&args.config).await?;
+    match github::credentials::load(&settings, None).await {
+        Ok(Some(data)) => plan::attach_github_secret(&mut plan, &settings, &data),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("the GitHub credentials Secret is not shown: {e}"),
+    }
+    if let Some(dir) = &args.out_dir {
+        // What was written, a line per repository (the manifests are in the files).
+        let folders = render::write_out_dir(&plan, dir)?;
+        for (repo, folder) in plan.repositories.iter().zip(&folders) {
+            writeln!(out, "{}  {}", folder.display(), repo.names.repository)?;
+        }
+        return Ok(());
+    }
+    match args.output {
+        Output::Yaml => write!(out, "{}", render::manifests_yaml(&plan)?)?,
+        Output::Json => write!(out, "{}", render::pretty(&render::plan_json(&plan)?)?)?,
+    }
+    Ok(())
+}

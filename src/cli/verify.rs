@@ -1,0 +1,157 @@
+//! `verify runner` and `verify job`: the checks, their report on stdout,
+//! and in GitHub Actions the annotations, outputs and step summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::ReportFormat;
+use crate::{config, github, render, verify};
+
+/// `verify` modes.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// In the runner pod (ACTIONS_RUNNER_HOOK_JOB_STARTED): the hooks' rights,
+    /// least privilege, the hook template, the job's repository.
+    Runner(VerifyRunnerArgs),
+    /// In the workflow pod: AWS mechanism, projected token, STS caller.
+    Job(VerifyJobArgs),
+}
+
+/// Output options shared by both verify modes.
+#[derive(Debug, Args)]
+pub struct VerifyOutputArgs {
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
+    pub output: ReportFormat,
+    /// Mask the AWS account id in the job log (`::add-mask::`).
+    #[arg(long, env = "INPUT_MASK-ACCOUNT-ID")]
+    pub mask_account_id: bool,
+}
+
+/// `verify runner` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyRunnerArgs {
+    /// Configuration file (naming rules and expectations).
+    #[arg(
+        short,
+        long,
+        env = "INPUT_CONFIG",
+        default_value = "runner-identity.yaml"
+    )]
+    pub config: PathBuf,
+    /// Excess rights fail instead of warn.
+    #[arg(long, env = "INPUT_STRICT")]
+    pub strict: bool,
+    /// The ServiceAccount token to check with.
+    #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
+    pub token_file: PathBuf,
+    /// Out of a pod only: kubeconfig naming the API server and its CA (its
+    /// credentials are replaced by --token-file). In a pod the in-cluster
+    /// configuration is used explicitly.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: VerifyOutputArgs,
+}
+
+/// `verify job` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyJobArgs {
+    /// Configuration file (expected role from the token's ServiceAccount).
+    #[arg(short, long, env = "INPUT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// With a `select:` configuration: the saved discovery (`discover -o json`)
+    /// that lists its repositories.
+    #[arg(long, env = "INPUT_REPOS-FILE", requires = "config")]
+    pub repos_file: Option<PathBuf>,
+    /// The role the job must have (instead of, or beside, -c).
+    #[arg(long, env = "INPUT_EXPECTED-ROLE-ARN")]
+    pub expected_role_arn: Option<String>,
+    /// Kubernetes API token to check for rights (skipped when absent).
+    #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
+    pub kubernetes_token: PathBuf,
+    /// Out of a pod only: kubeconfig naming the API server and its CA.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Directory whose files replace the embedded templates (the trust policy
+    /// a failed STS call is diagnosed with).
+    #[arg(long, env = "INPUT_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
+    #[arg(long, value_enum, env = "INPUT_GITHUB-OIDC", default_value = "auto")]
+    pub github_oidc: verify::github_oidc::OidcMode,
+    #[command(flatten)]
+    pub out: VerifyOutputArgs,
+}
+
+pub(super) async fn run(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Variables whose name or value is not UTF-8 are none of the ones read here.
+    let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let (verdict, output) = match mode {
+        VerifyCommand::Runner(args) => {
+            let inputs = verify::runner::RunnerInputs {
+                settings: config::load(&args.config)?,
+                kubeconfig: args.kubeconfig,
+                token_file: args.token_file,
+                hook_template: env
+                    .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+                    .map(PathBuf::from),
+                repository: env.get("GITHUB_REPOSITORY").cloned(),
+                strict: args.strict,
+            };
+            (verify::runner::verify(&inputs).await, args.out)
+        }
+        VerifyCommand::Job(args) => {
+            let inputs = verify::job::JobInputs {
+                settings: match (args.config.as_deref(), &args.repos_file) {
+                    (Some(path), Some(file)) => {
+                        let settings = config::load(path)?;
+                        Some(github::Discovery::read(file, &settings)?.settings(&settings)?)
+                    }
+                    (path, _) => path.map(config::load).transpose()?,
+                },
+                expected_role_arn: args.expected_role_arn,
+                kubernetes_token: Some(args.kubernetes_token),
+                kubeconfig: args.kubeconfig,
+                github_oidc: args.github_oidc,
+                templates: args.templates,
+                env: env.clone(),
+            };
+            (verify::job::verify(&inputs).await, args.out)
+        }
+    };
+    let in_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+    if in_actions {
+        let account = verdict.facts.get("account-id").cloned().unwrap_or_default();
+        let mask: Vec<&str> = if output.mask_account_id {
+            vec![account.as_str()]
+        } else {
+            Vec::new()
+        };
+        write!(
+            out,
+            "{}",
+            verify::report::workflow_commands(&verdict, &mask)
+        )?;
+        let path = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        for problem in verify::report::write_github_files(
+            &verdict,
+            path("GITHUB_OUTPUT").as_deref(),
+            path("GITHUB_STEP_SUMMARY").as_deref(),
+        ) {
+            tracing::warn!("{problem}");
+        }
+    }
+    match output.output {
+        ReportFormat::Json => write!(out, "{}", render::pretty(&verdict.json())?)?,
+        ReportFormat::Table => write!(out, "{verdict}")?,
+    }
+    if !verdict.passed() {
+        anyhow::bail!(crate::Error::VerificationFailed { mode: verdict.mode });
+    }
+    Ok(())
+}
