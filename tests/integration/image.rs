@@ -5,15 +5,11 @@
 //! on a script ending in `exec env K=V … <entrypoint> <args>`), as the
 //! image's user 1001 with the pod's fsGroup, against the real local stack.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use runner_identity::apply::{self, Options};
 
 /// The image's size budget.

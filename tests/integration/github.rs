@@ -2,13 +2,9 @@
 //! pagination, selection, rate limits, server errors, a truncated listing,
 //! and the GitHub App flow with a test key pair.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::jwt::TestKey;
+use crate::common::jwt::TestKey;
 use runner_identity::config::Settings;
 use runner_identity::github::{Github, RetryPolicy, discover};
 use serde_json::{Value, json};
@@ -55,7 +51,7 @@ impl Gh {
             self.server.uri()
         )
         .replace("repositories:\n\n", "repositories: []\n");
-        common::settings(&text)
+        crate::common::settings(&text)
     }
 
     /// Discovers with `select` and token auth; also returns how long it took.

@@ -2,11 +2,7 @@
 //! TokenRequest, SelfSubjectAccessReview). These fail, never skip, when the
 //! stack is not running.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Node, Pod, PodSpec, Secret};
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};

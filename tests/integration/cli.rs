@@ -1,15 +1,11 @@
 //! Tier 3: the built binary, run the way a user or the action runner runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::process::{Command, Output};
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
     cmd.args(args)
-        .current_dir(common::root())
+        .current_dir(crate::common::root())
         .env_remove("KUBECONFIG");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -168,7 +164,8 @@ fn config_is_read_from_the_action_input_variable() {
 fn bad_config_exits_2_names_the_problem_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(common::root().join("examples/org-irsa.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(crate::common::root().join("examples/org-irsa.yaml")).unwrap();
     std::fs::write(
         &config,
         text.replace("accountId: \"111122223333\"", "accountId: \"123\""),
@@ -294,10 +291,12 @@ fn action_entry_point_runs_the_command_input() {
 
 #[test]
 fn action_yml_dockerfile_and_the_binary_agree() {
-    let action: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(common::root().join("action.yml")).unwrap())
-            .unwrap();
-    let dockerfile = std::fs::read_to_string(common::root().join("action/Dockerfile")).unwrap();
+    let action: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(crate::common::root().join("action.yml")).unwrap(),
+    )
+    .unwrap();
+    let dockerfile =
+        std::fs::read_to_string(crate::common::root().join("action/Dockerfile")).unwrap();
     let runs = &action["runs"];
     // The hooks ignore the image's ENTRYPOINT: action.yml names the binary the image holds.
     let entrypoint = runs["entrypoint"].as_str().unwrap();
@@ -324,8 +323,12 @@ fn action_yml_dockerfile_and_the_binary_agree() {
     );
     assert!(!dockerfile.contains("FROM scratch"));
     // The image's user shares the planned fsGroup, so it reads the projected token.
-    let fs_group = common::plan_text(&common::irsa_config("o", &["r"], "https://x.example/id/1"))
-        .repositories[0]
+    let fs_group = crate::common::plan_text(&crate::common::irsa_config(
+        "o",
+        &["r"],
+        "https://x.example/id/1",
+    ))
+    .repositories[0]
         .hook_template
         .data
         .as_ref()
@@ -406,7 +409,7 @@ fn a_non_utf8_environment_variable_does_not_panic() {
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
             .args(args)
-            .current_dir(common::root())
+            .current_dir(crate::common::root())
             .env_remove("KUBECONFIG")
             .env("LATIN1_VALUE", bad)
             .env("GITHUB_ACTIONS", "true")
@@ -429,7 +432,7 @@ fn a_closed_stdout_exits_0_quietly() {
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
-        common::irsa_config("acme", &refs, "https://x.example/id/1"),
+        crate::common::irsa_config("acme", &refs, "https://x.example/id/1"),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_runner-identity"))

@@ -1,9 +1,5 @@
 //! Bad input gets a clear error that names the problem (and changes nothing).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::Path;
 
 use runner_identity::config;
@@ -54,7 +50,7 @@ fn error_with_template(name: &str, text: &str) -> String {
 
 #[test]
 fn the_good_fixture_plans() {
-    let plan = common::plan_text(GOOD);
+    let plan = crate::common::plan_text(GOOD);
     assert_eq!(plan.repositories.len(), 2);
 }
 

@@ -1,6 +1,5 @@
 //! Shared helpers of the integration tests: the real local stack
 //! (`scripts/stack.sh up`) and small builders of test configurations.
-#![allow(dead_code)]
 
 pub mod jwt;
 

@@ -1,13 +1,9 @@
 //! The GitHub OIDC check of `verify job` against a wiremock GitHub (issuer
 //! discovery, JWKS, the runner's ID-token endpoint) with a test key pair.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
+use crate::common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
 use runner_identity::verify::github_oidc::{Expectation, OidcMode, check, issuer_for};
 use runner_identity::verify::{Check, Status};
 

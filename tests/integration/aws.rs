@@ -3,17 +3,13 @@
 //! does not enforce trust policies: the trust policy is proven by
 //! `runner_identity::policy` in `tests/apiserver.rs`, not here.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
+use crate::common::*;
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationOutput;
 use aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput;
 use aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput;
 use aws_sdk_eks::operation::update_pod_identity_association::UpdatePodIdentityAssociationOutput;
 use aws_sdk_eks::types::{PodIdentityAssociation, PodIdentityAssociationSummary};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use common::*;
 use runner_identity::apply::{self as k8s, Action};
 use runner_identity::aws::{self, AwsOptions, Change, Clients};
 use serde_json::Value;

@@ -2,15 +2,11 @@
 //! writes on a re-run, counted in the server's audit log), prune, unmanaged
 //! objects, dry run, and convergence after the server vanishes mid-run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, ObjectMeta, PostParams};

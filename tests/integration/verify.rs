@@ -2,15 +2,11 @@
 //! kube-apiserver and moto's STS; `verify job` runs as the built binary with
 //! the environment the EKS webhook gives a pod, the way the action runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
-use common::*;
+use crate::common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
+use crate::common::*;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleRef, Subject,
 };

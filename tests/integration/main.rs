@@ -1,0 +1,19 @@
+//! The integration tests, one crate so the helpers compile once:
+//! tier 2 against the real local stack (kube-apiserver + etcd, moto,
+//! wiremock), tier 3 the built binary run as a user or the action runner
+//! runs it. The stack tests fail, never skip, when the stack is not running
+//! (`scripts/test.sh` starts it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod apiserver;
+mod apply;
+mod aws;
+mod cli;
+mod config_errors;
+mod github;
+mod github_oidc;
+mod image;
+mod verify;
