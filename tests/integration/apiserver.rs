@@ -63,17 +63,10 @@ async fn examples_apply_cleanly_and_dry_run_persists_nothing() {
         let text = std::fs::read_to_string(root().join(example)).unwrap();
         // Give every run its own owner so the dry run really meets no object.
         let owner = unique("ex");
-        let text = text
-            .replace("owner: acme", &format!("owner: {owner}"))
-            .replace("owner: Platform", &format!("owner: {owner}"))
-            .replace(
-                "namespace: \"arc-{owner}-{repo}\"",
-                "namespace: \"{owner}-{repo}\"",
-            )
-            .replace(
-                "hooks: kubernetes\n",
-                "hooks: kubernetes\n  namespace: \"{owner}-{repo}\"\n",
-            );
+        let mut config: runner_identity::config::Config = serde_yaml::from_str(&text).unwrap();
+        config.github.owner = owner.clone();
+        config.kubernetes.namespace = "{owner}-{repo}".into();
+        let text = serde_yaml::to_string(&config).unwrap();
         let plan = plan_text(&text);
         let objects: usize = plan.repositories.iter().map(|r| r.objects().len()).sum();
 

@@ -13,6 +13,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use runner_identity::Error;
 use runner_identity::apply::{self, Action, Options, Report};
+use runner_identity::config::{ScaleSetCredentials, SecretRef, SecretSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -55,7 +56,7 @@ async fn second_apply_sends_zero_writes_and_says_so() {
 
     // One changed label is one write, seen by the server as one patch.
     let offset = audit_offset();
-    let changed = text.replace("kubernetes:\n", "kubernetes:\n  labels: {team: x}\n");
+    let changed = with_label(&text, "x");
     let third = run(&admin, &changed, Options::default()).await;
     assert_eq!(third.totals().updated, 18);
     assert_eq!(audited_writes(offset, &owner).len(), 18);
@@ -306,7 +307,7 @@ async fn dry_run_of_a_change_persists_nothing() {
     let admin = admin_client().await;
     let text = irsa_config(&owner, &["app"], ISSUER);
     run(&admin, &text, Options::default()).await;
-    let changed = text.replace("kubernetes:\n", "kubernetes:\n  labels: {team: y}\n");
+    let changed = with_label(&text, "y");
     let report = run(
         &admin,
         &changed,
@@ -443,10 +444,9 @@ async fn prune_refuses_an_incomplete_discovery() {
     let owner = unique("disc");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    let text = irsa_config(&owner, &[], &stack_issuer()).replace(
-        "repositories:\n",
-        "repositories: []\nselect:\n  topics: [arc-runner]\n",
-    );
+    let text = TestConfig::irsa(&owner, &[], &stack_issuer())
+        .selecting_topic("arc-runner")
+        .yaml();
     std::fs::write(&config, &text).unwrap();
     let discovery = |names: &[&str], complete: bool| {
         let path = dir
@@ -524,14 +524,20 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
     let token = format!("ghp_{}", unique("secretvalue"));
     std::fs::write(&token_file, &token).unwrap();
     let config = dir.path().join("config.yaml");
-    let with_credentials = |repos: &[&str], credentials: &str| {
-        irsa_config(&owner, repos, &stack_issuer()).replace(
-            "kubernetes:\n",
-            &format!("kubernetes:\n  githubCredentials:\n{credentials}"),
-        )
+    let with_credentials = |repos: &[&str], credentials: ScaleSetCredentials| {
+        TestConfig::irsa(&owner, repos, &stack_issuer())
+            .with(|c| c.kubernetes.github_credentials = Some(credentials))
+            .yaml()
     };
-    let token_source = format!("    token:\n      file: {}\n", token_file.display());
-    std::fs::write(&config, with_credentials(&["app", "other"], &token_source)).unwrap();
+    let token_source = ScaleSetCredentials {
+        token: Some(SecretSource {
+            env: None,
+            file: Some(token_file.clone()),
+        }),
+        app: None,
+        from_secret: None,
+    };
+    std::fs::write(&config, with_credentials(&["app", "other"], token_source)).unwrap();
     let cli = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
             .args(args)
@@ -607,8 +613,19 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
         .create(&PostParams::default(), &source)
         .await
         .unwrap();
-    let from = format!("    fromSecret:\n      namespace: {source_ns}\n      name: org-app\n");
-    std::fs::write(&config, with_credentials(&["app", "other"], &from)).unwrap();
+    let from_secret = |name: &str| ScaleSetCredentials {
+        token: None,
+        app: None,
+        from_secret: Some(SecretRef {
+            namespace: source_ns.clone(),
+            name: name.to_owned(),
+        }),
+    };
+    std::fs::write(
+        &config,
+        with_credentials(&["app", "other"], from_secret("org-app")),
+    )
+    .unwrap();
     let (code, all, _) = cli(&["apply", "--skip-aws"]);
     assert_eq!(code, Some(0), "{all}");
     assert!(!all.contains("BEGIN PRIVATE KEY"));
@@ -642,7 +659,7 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
         .unwrap();
     std::fs::write(
         &config,
-        with_credentials(&["app", "other"], &from.replace("org-app", "both")),
+        with_credentials(&["app", "other"], from_secret("both")),
     )
     .unwrap();
     let (code, all, _) = cli(&["apply", "--skip-aws"]);
@@ -651,7 +668,7 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
     assert!(all.contains("not both kinds"), "{all}");
 
     // Pruned with its repository; the unmanaged source Secret is untouched.
-    std::fs::write(&config, with_credentials(&["app"], &from)).unwrap();
+    std::fs::write(&config, with_credentials(&["app"], from_secret("org-app"))).unwrap();
     let (code, all, _) = cli(&["apply", "--skip-aws", "--prune"]);
     assert_eq!(code, Some(0), "{all}");
     assert!(
@@ -677,4 +694,11 @@ async fn namespace_gone(ns: &str) -> bool {
         .await
         .unwrap()
         .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+}
+
+/// `text` with the label `team: <team>` on every object.
+fn with_label(text: &str, team: &str) -> String {
+    let mut config: runner_identity::config::Config = serde_yaml::from_str(text).unwrap();
+    config.kubernetes.labels.insert("team".into(), team.into());
+    serde_yaml::to_string(&config).unwrap()
 }

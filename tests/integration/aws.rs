@@ -18,9 +18,13 @@ use serde_json::Value;
 const ACCOUNT: &str = "123456789012";
 
 fn config(owner: &str, repos: &[&str], issuer: &str) -> String {
-    irsa_config(owner, repos, issuer)
-        .replace("111122223333", ACCOUNT)
-        .replace("mode: irsa\n", "mode: irsa\n  managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]\n  tags: {team: ci}\n")
+    TestConfig::irsa(owner, repos, issuer)
+        .account(ACCOUNT)
+        .with(|c| {
+            c.aws.managed_policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
+            c.aws.tags.insert("team".into(), "ci".into());
+        })
+        .yaml()
 }
 
 /// Creates the IAM OIDC provider of `issuer` (idempotent: the stack's issuer is shared).
@@ -257,10 +261,10 @@ async fn prune_deletes_only_this_instances_roles() {
         &AwsOptions::default(),
     )
     .await;
-    let other = format!(
-        "instance: {owner}-other\n{}",
-        config(&format!("{owner}o"), &["gone"], &issuer)
-    );
+    let mut other: runner_identity::config::Config =
+        serde_yaml::from_str(&config(&format!("{owner}o"), &["gone"], &issuer)).unwrap();
+    other.instance = Some(format!("{owner}-other"));
+    let other = serde_yaml::to_string(&other).unwrap();
     aws::apply(
         &clients,
         &settings(&other),

@@ -131,6 +131,64 @@ pub fn irsa_config(owner: &str, repos: &[&str], issuer: &str) -> String {
     )
 }
 
+/// A test configuration built typed: a minimal valid one, changed field by
+/// field through [`runner_identity::config::Config`], written as YAML only
+/// where a file is needed.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    pub config: runner_identity::config::Config,
+}
+
+impl TestConfig {
+    /// IRSA for `owner`'s `repos`, one namespace per repository.
+    pub fn irsa(owner: &str, repos: &[&str], issuer: &str) -> TestConfig {
+        let config = serde_yaml::from_str(&irsa_config(owner, repos, issuer)).unwrap();
+        TestConfig { config }
+    }
+
+    /// Any typed change.
+    pub fn with(mut self, change: impl FnOnce(&mut runner_identity::config::Config)) -> TestConfig {
+        change(&mut self.config);
+        self
+    }
+
+    /// The AWS account.
+    pub fn account(self, id: &str) -> TestConfig {
+        self.with(|c| c.aws.account_id = id.to_owned())
+    }
+
+    /// `github.url` (GitHub Enterprise Server).
+    pub fn github_url(self, url: &str) -> TestConfig {
+        self.with(|c| c.github.url = url.to_owned())
+    }
+
+    /// Repositories from `select:` by topic instead of a list.
+    pub fn selecting_topic(self, topic: &str) -> TestConfig {
+        self.with(|c| {
+            c.repositories.clear();
+            c.select = Some(runner_identity::config::Selector {
+                topics: vec![topic.to_owned()],
+                ..Default::default()
+            });
+        })
+    }
+
+    /// The configuration file's text.
+    pub fn yaml(&self) -> String {
+        serde_yaml::to_string(&self.config).unwrap()
+    }
+
+    /// Validated settings.
+    pub fn settings(&self) -> Settings {
+        settings(&self.yaml())
+    }
+
+    /// The plan with the embedded templates.
+    pub fn plan(&self) -> Plan {
+        plan_text(&self.yaml())
+    }
+}
+
 /// Parses configuration text.
 pub fn settings(text: &str) -> Settings {
     config::parse(text, Path::new("test.yaml")).unwrap()

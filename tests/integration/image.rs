@@ -46,9 +46,8 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
         "busybox-static is missing: scripts/stack.sh install installs it"
     );
     let owner = unique("img");
-    let text =
-        irsa_config(&owner, &["app"], &stack_issuer()).replace("111122223333", "123456789012");
-    let plan = plan_text(&text);
+    let config = TestConfig::irsa(&owner, &["app"], &stack_issuer()).account("123456789012");
+    let (text, plan) = (config.yaml(), config.plan());
     let admin = admin_client().await;
     assert!(
         !apply::apply(&admin, &plan, &Options::default())

@@ -21,26 +21,25 @@ const ACCOUNT: &str = "123456789012";
 
 struct Fixture {
     dir: tempfile::TempDir,
-    text: String,
+    config: TestConfig,
     plan: Plan,
 }
 
 impl Fixture {
     async fn new(prefix: &str) -> Fixture {
         let owner = unique(prefix);
-        let text = irsa_config(&owner, &["app", "other"], &stack_issuer())
-            .replace("111122223333", ACCOUNT);
-        let plan = plan_text(&text);
+        let config = TestConfig::irsa(&owner, &["app", "other"], &stack_issuer()).account(ACCOUNT);
+        let plan = config.plan();
         let admin = admin_client().await;
         let report = apply::apply(&admin, &plan, &Options::default())
             .await
             .unwrap();
         assert!(!report.failed());
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.yaml"), &text).unwrap();
+        std::fs::write(dir.path().join("config.yaml"), config.yaml()).unwrap();
         let hook = &plan.repositories[0].hook_template.data.as_ref().unwrap()[HOOK_TEMPLATE_KEY];
         std::fs::write(dir.path().join("hook-template.yaml"), hook).unwrap();
-        Fixture { dir, text, plan }
+        Fixture { dir, config, plan }
     }
 
     async fn runner_token(&self) -> std::path::PathBuf {
@@ -59,7 +58,7 @@ impl Fixture {
 
     async fn runner_inputs(&self) -> RunnerInputs {
         RunnerInputs {
-            settings: settings(&self.text),
+            settings: self.config.settings(),
             kubeconfig: Some(kubeconfig_path()),
             token_file: self.runner_token().await,
             hook_template: Some(self.dir.path().join("hook-template.yaml")),
@@ -215,8 +214,8 @@ async fn runner_for_another_repository_or_with_a_broken_template_fails() {
 
 #[test]
 fn the_runner_config_map_carries_this_repository_only_and_the_same_names() {
-    let text = irsa_config("acme", &["app", "other"], "https://oidc.example.com/id/X");
-    let plan = plan_text(&text);
+    let config = TestConfig::irsa("acme", &["app", "other"], "https://oidc.example.com/id/X");
+    let plan = config.plan();
     for repo in &plan.repositories {
         let data = repo.hook_template.data.as_ref().unwrap();
         let runner =
@@ -230,10 +229,9 @@ fn the_runner_config_map_carries_this_repository_only_and_the_same_names() {
         assert!(repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
     }
     // Turned off: no hook, no init container, the ConfigMap holds the template only.
-    let off = plan_text(&text.replace(
-        "kubernetes:\n",
-        "kubernetes:\n  verifyRunner:\n    enabled: false\n",
-    ));
+    let off = config
+        .with(|c| c.kubernetes.verify_runner.enabled = false)
+        .plan();
     let repo = &off.repositories[0];
     assert_eq!(repo.hook_template.data.as_ref().unwrap().len(), 1);
     assert!(!repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
@@ -359,15 +357,7 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     ));
     serve_id_token(&github, &id_token).await;
     let config = f.dir.path().join("config-ghes.yaml");
-    std::fs::write(
-        &config,
-        f.text.replacen(
-            "github:\n",
-            &format!("github:\n  url: {}\n", github.uri()),
-            1,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, f.config.clone().github_url(&github.uri()).yaml()).unwrap();
     let request_url = format!("{}/idtoken?api-version=2.0", github.uri());
     // Exactly as the runner starts the action: `action` with INPUT_* variables.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
@@ -455,11 +445,11 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     let issuer = format!("{}/_services/token", github.uri());
     std::fs::write(
         &config,
-        f.text.replacen(
-            "github:\n",
-            &format!("github:\n  url: https://acme.ghe.invalid\n  actionsIssuer: {issuer}\n"),
-            1,
-        ),
+        f.config
+            .clone()
+            .github_url("https://acme.ghe.invalid")
+            .with(|c| c.github.actions_issuer = Some(issuer.clone()))
+            .yaml(),
     )
     .unwrap();
     let o = cmd.output().unwrap();
@@ -472,8 +462,10 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     // Without the override the derived issuer is not the token's: a failure.
     std::fs::write(
         &config,
-        f.text
-            .replacen("github:\n", "github:\n  url: https://acme.ghe.invalid\n", 1),
+        f.config
+            .clone()
+            .github_url("https://acme.ghe.invalid")
+            .yaml(),
     )
     .unwrap();
     let o = cmd.output().unwrap();
@@ -573,10 +565,7 @@ async fn job_with_a_select_configuration_uses_the_saved_discovery() {
     let select = f.dir.path().join("select.yaml");
     std::fs::write(
         &select,
-        f.text.replace(
-            "repositories:\n  - app\n  - other\n",
-            "repositories: []\nselect:\n  topics: [arc-runner]\n",
-        ),
+        f.config.clone().selecting_topic("arc-runner").yaml(),
     )
     .unwrap();
     let repos = f.dir.path().join("repos.json");
