@@ -702,3 +702,118 @@ fn with_label(text: &str, team: &str) -> String {
     config.kubernetes.labels.insert("team".into(), team.into());
     serde_yaml::to_string(&config).unwrap()
 }
+
+#[tokio::test]
+async fn the_inventory_is_read_across_pages_smaller_than_the_object_count() {
+    // Before, the continue loop was unreachable (one watch-cache read) and a
+    // continue token would have been sent with resourceVersion=0.
+    let owner = unique("page");
+    let text = irsa_config(&owner, &["a", "b", "c"], ISSUER);
+    let admin = admin_client().await;
+    let paged = Options {
+        page_size: Some(2),
+        ..Default::default()
+    };
+    let first = run(&admin, &text, paged.clone()).await;
+    assert_eq!(first.totals().created, 18, "{}", first.table());
+    // Three ConfigMaps, ServiceAccounts in pairs…: every kind needs more than
+    // one page of 2, and every object must still be found.
+    let offset = audit_offset();
+    let second = run(&admin, &text, paged).await;
+    assert_eq!(second.totals().unchanged, 18, "{}", second.table());
+    assert_eq!(second.writes, 0);
+    assert!(audited_writes(offset, &owner).is_empty());
+    let lists = audited_requests(offset, "limit=2")
+        .iter()
+        .filter(|uri| uri.contains("continue="))
+        .count();
+    assert!(lists >= 3, "continued lists: {lists}");
+}
+
+/// `diff --skip-aws` of `config` with `KUBECONFIG=list` and no `--kubeconfig`.
+fn diff_with_kubeconfig_list(
+    config: &std::path::Path,
+    list: &std::ffi::OsStr,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .args(["diff", "--skip-aws", "-c"])
+        .arg(config)
+        .env("KUBECONFIG", list)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_kubeconfig_list_is_merged_like_kubectl() {
+    // The stack's kubeconfig split in two files, cluster and context in one,
+    // the user in the other, with a missing file before both: kubectl merges
+    // them (the first file to set a value wins, missing files are skipped).
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut first = kc.clone();
+    first["users"] = serde_yaml::Value::Sequence(Vec::new());
+    let mut second = kc.clone();
+    second["clusters"] = serde_yaml::Value::Sequence(Vec::new());
+    second["contexts"] = serde_yaml::Value::Sequence(Vec::new());
+    second.as_mapping_mut().unwrap().remove("current-context");
+    std::fs::write(&a, serde_yaml::to_string(&first).unwrap()).unwrap();
+    std::fs::write(&b, serde_yaml::to_string(&second).unwrap()).unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, irsa_config(&unique("kcl"), &["app"], ISSUER)).unwrap();
+    let list = std::env::join_paths([dir.path().join("missing"), a.clone(), b.clone()]).unwrap();
+    let o = diff_with_kubeconfig_list(&config, &list);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("create"), "{all}");
+    // Only the half without the user: the server refuses (exit 3), it is no
+    // longer "one path named a:b".
+    let o = diff_with_kubeconfig_list(&config, a.as_os_str());
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_action_dry_run_input_persists_nothing() {
+    // `with: dry-run: true` reaches the container as INPUT_DRY-RUN; before,
+    // apply read INPUT_DRY_RUN and really applied.
+    let owner = unique("adr");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, irsa_config(&owner, &["app"], ISSUER)).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .arg("action")
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("INPUT_COMMAND", "apply")
+        .env("INPUT_CONFIG", &config)
+        .env("INPUT_DRY-RUN", "true")
+        .env("INPUT_SKIP-AWS", "true")
+        .env("INPUT_PRUNE", "false")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("dry run"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let ns = plan_text(&irsa_config(&owner, &["app"], ISSUER)).repositories[0]
+        .names
+        .namespace
+        .clone();
+    assert!(namespace_gone(&ns).await, "the dry run created {ns}");
+}

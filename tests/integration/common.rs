@@ -226,9 +226,8 @@ pub async fn apply_plan(
         .collect()
 }
 
-/// Write requests (create, update, patch, delete) the API server's audit log
-/// recorded after byte `from` whose URI contains `marker`.
-pub fn audited_writes(from: u64, marker: &str) -> Vec<String> {
+/// The audit log's completed requests after byte `from`: `(verb, URI)`.
+fn audited(from: u64) -> Vec<(String, String)> {
     let path = std::env::var_os("RUNNER_IDENTITY_AUDIT_LOG")
         .map(PathBuf::from)
         .unwrap_or_else(|| kubeconfig_path().with_file_name("audit.log"));
@@ -238,13 +237,37 @@ pub fn audited_writes(from: u64, marker: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["stage"] == "ResponseComplete")
-        .filter(|e| {
+        .filter_map(|e| {
+            Some((
+                e["verb"].as_str()?.to_owned(),
+                e["requestURI"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Write requests (create, update, patch, delete) the API server's audit log
+/// recorded after byte `from` whose URI contains `marker`.
+pub fn audited_writes(from: u64, marker: &str) -> Vec<String> {
+    audited(from)
+        .into_iter()
+        .filter(|(verb, _)| {
             matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                verb.as_str(),
+                "create" | "update" | "patch" | "delete" | "deletecollection"
             )
         })
-        .filter_map(|e| e["requestURI"].as_str().map(str::to_owned))
+        .map(|(_, uri)| uri)
+        .filter(|uri| uri.contains(marker))
+        .collect()
+}
+
+/// Every request the audit log recorded after byte `from` whose URI
+/// contains `marker`.
+pub fn audited_requests(from: u64, marker: &str) -> Vec<String> {
+    audited(from)
+        .into_iter()
+        .map(|(_, uri)| uri)
         .filter(|uri| uri.contains(marker))
         .collect()
 }
