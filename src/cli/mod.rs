@@ -30,6 +30,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether this runs a `verify` mode (directly or through the action).
+    pub fn is_verify(&self) -> bool {
+        match &self.command {
+            Command::Verify(_) => true,
+            Command::Action => std::env::var("INPUT_COMMAND")
+                .map_or(true, |c| c.is_empty() || c.starts_with("verify-")),
+            _ => false,
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
