@@ -8,15 +8,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}/target}
 cargo build --release --quiet
 bins=("current=$CARGO_TARGET_DIR/release/runner-identity")
-work=$(mktemp -d)
-cleanup() { [ -n "${tree:-}" ] && git worktree remove --force "$tree" >/dev/null 2>&1; rm -rf "$work"; }
-trap cleanup EXIT
-if [ -n "${BASELINE:-}" ]; then
-  tree=$work/baseline
-  git worktree add --detach "$tree" "$BASELINE" >/dev/null 2>&1
-  (cd "$tree" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline cargo build --release --quiet)
-  bins+=("$BASELINE=$CARGO_TARGET_DIR/baseline/release/runner-identity")
-fi
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib/baseline.sh
+. scripts/lib/baseline.sh
+if [ -n "${BASELINE:-}" ]; then bins+=("$BASELINE=$(baseline_binary "$BASELINE")"); fi
 [ $# -gt 0 ] || set -- 100 1000 5000
 printf '%-12s %-8s %-12s %-12s %s\n' binary repos "wall (s)" "max RSS (MB)" "objects"
 for n in "$@"; do

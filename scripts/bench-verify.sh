@@ -4,6 +4,7 @@
 #   runner: `kubectl auth can-i` for every right the hooks check;
 #   job:    `aws sts get-caller-identity` with the pod's web-identity variables.
 #   scripts/bench-verify.sh [RUNS]     (default 10; mean wall time per run)
+#   BASELINE=<rev> scripts/bench-verify.sh   also runs revision <rev>'s binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-env.sh
@@ -11,6 +12,10 @@ runs=${1:-10}
 [ -x "$CACHE/venv/bin/aws" ] || "$CACHE/venv/bin/pip" install -q awscli >/dev/null
 cargo build --release --quiet
 bin=$CARGO_TARGET_DIR/release/runner-identity
+# shellcheck source=scripts/lib/baseline.sh
+. scripts/lib/baseline.sh
+base=""
+if [ -n "${BASELINE:-}" ]; then base=$(baseline_binary "$BASELINE"); fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 owner=bv$(date +%s | tail -c 6)
 cat >"$work/config.yaml" <<EOF
@@ -40,10 +45,12 @@ kubectl create token gha-job -n "$ns" --audience sts.amazonaws.com --duration=1h
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 role=arn:aws:iam::123456789012:role/gha-bench-$owner-app
 
-runner_ri() {
+runner_with() { # binary
   GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
-    "$bin" verify runner -c "$work/config.yaml" --kubeconfig "$KUBECONFIG" --token-file "$work/runner-token" >/dev/null
+    "$1" verify runner -c "$work/config.yaml" --kubeconfig "$KUBECONFIG" --token-file "$work/runner-token" >/dev/null
 }
+runner_ri() { runner_with "$bin"; }
+runner_base() { runner_with "$base"; }
 runner_kubectl() {
   local t; t=$(cat "$work/runner-token")
   for r in "get pods" "list pods" "create pods" "delete pods" "get pods --subresource=exec" "create pods --subresource=exec" \
@@ -55,7 +62,9 @@ runner_kubectl() {
   done
 }
 job_env() { AWS_ROLE_ARN=$role AWS_WEB_IDENTITY_TOKEN_FILE=$work/job-token "$@"; }
-job_ri() { job_env "$bin" verify job -c "$work/config.yaml" --kubernetes-token /nonexistent >/dev/null; }
+job_with() { job_env "$1" verify job -c "$work/config.yaml" --kubernetes-token /nonexistent >/dev/null; }
+job_ri() { job_with "$bin"; }
+job_base() { job_with "$base"; }
 job_aws() { job_env "$CACHE/venv/bin/aws" sts get-caller-identity >/dev/null; }
 
 mean_ms() { # function
@@ -64,10 +73,13 @@ mean_ms() { # function
   start=$(date +%s%N)
   for _ in $(seq 1 "$runs"); do "$1"; done
   end=$(date +%s%N)
-  echo $(((end - start) / runs / 1000000))
+  echo "$(((end - start) / runs / 100000))" | sed 's/\(.\)$/.\1/'
 }
+echo "namespaces on the stack: $(kubectl get namespaces --no-headers | wc -l)"
 printf '%-48s %s\n' "run (mean of $runs)" "wall (ms)"
-a=$(mean_ms runner_ri); b=$(mean_ms runner_kubectl)
-printf '%-48s %s\n' "runner-identity verify runner" "$a" "17 x kubectl auth can-i" "$b"
-c=$(mean_ms job_ri); d=$(mean_ms job_aws)
-printf '%-48s %s\n' "runner-identity verify job" "$c" "aws sts get-caller-identity" "$d"
+printf '%-48s %s\n' "runner-identity verify runner" "$(mean_ms runner_ri)"
+[ -z "$base" ] || printf '%-48s %s\n' "runner-identity verify runner ($BASELINE)" "$(mean_ms runner_base)"
+printf '%-48s %s\n' "17 x kubectl auth can-i" "$(mean_ms runner_kubectl)"
+printf '%-48s %s\n' "runner-identity verify job" "$(mean_ms job_ri)"
+[ -z "$base" ] || printf '%-48s %s\n' "runner-identity verify job ($BASELINE)" "$(mean_ms job_base)"
+printf '%-48s %s\n' "aws sts get-caller-identity" "$(mean_ms job_aws)"

@@ -1,0 +1,12 @@
+# Sourced by the benchmark scripts: `baseline_binary REV` builds revision REV
+# of this repository (release profile) in a temporary git worktree, with its
+# own target directory under $CARGO_TARGET_DIR/baseline, and prints the
+# binary's path, so a benchmark runs the old and the new code side by side.
+baseline_binary() {
+  local rev=$1 tree
+  tree=$(mktemp -d)/baseline
+  git worktree add --detach "$tree" "$rev" >/dev/null 2>&1
+  (cd "$tree" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline cargo build --release --quiet) >&2
+  git worktree remove --force "$tree" >/dev/null 2>&1
+  echo "$CARGO_TARGET_DIR/baseline/release/runner-identity"
+}
