@@ -23,6 +23,10 @@ ETCD_PEER_PORT=${RI_ETCD_PEER_PORT:-23800}
 API_PORT=${RI_API_PORT:-16443}
 MOTO_PORT=${RI_MOTO_PORT:-15000}
 SERVER=https://127.0.0.1:$API_PORT
+# The instance metadata service, for everything run with the stack's env: a
+# loopback port nothing listens on, so no request ever leaves this machine
+# (never 169.254.169.254).
+IMDS_FAKE=http://127.0.0.1:${RI_IMDS_PORT:-1}
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -174,6 +178,8 @@ RUNNER_IDENTITY_STACK=$STATE
 RUNNER_IDENTITY_ISSUER=$SERVER
 RUNNER_IDENTITY_AUDIT_LOG=$STATE/audit.log
 AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
+AWS_REGION=us-east-1
+AWS_EC2_METADATA_SERVICE_ENDPOINT=$IMDS_FAKE
 EOF
   log "stack ready in $((SECONDS - start_s)) s: apiserver $SERVER, moto http://127.0.0.1:$MOTO_PORT; env in $STATE/env"
 }

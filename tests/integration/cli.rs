@@ -322,6 +322,20 @@ fn action_yml_dockerfile_and_the_binary_agree() {
         "the trust store is copied"
     );
     assert!(!dockerfile.contains("FROM scratch"));
+    // The build stage has what the crate reads at build time: action.yml (the
+    // declared inputs are compiled in) and .cargo (the build environment).
+    let build_stage = dockerfile.split("\nFROM ").nth(1).unwrap();
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .flat_map(str::split_whitespace)
+        .collect();
+    for needed in ["action.yml", ".cargo", "src", "templates", "Cargo.lock"] {
+        assert!(
+            copied.contains(&needed),
+            "the build stage does not copy {needed}: {copied:?}"
+        );
+    }
     // The image's user shares the planned fsGroup, so it reads the projected token.
     let fs_group = crate::common::plan_text(&crate::common::irsa_config(
         "o",

@@ -280,6 +280,10 @@ pub fn audit_offset() -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
+/// The instance metadata endpoint every test process uses: a loopback port
+/// nothing listens on (never 169.254.169.254).
+pub const IMDS_FAKE: &str = "http://127.0.0.1:1";
+
 /// The moto server's URL (from the stack's env file, or its default port).
 pub fn moto_url() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:15000".into())

@@ -138,6 +138,7 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
             .arg(&rootfs)
             .args(args)
             .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
             .env("PATH", "/bin:/usr/local/bin")
             .output()
             .unwrap()

@@ -274,6 +274,7 @@ async fn the_job_started_hook_from_the_applied_config_map_runs_verify_runner() {
             .arg("-e")
             .arg(&script_path)
             .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_REPOSITORY", repository)
@@ -303,6 +304,7 @@ fn verify_job(f: &Fixture, env: &[(&str, &str)], args: &[&str]) -> Output {
     cmd.args(["verify", "job", "--kubernetes-token", "/nonexistent"])
         .args(args)
         .env_clear()
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_ENDPOINT_URL", moto_url())
         .env("AWS_REGION", "us-east-1")
@@ -363,6 +365,7 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
     cmd.arg("action")
         .env_clear()
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_ENDPOINT_URL", moto_url())
         .env("AWS_REGION", "us-east-1");
@@ -634,6 +637,7 @@ async fn job_token_unreadable_for_a_non_root_user_is_explained() {
                 "/nonexistent",
             ])
             .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
             .env("AWS_ROLE_ARN", &f.plan.repositories[0].iam_role.arn)
             .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
             .env("AWS_ENDPOINT_URL", moto_url())
@@ -676,6 +680,7 @@ fn verify_job_with(f: &Fixture, env: &[(&str, &str)], extra: &[&str]) -> Output 
     cmd.args(["verify", "job"])
         .args(extra)
         .env_clear()
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_REGION", "us-east-1")
         .env("INPUT_CONFIG", f.dir.path().join("config.yaml"));
