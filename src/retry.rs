@@ -44,19 +44,18 @@ where
     }
 }
 
-/// Full jitter: a random delay between zero and the exponential bound.
+/// The delay before retry `attempt` of a Kubernetes request.
 pub fn backoff(attempt: u32) -> Duration {
-    let bound = BASE_DELAY
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_DELAY);
-    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(jitter(nanos))
+    jittered_backoff(BASE_DELAY, MAX_DELAY, attempt)
 }
 
-/// A uniformly random number in `0..=max` (only to spread simultaneous
-/// retries; no cryptographic quality needed).
-fn jitter(max: u64) -> u64 {
-    fastrand::u64(0..=max)
+/// Exponential backoff with full jitter, the one implementation every client
+/// of this crate uses: a uniformly random delay between zero and
+/// `base × 2^attempt`, at most `max`.
+pub fn jittered_backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let bound = base.saturating_mul(1 << attempt.min(16)).min(max);
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(0..=nanos))
 }
 
 #[cfg(test)]

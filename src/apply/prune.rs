@@ -43,7 +43,13 @@ pub(super) async fn prune(
     let keep = if namespaces.is_empty() {
         BTreeSet::new()
     } else {
-        namespaces_with_foreign_objects(client, &namespaces, inventory.instance()).await?
+        namespaces_with_foreign_objects(
+            client,
+            &namespaces,
+            inventory.instance(),
+            options.page_size,
+        )
+        .await?
     };
 
     let mut by_repo: BTreeMap<String, RepoResult> = BTreeMap::new();
@@ -104,6 +110,7 @@ async fn namespaces_with_foreign_objects(
     client: &Client,
     namespaces: &[&str],
     instance: &str,
+    page_size: Option<u32>,
 ) -> Result<BTreeSet<String>> {
     let discovery = Discovery::new(client.clone())
         .run()
@@ -132,7 +139,7 @@ async fn namespaces_with_foreign_objects(
     // retry policy of every other request.
     let found: Vec<Result<Option<&str>>> = futures::stream::iter(pairs)
         .map(|(ar, ns)| async move {
-            foreign_in(client, &ar, ns, instance)
+            foreign_in(client, &ar, ns, instance, page_size.unwrap_or(500))
                 .await
                 .map(|foreign| foreign.then_some(ns))
         })
@@ -158,11 +165,12 @@ async fn foreign_in(
     ar: &ApiResource,
     namespace: &str,
     instance: &str,
+    page_size: u32,
 ) -> Result<bool> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
     let mut token: Option<String> = None;
     loop {
-        let mut params = ListParams::default().limit(500);
+        let mut params = ListParams::default().limit(page_size);
         if let Some(t) = &token {
             params = params.continue_token(t);
         }

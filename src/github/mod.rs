@@ -28,7 +28,8 @@ pub use discover::{Discovery, discover};
 pub struct RetryPolicy {
     /// Attempts for server errors and transport failures.
     pub attempts: u32,
-    /// First backoff after a server error; doubles each time.
+    /// Bound of the first backoff after a server error (doubles each time;
+    /// the wait is random below it: full jitter).
     pub backoff: Duration,
     /// Wait after a secondary rate limit without `retry-after` or reset time; doubles.
     pub secondary_wait: Duration,
@@ -336,7 +337,11 @@ impl Github {
     }
 
     async fn backoff(&self, path: &str, failures: u32, why: &str) {
-        let wait = self.policy.backoff * 2u32.saturating_pow(failures.saturating_sub(1));
+        let wait = crate::retry::jittered_backoff(
+            self.policy.backoff,
+            self.policy.max_wait,
+            failures.saturating_sub(1),
+        );
         tracing::warn!(
             "GitHub {why} on {path}: retrying in {:.1} s ({failures}/{})",
             wait.as_secs_f32(),

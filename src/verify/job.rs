@@ -102,7 +102,8 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     if let Some(b) = &bound {
         verdict.facts.insert("repository", b.repository.clone());
     }
-    let expected = expected_trust_policy(inputs, mechanism, bound.as_ref());
+    // Rendered only when STS refuses the job (the diagnosis shows it).
+    let trust_policy = || expected_trust_policy(inputs, mechanism, bound.as_ref());
     let expected_role = inputs
         .expected_role_arn
         .clone()
@@ -135,12 +136,7 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         }
     }
     verdict.checks.push(
-        caller_check(
-            &mut verdict.facts,
-            expected_role.as_deref(),
-            expected.as_ref(),
-        )
-        .await,
+        caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy).await,
     );
     if let Some(check) = kubernetes_rights_check(inputs).await {
         verdict.checks.push(check);
@@ -287,7 +283,7 @@ fn token_checks(
 async fn caller_check(
     facts: &mut BTreeMap<&'static str, String>,
     expected_role: Option<&str>,
-    trust: Option<&Value>,
+    trust: impl FnOnce() -> Option<Value>,
 ) -> Check {
     const NAME: &str = "caller-identity";
     let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
@@ -300,7 +296,8 @@ async fn caller_check(
                 .message()
                 .map(str::to_owned)
                 .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
-            let statement = trust
+            let statement = trust()
+                .as_ref()
                 .and_then(|t| t.pointer("/Statement/0"))
                 .and_then(|s| serde_json::to_string_pretty(s).ok())
                 .map(|s| format!("\nthe trust policy statement that would match this job:\n{s}"))

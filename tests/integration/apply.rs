@@ -817,3 +817,48 @@ async fn the_action_dry_run_input_persists_nothing() {
         .clone();
     assert!(namespace_gone(&ns).await, "the dry run created {ns}");
 }
+
+#[tokio::test]
+async fn prune_reads_every_page_of_a_namespace_before_deleting_it() {
+    // The hand-made object sorts after the tool's own ConfigMap and
+    // kube-root-ca.crt: with pages of one object it is on the third page.
+    let owner = unique("pgp");
+    let admin = admin_client().await;
+    run(
+        &admin,
+        &irsa_config(&owner, &["keep", "busy"], ISSUER),
+        Options::default(),
+    )
+    .await;
+    let busy = format!("{owner}-busy");
+    let user_cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("zz-user-data".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(admin.clone(), &busy)
+        .create(&PostParams::default(), &user_cm)
+        .await
+        .unwrap();
+    let report = run(
+        &admin,
+        &irsa_config(&owner, &["keep"], ISSUER),
+        Options {
+            prune: true,
+            page_size: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let kept = actions(&report)
+        .into_iter()
+        .find(|(k, _)| k.starts_with("Namespace ") && k.ends_with(&format!("/{busy}")))
+        .map(|(_, a)| a);
+    assert_eq!(kept, Some(Action::Keep), "{}", report.table());
+    assert!(
+        !namespace_gone(&busy).await,
+        "the namespace holding a foreign object survives"
+    );
+}
