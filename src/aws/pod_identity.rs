@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_eks::types::PodIdentityAssociation;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use futures::StreamExt;
 use tracing::info;
@@ -46,21 +47,8 @@ pub(super) async fn association_changes(
             service_account: sa.to_owned(),
         }]);
     };
-    let described = clients
-        .eks
-        .describe_pod_identity_association()
-        .cluster_name(cluster)
-        .association_id(&id)
-        .send()
-        .await
-        .map_err(|e| {
-            call_error(
-                "DescribePodIdentityAssociation",
-                format!("{cluster} {id}"),
-                &e,
-            )
-        })?;
-    let current = described.association().and_then(|a| a.role_arn());
+    let described = describe(clients, cluster, &id).await?;
+    let current = described.as_ref().and_then(|a| a.role_arn());
     Ok(if current == Some(role.arn.as_str()) {
         Vec::new()
     } else {
@@ -98,21 +86,8 @@ pub(super) async fn associations_of(
     }
     let described: Vec<Result<_, AwsError>> = futures::stream::iter(ids)
         .map(|id| async move {
-            let out = clients
-                .eks
-                .describe_pod_identity_association()
-                .cluster_name(cluster)
-                .association_id(&id)
-                .send()
-                .await
-                .map_err(|e| {
-                    call_error(
-                        "DescribePodIdentityAssociation",
-                        format!("{cluster} {id}"),
-                        &e,
-                    )
-                })?;
-            Ok(out.association().cloned().map(|a| (id, a)))
+            let association = describe(clients, cluster, &id).await?;
+            Ok(association.map(|a| (id, a)))
         })
         .buffered(CONCURRENCY)
         .collect()
@@ -176,4 +151,27 @@ pub(super) async fn delete_association(
 /// EKS tag keys allow the same characters as IAM's; kept as is.
 pub(super) fn eks_tag_key(k: &str) -> String {
     k.to_owned()
+}
+
+/// One association, described.
+async fn describe(
+    clients: &Clients,
+    cluster: &str,
+    id: &str,
+) -> Result<Option<PodIdentityAssociation>, AwsError> {
+    let out = clients
+        .eks
+        .describe_pod_identity_association()
+        .cluster_name(cluster)
+        .association_id(id)
+        .send()
+        .await
+        .map_err(|e| {
+            call_error(
+                "DescribePodIdentityAssociation",
+                format!("{cluster} {id}"),
+                &e,
+            )
+        })?;
+    Ok(out.association().cloned())
 }

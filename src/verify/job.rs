@@ -135,9 +135,9 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             ));
         }
     }
-    verdict.checks.push(
-        caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy).await,
-    );
+    verdict
+        .checks
+        .push(caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy).await);
     if let Some(check) = kubernetes_rights_check(inputs).await {
         verdict.checks.push(check);
     }
