@@ -33,7 +33,7 @@ pub(crate) fn kinds() -> [(&'static str, ApiResource); 6] {
 pub struct Inventory {
     instance: String,
     namespaces: BTreeSet<String>,
-    managed: BTreeMap<Key, Value>,
+    managed: BTreeMap<Key, Box<str>>,
     /// Objects runner-identity manages for another configuration instance.
     other_instances: BTreeSet<Key>,
     /// List requests sent to build this inventory.
@@ -56,37 +56,50 @@ impl Inventory {
         // planned name is found by the existence check and refused.
         let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
         for (kind, ar) in kinds() {
-            let items = list_all(
+            let api_version = ar.api_version.clone();
+            let managed = &mut inv.managed;
+            list_all(
                 client,
                 &ar,
                 kind,
                 Some(&selector),
                 page_size,
                 &mut inv.requests,
+                |item| {
+                    let namespace = item.metadata.namespace.clone().unwrap_or_default();
+                    let name = item.metadata.name.clone().unwrap_or_default();
+                    let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
+                        what: format!("{kind} {name}"),
+                        message: e.to_string(),
+                    })?;
+                    // List items carry no apiVersion/kind; the planned objects do.
+                    value["apiVersion"] = Value::String(api_version.clone());
+                    value["kind"] = Value::String(kind.to_owned());
+                    // Kept as compact text (a parsed value is several times
+                    // larger) and parsed again when its repository is compared.
+                    managed.insert((kind, namespace, name), value.to_string().into_boxed_str());
+                    Ok(())
+                },
             )
             .await?;
-            for item in items {
-                let namespace = item.metadata.namespace.clone().unwrap_or_default();
-                let name = item.metadata.name.clone().unwrap_or_default();
-                let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
-                    what: format!("{kind} {name}"),
-                    message: e.to_string(),
-                })?;
-                // List items carry no apiVersion/kind; the planned objects do.
-                value["apiVersion"] = Value::String(ar.api_version.clone());
-                value["kind"] = Value::String(ar.kind.clone());
-                inv.managed.insert((kind, namespace, name), value);
-            }
         }
         // Objects of other instances, metadata only: a planned name among them
         // is a conflict, found without a request per object.
         let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
         for (kind, ar) in kinds() {
             inv.other_instances.extend(
-                list_metadata(client, &ar, kind, &others, page_size, &mut inv.requests)
-                    .await?
-                    .into_iter()
-                    .map(|(namespace, name)| (kind, namespace, name)),
+                // Metadata only, so pages are never smaller than 500 items.
+                list_metadata(
+                    client,
+                    &ar,
+                    kind,
+                    &others,
+                    page_size.map(|n| n.max(500)),
+                    &mut inv.requests,
+                )
+                .await?
+                .into_iter()
+                .map(|(namespace, name)| (kind, namespace, name)),
             );
         }
         inv.namespaces = namespace_names(client, page_size, &mut inv.requests).await?;
@@ -103,10 +116,17 @@ impl Inventory {
         self.namespaces.contains(namespace)
     }
 
-    /// The live managed object of that key, if any.
-    pub fn managed(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+    /// Whether this instance manages an object of that key.
+    pub fn is_managed(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        self.managed
+            .contains_key(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The live managed object of that key, if any (parsed on each call).
+    pub fn managed(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         self.managed
             .get(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+            .and_then(|text| serde_json::from_str(text).ok())
     }
 
     /// Whether runner-identity manages an object of that key for another
@@ -116,11 +136,14 @@ impl Inventory {
             .contains(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
     }
 
-    /// The managed objects that belong to this instance.
-    pub fn of_instance(&self) -> impl Iterator<Item = (&Key, &Value)> {
+    /// The managed objects of this instance whose key `keep` accepts, parsed.
+    pub fn of_instance(&self, keep: impl Fn(&Key) -> bool) -> Vec<(&Key, Value)> {
         self.managed
             .iter()
+            .filter(|(k, _)| keep(k))
+            .filter_map(|(k, text)| Some((k, serde_json::from_str::<Value>(text).ok()?)))
             .filter(|(_, v)| instance_of(v) == Some(self.instance.as_str()))
+            .collect()
     }
 }
 
@@ -150,7 +173,8 @@ fn list_params(selector: Option<&str>, page_size: Option<u32>, token: Option<&st
     params
 }
 
-/// Every object of a kind (optionally label-selected), page by page.
+/// Every object of a kind (optionally label-selected), page by page, each
+/// handed to `each` as it arrives (a page is dropped before the next).
 pub(crate) async fn list_all(
     client: &Client,
     ar: &ApiResource,
@@ -158,9 +182,9 @@ pub(crate) async fn list_all(
     selector: Option<&str>,
     page_size: Option<u32>,
     requests: &mut usize,
-) -> Result<Vec<DynamicObject>> {
+    mut each: impl FnMut(DynamicObject) -> Result<()>,
+) -> Result<()> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
-    let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let params = list_params(selector, page_size, token.as_deref());
@@ -174,14 +198,14 @@ pub(crate) async fn list_all(
                 name: selector.unwrap_or("*").to_owned(),
                 source: Box::new(source),
             })?;
-        // managedFields are most of a listed object's size and never compared.
-        out.extend(page.items.into_iter().map(|mut item| {
-            item.metadata.managed_fields = None;
-            item
-        }));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
+        for mut item in page.items {
+            // managedFields are most of a listed object's size and never compared.
+            item.metadata.managed_fields = None;
+            each(item)?;
+        }
         if token.is_none() {
-            return Ok(out);
+            return Ok(());
         }
     }
 }

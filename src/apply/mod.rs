@@ -247,7 +247,7 @@ async fn existence_of_unlisted(
         for object in repo.objects() {
             let (kind, namespace, name) = inventory::key_of(&object);
             if kind == "Namespace"
-                || inventory.managed(kind, &namespace, &name).is_some()
+                || inventory.is_managed(kind, &namespace, &name)
                 || inventory.of_other_instance(kind, &namespace, &name)
             {
                 continue;
@@ -284,11 +284,12 @@ fn existing(
     key: &inventory::Key,
 ) -> Existing {
     let (kind, namespace, name) = key;
-    match inventory.managed(kind, namespace, name) {
-        Some(l) if inventory::instance_of(l) == Some(inventory.instance()) => Existing::Ours,
-        Some(_) => Existing::Foreign,
-        None if inventory.of_other_instance(kind, namespace, name) => Existing::Foreign,
-        None => {
+    // The inventory holds this instance's objects only (its lists select on
+    // the instance label).
+    match inventory.is_managed(kind, namespace, name) {
+        true => Existing::Ours,
+        false if inventory.of_other_instance(kind, namespace, name) => Existing::Foreign,
+        false => {
             let exists = if *kind == "Namespace" {
                 inventory.namespace_exists(name)
             } else {
@@ -325,7 +326,10 @@ fn classify(
         let live = inventory.managed(kind, &namespace, &name);
         let action = match existing(inventory, unlisted, &key) {
             Existing::Ours => {
-                if live.is_some_and(|l| compare::unchanged(&desired, l)) {
+                if live
+                    .as_ref()
+                    .is_some_and(|l| compare::unchanged(&desired, l))
+                {
                     Action::Unchanged
                 } else {
                     Action::Update
@@ -342,7 +346,7 @@ fn classify(
         // Diffs are for `diff`; an apply's report does not hold every object's text.
         let diff = (options.diff_only
             && matches!(action, Action::Create | Action::Update | Action::Adopt))
-        .then(|| compare::diff_text(&desired, live));
+        .then(|| compare::diff_text(&desired, live.as_ref()));
         steps.push(Step {
             kind,
             unvalidated: options.dry_run && !namespace_exists && kind != "Namespace",

@@ -28,10 +28,7 @@ pub(super) async fn prune(
     options: &Options,
     writes: &AtomicUsize,
 ) -> Result<Vec<RepoResult>> {
-    let candidates: Vec<(&Key, &Value)> = inventory
-        .of_instance()
-        .filter(|(k, _)| !planned.contains(*k))
-        .collect();
+    let candidates: Vec<(&Key, Value)> = inventory.of_instance(|k| !planned.contains(k));
     if candidates.is_empty() {
         return Ok(Vec::new());
     }

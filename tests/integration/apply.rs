@@ -180,10 +180,25 @@ async fn another_configurations_object_is_a_conflict() {
     let text = irsa_config(&owner, &["app"], ISSUER);
     run(&admin, &text, Options::default()).await;
     let other = format!("instance: someone-else\n{text}");
+    let offset = audit_offset();
     let err = apply::apply(&admin, &plan_text(&other), &Options::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unmanaged { .. }), "{err}");
+    let Error::Unmanaged { objects } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        objects.len(),
+        6,
+        "every object of the repository: {objects:?}"
+    );
+    // Found from the lists (one per kind), not from a GET per object as before.
+    let namespace = format!("/namespaces/{owner}-app/");
+    let gets: Vec<String> = audited_requests(offset, &namespace)
+        .into_iter()
+        .filter(|uri| !uri.contains('?'))
+        .collect();
+    assert!(gets.is_empty(), "requests per object: {gets:?}");
 }
 
 #[tokio::test]
