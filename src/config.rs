@@ -685,25 +685,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
             message,
         }
     };
-    // YAML syntax first: past a syntax error nothing else can be read.
-    let tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
-    let structural = serde_json::to_value(&tree)
-        .map(|doc| structure::problems(&doc, &json_schema()))
-        .unwrap_or_default();
-    if !structural.is_empty() {
-        return Err(Error::ConfigProblems {
-            path: path.to_owned(),
-            problems: structural
-                .into_iter()
-                .map(|(field, message)| crate::ConfigProblem {
-                    location: locate::locate(text, &field),
-                    field,
-                    message,
-                })
-                .collect(),
-        });
-    }
-    let config: Config = serde_yaml::from_str(text).map_err(parse_error)?;
+    // A file serde accepts has no structural problem (the schema mirrors the
+    // types): only a refused one is walked against the schema, so that every
+    // unknown key and wrong type is reported, not just serde's first.
+    let config: Config = match serde_yaml::from_str(text) {
+        Ok(config) => config,
+        Err(first) => {
+            // YAML syntax first: past a syntax error nothing else can be read.
+            let tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+            let structural = serde_json::to_value(&tree)
+                .map(|doc| structure::problems(&doc, &json_schema()))
+                .unwrap_or_default();
+            if structural.is_empty() {
+                return Err(parse_error(first));
+            }
+            return Err(Error::ConfigProblems {
+                path: path.to_owned(),
+                problems: structural
+                    .into_iter()
+                    .map(|(field, message)| crate::ConfigProblem {
+                        location: locate::locate(text, &field),
+                        field,
+                        message,
+                    })
+                    .collect(),
+            });
+        }
+    };
     crate::config::validate::settings(config, path, Some(text))
 }
 
