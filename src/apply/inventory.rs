@@ -19,6 +19,10 @@ use crate::plan::{Kind, Object};
 use crate::retry;
 use crate::{Error, Result};
 
+/// Items per page where `--page-size` does not apply (prune's scan of a
+/// namespace) or is too small to pay (metadata-only lists): kubectl's chunk size.
+pub(crate) const METADATA_PAGE: u32 = 500;
+
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
 pub type Key = (&'static str, String, String);
 
@@ -94,7 +98,7 @@ impl Inventory {
                     &ar,
                     kind,
                     &others,
-                    page_size.map(|n| n.max(500)),
+                    page_size.map(|n| n.max(METADATA_PAGE)),
                     &mut inv.requests,
                 )
                 .await?

@@ -35,8 +35,11 @@ impl Cli {
     pub fn is_verify(&self) -> bool {
         match &self.command {
             Command::Verify(_) => true,
-            Command::Action => std::env::var("INPUT_COMMAND")
-                .map_or(true, |c| c.is_empty() || c.starts_with("verify-")),
+            // The command line the action stands for decides, as it will run.
+            Command::Action => {
+                let command = std::env::var("INPUT_COMMAND").unwrap_or_default();
+                action_argv(&command).is_none_or(|argv| argv.get(1) == Some(&"verify"))
+            }
             _ => false,
         }
     }
