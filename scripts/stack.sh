@@ -16,7 +16,9 @@ set -euo pipefail
 CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
 STATE=$CACHE/stack
 K8S_VERSION=1.20.2
-APISERVER=$CACHE/kube-apiserver-v$K8S_VERSION
+# The suffix names the patches below: a binary built without them is never reused.
+APISERVER=$CACHE/kube-apiserver-v$K8S_VERSION-ri2
+APT=$CACHE/apt
 VENV=$CACHE/venv
 ETCD_PORT=${RI_ETCD_PORT:-23790}
 ETCD_PEER_PORT=${RI_ETCD_PEER_PORT:-23800}
@@ -42,30 +44,76 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >/dev/null
 }
 
-# deb-src entries are a copy of the machine's own Debian deb822 sources.
-enable_deb_src() {
-  local src=/etc/apt/sources.list.d/debian.sources dst=/etc/apt/sources.list.d/runner-identity-src.sources
-  grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && return 0
-  [ -f "$src" ] || die "no $src to derive deb-src entries from; add deb-src for Debian by hand"
-  sed 's/^Types: deb$/Types: deb-src/' "$src" | as_root tee "$dst" >/dev/null
-  as_root apt-get update -q >/dev/null
+# A private apt configuration under $APT: the machine's own Debian sources
+# with deb-src entries added, its own package lists and cache. The system's
+# sources are never changed.
+private_apt() {
+  local src=/etc/apt/sources.list.d/debian.sources
+  [ -f "$src" ] || die "no $src (Debian deb822 sources) to derive a private apt configuration from"
+  if [ ! -f "$APT/sources/debian.sources" ]; then
+    mkdir -p "$APT/sources" "$APT/lists/partial" "$APT/cache/archives/partial"
+    { cat "$src"; printf '\n'; sed 's/^Types: deb$/Types: deb-src/' "$src"; } >"$APT/sources/debian.sources"
+  fi
+  apt-get -q -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$APT/sources" \
+    -o Dir::State::Lists="$APT/lists" -o Dir::Cache="$APT/cache" "$@"
+}
+
+# The private configuration's package lists, fetched once.
+private_apt_lists() {
+  compgen -G "$APT/lists/*Sources*" >/dev/null && return 0
+  log "fetching package lists into the private apt configuration $APT"
+  private_apt update >/dev/null || die "apt-get update of the private configuration in $APT failed"
+}
+
+# Two vendored defects of v1.20.2 that Debian's Go 1.19 exposes:
+# - github.com/modern-go/reflect2 v1.0.1 crashes (SIGSEGV in
+#   UnsafeMapType.UnsafeIterate <- mapiterinit) on Go >= 1.18: replaced by
+#   v1.0.2 from Debian's golang-github-modern-go-reflect2-dev;
+# - the OpenAPI type validator treats "" as null since Go 1.19
+#   (reflect.DeepEqual of a reflect.Value with the zero Value), which rejects
+#   ARC's CRDs and any custom resource holding "": `if data == nil {`, as
+#   current kube-openapi has it.
+patch_sources() { # tree
+  local tree=$1 deb_dir=$CACHE/src/reflect2
+  if ! grep -qs 'go1.18' "$tree/vendor/github.com/modern-go/reflect2/"*.go; then
+    log "replacing vendored reflect2 v1.0.1 by Debian's v1.0.2"
+    rm -rf "$deb_dir" && mkdir -p "$deb_dir"
+    private_apt_lists
+    (cd "$deb_dir" && private_apt download golang-github-modern-go-reflect2-dev >/dev/null) \
+      || die "apt-get download golang-github-modern-go-reflect2-dev failed"
+    dpkg -x "$deb_dir"/golang-github-modern-go-reflect2-dev_*.deb "$deb_dir/root"
+    local new=$deb_dir/root/usr/share/gocode/src/github.com/modern-go/reflect2
+    grep -qs 'go1.18' "$new"/*.go || die "the reflect2 package holds no Go 1.18 support: $new"
+    rm -f "$tree/vendor/github.com/modern-go/reflect2/"*.go "$tree/vendor/github.com/modern-go/reflect2/"*.s
+    cp "$new"/*.go "$new"/*.s "$tree/vendor/github.com/modern-go/reflect2/"
+    rm -f "$tree/vendor/github.com/modern-go/reflect2/"*_test.go
+  fi
+  local f
+  for f in vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go vendor/github.com/go-openapi/validate/type.go; do
+    sed -i 's/if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {/if data == nil {/' "$tree/$f"
+    grep -q 'if data == nil {' "$tree/$f" || die "could not patch the type validator in $f"
+    if grep -q 'reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data))' "$tree/$f"; then
+      die "the type validator in $f still compares with the zero value"
+    fi
+  done
 }
 
 build_apiserver() {
   if [ -x "$APISERVER" ]; then log "kube-apiserver v$K8S_VERSION cached at $APISERVER"; return 0; fi
   apt_install golang-go dpkg-dev rsync make
-  enable_deb_src
   local src=$CACHE/src
   mkdir -p "$src"
   local tree
   tree=$(find "$src" -maxdepth 1 -type d -name "kubernetes-*$K8S_VERSION*" | head -n1)
   if [ -z "$tree" ]; then
     log "fetching Debian's kubernetes source package"
-    (cd "$src" && apt-get source -q kubernetes >/dev/null 2>&1) || die "apt-get source kubernetes failed"
+    private_apt_lists
+    (cd "$src" && private_apt source kubernetes >/dev/null 2>&1) || die "apt-get source kubernetes failed"
     tree=$(find "$src" -maxdepth 1 -type d -name "kubernetes-*$K8S_VERSION*" | head -n1)
   fi
   [ -n "$tree" ] || die "the kubernetes source package is not version $K8S_VERSION"
-  log "building kube-apiserver (about 5 minutes on 2 cores)"
+  patch_sources "$tree"
+  log "building kube-apiserver (about 6 to 9 minutes on 2 cores)"
   local start=$SECONDS
   (
     cd "$tree"

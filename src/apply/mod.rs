@@ -53,8 +53,8 @@ pub struct Options {
     pub adopt: bool,
     /// Repositories applied at the same time.
     pub concurrency: usize,
-    /// Page the inventory lists with this `limit` (default: one watch-cache
-    /// read per kind).
+    /// Page the inventory lists with this `limit` (default: one response per
+    /// kind).
     pub page_size: Option<u32>,
 }
 

@@ -37,7 +37,7 @@ pub struct ApplyArgs {
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
     pub output: ReportFormat,
     /// Read the cluster in pages of this many objects (`limit` + `continue`)
-    /// instead of one watch-cache read per kind.
+    /// instead of one response per kind.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: Option<u32>,
     /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
