@@ -9,6 +9,7 @@
 mod common;
 
 mod apiserver;
+mod arc;
 mod apply;
 mod aws;
 mod cli;
