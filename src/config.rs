@@ -13,6 +13,8 @@ use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::chart;
+pub use crate::chart::ChartName;
 use crate::{Error, Result};
 
 /// The configuration file as written by the user.
@@ -472,6 +474,13 @@ pub struct KubernetesConfig {
     /// Storage class of the work volume claim; cluster default when unset.
     #[serde(default)]
     pub work_volume_storage_class: Option<String>,
+    /// `securityContext.fsGroup` of the runner pod, so the runner (uid 1001,
+    /// group 123 in the actions-runner image) can write the work volume.
+    #[serde(default = "default_runner_fs_group")]
+    pub runner_fs_group: i64,
+    /// The ARC chart the Helm values are written for.
+    #[serde(default)]
+    pub chart: ChartConfig,
     /// `verify runner` as the runner's job-started hook.
     #[serde(default)]
     pub verify_runner: VerifyRunnerConfig,
@@ -518,6 +527,46 @@ pub struct SecretRef {
     pub name: String,
 }
 
+/// `kubernetes.chart:` the ARC chart the Helm values are written for.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartConfig {
+    /// `gha-runner-scale-set` or `gha-runner-scale-set-experimental`.
+    #[serde(default)]
+    pub name: ChartName,
+    /// The chart version the values are for; the values' `helm upgrade` line
+    /// pins it. Default: the newest version runner-identity knows.
+    #[serde(default = "default_chart_version")]
+    pub version: String,
+    /// The ARC controller's ServiceAccount, written into the values so the
+    /// chart renders offline (`helm template`, Argo CD) instead of looking it
+    /// up in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_service_account: Option<ControllerServiceAccount>,
+}
+
+impl Default for ChartConfig {
+    fn default() -> Self {
+        ChartConfig {
+            name: ChartName::default(),
+            version: default_chart_version(),
+            controller_service_account: None,
+        }
+    }
+}
+
+fn default_chart_version() -> String {
+    chart::NEWEST_VERSION.to_owned()
+}
+
+/// The ARC controller's ServiceAccount (`controllerServiceAccount` in the values).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerServiceAccount {
+    pub name: String,
+    pub namespace: String,
+}
+
 /// `kubernetes.verifyRunner:` the job-started hook that runs `verify runner`
 /// in every runner pod before the job's first container starts.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -526,9 +575,16 @@ pub struct VerifyRunnerConfig {
     /// Install the hook (an init container copies the binary into the pod).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Image holding `/usr/local/bin/runner-identity` and `cp`.
+    /// Image holding `/usr/local/bin/runner-identity` and `cp` (the
+    /// `gha-runner-scale-set` chart: an init container copies the binary).
     #[serde(default = "default_verify_image")]
     pub image: String,
+    /// `gha-runner-scale-set-experimental` only: a runner image that carries
+    /// runner-identity and its job-started script in `/opt/runner-identity/bin`
+    /// (that chart cannot mount another volume into the runner container).
+    /// Unset there: the values have no job-started hook, and `plan` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_image: Option<String>,
     /// Excess runner rights fail the job instead of warning.
     #[serde(default)]
     pub strict: bool,
@@ -539,6 +595,7 @@ impl Default for VerifyRunnerConfig {
         VerifyRunnerConfig {
             enabled: true,
             image: default_verify_image(),
+            runner_image: None,
             strict: false,
         }
     }
@@ -566,6 +623,8 @@ impl Default for KubernetesConfig {
             github_config_secret: default_github_secret(),
             work_volume_size: default_work_volume_size(),
             work_volume_storage_class: None,
+            runner_fs_group: default_runner_fs_group(),
+            chart: ChartConfig::default(),
             verify_runner: VerifyRunnerConfig::default(),
             github_credentials: None,
         }
@@ -577,6 +636,9 @@ fn default_namespace() -> String {
 }
 fn default_fs_group() -> i64 {
     1001
+}
+fn default_runner_fs_group() -> i64 {
+    123
 }
 fn default_runner_image() -> String {
     "ghcr.io/actions/actions-runner:latest".into()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::plan::{HOOK_TEMPLATE_KEY, Object, Plan, RepoPlan};
+use crate::plan::{Object, Plan, RepoPlan};
 use crate::{Error, Result};
 
 /// Every Kubernetes object of the plan as multi-document YAML, in stable order.
@@ -68,13 +68,7 @@ pub fn write_out_dir(plan: &Plan, dir: &Path) -> Result<Vec<std::path::PathBuf>>
             path: folder.clone(),
             source,
         })?;
-        let hook = repo
-            .hook_template
-            .data
-            .as_ref()
-            .and_then(|d| d.get(HOOK_TEMPLATE_KEY))
-            .cloned()
-            .unwrap_or_default();
+        let hook = repo.hook_template_text().unwrap_or_default().to_owned();
         let mut files = vec![
             ("manifests.yaml", repo_manifests_yaml(repo)?),
             ("values.yaml", repo.values.clone()),

@@ -14,17 +14,23 @@ use crate::{Error, Result};
 pub const HOOK_TEMPLATE: &str = "hook-template.yaml";
 /// gha-runner-scale-set Helm values.
 pub const VALUES: &str = "values.yaml";
+/// gha-runner-scale-set-experimental Helm values.
+pub const VALUES_EXPERIMENTAL: &str = "values-experimental.yaml";
 /// IRSA trust policy.
 pub const TRUST_IRSA: &str = "trust-policy-irsa.json";
 /// EKS Pod Identity trust policy.
 pub const TRUST_POD_IDENTITY: &str = "trust-policy-pod-identity.json";
 
-const EMBEDDED: [(&str, &str); 5] = [
+const EMBEDDED: [(&str, &str); 6] = [
     (
         HOOK_TEMPLATE,
         include_str!("../templates/hook-template.yaml"),
     ),
     (VALUES, include_str!("../templates/values.yaml")),
+    (
+        VALUES_EXPERIMENTAL,
+        include_str!("../templates/values-experimental.yaml"),
+    ),
     (
         TRUST_IRSA,
         include_str!("../templates/trust-policy-irsa.json"),
@@ -64,7 +70,27 @@ pub struct Context {
     pub config_url: String,
     pub github_config_secret: String,
     pub hooks: String,
+    /// `kubernetes.runnerImage`, the image of the scale set's runners.
     pub runner_image: String,
+    /// The runner container's image in the values: `runner_image`, or the
+    /// image carrying runner-identity (`gha-runner-scale-set-experimental`
+    /// with `verifyRunner.runnerImage`).
+    pub runner_container_image: String,
+    /// `securityContext.fsGroup` of the runner pod.
+    pub runner_fs_group: i64,
+    /// `gha-runner-scale-set` or `gha-runner-scale-set-experimental`.
+    pub chart_name: String,
+    pub chart_version: String,
+    /// `oci://…` of the chart, for the `helm upgrade` line.
+    pub chart_reference: String,
+    /// `{name, namespace}` of ARC's controller, for offline rendering.
+    pub controller_service_account: Option<crate::config::ControllerServiceAccount>,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS` of the flavour (the experimental
+    /// chart's `runner.kubernetesMode.hookPath`).
+    pub hook_path: String,
+    /// The configuration `verify runner` reads (experimental chart: passed
+    /// in `RUNNER_IDENTITY_CONFIG_TEXT`); empty where it is not used.
+    pub runner_config: String,
     pub hook_template_dir: String,
     pub hook_template_path: String,
     /// Whether the runner pod runs `verify runner` as its job-started hook.

@@ -134,6 +134,9 @@ async fn load_plan(
         }
     };
     let plan = crate::plan::plan(&settings, &templates)?;
+    for warning in crate::plan::planning_warnings(&settings) {
+        tracing::warn!("{warning}");
+    }
     Ok((settings, plan, discovery))
 }
 

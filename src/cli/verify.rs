@@ -41,7 +41,12 @@ pub struct VerifyRunnerArgs {
         default_value = "runner-identity.yaml"
     )]
     pub config: PathBuf,
-    /// Excess rights fail instead of warn.
+    /// The configuration as text instead of a file: how the runner of the
+    /// gha-runner-scale-set-experimental chart gets it (`runner.env`).
+    #[arg(long, env = "RUNNER_IDENTITY_CONFIG_TEXT", hide_env_values = true)]
+    pub config_text: Option<String>,
+    /// Excess rights fail instead of warn (so does the configuration's
+    /// `kubernetes.verifyRunner.strict`).
     #[arg(long, env = "INPUT_STRICT")]
     pub strict: bool,
     /// The ServiceAccount token to check with.
@@ -93,15 +98,22 @@ pub(super) async fn run(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Res
         .collect();
     let (verdict, output) = match mode {
         VerifyCommand::Runner(args) => {
+            let settings = match &args.config_text {
+                Some(text) => {
+                    config::parse(text, std::path::Path::new("RUNNER_IDENTITY_CONFIG_TEXT"))?
+                }
+                None => config::load(&args.config)?,
+            };
+            let strict = args.strict || settings.config.kubernetes.verify_runner.strict;
             let inputs = verify::runner::RunnerInputs {
-                settings: config::load(&args.config)?,
+                settings,
                 kubeconfig: args.kubeconfig,
                 token_file: args.token_file,
                 hook_template: env
                     .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
                     .map(PathBuf::from),
                 repository: env.get("GITHUB_REPOSITORY").cloned(),
-                strict: args.strict,
+                strict,
             };
             (verify::runner::verify(&inputs).await, args.out)
         }

@@ -5,8 +5,10 @@ use std::path::Path;
 
 use super::locate::locate;
 use super::{
-    Config, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings, check_rule, folded,
+    ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings,
+    check_rule, folded,
 };
+use crate::chart;
 use crate::kvp::{self, MANAGED_BY_LABEL, PREFIX};
 use crate::{ConfigProblem, Error, Result};
 
@@ -128,6 +130,38 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
     }
     if k.fs_group < 0 {
         p.add("kubernetes.fsGroup", format!("{} is negative", k.fs_group));
+    }
+    if k.runner_fs_group < 0 {
+        p.add(
+            "kubernetes.runnerFsGroup",
+            format!("{} is negative", k.runner_fs_group),
+        );
+    }
+    if let Some(version) = p.check(
+        "kubernetes.chart.version",
+        chart::parse_version(&k.chart.version),
+    ) && let Some(problem) =
+        chart::unsupported(k.chart.name, &version, k.hooks == Hooks::KubernetesNovolume)
+    {
+        p.add("kubernetes.chart.version", problem);
+    }
+    if let Some(sa) = &k.chart.controller_service_account {
+        p.check(
+            "kubernetes.chart.controllerServiceAccount.namespace",
+            kvp::check_dns_label(&sa.namespace),
+        );
+        p.check(
+            "kubernetes.chart.controllerServiceAccount.name",
+            kvp::check_dns_subdomain(&sa.name),
+        );
+    }
+    if k.verify_runner.runner_image.is_some() && k.chart.name == ChartName::Classic {
+        p.add(
+            "kubernetes.verifyRunner.runnerImage",
+            "is for the gha-runner-scale-set-experimental chart only; with gha-runner-scale-set an \
+             init container copies runner-identity from kubernetes.verifyRunner.image into the \
+             unmodified runner image: remove runnerImage, or set kubernetes.chart.name",
+        );
     }
     for (i, rule) in k.extra_rules.iter().enumerate() {
         p.check(&format!("kubernetes.extraRules[{i}]"), check_rule(rule));

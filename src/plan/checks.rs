@@ -4,7 +4,8 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
-use crate::config::{KubernetesConfig, Mode, Settings};
+use crate::chart::{self, ChartName};
+use crate::config::{Mode, Settings};
 use crate::names::RepoNames;
 use crate::policy::{self, Decision, WebIdentityRequest};
 use crate::templates::Context;
@@ -40,68 +41,88 @@ pub fn check_hook_template(
         .and_then(|s| s.fs_group)
         .is_none()
     {
-        return Err("`spec.securityContext.fsGroup` is missing: a non-root job could not read the \
-                    projected token (a template securityContext replaces the hooks' default fsGroup)"
-            .into());
+        return Err(
+            "`spec.securityContext.fsGroup` is missing: a non-root job could not read the \
+                    projected token (hooks v0.7.0 set no fsGroup of their own; v0.8 drop theirs \
+                    when the template sets a securityContext)"
+                .into(),
+        );
     }
     Ok(spec)
 }
 
+/// The rendered values must wire what runner-identity planned, in the layout
+/// of the chart they are for.
 pub(super) fn check_values(
     text: &str,
     names: &RepoNames,
-    k8s: &KubernetesConfig,
+    ctx: &Context,
 ) -> std::result::Result<(), String> {
-    let flavour = k8s.hooks;
     let v: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    let get = |path: &[&str]| {
-        path.iter()
-            .try_fold(&v, |node, key| node.get(*key))
-            .and_then(serde_yaml::Value::as_str)
-            .map(str::to_owned)
-    };
-    let expect = |path: &[&str], want: &str| match get(path) {
+    let at = |path: &str| path.split('.').try_fold(&v, |node, key| node.get(key));
+    let expect = |path: &str, want: &str| match at(path).and_then(serde_yaml::Value::as_str) {
         Some(got) if got == want => Ok(()),
-        got => Err(format!(
-            "`{}` must be `{want}`, found {got:?}",
-            path.join(".")
+        got => Err(format!("`{path}` must be `{want}`, found {got:?}")),
+    };
+    if names.scale_set.len() > 45 {
+        return Err("the scale set name is longer than the charts' 45 characters".into());
+    }
+    let has_env = |env: Option<&serde_yaml::Value>, name: &str| {
+        env.and_then(serde_yaml::Value::as_sequence)
+            .is_some_and(|env| {
+                env.iter()
+                    .any(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
+            })
+    };
+    let fs_group = |path: &str| match at(path).and_then(serde_yaml::Value::as_i64) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "`{path}` is missing: the work volume would be root-owned and the runner could not write it"
         )),
     };
+    if ctx.chart_name == ChartName::Experimental.as_str() {
+        expect("scaleset.name", &names.scale_set)?;
+        expect("runner.mode", "kubernetes")?;
+        expect(
+            "runner.kubernetesMode.serviceAccountName",
+            &names.runner_service_account,
+        )?;
+        expect("runner.kubernetesMode.hookPath", &ctx.hook_path)?;
+        expect("runner.kubernetesMode.extensionRef", &names.config_map)?;
+        fs_group("runner.pod.spec.securityContext.fsGroup")?;
+        for ignored in chart::EXPERIMENTAL_IGNORED {
+            if at(ignored).is_some() {
+                return Err(format!(
+                    "`{ignored}` is set, but gha-runner-scale-set-experimental ignores it"
+                ));
+            }
+        }
+        if ctx.verify_runner && !has_env(at("runner.env"), "ACTIONS_RUNNER_HOOK_JOB_STARTED") {
+            return Err("`runner.env` does not set ACTIONS_RUNNER_HOOK_JOB_STARTED".into());
+        }
+        return Ok(());
+    }
     expect(
-        &["template", "spec", "serviceAccountName"],
+        "template.spec.serviceAccountName",
         &names.runner_service_account,
     )?;
-    expect(&["containerMode", "type"], flavour.as_str())?;
-    expect(&["runnerScaleSetName"], &names.scale_set)?;
-    if names.scale_set.len() > 45 {
-        return Err("`runnerScaleSetName` is longer than the chart's 45 characters".into());
-    }
-    let containers = v
-        .get("template")
-        .and_then(|t| t.get("spec"))
-        .and_then(|s| s.get("containers"))
+    expect("containerMode.type", &ctx.hooks)?;
+    expect("runnerScaleSetName", &names.scale_set)?;
+    fs_group("template.spec.securityContext.fsGroup")?;
+    let containers = at("template.spec.containers")
         .and_then(serde_yaml::Value::as_sequence)
         .ok_or("`template.spec.containers` is missing")?;
     let runner = containers
         .iter()
         .find(|c| c.get("name").and_then(serde_yaml::Value::as_str) == Some("runner"))
         .ok_or("`template.spec.containers` has no container named `runner`")?;
-    let has_env = |name: &str| {
-        runner
-            .get("env")
-            .and_then(serde_yaml::Value::as_sequence)
-            .is_some_and(|env| {
-                env.iter()
-                    .any(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
-            })
-    };
     let mut required = vec!["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"];
-    if k8s.verify_runner.enabled {
+    if ctx.verify_runner {
         required.push("ACTIONS_RUNNER_HOOK_JOB_STARTED");
     }
     for name in required {
-        if !has_env(name) {
+        if !has_env(runner.get("env"), name) {
             return Err(format!("the `runner` container does not set {name}"));
         }
     }

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Mode, Repository, Settings};
+use crate::config::{ChartName, Hooks, KubernetesConfig, Mode, Repository, Settings};
 use crate::kvp;
 use crate::names::{self, RepoNames};
 use crate::templates::{self, Context, Templates};
@@ -35,6 +35,12 @@ pub use self::rights::{HookRight, hook_rights};
 pub const HOOK_TEMPLATE_DIR: &str = "/etc/runner-identity";
 /// The ConfigMap key (and file name) of the hook template.
 pub const HOOK_TEMPLATE_KEY: &str = "hook-template.yaml";
+/// The ConfigMap key `gha-runner-scale-set-experimental` mounts as the hook
+/// template (`runner.kubernetesMode.extensionRef`).
+pub const EXTENSION_KEY: &str = "extension";
+/// Where runner-identity's image keeps the job-started script of the
+/// experimental chart's runner image (next to the binary).
+pub const IMAGE_JOB_STARTED: &str = "/opt/runner-identity/bin/job-started.sh";
 /// ConfigMap key of the configuration `verify runner` reads in the runner pod.
 pub const RUNNER_CONFIG_KEY: &str = "runner-identity.yaml";
 /// ConfigMap key of the job-started hook script.
@@ -74,6 +80,25 @@ pub struct RepoPlan {
     /// Rendered gha-runner-scale-set values (YAML text, comments kept).
     pub values: String,
     pub iam_role: IamRolePlan,
+}
+
+/// The ConfigMap key of the hook template for `chart`.
+pub fn hook_template_key(chart: ChartName) -> &'static str {
+    match chart {
+        ChartName::Classic => HOOK_TEMPLATE_KEY,
+        ChartName::Experimental => EXTENSION_KEY,
+    }
+}
+
+impl RepoPlan {
+    /// The rendered hook template (under the key its chart reads).
+    pub fn hook_template_text(&self) -> Option<&str> {
+        let data = self.hook_template.data.as_ref()?;
+        [HOOK_TEMPLATE_KEY, EXTENSION_KEY]
+            .iter()
+            .find_map(|k| data.get(*k))
+            .map(String::as_str)
+    }
 }
 
 /// The whole plan.
@@ -174,11 +199,22 @@ fn plan_repository(
         repository: names.repository.clone(),
         message,
     })?;
-    let mut data = BTreeMap::from([(HOOK_TEMPLATE_KEY.to_owned(), hook_text)]);
+    let chart = cfg.kubernetes.chart.name;
+    let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
     let hook = &cfg.kubernetes.verify_runner;
-    if hook.enabled {
-        data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config(settings, repo)?);
-        data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+    let mut ctx = ctx;
+    if ctx.verify_runner {
+        let runner_config = runner_config(settings, repo)?;
+        match chart {
+            // The runner container mounts the whole ConfigMap.
+            ChartName::Classic => {
+                data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
+                data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+            }
+            // The chart mounts the `extension` key alone: the configuration
+            // goes in a variable, the script is in the runner image.
+            ChartName::Experimental => ctx.runner_config = runner_config,
+        }
     }
     let hook_template = ConfigMap {
         metadata: meta(&names.config_map),
@@ -186,9 +222,13 @@ fn plan_repository(
         ..Default::default()
     };
 
-    let values = templates.render(templates::VALUES, &ctx)?;
-    check_values(&values, &names, &cfg.kubernetes).map_err(|message| Error::TemplateOutput {
-        template: templates.describe(templates::VALUES),
+    let values_template = match chart {
+        ChartName::Classic => templates::VALUES,
+        ChartName::Experimental => templates::VALUES_EXPERIMENTAL,
+    };
+    let values = templates.render(values_template, &ctx)?;
+    check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
+        template: templates.describe(values_template),
         repository: names.repository.clone(),
         message,
     })?;
@@ -231,8 +271,46 @@ pub(super) fn metadata(
     }
 }
 
+/// `ACTIONS_RUNNER_CONTAINER_HOOKS` of a flavour, as the runner image ships them.
+pub fn hook_path(hooks: Hooks) -> &'static str {
+    match hooks {
+        Hooks::Kubernetes => "/home/runner/k8s/index.js",
+        Hooks::KubernetesNovolume => "/home/runner/k8s-novolume/index.js",
+    }
+}
+
+/// Whether the values run `verify runner` as the job-started hook: always
+/// when enabled on `gha-runner-scale-set` (an init container brings the
+/// binary); on the experimental chart only with a runner image that carries
+/// it ([`planning_warnings`] says so otherwise).
+pub fn verify_runner_in_values(k8s: &KubernetesConfig) -> bool {
+    let verify = &k8s.verify_runner;
+    verify.enabled && (k8s.chart.name == ChartName::Classic || verify.runner_image.is_some())
+}
+
+/// What `plan` and `apply` should say about a configuration that plans fine
+/// but not as the user may think.
+pub fn planning_warnings(settings: &Settings) -> Vec<String> {
+    let k8s = &settings.config.kubernetes;
+    let mut warnings = Vec::new();
+    if k8s.verify_runner.enabled && !verify_runner_in_values(k8s) {
+        warnings.push(format!(
+            "kubernetes.verifyRunner: the values have no job-started hook, so `verify runner` does not \
+             run before jobs: {} cannot mount runner-identity into the runner container. Build a \
+             runner image that carries it (two lines, see the README: FROM {} / COPY --from=<the \
+             runner-identity image> /usr/local/bin/runner-identity {IMAGE_JOB_STARTED} {VERIFY_BIN_DIR}/) \
+             and set kubernetes.verifyRunner.runnerImage, or set verifyRunner.enabled: false",
+            k8s.chart.name.as_str(),
+            k8s.runner_image
+        ));
+    }
+    warnings
+}
+
 pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context {
     let cfg = &settings.config;
+    let chart = cfg.kubernetes.chart.name;
+    let verify = &cfg.kubernetes.verify_runner;
     let partition = cfg.aws.partition.as_str();
     Context {
         repository: names.repository.clone(),
@@ -262,12 +340,26 @@ pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames)
         github_config_secret: cfg.kubernetes.github_config_secret.clone(),
         hooks: cfg.kubernetes.hooks.as_str().to_owned(),
         runner_image: cfg.kubernetes.runner_image.clone(),
+        runner_container_image: match (chart, &verify.runner_image) {
+            (ChartName::Experimental, Some(image)) if verify.enabled => image.clone(),
+            _ => cfg.kubernetes.runner_image.clone(),
+        },
+        runner_fs_group: cfg.kubernetes.runner_fs_group,
+        chart_name: chart.as_str().to_owned(),
+        chart_version: cfg.kubernetes.chart.version.clone(),
+        chart_reference: crate::chart::oci_reference(chart),
+        controller_service_account: cfg.kubernetes.chart.controller_service_account.clone(),
+        hook_path: hook_path(cfg.kubernetes.hooks).to_owned(),
+        runner_config: String::new(),
         hook_template_dir: HOOK_TEMPLATE_DIR.to_owned(),
         hook_template_path: format!("{HOOK_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
-        verify_runner: cfg.kubernetes.verify_runner.enabled,
-        verify_image: cfg.kubernetes.verify_runner.image.clone(),
+        verify_runner: verify_runner_in_values(&cfg.kubernetes),
+        verify_image: verify.image.clone(),
         verify_bin_dir: VERIFY_BIN_DIR.to_owned(),
-        job_started_path: format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+        job_started_path: match chart {
+            ChartName::Classic => format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+            ChartName::Experimental => IMAGE_JOB_STARTED.to_owned(),
+        },
         work_volume_size: cfg.kubernetes.work_volume_size.clone(),
         work_volume_storage_class: cfg.kubernetes.work_volume_storage_class.clone(),
     }

@@ -87,7 +87,10 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) {
         if established {
             return;
         }
-        assert!(Instant::now() < deadline, "CRD {name} not established after 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} not established after 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -151,9 +154,13 @@ async fn arc_crds_are_served_as_shipped_and_store_the_rendered_runner_set() {
         .expect("the rendered chart holds an AutoscalingRunnerSet");
     set["metadata"]["namespace"] = json!(ns);
     let rendered_spec = set["spec"].clone();
-    let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
     let created = api
-        .create(&PostParams::default(), &serde_json::from_value(set).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(set).unwrap(),
+        )
         .await
         .unwrap();
     let stored = serde_json::to_value(api.get(&created.name_any()).await.unwrap()).unwrap();
@@ -283,7 +290,9 @@ async fn api_server_survives_two_minutes_of_list_and_apply_load_with_custom_reso
             let consistent = ListParams::default();
             while Instant::now() < deadline {
                 let params = if r == 0 { &consistent } else { &cached };
-                sets.list(params).await.unwrap_or_else(|e| panic!("list of runner sets failed: {e}"));
+                sets.list(params)
+                    .await
+                    .unwrap_or_else(|e| panic!("list of runner sets failed: {e}"));
                 maps.list_metadata(params)
                     .await
                     .unwrap_or_else(|e| panic!("list of ConfigMaps failed: {e}"));
@@ -302,8 +311,12 @@ async fn api_server_survives_two_minutes_of_list_and_apply_load_with_custom_reso
     let (after, alive) = apiserver_pid();
     assert_eq!(after, pid, "the API server was restarted during the soak");
     assert!(alive, "the API server (pid {pid}) died during the soak");
-    let sets: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
-    assert_eq!(sets.list(&ListParams::default()).await.unwrap().items.len(), 50);
+    let sets: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
+    assert_eq!(
+        sets.list(&ListParams::default()).await.unwrap().items.len(),
+        50
+    );
     let requests = done.load(Ordering::Relaxed);
     eprintln!("soak: {requests} requests in {SOAK_SECONDS} s, API server pid {pid} alive");
     assert!(requests > 1000, "the soak sent only {requests} requests");

@@ -9,9 +9,10 @@
 mod common;
 
 mod apiserver;
-mod arc;
 mod apply;
+mod arc;
 mod aws;
+mod charts;
 mod cli;
 mod config_errors;
 mod github;

@@ -8,12 +8,15 @@ use std::process::{Command, Output};
 use crate::common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
 use crate::common::*;
 use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleRef, Subject,
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use kube::api::{Api, ObjectMeta, PostParams};
 use runner_identity::apply::{self, Options};
+use runner_identity::config::ChartName;
 use runner_identity::names::RepoNames;
-use runner_identity::plan::{HOOK_TEMPLATE_KEY, JOB_STARTED_KEY, Plan, RUNNER_CONFIG_KEY};
+use runner_identity::plan::{
+    EXTENSION_KEY, HOOK_TEMPLATE_KEY, IMAGE_JOB_STARTED, JOB_STARTED_KEY, Plan, RUNNER_CONFIG_KEY,
+};
 use runner_identity::verify::runner::{RunnerInputs, verify};
 use runner_identity::verify::{Status, Verdict};
 
@@ -27,8 +30,14 @@ struct Fixture {
 
 impl Fixture {
     async fn new(prefix: &str) -> Fixture {
+        Fixture::with(prefix, |c| c).await
+    }
+
+    /// A fixture whose configuration `change` adjusts before it is planned and applied.
+    async fn with(prefix: &str, change: impl FnOnce(TestConfig) -> TestConfig) -> Fixture {
         let owner = unique(prefix);
-        let config = TestConfig::irsa(&owner, &["app", "other"], &stack_issuer()).account(ACCOUNT);
+        let config =
+            change(TestConfig::irsa(&owner, &["app", "other"], &stack_issuer()).account(ACCOUNT));
         let plan = config.plan();
         let admin = admin_client().await;
         let report = apply::apply(&admin, &plan, &Options::default())
@@ -37,7 +46,7 @@ impl Fixture {
         assert!(!report.failed());
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.yaml"), config.yaml()).unwrap();
-        let hook = &plan.repositories[0].hook_template.data.as_ref().unwrap()[HOOK_TEMPLATE_KEY];
+        let hook = plan.repositories[0].hook_template_text().unwrap();
         std::fs::write(dir.path().join("hook-template.yaml"), hook).unwrap();
         Fixture { dir, config, plan }
     }
@@ -296,6 +305,122 @@ async fn the_job_started_hook_from_the_applied_config_map_runs_verify_runner() {
         "{}",
         text(&o)
     );
+}
+
+#[tokio::test]
+async fn the_experimental_charts_runner_image_runs_verify_runner_from_its_variable() {
+    let f = Fixture::with("ve", |c| {
+        c.with(|cfg| {
+            cfg.kubernetes.chart.name = ChartName::Experimental;
+            cfg.kubernetes.verify_runner.runner_image =
+                Some("registry.example.com/runner-with-runner-identity:1".into());
+            cfg.kubernetes.verify_runner.strict = true;
+        })
+    })
+    .await;
+    let n = &f.plan.repositories[0].names;
+    // The runner container's variables, as the chart passes runner.env.
+    let values: serde_yaml::Value = serde_yaml::from_str(&f.plan.repositories[0].values).unwrap();
+    let env: std::collections::BTreeMap<String, String> = values["runner"]["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(env["ACTIONS_RUNNER_HOOK_JOB_STARTED"], IMAGE_JOB_STARTED);
+    // The hook template the chart mounts: the applied ConfigMap's `extension` key.
+    let admin = admin_client().await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), &n.namespace);
+    let data = cms.get(&n.config_map).await.unwrap().data.unwrap();
+    assert!(!data.contains_key(JOB_STARTED_KEY), "{data:?}");
+    let template = f.dir.path().join("extension-template.yaml");
+    std::fs::write(&template, &data[EXTENSION_KEY]).unwrap();
+    // The script runner-identity's image ships, pointed at this machine.
+    let token = f.runner_token().await;
+    let script = std::fs::read_to_string(root().join("action/job-started.sh"))
+        .unwrap()
+        .replace(
+            "/opt/runner-identity/bin/runner-identity",
+            env!("CARGO_BIN_EXE_runner-identity"),
+        )
+        .trim_end()
+        .to_owned()
+        + &format!(
+            " --token-file {} --kubeconfig {}\n",
+            token.display(),
+            kubeconfig_path().display()
+        );
+    let script_path = f.dir.path().join("job-started.sh");
+    std::fs::write(&script_path, script).unwrap();
+    let run = |repository: &str| {
+        Command::new("sh")
+            .arg("-e")
+            .arg(&script_path)
+            .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GITHUB_REPOSITORY", repository)
+            .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
+            .env(
+                "RUNNER_IDENTITY_CONFIG_TEXT",
+                &env["RUNNER_IDENTITY_CONFIG_TEXT"],
+            )
+            .output()
+            .unwrap()
+    };
+    let o = run(&n.repository);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("result: pass"), "{}", text(&o));
+    let o = run(&f.plan.repositories[1].names.repository);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // `strict: true` in the configuration text fails excess rights without
+    // a --strict flag.
+    let roles: Api<Role> = Api::namespaced(admin.clone(), &n.namespace);
+    let extra = Role {
+        metadata: ObjectMeta {
+            name: Some("extra".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        }]),
+    };
+    roles.create(&PostParams::default(), &extra).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(admin, &n.namespace);
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("extra".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: "extra".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: n.runner_service_account.clone(),
+            namespace: Some(n.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let o = run(&n.repository);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("get configmaps"), "{}", text(&o));
 }
 
 /// Runs `verify job` as the action runs it, with a pod's environment.

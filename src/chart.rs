@@ -1,0 +1,254 @@
+//! What runner-identity knows of ARC's scale-set charts: the versions it
+//! writes values for, the first version of each capability, and the value
+//! keys each chart reads (read from the charts' templates in
+//! `actions/actions-runner-controller`, at the tag named with each key).
+//! A leaf: configuration validation and planning both ask it.
+
+use schemars::JsonSchema;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+/// The ARC chart flavours runner-identity writes values for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ChartName {
+    /// `gha-runner-scale-set`: `containerMode` and a pod `template`.
+    #[default]
+    #[serde(rename = "gha-runner-scale-set")]
+    Classic,
+    /// `gha-runner-scale-set-experimental` (0.14 and later): `scaleset`,
+    /// `auth`, `runner.mode`, `runner.kubernetesMode`, `runner.pod.spec`.
+    #[serde(rename = "gha-runner-scale-set-experimental")]
+    Experimental,
+}
+
+impl ChartName {
+    /// The chart's name, as `helm` and the OCI registry name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartName::Classic => "gha-runner-scale-set",
+            ChartName::Experimental => "gha-runner-scale-set-experimental",
+        }
+    }
+}
+
+/// The newest chart version runner-identity knows (both flavours).
+pub const NEWEST_VERSION: &str = "0.14.2";
+
+/// The oldest `gha-runner-scale-set` the planned values were checked against.
+pub const CLASSIC_SINCE: Version = Version::new(0, 9, 3);
+/// `gha-runner-scale-set` knows `containerMode.type: kubernetes-novolume`
+/// from 0.13.0; 0.9.3 to 0.12.1 ignore it and start the runner without
+/// container hooks, silently.
+pub const NOVOLUME_SINCE: Version = Version::new(0, 13, 0);
+/// The first release of `gha-runner-scale-set-experimental`.
+pub const EXPERIMENTAL_SINCE: Version = Version::new(0, 14, 0);
+
+/// Parses a chart version as `helm --version` takes it (`0.14.2`, `v0.14.2`).
+pub fn parse_version(text: &str) -> Result<Version, String> {
+    Version::parse(text.trim().trim_start_matches('v')).map_err(|e| {
+        format!(
+            "`{text}` is not a chart version ({e}); write it as helm does, like {NEWEST_VERSION}"
+        )
+    })
+}
+
+/// Why `chart` at `version` cannot run the hooks (`novolume`: the
+/// `kubernetes-novolume` flavour), with the fix; `None` when it can.
+pub fn unsupported(chart: ChartName, version: &Version, novolume: bool) -> Option<String> {
+    match chart {
+        ChartName::Classic if *version < CLASSIC_SINCE => Some(format!(
+            "gha-runner-scale-set {version} is older than {CLASSIC_SINCE}, the oldest version the \
+             planned values were checked against; upgrade the chart and set kubernetes.chart.version"
+        )),
+        ChartName::Classic if novolume && *version < NOVOLUME_SINCE => Some(format!(
+            "gha-runner-scale-set {version} ignores containerMode.type kubernetes-novolume (it \
+                 knows it from {NOVOLUME_SINCE}): the runner would start without container hooks \
+                 and nothing would warn; use chart {NOVOLUME_SINCE} or later (kubernetes.chart.version), \
+                 or kubernetes.hooks: kubernetes"
+        )),
+        ChartName::Experimental if *version < EXPERIMENTAL_SINCE => Some(format!(
+            "gha-runner-scale-set-experimental starts at {EXPERIMENTAL_SINCE}; {version} does not exist"
+        )),
+        _ => None,
+    }
+}
+
+/// A value key a chart reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadKey {
+    /// Dotted path from the values' root.
+    pub path: &'static str,
+    /// The chart passes everything below the path through (a pod spec, a
+    /// claim spec, a list of variables).
+    pub subtree: bool,
+    /// The chart tag whose templates the key was read from.
+    pub read_at: &'static str,
+}
+
+const fn key(path: &'static str, read_at: &'static str) -> ReadKey {
+    ReadKey {
+        path,
+        subtree: false,
+        read_at,
+    }
+}
+
+const fn subtree(path: &'static str, read_at: &'static str) -> ReadKey {
+    ReadKey {
+        path,
+        subtree: true,
+        read_at,
+    }
+}
+
+/// Keys `gha-runner-scale-set` 0.9.3 to 0.14.2 read (the same in every
+/// version of that range; `templates/autoscalingrunnerset.yaml` and
+/// `_helpers.tpl`).
+pub const CLASSIC_KEYS: &[ReadKey] = &[
+    key("githubConfigUrl", "gha-runner-scale-set-0.9.3"),
+    key("githubConfigSecret", "gha-runner-scale-set-0.9.3"),
+    key("runnerScaleSetName", "gha-runner-scale-set-0.9.3"),
+    key("containerMode.type", "gha-runner-scale-set-0.9.3"),
+    subtree(
+        "containerMode.kubernetesModeWorkVolumeClaim",
+        "gha-runner-scale-set-0.9.3",
+    ),
+    key(
+        "controllerServiceAccount.name",
+        "gha-runner-scale-set-0.9.3",
+    ),
+    key(
+        "controllerServiceAccount.namespace",
+        "gha-runner-scale-set-0.9.3",
+    ),
+    subtree("template.metadata", "gha-runner-scale-set-0.9.3"),
+    subtree("template.spec", "gha-runner-scale-set-0.9.3"),
+];
+
+/// Keys `gha-runner-scale-set-experimental` 0.14.x reads
+/// (`autoscalingrunnserset.yaml`, `_mode_kubernetes.tpl`, `_helpers.tpl`).
+pub const EXPERIMENTAL_KEYS: &[ReadKey] = &[
+    key("scaleset.name", "gha-runner-scale-set-0.14.2"),
+    key("auth.url", "gha-runner-scale-set-0.14.2"),
+    key("auth.secretName", "gha-runner-scale-set-0.14.2"),
+    key(
+        "controllerServiceAccount.name",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    key(
+        "controllerServiceAccount.namespace",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    key("runner.mode", "gha-runner-scale-set-0.14.2"),
+    key("runner.container.image", "gha-runner-scale-set-0.14.2"),
+    key("runner.container.command", "gha-runner-scale-set-0.14.2"),
+    subtree("runner.env", "gha-runner-scale-set-0.14.2"),
+    key(
+        "runner.kubernetesMode.serviceAccountName",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    key(
+        "runner.kubernetesMode.hookPath",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    key(
+        "runner.kubernetesMode.requireJobContainer",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    subtree(
+        "runner.kubernetesMode.workVolumeClaim",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    key(
+        "runner.kubernetesMode.extensionRef",
+        "gha-runner-scale-set-0.14.2",
+    ),
+    subtree("runner.pod.metadata", "gha-runner-scale-set-0.14.2"),
+    subtree("runner.pod.spec", "gha-runner-scale-set-0.14.2"),
+];
+
+/// Keys `gha-runner-scale-set-experimental` 0.14.x accepts and drops
+/// without a word: setting one of them would be a silent no-op.
+pub const EXPERIMENTAL_IGNORED: &[&str] = &[
+    // `omit $runnerPodSpec ... "serviceAccountName"`: only
+    // runner.kubernetesMode.serviceAccountName names the runner's account.
+    "runner.pod.spec.serviceAccountName",
+    // The runner container's variables come from runner.env alone.
+    "runner.container.env",
+    // The runner container's mounts are a fixed list (work, hook extension, TLS).
+    "runner.container.volumeMounts",
+];
+
+/// Whether `chart` reads the value at dotted `path` (a leaf of the values).
+pub fn reads(chart: ChartName, path: &str) -> bool {
+    let (keys, ignored) = match chart {
+        ChartName::Classic => (CLASSIC_KEYS, &[][..]),
+        ChartName::Experimental => (EXPERIMENTAL_KEYS, EXPERIMENTAL_IGNORED),
+    };
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    if ignored.iter().any(|i| under(i)) {
+        return false;
+    }
+    keys.iter()
+        .any(|k| path == k.path || (k.subtree && under(k.path)))
+}
+
+/// The `helm upgrade --install` source of `chart` (ARC's OCI registry).
+pub fn oci_reference(chart: ChartName) -> String {
+    format!(
+        "oci://ghcr.io/actions/actions-runner-controller-charts/{}",
+        chart.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_before_the_capability_are_refused_with_the_fix() {
+        let v = |t: &str| parse_version(t).unwrap();
+        let novolume = true;
+        let refused = unsupported(ChartName::Classic, &v("0.12.1"), novolume).unwrap();
+        assert!(refused.contains("without container hooks"), "{refused}");
+        assert!(refused.contains("0.13.0"), "{refused}");
+        assert_eq!(
+            unsupported(ChartName::Classic, &v("0.13.0"), novolume),
+            None
+        );
+        assert_eq!(unsupported(ChartName::Classic, &v("0.10.1"), false), None);
+        assert!(unsupported(ChartName::Classic, &v("0.9.2"), false).is_some());
+        assert!(unsupported(ChartName::Experimental, &v("0.13.1"), novolume).is_some());
+        assert_eq!(
+            unsupported(ChartName::Experimental, &v("v0.14.2"), novolume),
+            None
+        );
+        assert!(parse_version("latest").unwrap_err().contains("0.14.2"));
+    }
+
+    #[test]
+    fn a_key_the_experimental_chart_drops_is_not_read() {
+        assert!(reads(
+            ChartName::Experimental,
+            "runner.pod.spec.securityContext.fsGroup"
+        ));
+        assert!(!reads(
+            ChartName::Experimental,
+            "runner.pod.spec.serviceAccountName"
+        ));
+        assert!(!reads(ChartName::Experimental, "runner.container.env"));
+        assert!(reads(
+            ChartName::Classic,
+            "template.spec.serviceAccountName"
+        ));
+        assert!(!reads(ChartName::Classic, "runner.mode"));
+        // A prefix of a key's name is not the key.
+        assert!(!reads(ChartName::Classic, "template.specx"));
+        assert!(!reads(ChartName::Classic, "containerMode"));
+    }
+}
