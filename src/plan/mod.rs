@@ -29,7 +29,7 @@ use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
 pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
 use self::rights::role_rules;
-pub use self::rights::{HookRight, hook_rights};
+pub use self::rights::{HookRight, HookVersion, hook_rights, hook_versions};
 
 /// Where the runner container mounts the hook template ConfigMap.
 pub const HOOK_TEMPLATE_DIR: &str = "/etc/runner-identity";

@@ -58,7 +58,38 @@ const JOBS_RIGHT: HookRight = HookRight {
     verbs: &["get", "list", "create", "delete"],
 };
 
-/// The rights the hooks of `flavour` need in the runner's namespace.
+/// A runner-container-hooks release and the rights it checks before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookVersion {
+    /// `v0.7.0`, `v0.8`.
+    pub name: &'static str,
+    pub rights: Vec<HookRight>,
+}
+
+/// The hooks releases a flavour may run, the one the runner image ships
+/// first: `kubernetes` is v0.7.0 in the image's `/home/runner/k8s` (it checks
+/// batch/jobs) or v0.8 (which no longer does); `kubernetes-novolume` is v0.8
+/// in `/home/runner/k8s-novolume`. A Role that satisfies any of them is
+/// accepted; the planned Role satisfies all ([`hook_rights`]).
+pub fn hook_versions(flavour: Hooks) -> Vec<HookVersion> {
+    let v08 = HookVersion {
+        name: "v0.8",
+        rights: CORE_RIGHTS.to_vec(),
+    };
+    match flavour {
+        Hooks::Kubernetes => vec![
+            HookVersion {
+                name: "v0.7.0",
+                rights: hook_rights(flavour),
+            },
+            v08,
+        ],
+        Hooks::KubernetesNovolume => vec![v08],
+    }
+}
+
+/// The rights the hooks of `flavour` need in the runner's namespace: what
+/// every release the flavour may run checks.
 pub fn hook_rights(flavour: Hooks) -> Vec<HookRight> {
     let mut rights = CORE_RIGHTS.to_vec();
     if flavour == Hooks::Kubernetes {

@@ -15,7 +15,7 @@ use kube::{Client, Config};
 use super::{Check, Subject, Verdict, VerifyError, jwt_claims};
 use crate::config::{RuleConfig, Settings};
 use crate::names::{RepoNames, for_repository};
-use crate::plan::{HookRight, check_hook_template, hook_rights};
+use crate::plan::{HookRight, HookVersion, check_hook_template, hook_rights, hook_versions};
 
 /// The token every pod gets for its ServiceAccount.
 pub const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -140,9 +140,15 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
     let probe = format!("{}-runner-identity-probe", subject.namespace);
     let own = rules(&client, &subject.namespace).await;
     let elsewhere = rules(&client, &probe).await;
-    verdict
-        .checks
-        .push(rights_check(&client, &subject.namespace, &rights, own.as_ref().ok()).await);
+    verdict.checks.push(
+        rights_check(
+            &client,
+            &subject.namespace,
+            &hook_versions(flavour),
+            own.as_ref().ok(),
+        )
+        .await,
+    );
     let extra = served
         .as_ref()
         .and_then(|n| {
@@ -296,13 +302,23 @@ pub async fn can(
     Ok(out.status.is_some_and(|s| s.allowed))
 }
 
+/// Whether the runner has the rights of a hooks release the flavour may run:
+/// pass for the release the runner image ships, a warning naming what the
+/// other release lacks when only a newer one is satisfied, a failure naming
+/// every missing right otherwise.
 async fn rights_check(
     client: &Client,
     namespace: &str,
-    rights: &[HookRight],
+    versions: &[HookVersion],
     own: Option<&Rules>,
 ) -> Check {
     const NAME: &str = "hook-rights";
+    let mut rights: Vec<HookRight> = Vec::new();
+    for right in versions.iter().flat_map(|v| &v.rights) {
+        if !rights.contains(right) {
+            rights.push(*right);
+        }
+    }
     let asks: Vec<(HookRight, &str)> = rights
         .iter()
         .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
@@ -349,6 +365,30 @@ async fn rights_check(
                 "all {} rights the hooks check are granted in {namespace}",
                 asks.len()
             ),
+        );
+    }
+    let lacks = |v: &HookVersion| missing.iter().any(|(r, _)| v.rights.contains(r));
+    if let Some(satisfied) = versions.iter().find(|v| !lacks(v)) {
+        let unsatisfied: Vec<&str> = versions
+            .iter()
+            .filter(|v| lacks(v))
+            .map(|v| v.name)
+            .collect();
+        let listed: Vec<String> = missing
+            .iter()
+            .map(|(r, v)| format!("{v} {}", r.resource_path()))
+            .collect();
+        return Check::warn(
+            NAME,
+            format!(
+                "granted in {namespace} for hooks {}; hooks {} (what the runner image ships in \
+                 /home/runner/k8s) also check {} and refuse to start without them",
+                satisfied.name,
+                unsatisfied.join(", "),
+                listed.join(", ")
+            ),
+            "run hooks v0.8 or later in the runner image, or re-run `runner-identity apply` to \
+             restore the planned Role",
         );
     }
     let listed: Vec<String> = missing

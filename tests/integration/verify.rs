@@ -100,6 +100,34 @@ async fn runner_with_planned_identity_passes() {
 }
 
 #[tokio::test]
+async fn a_role_without_batch_jobs_is_accepted_as_hooks_v0_8_with_a_warning() {
+    // Hooks v0.7.0 check batch/jobs, v0.8 do not: either release's Role is
+    // accepted for the `kubernetes` flavour, and the gap is named.
+    let f = Fixture::new("vj").await;
+    let n = &f.plan.repositories[0].names;
+    let roles: Api<Role> = Api::namespaced(admin_client().await, &n.namespace);
+    let mut role = roles.get(&n.role).await.unwrap();
+    let before = role.rules.as_ref().unwrap().len();
+    role.rules
+        .as_mut()
+        .unwrap()
+        .retain(|r| r.api_groups.as_deref() != Some(&["batch".to_owned()]));
+    assert_eq!(role.rules.as_ref().unwrap().len(), before - 1);
+    role.metadata.managed_fields = None;
+    roles
+        .replace(&n.role, &PostParams::default(), &role)
+        .await
+        .unwrap();
+    let v = verify(&f.runner_inputs().await).await;
+    assert!(v.passed(), "{v}");
+    assert_eq!(status(&v, "hook-rights"), Status::Warn, "{v}");
+    let d = detail(&v, "hook-rights");
+    assert!(d.contains("v0.8") && d.contains("v0.7.0"), "{d}");
+    assert!(d.contains("create jobs"), "{d}");
+    assert_eq!(status(&v, "least-privilege"), Status::Pass, "{v}");
+}
+
+#[tokio::test]
 async fn runner_missing_pods_exec_names_the_right_and_the_rule() {
     let f = Fixture::new("vx").await;
     let n = &f.plan.repositories[0].names;
