@@ -35,6 +35,16 @@ pub fn check_hook_template(
             ));
         }
     }
+    if pod.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+        // Hooks v0.8 assign the template's initContainers over their own
+        // `fs-init` (`base[key] = value` in mergePodSpecWithOptions), which
+        // breaks the job pod.
+        return Err(
+            "`spec.initContainers` is set: runner-container-hooks v0.8 replace their own \
+                    `fs-init` init container with it and the job pod breaks; remove it"
+                .into(),
+        );
+    }
     if pod
         .security_context
         .as_ref()
@@ -190,5 +200,37 @@ pub(super) fn check_trust_policy(
                 Err("no statement trusts the `pods.eks.amazonaws.com` service principal".into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Settings};
+
+    fn names() -> RepoNames {
+        let config: Config = serde_yaml::from_str(
+            "github: {owner: acme}\nrepositories: [api]\ncluster: {name: c, oidcIssuer: https://o.example/id/1}\naws: {accountId: '111122223333', mode: irsa}\n",
+        )
+        .unwrap();
+        let settings: Settings = crate::config::parse(
+            &serde_yaml::to_string(&config).unwrap(),
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        RepoNames::new(&settings, &settings.repositories[0])
+    }
+
+    #[test]
+    fn a_hook_template_with_init_containers_is_refused() {
+        let names = names();
+        let base = format!(
+            "spec:\n  serviceAccountName: {}\n  securityContext: {{fsGroup: 1001}}\n",
+            names.job_service_account
+        );
+        assert!(check_hook_template(&base, &names).is_ok());
+        let with_init = format!("{base}  initContainers:\n    - {{name: setup, image: busybox}}\n");
+        let e = check_hook_template(&with_init, &names).unwrap_err();
+        assert!(e.contains("fs-init"), "{e}");
     }
 }
