@@ -481,6 +481,15 @@ pub struct KubernetesConfig {
     /// The ARC chart the Helm values are written for.
     #[serde(default)]
     pub chart: ChartConfig,
+    /// A NetworkPolicy in every repository namespace denying egress to the
+    /// instance metadata service (the node's role), all other egress allowed
+    /// (the EKS Pod Identity agent included).
+    #[serde(default = "default_true")]
+    pub block_instance_metadata: bool,
+    /// Pod Security admission level of every repository namespace
+    /// (`enforce`, `warn` and `audit` labels); `null` for none.
+    #[serde(default = "default_pod_security")]
+    pub pod_security: Option<PodSecurityLevel>,
     /// `verify runner` as the runner's job-started hook.
     #[serde(default)]
     pub verify_runner: VerifyRunnerConfig,
@@ -525,6 +534,35 @@ pub struct ScaleSetApp {
 pub struct SecretRef {
     pub namespace: String,
     pub name: String,
+}
+
+/// A Pod Security Standard level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// Forbids known privilege escalations (hostPath, privileged, host
+    /// namespaces); the hooks' workflow and step pods pass it.
+    Baseline,
+    /// Hardened: the hook template must then make job pods non-root with a
+    /// seccomp profile and no capabilities.
+    Restricted,
+    /// No restriction (`plan` warns).
+    Privileged,
+}
+
+impl PodSecurityLevel {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Baseline => "baseline",
+            PodSecurityLevel::Restricted => "restricted",
+            PodSecurityLevel::Privileged => "privileged",
+        }
+    }
+}
+
+fn default_pod_security() -> Option<PodSecurityLevel> {
+    Some(PodSecurityLevel::Baseline)
 }
 
 /// `kubernetes.chart:` the ARC chart the Helm values are written for.
@@ -625,6 +663,8 @@ impl Default for KubernetesConfig {
             work_volume_storage_class: None,
             runner_fs_group: default_runner_fs_group(),
             chart: ChartConfig::default(),
+            block_instance_metadata: true,
+            pod_security: default_pod_security(),
             verify_runner: VerifyRunnerConfig::default(),
             github_credentials: None,
         }

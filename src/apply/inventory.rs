@@ -28,7 +28,7 @@ pub type Key = (&'static str, String, String);
 
 /// The kinds runner-identity manages ([`Kind::DELETE_ORDER`]) with their
 /// API resources.
-pub(crate) fn kinds() -> [(&'static str, ApiResource); 6] {
+pub(crate) fn kinds() -> [(&'static str, ApiResource); Kind::DELETE_ORDER.len()] {
     Kind::DELETE_ORDER.map(|k| (k.as_str(), k.api_resource()))
 }
 

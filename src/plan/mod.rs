@@ -5,18 +5,22 @@
 mod checks;
 mod hook;
 mod iam;
+mod isolation;
 mod objects;
 mod rights;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{ChartName, Hooks, KubernetesConfig, Mode, Repository, Settings};
+use crate::config::{
+    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, Settings,
+};
 use crate::kvp;
 use crate::names::{self, RepoNames};
 use crate::templates::{self, Context, Templates};
@@ -27,6 +31,10 @@ use self::checks::check_values;
 use self::hook::{job_started_script, runner_config};
 use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
+pub use self::isolation::{
+    INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, egress_allowed,
+    instance_metadata_policy, pod_security_labels,
+};
 pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
 use self::rights::role_rules;
 pub use self::rights::{HookRight, HookVersion, hook_rights, hook_versions};
@@ -69,6 +77,9 @@ pub struct RepoPlan {
     pub names: RepoNames,
     /// Only when the repository owns its namespace.
     pub namespace: Option<Namespace>,
+    /// Denies egress to the instance metadata service in the namespace
+    /// (`kubernetes.blockInstanceMetadata`; one per namespace).
+    pub network_policy: Option<NetworkPolicy>,
     pub runner_service_account: ServiceAccount,
     pub job_service_account: ServiceAccount,
     pub role: Role,
@@ -116,11 +127,17 @@ pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
         .map(|r| RepoNames::new(settings, r))
         .collect();
     names::check_collisions(&all)?;
+    // Objects of a whole namespace (the egress policy) go with the first
+    // repository planned into it.
+    let mut namespaces = std::collections::BTreeSet::new();
     let repositories = settings
         .repositories
         .iter()
         .zip(all)
-        .map(|(repo, names)| plan_repository(settings, templates, repo, names))
+        .map(|(repo, names)| {
+            let first_in_namespace = namespaces.insert(names.namespace.clone());
+            plan_repository(settings, templates, repo, names, first_in_namespace)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Plan {
         instance: settings.instance.clone(),
@@ -133,18 +150,30 @@ fn plan_repository(
     templates: &Templates,
     repo: &Repository,
     names: RepoNames,
+    first_in_namespace: bool,
 ) -> Result<RepoPlan> {
     let cfg = &settings.config;
     let ctx = context(settings, repo, &names);
     let meta = |name: &str| metadata(settings, repo, &names, name);
 
-    let namespace = names.own_namespace.then(|| Namespace {
-        metadata: ObjectMeta {
+    let namespace = names.own_namespace.then(|| {
+        let mut metadata = ObjectMeta {
             namespace: None,
             ..meta(&names.namespace)
-        },
-        ..Default::default()
+        };
+        if let Some(level) = cfg.kubernetes.pod_security {
+            metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(pod_security_labels(level));
+        }
+        Namespace {
+            metadata,
+            ..Default::default()
+        }
     });
+    let network_policy = (cfg.kubernetes.block_instance_metadata && first_in_namespace)
+        .then(|| instance_metadata_policy(meta(METADATA_POLICY)));
     let runner_service_account = ServiceAccount {
         metadata: meta(&names.runner_service_account),
         ..Default::default()
@@ -242,6 +271,7 @@ fn plan_repository(
         role,
         role_binding,
         hook_template,
+        network_policy,
         github_secret: None,
         values,
         iam_role,
@@ -303,6 +333,22 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
             k8s.chart.name.as_str(),
             k8s.runner_image
         ));
+    }
+    match k8s.pod_security {
+        Some(PodSecurityLevel::Privileged) => warnings.push(
+            "kubernetes.podSecurity: privileged lets any pod of a repository namespace use \
+             hostPath, host namespaces and privileged containers, which reach the node and every \
+             repository's credentials on it; use baseline (the default)"
+                .to_owned(),
+        ),
+        Some(PodSecurityLevel::Restricted) => warnings.push(
+            "kubernetes.podSecurity: restricted admits the hooks' workflow pods only when the hook \
+             template makes them non-root (runAsNonRoot, seccompProfile RuntimeDefault, \
+             allowPrivilegeEscalation false, capabilities drop ALL on every container); the \
+             planned template does not"
+                .to_owned(),
+        ),
+        _ => {}
     }
     warnings
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::ApiResource;
@@ -18,6 +19,7 @@ use super::{Plan, RepoPlan, metadata};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Secret,
+    NetworkPolicy,
     ConfigMap,
     RoleBinding,
     Role,
@@ -27,8 +29,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every managed kind, in the order they are deleted (dependents first).
-    pub const DELETE_ORDER: [Kind; 6] = [
+    pub const DELETE_ORDER: [Kind; 7] = [
         Kind::Secret,
+        Kind::NetworkPolicy,
         Kind::ConfigMap,
         Kind::RoleBinding,
         Kind::Role,
@@ -40,6 +43,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Secret => "Secret",
+            Kind::NetworkPolicy => "NetworkPolicy",
             Kind::ConfigMap => "ConfigMap",
             Kind::RoleBinding => "RoleBinding",
             Kind::Role => "Role",
@@ -57,6 +61,7 @@ impl Kind {
     pub fn api_resource(self) -> ApiResource {
         match self {
             Kind::Secret => ApiResource::erase::<Secret>(&()),
+            Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
             Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
             Kind::RoleBinding => ApiResource::erase::<RoleBinding>(&()),
             Kind::Role => ApiResource::erase::<Role>(&()),
@@ -72,6 +77,7 @@ impl Kind {
 #[serde(untagged)]
 pub enum Object<'a> {
     Namespace(&'a Namespace),
+    NetworkPolicy(&'a NetworkPolicy),
     ServiceAccount(&'a ServiceAccount),
     Role(&'a Role),
     RoleBinding(&'a RoleBinding),
@@ -84,6 +90,7 @@ impl Object<'_> {
     pub fn kind(&self) -> Kind {
         match self {
             Object::Namespace(_) => Kind::Namespace,
+            Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::ServiceAccount(_) => Kind::ServiceAccount,
             Object::Role(_) => Kind::Role,
             Object::RoleBinding(_) => Kind::RoleBinding,
@@ -96,6 +103,7 @@ impl Object<'_> {
     pub fn metadata(&self) -> &ObjectMeta {
         match self {
             Object::Namespace(o) => &o.metadata,
+            Object::NetworkPolicy(o) => &o.metadata,
             Object::ServiceAccount(o) => &o.metadata,
             Object::Role(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
@@ -177,9 +185,13 @@ pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMa
 impl RepoPlan {
     /// The Kubernetes objects in dependency order (namespace first).
     pub fn objects(&self) -> Vec<Object<'_>> {
-        let mut out = Vec::with_capacity(7);
+        let mut out = Vec::with_capacity(8);
         if let Some(ns) = &self.namespace {
             out.push(Object::Namespace(ns));
+        }
+        // Before any identity exists, the node's role is out of reach.
+        if let Some(policy) = &self.network_policy {
+            out.push(Object::NetworkPolicy(policy));
         }
         out.push(Object::ServiceAccount(&self.runner_service_account));
         out.push(Object::ServiceAccount(&self.job_service_account));

@@ -4,12 +4,14 @@
 
 use crate::common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Node, Pod, PodSpec, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use runner_identity::config::Hooks;
 use runner_identity::plan::{
-    HOOK_TEMPLATE_KEY, HookRight, RepoPlan, check_hook_template, hook_rights,
+    HOOK_TEMPLATE_KEY, HookRight, INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, RepoPlan,
+    check_hook_template, egress_allowed, hook_rights,
 };
 use runner_identity::policy::{self, Decision, WebIdentityRequest};
 
@@ -419,4 +421,51 @@ fn assert_forbidden(result: Result<(), kube::Error>, what: &str) {
         Err(kube::Error::Api(status)) if status.code == 403 => {}
         other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_egress_policy_and_pod_security_labels_are_stored_as_planned() {
+    let owner = unique("iso");
+    let (admin, repos) = applied(&irsa_config(&owner, &["app"], "https://o.example/id/1")).await;
+    let n = &repos[0].names;
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), &n.namespace);
+    let stored = policies.get(METADATA_POLICY).await.unwrap();
+    // What the server keeps is what a CNI enforces: IMDS denied, the Pod
+    // Identity agent and everything else allowed.
+    for imds in INSTANCE_METADATA {
+        let address = imds.split('/').next().unwrap().parse().unwrap();
+        assert!(!egress_allowed(&stored, address), "{imds}");
+    }
+    for agent in POD_IDENTITY_AGENT {
+        let address = agent.split('/').next().unwrap().parse().unwrap();
+        assert!(egress_allowed(&stored, address), "{agent}");
+    }
+    let spec = stored.spec.unwrap();
+    assert_eq!(spec.policy_types.unwrap(), ["Egress"]);
+    assert_eq!(spec.pod_selector.unwrap_or_default(), Default::default());
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let labels = namespaces.get(&n.namespace).await.unwrap().labels().clone();
+    for mode in ["enforce", "warn", "audit"] {
+        assert_eq!(
+            labels
+                .get(&format!("pod-security.kubernetes.io/{mode}"))
+                .map(String::as_str),
+            Some("baseline"),
+            "{labels:?}"
+        );
+    }
+
+    // Opting out plans neither.
+    let off = TestConfig::irsa(&unique("isx"), &["app"], "https://o.example/id/1").with(|c| {
+        c.kubernetes.block_instance_metadata = false;
+        c.kubernetes.pod_security = None;
+    });
+    let plan = off.plan();
+    assert!(plan.repositories[0].network_policy.is_none());
+    let ns_labels = plan.repositories[0].namespace.as_ref().unwrap().labels();
+    assert!(
+        !ns_labels
+            .keys()
+            .any(|k| k.starts_with("pod-security.kubernetes.io/"))
+    );
 }

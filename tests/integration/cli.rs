@@ -26,17 +26,19 @@ fn plan_prints_every_object_in_a_stable_order() {
     let a = run(&["plan", "-c", "examples/org-irsa.yaml"], &[]);
     assert!(a.status.success(), "{}", stderr(&a));
     let text = stdout(&a);
-    // 3 repositories × (Namespace, 2 ServiceAccounts, Role, RoleBinding, ConfigMap).
-    assert_eq!(text.matches("---\n").count(), 18);
+    // 3 repositories × (Namespace, NetworkPolicy, 2 ServiceAccounts, Role,
+    // RoleBinding, ConfigMap).
+    assert_eq!(text.matches("---\n").count(), 21);
     let kinds: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("kind: "))
-        .take(6)
+        .take(7)
         .collect();
     assert_eq!(
         kinds,
         [
             "Namespace",
+            "NetworkPolicy",
             "ServiceAccount",
             "ServiceAccount",
             "Role",
