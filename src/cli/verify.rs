@@ -85,6 +85,10 @@ pub struct VerifyJobArgs {
     #[arg(long, env = "INPUT_TEMPLATES")]
     pub templates: Option<PathBuf>,
     /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
+    /// A reachable instance metadata service (the node's role) fails
+    /// instead of warning.
+    #[arg(long, env = "INPUT_STRICT")]
+    pub strict: bool,
     #[arg(long, value_enum, env = "INPUT_GITHUB-OIDC", default_value = "auto")]
     pub github_oidc: verify::github_oidc::OidcMode,
     #[command(flatten)]
@@ -131,6 +135,7 @@ pub(super) async fn run(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Res
                 kubeconfig: args.kubeconfig,
                 github_oidc: args.github_oidc,
                 templates: args.templates,
+                strict: args.strict,
                 env: env.clone(),
             };
             (verify::job::verify(&inputs).await, args.out)

@@ -9,7 +9,7 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use serde_json::Value;
 
 use super::github_oidc::{self, OidcMode};
-use super::{Check, Subject, Verdict, audiences, jwt_claims, now};
+use super::{Check, Subject, Verdict, audiences, instance_metadata, jwt_claims, now};
 use crate::config::{Mode, Settings};
 use crate::names::RepoNames;
 use crate::plan;
@@ -35,6 +35,8 @@ pub struct JobInputs {
     /// Templates directory (`--templates`) the trust policy in a diagnosis is
     /// rendered with.
     pub templates: Option<PathBuf>,
+    /// A reachable instance metadata service fails instead of warning.
+    pub strict: bool,
 }
 
 /// How the pod receives AWS credentials.
@@ -135,9 +137,13 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             ));
         }
     }
-    verdict
-        .checks
-        .push(caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy).await);
+    // The IMDS probe may wait its whole timeout: it runs during the STS call.
+    let (caller, instance_metadata) = tokio::join!(
+        caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy),
+        instance_metadata::check(&inputs.env, inputs.strict)
+    );
+    verdict.checks.push(caller);
+    verdict.checks.extend(instance_metadata);
     if let Some(check) = kubernetes_rights_check(inputs).await {
         verdict.checks.push(check);
     }

@@ -11,6 +11,7 @@
 //! variables a workflow can set. A check that cannot run fails (fail closed).
 
 pub mod github_oidc;
+pub mod instance_metadata;
 pub mod job;
 pub mod report;
 pub mod runner;

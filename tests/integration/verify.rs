@@ -1066,3 +1066,98 @@ async fn job_diagnosis_shows_the_trust_policy_of_the_tokens_repository() {
         "rendered with --templates: {all}"
     );
 }
+
+/// The status `verify job -o json` gave the check `name`, if it ran.
+fn json_status(o: &Output, name: &str) -> Option<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .map(|c| c["status"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn job_reports_an_instance_metadata_service_that_answers() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let f = Fixture::new("vm").await;
+    let token = job_token(&f, "sts.amazonaws.com").await;
+    let role = f.plan.repositories[0].iam_role.arn.clone();
+    // A loopback IMDS fake that issues IMDSv2 tokens.
+    let imds = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .and(header("X-aws-ec2-metadata-token-ttl-seconds", "60"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+        .mount(&imds)
+        .await;
+    let token = token.display().to_string();
+    let env = |endpoint: &str| {
+        vec![
+            ("AWS_ROLE_ARN", role.clone()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.clone()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.to_owned()),
+        ]
+    };
+    let run = |env: Vec<(&str, String)>, args: &[&str]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        verify_job(
+            &f,
+            &env,
+            &[&["--github-oidc", "off", "-o", "json"], args].concat(),
+        )
+    };
+
+    let o = run(env(&imds.uri()), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        json_status(&o, "instance-metadata").as_deref(),
+        Some("warn")
+    );
+    assert!(
+        text(&o).contains("http_put_response_hop_limit = 1"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("NetworkPolicy"), "{}", text(&o));
+    assert_eq!(imds.received_requests().await.unwrap().len(), 1);
+    let o = run(env(&imds.uri()), &["--strict"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        json_status(&o, "instance-metadata").as_deref(),
+        Some("fail")
+    );
+
+    // A service that never answers (a listener that accepts nothing): pass,
+    // after the 1 s timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let o = run(env(&silent_url), &["--strict"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        json_status(&o, "instance-metadata").as_deref(),
+        Some("pass")
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // A refused connection (the helper's loopback port 1): pass. (Without
+    // the variable, outside a pod, the check does not run at all: the unit
+    // test `outside_a_pod_without_the_variable_nothing_is_contacted`.)
+    let o = verify_job(
+        &f,
+        &[
+            ("AWS_ROLE_ARN", role.as_str()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.as_str()),
+        ],
+        &["--github-oidc", "off", "-o", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        json_status(&o, "instance-metadata").as_deref(),
+        Some("pass")
+    );
+    drop(silent);
+}

@@ -1,0 +1,132 @@
+//! `verify job`'s `instance-metadata` check: can this pod reach the instance
+//! metadata service, and through it the node's IAM role? A job that cannot
+//! get its own credentials falls back to the node's role there, and a
+//! malicious job can ask for it on purpose.
+//!
+//! The check asks only where `AWS_EC2_METADATA_SERVICE_ENDPOINT` (the AWS
+//! SDKs' own override) points, or the default endpoint inside a pod; outside
+//! a pod without the variable it does not run, so tests and workstations
+//! never send a packet off the machine.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Check;
+
+/// The SDKs' override of the instance metadata endpoint.
+pub const ENDPOINT_VARIABLE: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
+/// The instance metadata service on EC2 (IPv4).
+pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
+/// How long the IMDSv2 token request may take: a pod behind a hop limit of 1
+/// or a NetworkPolicy never gets an answer.
+pub const TIMEOUT: Duration = Duration::from_secs(1);
+
+const NAME: &str = "instance-metadata";
+
+/// Where the check asks, if anywhere: the override when set, the default
+/// endpoint only in a pod (`KUBERNETES_SERVICE_HOST`), else nowhere.
+pub fn endpoint(env: &BTreeMap<String, String>) -> Option<String> {
+    let set = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    match set(ENDPOINT_VARIABLE) {
+        Some(endpoint) => Some(endpoint.trim_end_matches('/').to_owned()),
+        None if set("KUBERNETES_SERVICE_HOST").is_some() => Some(DEFAULT_ENDPOINT.to_owned()),
+        None => None,
+    }
+}
+
+/// The check, or `None` when it does not run (outside a pod, no override).
+/// Any answer to the IMDSv2 token request means the service is reachable:
+/// a warning, a failure with `strict`.
+pub async fn check(env: &BTreeMap<String, String>, strict: bool) -> Option<Check> {
+    let base = endpoint(env)?;
+    let client = match reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Some(Check::fail(
+                NAME,
+                format!("no HTTP client for {base}: {e}"),
+                "report this as a bug of runner-identity",
+            ));
+        }
+    };
+    let answer = client
+        .put(format!("{base}/latest/api/token"))
+        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
+        .send()
+        .await;
+    match answer {
+        Ok(response) => {
+            let status = response.status();
+            let detail = format!(
+                "the instance metadata service at {base} answers this pod (HTTP {status} to an \
+                 IMDSv2 token request): a job that misses its own credentials, or wants to, can \
+                 take the node's IAM role"
+            );
+            let fix = "block it: the NetworkPolicy runner-identity plans per repository namespace \
+                       (kubernetes.blockInstanceMetadata, needs a CNI that enforces \
+                       NetworkPolicies), and/or the nodes' launch template with \
+                       http_put_response_hop_limit = 1 (and http_tokens = required)";
+            Some(if strict {
+                Check::fail(NAME, detail, fix)
+            } else {
+                Check::warn(NAME, detail, fix)
+            })
+        }
+        Err(e) => Some(Check::pass(
+            NAME,
+            format!(
+                "the instance metadata service at {base} does not answer within {} s ({}): \
+                 the node's role is out of reach",
+                TIMEOUT.as_secs(),
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "no connection"
+                }
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_endpoint_is_asked_only_in_a_pod() {
+        assert_eq!(endpoint(&env(&[])), None);
+        assert_eq!(endpoint(&env(&[(ENDPOINT_VARIABLE, "")])), None);
+        assert_eq!(
+            endpoint(&env(&[("KUBERNETES_SERVICE_HOST", "10.100.0.1")])).as_deref(),
+            Some(DEFAULT_ENDPOINT)
+        );
+        assert_eq!(
+            endpoint(&env(&[
+                ("KUBERNETES_SERVICE_HOST", "10.100.0.1"),
+                (ENDPOINT_VARIABLE, "http://127.0.0.1:9/")
+            ]))
+            .as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+    }
+
+    #[tokio::test]
+    async fn outside_a_pod_without_the_variable_nothing_is_contacted() {
+        // No endpoint: the check returns before any client exists, at once.
+        let started = std::time::Instant::now();
+        assert!(check(&env(&[("HOME", "/root")]), true).await.is_none());
+        assert!(started.elapsed() < Duration::from_millis(50));
+    }
+}
