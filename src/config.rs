@@ -703,6 +703,11 @@ pub struct KubernetesOverride {
     /// Added to `kubernetes.annotations`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// This repository's scale set credentials instead of
+    /// `kubernetes.githubCredentials` (e.g. a fine-grained token limited to
+    /// this repository, so its runner can read nothing broader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_credentials: Option<ScaleSetCredentials>,
 }
 
 /// A repository with its effective (global merged with override) settings.
@@ -728,6 +733,10 @@ pub struct Repository {
     pub labels: BTreeMap<String, String>,
     /// Global and per-repository annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The scale set's credentials: the repository's own, else the global ones.
+    pub github_credentials: Option<ScaleSetCredentials>,
+    /// Whether `github_credentials` are the repository's own.
+    pub own_github_credentials: bool,
     /// The `repositories:` entry as written (the runner pod's configuration
     /// carries it alone).
     pub entry: RepositoryEntry,

@@ -64,9 +64,8 @@ pub(super) async fn run(
         }
     }
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    if let Some(data) = github::credentials::load(&settings, Some(&client)).await? {
-        plan::attach_github_secret(&mut plan, &settings, &data);
-    }
+    let credentials = github::credentials::load(&settings, Some(&client)).await?;
+    plan::attach_github_secret(&mut plan, &settings, &credentials);
     let options = apply::Options {
         dry_run: args.dry_run,
         diff_only,

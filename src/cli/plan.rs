@@ -26,8 +26,7 @@ pub struct PlanArgs {
 pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let (settings, mut plan, _) = load_plan(&args.config).await?;
     match github::credentials::load(&settings, None).await {
-        Ok(Some(data)) => plan::attach_github_secret(&mut plan, &settings, &data),
-        Ok(None) => {}
+        Ok(credentials) => plan::attach_github_secret(&mut plan, &settings, &credentials),
         Err(e) => tracing::warn!("the GitHub credentials Secret is not shown: {e}"),
     }
     if let Some(dir) = &args.out_dir {

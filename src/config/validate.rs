@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::locate::locate;
 use super::{
-    ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, SecretSource, Selector, Settings,
-    check_rule, folded,
+    ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, ScaleSetCredentials, SecretSource,
+    Selector, Settings, check_rule, folded,
 };
 use crate::chart;
 use crate::kvp::{self, MANAGED_BY_LABEL, PREFIX};
@@ -207,32 +207,7 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
         kvp::check_dns_subdomain(&k.github_config_secret),
     );
     if let Some(c) = &k.github_credentials {
-        let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
-        if set.iter().filter(|s| **s).count() != 1 {
-            p.add(
-                "kubernetes.githubCredentials",
-                "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)",
-            );
-        }
-        if let Some(t) = &c.token {
-            p.check("kubernetes.githubCredentials.token", check_source(t));
-        }
-        if let Some(a) = &c.app {
-            p.check(
-                "kubernetes.githubCredentials.app.privateKey",
-                check_source(&a.private_key),
-            );
-        }
-        if let Some(r) = &c.from_secret {
-            p.check(
-                "kubernetes.githubCredentials.fromSecret.namespace",
-                kvp::check_dns_label(&r.namespace),
-            );
-            p.check(
-                "kubernetes.githubCredentials.fromSecret.name",
-                kvp::check_dns_subdomain(&r.name),
-            );
-        }
+        check_credentials(&mut p, "kubernetes.githubCredentials", c);
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut repositories = Vec::with_capacity(config.repositories.len());
@@ -284,6 +259,11 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
             &format!("{field}.kubernetes.annotations"),
             check_metadata(&repo.annotations, false),
         );
+        if let (RepositoryEntry::Detailed(o), Some(c)) = (entry, &repo.github_credentials)
+            && o.kubernetes.github_credentials.is_some()
+        {
+            check_credentials(&mut p, &format!("{field}.kubernetes.githubCredentials"), c);
+        }
         repositories.push(repo);
     }
 
@@ -338,6 +318,37 @@ fn check_selector(sel: &Selector) -> std::result::Result<(), (String, String)> {
 }
 
 /// Merges the global settings with a repository's overrides.
+/// `githubCredentials` (global or a repository's): exactly one kind, and
+/// readable source declarations.
+fn check_credentials(p: &mut Problems<'_>, field: &str, c: &ScaleSetCredentials) {
+    let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
+    if set.iter().filter(|s| **s).count() != 1 {
+        p.add(
+            field,
+            "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)",
+        );
+    }
+    if let Some(t) = &c.token {
+        p.check(&format!("{field}.token"), check_source(t));
+    }
+    if let Some(a) = &c.app {
+        p.check(
+            &format!("{field}.app.privateKey"),
+            check_source(&a.private_key),
+        );
+    }
+    if let Some(r) = &c.from_secret {
+        p.check(
+            &format!("{field}.fromSecret.namespace"),
+            kvp::check_dns_label(&r.namespace),
+        );
+        p.check(
+            &format!("{field}.fromSecret.name"),
+            kvp::check_dns_subdomain(&r.name),
+        );
+    }
+}
+
 fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
     let aws = &config.aws;
     let k = &config.kubernetes;
@@ -353,6 +364,8 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
         extra_rules: k.extra_rules.clone(),
         labels: k.labels.clone(),
         annotations: k.annotations.clone(),
+        github_credentials: k.github_credentials.clone(),
+        own_github_credentials: false,
     };
     match entry {
         RepositoryEntry::Name(name) => repo.name = name.clone(),
@@ -375,6 +388,10 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
                 .extend(o.kubernetes.extra_rules.iter().cloned());
             repo.labels.extend(o.kubernetes.labels.clone());
             repo.annotations.extend(o.kubernetes.annotations.clone());
+            if let Some(c) = &o.kubernetes.github_credentials {
+                repo.github_credentials = Some(c.clone());
+                repo.own_github_credentials = true;
+            }
         }
     }
     repo

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{credential_error, read_secret};
-use crate::config::Settings;
+use crate::config::{ScaleSetCredentials, Settings};
 use crate::{Error, Result};
 
 /// ARC's keys for a GitHub App.
@@ -19,19 +19,50 @@ pub const APP_KEYS: [&str; 3] = [
 /// ARC's key for a token.
 pub const TOKEN_KEY: &str = "github_token";
 
-/// The Secret's content, or `None` when the configuration does not manage it.
-/// `fromSecret` needs `client`; without one it is an error naming the fix.
+/// The content of a Secret `githubConfigSecret` names.
+pub type SecretData = BTreeMap<String, String>;
+
+/// Each repository's credentials Secret content, by `owner/name`; a
+/// repository without credentials (none configured) is absent. The global
+/// source is read once; a repository's own replaces it. `fromSecret` needs
+/// `client`; without one it is an error naming the fix.
 pub async fn load(
     settings: &Settings,
     client: Option<&kube::Client>,
-) -> Result<Option<BTreeMap<String, String>>> {
-    let Some(c) = &settings.config.kubernetes.github_credentials else {
-        return Ok(None);
-    };
-    let field = "kubernetes.githubCredentials";
+) -> Result<BTreeMap<String, SecretData>> {
+    let mut global: Option<SecretData> = None;
+    let mut out = BTreeMap::new();
+    for repo in &settings.repositories {
+        let Some(c) = &repo.github_credentials else {
+            continue;
+        };
+        let data = if repo.own_github_credentials {
+            let field = format!("repositories[{}].kubernetes.githubCredentials", repo.name);
+            load_one(c, &field, client).await?
+        } else {
+            match &global {
+                Some(data) => data.clone(),
+                None => {
+                    let data = load_one(c, "kubernetes.githubCredentials", client).await?;
+                    global = Some(data.clone());
+                    data
+                }
+            }
+        };
+        out.insert(repo.full_name(), data);
+    }
+    Ok(out)
+}
+
+/// What one credentials source holds, as ARC's keys.
+async fn load_one(
+    c: &ScaleSetCredentials,
+    field: &str,
+    client: Option<&kube::Client>,
+) -> Result<SecretData> {
     if let Some(token) = &c.token {
         let value = read_secret(token, &format!("{field}.token"))?;
-        return Ok(Some(BTreeMap::from([(TOKEN_KEY.to_owned(), value)])));
+        return Ok(BTreeMap::from([(TOKEN_KEY.to_owned(), value)]));
     }
     if let Some(app) = &c.app {
         let pem = read_secret(&app.private_key, &format!("{field}.app.privateKey"))?;
@@ -42,14 +73,18 @@ pub async fn load(
                 "use the .pem file GitHub generated for the App",
             ));
         }
-        return Ok(Some(BTreeMap::from([
+        return Ok(BTreeMap::from([
             (APP_KEYS[0].to_owned(), app.id.to_string()),
             (APP_KEYS[1].to_owned(), app.installation_id.to_string()),
             (APP_KEYS[2].to_owned(), pem),
-        ])));
+        ]));
     }
     let Some(from) = &c.from_secret else {
-        return Ok(None);
+        return Err(credential_error(
+            field.to_owned(),
+            "names no source",
+            "set exactly one of `token`, `app` and `fromSecret`",
+        ));
     };
     let source = format!("Secret {}/{}", from.namespace, from.name);
     let Some(client) = client else {
@@ -80,14 +115,12 @@ pub async fn load(
         app.iter().all(Option::is_some),
         app.iter().any(Option::is_some),
     ) {
-        (Some(t), false, false) => Ok(Some(BTreeMap::from([(TOKEN_KEY.to_owned(), t)]))),
-        (None, true, _) => Ok(Some(
-            APP_KEYS
-                .iter()
-                .zip(app)
-                .map(|(k, v)| ((*k).to_owned(), v.unwrap_or_default()))
-                .collect(),
-        )),
+        (Some(t), false, false) => Ok(BTreeMap::from([(TOKEN_KEY.to_owned(), t)])),
+        (None, true, _) => Ok(APP_KEYS
+            .iter()
+            .zip(app)
+            .map(|(k, v)| ((*k).to_owned(), v.unwrap_or_default()))
+            .collect()),
         _ => Err(credential_error(
             format!("{field}.fromSecret"),
             format!(

@@ -2,7 +2,9 @@
 //! script `verify runner` runs from in the runner pod.
 
 use super::{HOOK_TEMPLATE_DIR, RUNNER_CONFIG_KEY, VERIFY_BIN_DIR};
-use crate::config::{Config, GithubConfig, KubernetesConfig, Repository, Settings};
+use crate::config::{
+    Config, GithubConfig, KubernetesConfig, Repository, RepositoryEntry, Settings,
+};
 use crate::{Error, Result};
 
 /// The configuration `verify runner` reads in this repository's runner pod:
@@ -17,7 +19,7 @@ pub(super) fn runner_config(settings: &Settings, repo: &Repository) -> Result<St
             auth: None,
             ..global.github.clone()
         },
-        repositories: vec![repo.entry.clone()],
+        repositories: vec![without_credentials(&repo.entry)],
         select: None,
         cluster: global.cluster.clone(),
         aws: global.aws.clone(),
@@ -47,4 +49,17 @@ pub(super) fn job_started_script(strict: bool) -> String {
          exec {VERIFY_BIN_DIR}/runner-identity verify runner --config {HOOK_TEMPLATE_DIR}/{RUNNER_CONFIG_KEY}{}\n",
         if strict { " --strict" } else { "" }
     )
+}
+
+/// A `repositories:` entry without its credential source: the runner pod
+/// has no business knowing where the scale set's key comes from.
+fn without_credentials(entry: &RepositoryEntry) -> RepositoryEntry {
+    match entry {
+        RepositoryEntry::Detailed(o) => {
+            let mut o = o.clone();
+            o.kubernetes.github_credentials = None;
+            RepositoryEntry::Detailed(o)
+        }
+        name => name.clone(),
+    }
 }

@@ -19,7 +19,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{
-    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, Settings,
+    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, ScaleSetCredentials,
+    Settings,
 };
 use crate::kvp;
 use crate::names::{self, RepoNames};
@@ -334,6 +335,7 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
             k8s.runner_image
         ));
     }
+    warnings.extend(credential_warnings(settings));
     match k8s.pod_security {
         Some(PodSecurityLevel::Privileged) => warnings.push(
             "kubernetes.podSecurity: privileged lets any pod of a repository namespace use \
@@ -349,6 +351,68 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
                 .to_owned(),
         ),
         _ => {}
+    }
+    warnings
+}
+
+/// Credentials that reach further than one repository, placed where that
+/// repository's runner can read them (the hooks need secrets get/list in the
+/// namespace, and ARC needs the Secret there).
+fn credential_warnings(settings: &Settings) -> Vec<String> {
+    let kind = |c: &ScaleSetCredentials| match (&c.token, &c.app) {
+        (Some(_), _) => "token",
+        (None, Some(_)) => "GitHub App private key",
+        _ => "credential (copied from an existing Secret)",
+    };
+    let mut warnings = Vec::new();
+    let shared: Vec<&str> = settings
+        .repositories
+        .iter()
+        .filter(|r| r.github_credentials.is_some() && !r.own_github_credentials)
+        .map(|r| r.name.as_str())
+        .collect();
+    if let (Some(c), false) = (
+        &settings.config.kubernetes.github_credentials,
+        shared.is_empty(),
+    ) {
+        let named: Vec<&str> = shared.iter().take(3).copied().collect();
+        warnings.push(format!(
+            "kubernetes.githubCredentials: the same {} goes into the namespace of {} repositories \
+             ({}{}), where each runner ServiceAccount can read it (the hooks need secrets \
+             get/list there): a job's runner could take a credential that reaches beyond its \
+             repository. Prefer a fine-grained token per repository, limited to that repository \
+             (repositories[].kubernetes.githubCredentials), or a GitHub App installation limited \
+             to the selected repositories (README: Threat model)",
+            kind(c),
+            shared.len(),
+            named.join(", "),
+            if shared.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            },
+        ));
+    }
+    for repo in settings
+        .repositories
+        .iter()
+        .filter(|r| r.own_github_credentials)
+    {
+        if let Some(c) = repo
+            .github_credentials
+            .as_ref()
+            .filter(|c| c.token.is_none())
+        {
+            warnings.push(format!(
+                "repositories[{}].kubernetes.githubCredentials: a {} in the namespace, readable \
+                 by the runner ServiceAccount, acts for every repository its installation \
+                 covers; limit the installation to the selected repositories, or use a \
+                 fine-grained token limited to {}",
+                repo.name,
+                kind(c),
+                repo.full_name()
+            ));
+        }
     }
     warnings
 }

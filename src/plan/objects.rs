@@ -136,27 +136,18 @@ pub fn redacted(mut v: Value) -> Value {
 /// Annotation with the SHA-256 of a managed Secret's content.
 pub const CONTENT_DIGEST_ANNOTATION: &str = "runner-identity.dev/content-sha256";
 
-/// Adds to every repository the Secret `githubConfigSecret` names, holding
-/// ARC's keys (`data`, never printed: [`Object::shown`]).
-pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMap<String, String>) {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    for (k, v) in data {
-        hasher.update(k.as_bytes());
-        hasher.update([0]);
-        hasher.update(v.as_bytes());
-        hasher.update([0]);
-    }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let bytes: BTreeMap<String, k8s_openapi::ByteString> = data
-        .iter()
-        .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
-        .collect();
+/// Adds to every repository that has credentials the Secret
+/// `githubConfigSecret` names, holding ARC's keys (`data`, never printed:
+/// [`Object::shown`]); `credentials` maps `owner/name` to the Secret's content.
+pub fn attach_github_secret(
+    plan: &mut Plan,
+    settings: &Settings,
+    credentials: &BTreeMap<String, BTreeMap<String, String>>,
+) {
     for repo_plan in &mut plan.repositories {
+        let Some(data) = credentials.get(&repo_plan.names.repository) else {
+            continue;
+        };
         let Some(repo) = settings
             .repositories
             .iter()
@@ -172,14 +163,36 @@ pub fn attach_github_secret(plan: &mut Plan, settings: &Settings, data: &BTreeMa
         );
         meta.annotations
             .get_or_insert_with(BTreeMap::new)
-            .insert(CONTENT_DIGEST_ANNOTATION.into(), digest.clone());
+            .insert(CONTENT_DIGEST_ANNOTATION.into(), content_digest(data));
         repo_plan.github_secret = Some(Secret {
             metadata: meta,
             type_: Some("Opaque".into()),
-            data: Some(bytes.clone()),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
             ..Default::default()
         });
     }
+}
+
+/// SHA-256 of a Secret's keys and values (the annotation that tells a
+/// rotation without reading the live values back).
+fn content_digest(data: &BTreeMap<String, String>) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (k, v) in data {
+        hasher.update(k.as_bytes());
+        hasher.update([0]);
+        hasher.update(v.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl RepoPlan {

@@ -907,3 +907,73 @@ async fn prune_reads_every_page_of_a_namespace_before_deleting_it() {
         "the namespace holding a foreign object survives"
     );
 }
+
+#[tokio::test]
+async fn a_repository_gets_its_own_credentials_and_the_shared_ones_are_warned_about() {
+    use k8s_openapi::api::core::v1::Secret;
+    use runner_identity::config::RepositoryEntry;
+    let owner = unique("own");
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        ScaleSetCredentials {
+            token: Some(SecretSource {
+                env: None,
+                file: Some(path),
+            }),
+            app: None,
+            from_secret: None,
+        }
+    };
+    let (shared, own) = (unique("ghp_shared"), unique("github_pat_own"));
+    let config = TestConfig::irsa(&owner, &["app", "other"], &stack_issuer()).with(|c| {
+        c.kubernetes.github_credentials = Some(file("shared", &shared));
+        let mut entry: runner_identity::config::RepositoryOverride =
+            serde_yaml::from_str("name: app").unwrap();
+        entry.kubernetes.github_credentials = Some(file("own", &own));
+        c.repositories[0] = RepositoryEntry::Detailed(entry);
+    });
+    let settings = config.settings();
+    let warnings = runner_identity::plan::planning_warnings(&settings);
+    // The shared token reaches one repository's runner besides its own...
+    let shared_warning = warnings
+        .iter()
+        .find(|w| w.starts_with("kubernetes.githubCredentials"))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    assert!(
+        shared_warning.contains("1 repositories (other)"),
+        "{shared_warning}"
+    );
+    // ...and a repository's own token is not warned about.
+    assert!(
+        !warnings.iter().any(|w| w.contains("repositories[app]")),
+        "{warnings:?}"
+    );
+
+    let credentials = runner_identity::github::credentials::load(&settings, None)
+        .await
+        .unwrap();
+    let mut plan = config.plan();
+    runner_identity::plan::attach_github_secret(&mut plan, &settings, &credentials);
+    // The runner's configuration names no credential source.
+    let runner_config = &plan.repositories[0].hook_template.data.as_ref().unwrap()
+        [runner_identity::plan::RUNNER_CONFIG_KEY];
+    assert!(
+        !runner_config.contains("githubCredentials"),
+        "{runner_config}"
+    );
+    let admin = admin_client().await;
+    assert!(
+        !apply::apply(&admin, &plan, &Options::default())
+            .await
+            .unwrap()
+            .failed()
+    );
+    for (repo, want) in [("app", &own), ("other", &shared)] {
+        let secrets: Api<Secret> =
+            Api::namespaced(admin.clone(), &format!("{}-{repo}", owner.to_lowercase()));
+        let data = secrets.get("github-config").await.unwrap().data.unwrap();
+        assert_eq!(data["github_token"].0, want.as_bytes(), "{repo}");
+    }
+}
