@@ -139,7 +139,7 @@ pub enum RepositoryEntry {
     /// Just the repository name, with every setting inherited.
     Name(String),
     /// A repository with per-repository overrides.
-    Detailed(RepositoryOverride),
+    Detailed(Box<RepositoryOverride>),
 }
 
 impl RepositoryEntry {
@@ -170,7 +170,7 @@ impl<'de> Deserialize<'de> for RepositoryEntry {
                 map: A,
             ) -> std::result::Result<Self::Value, A::Error> {
                 RepositoryOverride::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RepositoryEntry::Detailed)
+                    .map(|o| RepositoryEntry::Detailed(Box::new(o)))
             }
         }
         deserializer.deserialize_any(EntryVisitor)

@@ -932,7 +932,7 @@ async fn a_repository_gets_its_own_credentials_and_the_shared_ones_are_warned_ab
         let mut entry: runner_identity::config::RepositoryOverride =
             serde_yaml::from_str("name: app").unwrap();
         entry.kubernetes.github_credentials = Some(file("own", &own));
-        c.repositories[0] = RepositoryEntry::Detailed(entry);
+        c.repositories[0] = RepositoryEntry::Detailed(Box::new(entry));
     });
     let settings = config.settings();
     let warnings = runner_identity::plan::planning_warnings(&settings);
