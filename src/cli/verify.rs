@@ -117,6 +117,7 @@ pub(super) async fn run(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Res
                     .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
                     .map(PathBuf::from),
                 repository: env.get("GITHUB_REPOSITORY").cloned(),
+                require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
                 strict,
             };
             (verify::runner::verify(&inputs).await, args.out)

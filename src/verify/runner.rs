@@ -8,7 +8,8 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -34,6 +35,8 @@ pub struct RunnerInputs {
     pub hook_template: Option<PathBuf>,
     /// `GITHUB_REPOSITORY` of the job.
     pub repository: Option<String>,
+    /// `ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER` of the runner.
+    pub require_job_container: Option<String>,
     /// Excess rights fail instead of warn.
     pub strict: bool,
 }
@@ -119,6 +122,7 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
     verdict
         .checks
         .push(hook_template_check(served.as_ref(), inputs));
+    verdict.checks.push(job_container_check(inputs));
 
     let client = match token_client(inputs.kubeconfig.as_deref(), &inputs.token_file).await {
         Ok(c) => c,
@@ -160,6 +164,9 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         })
         .map(|r| r.extra_rules.clone())
         .unwrap_or_default();
+    verdict
+        .checks
+        .push(credentials_check(&client, &subject.namespace, inputs.strict).await);
     verdict.checks.push(least_privilege_check(
         &subject.namespace,
         (own, elsewhere),
@@ -183,6 +190,95 @@ fn read_subject(path: &std::path::Path) -> Result<Subject, VerifyError> {
     Subject::parse(sub).ok_or_else(|| VerifyError::NotAServiceAccount {
         sub: sub.to_owned(),
     })
+}
+
+/// Steps must run in job containers: with `ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER`
+/// anything but `true`, a job without `container:` runs its steps in the
+/// runner container, with the runner's token (pods and Secrets of the
+/// namespace) instead of the job ServiceAccount.
+fn job_container_check(inputs: &RunnerInputs) -> Check {
+    const NAME: &str = "job-container";
+    match inputs.require_job_container.as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("true") => Check::pass(
+            NAME,
+            "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER is true: steps run in job pods, as the job ServiceAccount",
+        ),
+        other => Check::fail(
+            NAME,
+            format!(
+                "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER is {}: a job without `container:` runs its \
+                 steps in the runner container, with the runner's token and every Secret of the namespace",
+                other.map_or_else(|| "not set".to_owned(), |v| format!("`{v}`"))
+            ),
+            "set containerMode.kubernetesModeRequireJobContainer / runner.kubernetesMode.requireJobContainer \
+             to true (the charts' default), or remove ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER from the runner's variables",
+        ),
+    }
+}
+
+/// ARC's keys of a scale set's GitHub credentials in a Secret.
+const CREDENTIAL_KEYS: [&str; 2] = ["github_app_private_key", "github_token"];
+
+/// Whether the runner's own token can read a Secret holding GitHub
+/// credentials (a list of its namespace's Secrets; values are never shown).
+async fn credentials_check(client: &Client, namespace: &str, strict: bool) -> Check {
+    const NAME: &str = "github-credentials";
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let listed = match api.list(&ListParams::default()).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            return Check::pass(
+                NAME,
+                format!("the runner cannot list Secrets in {namespace}"),
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("listing Secrets in {namespace} failed: {e}"),
+                "check the API server's reachability; the hooks need to list Secrets too",
+            );
+        }
+    };
+    let readable: Vec<String> = listed
+        .items
+        .iter()
+        .filter_map(|secret| {
+            let data = secret.data.as_ref()?;
+            let keys: Vec<&str> = CREDENTIAL_KEYS
+                .iter()
+                .copied()
+                .filter(|k| data.contains_key(*k))
+                .collect();
+            (!keys.is_empty()).then(|| {
+                format!(
+                    "{}/{} ({})",
+                    namespace,
+                    secret.metadata.name.as_deref().unwrap_or_default(),
+                    keys.join(", ")
+                )
+            })
+        })
+        .collect();
+    if readable.is_empty() {
+        return Check::pass(
+            NAME,
+            format!("no Secret the runner can read in {namespace} holds GitHub credentials"),
+        );
+    }
+    let detail = format!(
+        "the runner's token can read GitHub credentials: {} (the hooks need secrets get/list in \
+         the namespace, and ARC needs the scale set's Secret there)",
+        readable.join(", ")
+    );
+    let fix = "give this repository its own credential that reaches nothing else: a fine-grained \
+               token limited to this repository (repositories[].kubernetes.githubCredentials), or \
+               a GitHub App installation limited to the selected repositories";
+    if strict {
+        Check::fail(NAME, detail, fix)
+    } else {
+        Check::warn(NAME, detail, fix)
+    }
 }
 
 fn repository_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Check {

@@ -72,6 +72,7 @@ impl Fixture {
             token_file: self.runner_token().await,
             hook_template: Some(self.dir.path().join("hook-template.yaml")),
             repository: Some(self.plan.repositories[0].names.repository.clone()),
+            require_job_container: Some("true".into()),
             strict: false,
         }
     }
@@ -315,6 +316,7 @@ async fn the_job_started_hook_from_the_applied_config_map_runs_verify_runner() {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_REPOSITORY", repository)
+            .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
             .env(
                 "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
                 etc.join(HOOK_TEMPLATE_KEY),
@@ -394,6 +396,7 @@ async fn the_experimental_charts_runner_image_runs_verify_runner_from_its_variab
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GITHUB_REPOSITORY", repository)
+            .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
             .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
             .env(
                 "RUNNER_IDENTITY_CONFIG_TEXT",
@@ -1160,4 +1163,66 @@ async fn job_reports_an_instance_metadata_service_that_answers() {
         Some("pass")
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn runner_reports_github_credentials_it_can_read_and_steps_outside_job_containers() {
+    use k8s_openapi::api::core::v1::Secret;
+    let f = Fixture::new("vc").await;
+    let n = &f.plan.repositories[0].names;
+    let inputs = f.runner_inputs().await;
+    let v = verify(&inputs).await;
+    assert_eq!(status(&v, "github-credentials"), Status::Pass, "{v}");
+    assert_eq!(status(&v, "job-container"), Status::Pass, "{v}");
+
+    // The scale set's App key in the runner's namespace, as ARC needs it.
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nnot-a-real-key\n-----END RSA PRIVATE KEY-----";
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("github-config".into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            [
+                ("github_app_id", "1"),
+                ("github_app_installation_id", "2"),
+                ("github_app_private_key", key),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin_client().await, &n.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let v = verify(&inputs).await;
+    assert!(v.passed(), "a warning unless strict: {v}");
+    assert_eq!(status(&v, "github-credentials"), Status::Warn, "{v}");
+    let d = detail(&v, "github-credentials");
+    assert!(d.contains("github-config (github_app_private_key)"), "{d}");
+    assert!(
+        !format!("{v}").contains("not-a-real-key"),
+        "a value was shown: {v}"
+    );
+    let strict = RunnerInputs {
+        strict: true,
+        ..inputs.clone()
+    };
+    let v = verify(&strict).await;
+    assert!(!v.passed());
+    assert_eq!(status(&v, "github-credentials"), Status::Fail, "{v}");
+
+    // Steps in the runner container: a failure, whatever else holds.
+    for value in [Some("false"), None] {
+        let outside = RunnerInputs {
+            require_job_container: value.map(str::to_owned),
+            ..inputs.clone()
+        };
+        let v = verify(&outside).await;
+        assert!(!v.passed(), "{value:?}: {v}");
+        assert_eq!(status(&v, "job-container"), Status::Fail, "{v}");
+    }
 }
