@@ -61,6 +61,10 @@ pub struct GithubConfig {
     /// `<url>/_services/token` otherwise), e.g. on GHE.com.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions_issuer: Option<String>,
+    /// GitHub's immutable id of the owner: `verify job` then also compares the
+    /// OIDC token's `repository_owner_id` (discovery fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<u64>,
 }
 
 /// `github.auth:` exactly one of `token` and `app`.
@@ -178,11 +182,15 @@ impl<'de> Deserialize<'de> for RepositoryEntry {
 }
 
 /// A repository with settings that replace the global ones.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RepositoryOverride {
     /// Repository name under `github.owner` (case-insensitive, as on GitHub).
     pub name: String,
+    /// GitHub's immutable repository id: `verify job` then also compares the
+    /// OIDC token's `repository_id` (discovery fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// AWS settings for this repository only.
     #[serde(default)]
     pub aws: AwsOverride,
@@ -733,6 +741,8 @@ pub struct Repository {
     pub labels: BTreeMap<String, String>,
     /// Global and per-repository annotations.
     pub annotations: BTreeMap<String, String>,
+    /// GitHub's immutable repository id, when configured or discovered.
+    pub id: Option<u64>,
     /// The scale set's credentials: the repository's own, else the global ones.
     pub github_credentials: Option<ScaleSetCredentials>,
     /// Whether `github_credentials` are the repository's own.
@@ -828,20 +838,41 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
 
 /// The settings with `names` (discovered on GitHub) added after the
 /// repositories listed explicitly, which keep their overrides.
-pub fn with_discovered(settings: &Settings, names: &[String]) -> Result<Settings> {
+pub fn with_discovered(
+    settings: &Settings,
+    discovered: &[DiscoveredRepository],
+) -> Result<Settings> {
     let mut config = settings.config.clone();
     let listed: BTreeSet<String> = config
         .repositories
         .iter()
         .map(|e| folded(e.name()))
         .collect();
+    if config.github.owner_id.is_none() {
+        config.github.owner_id = discovered.iter().find_map(|d| d.owner_id);
+    }
     config.repositories.extend(
-        names
+        discovered
             .iter()
-            .filter(|n| !listed.contains(&folded(n)))
-            .map(|n| RepositoryEntry::Name(n.clone())),
+            .filter(|d| !listed.contains(&folded(&d.name)))
+            .map(|d| match d.id {
+                Some(id) => RepositoryEntry::Detailed(Box::new(RepositoryOverride {
+                    name: d.name.clone(),
+                    id: Some(id),
+                    ..Default::default()
+                })),
+                None => RepositoryEntry::Name(d.name.clone()),
+            }),
     );
     validate::settings(config, &settings.source, None)
+}
+
+/// A repository discovery selected, with GitHub's ids when it gave them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredRepository {
+    pub name: String,
+    pub id: Option<u64>,
+    pub owner_id: Option<u64>,
 }
 
 /// The JSON Schema of the configuration file.

@@ -366,11 +366,13 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
         annotations: k.annotations.clone(),
         github_credentials: k.github_credentials.clone(),
         own_github_credentials: false,
+        id: None,
     };
     match entry {
         RepositoryEntry::Name(name) => repo.name = name.clone(),
         RepositoryEntry::Detailed(o) => {
             repo.name = o.name.clone();
+            repo.id = o.id;
             if let Some(arns) = &o.aws.managed_policy_arns {
                 repo.managed_policy_arns = arns.clone();
             }

@@ -41,6 +41,18 @@ impl Discovery {
         self.selected.iter().map(|s| s.name.clone()).collect()
     }
 
+    /// The selected repositories, with GitHub's ids where it gave them.
+    pub fn repositories(&self) -> Vec<config::DiscoveredRepository> {
+        self.selected
+            .iter()
+            .map(|s| config::DiscoveredRepository {
+                name: s.name.clone(),
+                id: s.id,
+                owner_id: s.owner_id,
+            })
+            .collect()
+    }
+
     /// Reads a saved discovery (`discover -o json`).
     pub fn read(path: &Path, settings: &Settings) -> Result<Discovery> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
@@ -67,7 +79,7 @@ impl Discovery {
 
     /// The settings with the selected repositories added.
     pub fn settings(&self, settings: &Settings) -> Result<Settings> {
-        config::with_discovered(settings, &self.names())
+        config::with_discovered(settings, &self.repositories())
     }
 }
 

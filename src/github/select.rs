@@ -11,6 +11,12 @@ use crate::config::Selector;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepoInfo {
     pub name: String,
+    /// GitHub's immutable id of the repository.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The owner's id (`owner.id`).
+    #[serde(default)]
+    pub owner: Option<OwnerRef>,
     #[serde(default)]
     pub archived: bool,
     #[serde(default)]
@@ -26,10 +32,23 @@ pub struct RepoInfo {
     pub custom_properties: BTreeMap<String, Value>,
 }
 
+/// The owner of a listed repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRef {
+    pub id: u64,
+}
+
 /// A selected repository and the reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selected {
     pub name: String,
+    /// GitHub's immutable id: `verify job` compares it with the OIDC token's
+    /// `repository_id` (a name can be renamed, transferred or re-created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The owner's immutable id (`repository_owner_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<u64>,
     pub reasons: Vec<String>,
 }
 
@@ -129,6 +148,8 @@ pub fn select(
         match decide(sel, listed, repo) {
             Ok(reasons) => selected.push(Selected {
                 name: repo.name.clone(),
+                id: repo.id,
+                owner_id: repo.owner.as_ref().map(|o| o.id),
                 reasons,
             }),
             Err(reason) => rejected.push(Rejected {

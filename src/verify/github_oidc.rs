@@ -56,6 +56,48 @@ pub struct Expectation {
     pub issuer: String,
     /// `owner/repo` this identity belongs to, when known.
     pub repository: Option<String>,
+    /// GitHub's immutable id of that repository, when known (`repository_id`).
+    pub repository_id: Option<u64>,
+    /// GitHub's immutable id of its owner, when known (`repository_owner_id`).
+    pub owner_id: Option<u64>,
+}
+
+/// The repository a GitHub Actions `sub` names: `repo:OWNER/REPO:…`, or the
+/// immutable form `repo:OWNER@OWNER_ID/REPO@REPO_ID:…` (repositories created
+/// or renamed after 2026-07-15). `None` for other subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRepository {
+    pub owner: String,
+    pub owner_id: Option<u64>,
+    pub repo: String,
+    pub repo_id: Option<u64>,
+}
+
+impl SubjectRepository {
+    /// Parses a token's `sub`.
+    pub fn parse(sub: &str) -> Option<SubjectRepository> {
+        let rest = sub.strip_prefix("repo:")?;
+        let (path, _context) = rest.split_once(':')?;
+        let (owner, repo) = path.split_once('/')?;
+        let with_id = |part: &str| -> Option<(String, Option<u64>)> {
+            match part.rsplit_once('@') {
+                Some((name, id)) => Some((name.to_owned(), Some(id.parse().ok()?))),
+                None => Some((part.to_owned(), None)),
+            }
+        };
+        let ((owner, owner_id), (repo, repo_id)) = (with_id(owner)?, with_id(repo)?);
+        (!owner.is_empty() && !repo.is_empty()).then_some(SubjectRepository {
+            owner,
+            owner_id,
+            repo,
+            repo_id,
+        })
+    }
+
+    /// `owner/repo`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.repo)
+    }
 }
 
 /// Runs the check; `None` when `mode` is off.
@@ -251,10 +293,80 @@ async fn verify(
             ),
         ));
     }
+    pinned_claims(&claims, expect, claimed, sub)?;
     Ok(format!(
-        "signed by {}, repository {claimed}, sub {sub}",
-        expect.issuer
+        "signed by {}, repository {claimed}{}, sub {sub}",
+        expect.issuer,
+        expect
+            .repository_id
+            .map_or_else(String::new, |id| format!(" (id {id})"))
     ))
+}
+
+/// What a name cannot pin: the runner environment, GitHub's immutable ids
+/// of the repository and its owner (when known), and a `sub` that names the
+/// same repository in either format.
+fn pinned_claims(
+    claims: &Value,
+    expect: &Expectation,
+    claimed: &str,
+    sub: &str,
+) -> Result<(), Failure> {
+    let text = |k: &str| claims.get(k).and_then(Value::as_str);
+    match text("runner_environment") {
+        Some("self-hosted") => {}
+        other => {
+            return Err(failure(
+                format!(
+                    "the GitHub OIDC token's runner_environment is {}, not `self-hosted`: the job \
+                     does not run on this scale set",
+                    other.map_or_else(|| "missing".to_owned(), |v| format!("`{v}`"))
+                ),
+                "do not trust this job; a token of another job was presented",
+            ));
+        }
+    }
+    // GitHub sends the ids as strings; accept numbers too.
+    let id = |k: &str| {
+        claims.get(k).and_then(|v| match v {
+            Value::String(s) => s.parse::<u64>().ok(),
+            other => other.as_u64(),
+        })
+    };
+    for (claim, want, what) in [
+        ("repository_id", expect.repository_id, "repository"),
+        ("repository_owner_id", expect.owner_id, "owner"),
+    ] {
+        let Some(want) = want else { continue };
+        if id(claim) != Some(want) {
+            return Err(failure(
+                format!(
+                    "the GitHub OIDC token's {claim} is {}, but the {what} of this identity has id {want}: \
+                     `{claimed}` was renamed, transferred or re-created",
+                    id(claim).map_or_else(|| "missing".to_owned(), |v| v.to_string())
+                ),
+                "if the repository was re-created on purpose, run `runner-identity discover` again (or fix \
+                 `repositories[].id` / `github.ownerId`) and re-apply; otherwise do not trust this job",
+            ));
+        }
+    }
+    if let Some(subject) = SubjectRepository::parse(sub) {
+        let ids_agree = [
+            (subject.repo_id, id("repository_id")),
+            (subject.owner_id, id("repository_owner_id")),
+        ]
+        .iter()
+        .all(|(in_sub, claim)| in_sub.is_none() || claim.is_none() || in_sub == claim);
+        if !subject.full_name().eq_ignore_ascii_case(claimed) || !ids_agree {
+            return Err(failure(
+                format!(
+                    "the GitHub OIDC token's sub `{sub}` names another repository than `{claimed}`"
+                ),
+                "the token does not come from GitHub Actions",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn claim_failure(kind: &ErrorKind, expect: &Expectation) -> Failure {
@@ -329,6 +441,25 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_subject_formats_name_their_repository() {
+        let classic = SubjectRepository::parse("repo:acme/api:ref:refs/heads/main").unwrap();
+        assert_eq!(classic.full_name(), "acme/api");
+        assert_eq!((classic.owner_id, classic.repo_id), (None, None));
+        let immutable =
+            SubjectRepository::parse("repo:acme@4242/api@987654:environment:prod").unwrap();
+        assert_eq!(immutable.full_name(), "acme/api");
+        assert_eq!(
+            (immutable.owner_id, immutable.repo_id),
+            (Some(4242), Some(987654))
+        );
+        assert_eq!(SubjectRepository::parse("repo:acme@x/api:ref:main"), None);
+        assert_eq!(
+            SubjectRepository::parse("system:serviceaccount:ns:sa"),
+            None
+        );
+    }
 
     #[test]
     fn issuers() {

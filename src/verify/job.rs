@@ -155,6 +155,18 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             ),
             None => github_oidc::GITHUB_COM_ISSUER.to_owned(),
         },
+        repository_id: bound.as_ref().and_then(|b| {
+            inputs.settings.as_ref().and_then(|s| {
+                s.repositories
+                    .iter()
+                    .find(|r| r.full_name() == b.repository)
+                    .and_then(|r| r.id)
+            })
+        }),
+        owner_id: inputs
+            .settings
+            .as_ref()
+            .and_then(|s| s.config.github.owner_id),
         repository: bound.map(|b| b.repository),
     };
     if let Some(check) = github_oidc::check(inputs.github_oidc, &inputs.env, &expectation).await {

@@ -113,9 +113,21 @@ impl Gh {
     }
 }
 
+/// The id the fake GitHub gives a repository (derived from its name).
+fn repo_id(name: &str) -> u64 {
+    name.bytes()
+        .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 1_000_000_000
+}
+
+/// The fake organization's id.
+const OWNER_ID: u64 = 4242;
+
 fn repo(name: &str, topics: &[&str]) -> Value {
     json!({
         "name": name,
+        "id": repo_id(name),
+        "owner": {"login": "acme", "id": OWNER_ID},
         "full_name": format!("acme/{name}"),
         "archived": false,
         "fork": false,
@@ -189,6 +201,23 @@ async fn three_pages_select_by_name_topic_and_custom_property() {
         "{:#?}",
         d.selected
     );
+    // GitHub's immutable ids travel with the selection (and `discover -o
+    // json`), into the settings `verify job` compares the OIDC token with.
+    let pay = d.selected.iter().find(|s| s.name == "svc-pay").unwrap();
+    assert_eq!(
+        (pay.id, pay.owner_id),
+        (Some(repo_id("svc-pay")), Some(OWNER_ID))
+    );
+    let saved: serde_json::Value = serde_json::to_value(&d).unwrap();
+    assert_eq!(saved["selected"][2]["id"], json!(repo_id("svc-pay")));
+    let with = d.settings(&settings).unwrap();
+    assert_eq!(with.config.github.owner_id, Some(OWNER_ID));
+    let ops = with
+        .repositories
+        .iter()
+        .find(|r| r.name == "svc-ops")
+        .unwrap();
+    assert_eq!(ops.id, Some(repo_id("svc-ops")));
     let why = |n: &str| {
         d.rejected
             .iter()

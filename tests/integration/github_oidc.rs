@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::jwt::{REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token};
+use crate::common::jwt::{
+    OWNER_ID, REPOSITORY_ID, REQUEST_TOKEN, TestKey, actions_claims, github_oidc, serve_id_token,
+};
 use runner_identity::verify::github_oidc::{Expectation, OidcMode, check, issuer_for};
 use runner_identity::verify::{Check, Status};
 
@@ -150,6 +152,8 @@ async fn availability_decides_between_skip_and_failure() {
     let expect = Expectation {
         issuer: "https://token.actions.githubusercontent.com".into(),
         repository: Some(REPO.into()),
+        repository_id: None,
+        owner_id: None,
     };
     let none = BTreeMap::new();
     assert!(check(OidcMode::Off, &none, &expect).await.is_none());
@@ -166,6 +170,8 @@ async fn availability_decides_between_skip_and_failure() {
     let unbound = Expectation {
         issuer: issuer_for(&server.uri()),
         repository: None,
+        repository_id: None,
+        owner_id: None,
     };
     let c = check(OidcMode::Auto, &job_env(&server, REQUEST_TOKEN), &unbound)
         .await
@@ -188,6 +194,8 @@ fn expect_for(server: &wiremock::MockServer) -> Expectation {
     Expectation {
         issuer: issuer_for(&server.uri()),
         repository: Some(REPO.into()),
+        repository_id: Some(REPOSITORY_ID),
+        owner_id: Some(OWNER_ID),
     }
 }
 
@@ -247,4 +255,56 @@ async fn a_token_signed_with_hs256_or_alg_none_is_rejected() {
             "{c:?}"
         );
     }
+}
+
+/// Checks a token of this repository whose claims `change` alters.
+async fn altered(change: impl Fn(&mut serde_json::Value)) -> Check {
+    let key = TestKey::generate("k1");
+    run(
+        &key,
+        |iss| {
+            let mut claims = actions_claims(iss, REPO, "runner-identity", 300);
+            change(&mut claims);
+            key.sign(&claims)
+        },
+        OidcMode::Auto,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_renamed_transferred_or_github_hosted_job_fails() {
+    // Same name, another repository (re-created, or transferred in).
+    let c = altered(|c| c["repository_id"] = "111".into()).await;
+    assert_fails(&c, "repository_id is 111");
+    // Same name, another owner.
+    let c = altered(|c| c["repository_owner_id"] = "7".into()).await;
+    assert_fails(&c, "repository_owner_id is 7");
+    // A GitHub-hosted runner's job, or a token without the claim.
+    let c = altered(|c| c["runner_environment"] = "github-hosted".into()).await;
+    assert_fails(&c, "`github-hosted`");
+    let c = altered(|c| {
+        c.as_object_mut().unwrap().remove("runner_environment");
+    })
+    .await;
+    assert_fails(&c, "runner_environment is missing");
+    // A sub that names another repository than the claim.
+    let c = altered(|c| c["sub"] = "repo:acme/other:ref:refs/heads/main".into()).await;
+    assert_fails(&c, "names another repository");
+}
+
+#[tokio::test]
+async fn the_immutable_subject_format_is_accepted() {
+    let c = altered(|c| {
+        c["sub"] = format!("repo:acme@{OWNER_ID}/app@{REPOSITORY_ID}:ref:refs/heads/main").into();
+    })
+    .await;
+    assert_eq!(c.status, Status::Pass, "{c:?}");
+    assert!(c.detail.contains(&format!("(id {REPOSITORY_ID})")), "{c:?}");
+    // Its ids must agree with the claims.
+    let c = altered(|c| {
+        c["sub"] = format!("repo:acme@{OWNER_ID}/app@1:ref:refs/heads/main").into();
+    })
+    .await;
+    assert_fails(&c, "names another repository");
 }

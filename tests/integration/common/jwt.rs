@@ -141,6 +141,13 @@ pub async fn serve_id_token(server: &wiremock::MockServer, id_token: &str) {
 }
 
 /// Claims GitHub puts in an Actions ID token, for `repository` at `issuer`.
+/// The repository id GitHub puts in the test tokens (`repository_id`).
+pub const REPOSITORY_ID: u64 = 987_654;
+/// The owner id GitHub puts in the test tokens (`repository_owner_id`).
+pub const OWNER_ID: u64 = 4242;
+
+/// The claims of a GitHub Actions ID token of a job of `repository` on a
+/// self-hosted runner (ids as GitHub sends them: strings).
 pub fn actions_claims(issuer: &str, repository: &str, audience: &str, exp_in: i64) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -152,6 +159,9 @@ pub fn actions_claims(issuer: &str, repository: &str, audience: &str, exp_in: i6
         "sub": format!("repo:{repository}:ref:refs/heads/main"),
         "repository": repository,
         "repository_owner": repository.split('/').next().unwrap(),
+        "repository_id": REPOSITORY_ID.to_string(),
+        "repository_owner_id": OWNER_ID.to_string(),
+        "runner_environment": "self-hosted",
         "ref": "refs/heads/main",
         "iat": now - 10,
         "nbf": now - 10,
