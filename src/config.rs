@@ -489,6 +489,12 @@ pub struct KubernetesConfig {
     /// The ARC chart the Helm values are written for.
     #[serde(default)]
     pub chart: ChartConfig,
+    /// Allow several repositories in one namespace (a `namespace` without
+    /// `{repo}`): their runners could otherwise start pods as each other's job
+    /// ServiceAccount and read each other's step Secrets. With it, `plan`
+    /// adds a ValidatingAdmissionPolicy per shared namespace (Kubernetes ≥ 1.30).
+    #[serde(default)]
+    pub shared_namespace: bool,
     /// A NetworkPolicy in every repository namespace denying egress to the
     /// instance metadata service (the node's role), all other egress allowed
     /// (the EKS Pod Identity agent included).
@@ -671,6 +677,7 @@ impl Default for KubernetesConfig {
             work_volume_storage_class: None,
             runner_fs_group: default_runner_fs_group(),
             chart: ChartConfig::default(),
+            shared_namespace: false,
             block_instance_metadata: true,
             pod_security: default_pod_security(),
             verify_runner: VerifyRunnerConfig::default(),

@@ -139,6 +139,9 @@ pub enum Error {
     )]
     VerificationFailed { mode: &'static str },
     /// The Kubernetes client could not be configured.
+    /// The cluster lacks what the plan needs.
+    #[error("{what}; {fix}")]
+    ClusterUnsupported { what: String, fix: String },
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
     /// A Kubernetes API request failed.
@@ -162,6 +165,7 @@ impl Error {
             | Error::Kube { .. }
             | Error::PartialFailure { .. }
             | Error::Github { .. }
+            | Error::ClusterUnsupported { .. }
             | Error::DiscoveryIncomplete { .. } => 3,
             Error::VerificationFailed { .. } => 1,
             _ => 2,

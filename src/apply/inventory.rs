@@ -42,6 +42,8 @@ pub struct Inventory {
     other_instances: BTreeSet<Key>,
     /// List requests sent to build this inventory.
     pub requests: usize,
+    /// Kinds the API server does not serve ([`Kind::may_be_unserved`]).
+    pub unserved: BTreeSet<&'static str>,
 }
 
 impl Inventory {
@@ -62,7 +64,7 @@ impl Inventory {
         for (kind, ar) in kinds() {
             let api_version = ar.api_version.clone();
             let managed = &mut inv.managed;
-            list_all(
+            let listed = list_all(
                 client,
                 &ar,
                 kind,
@@ -85,12 +87,21 @@ impl Inventory {
                     Ok(())
                 },
             )
-            .await?;
+            .await;
+            match listed {
+                Err(e) if not_served(kind, &e) => {
+                    inv.unserved.insert(kind);
+                }
+                other => other?,
+            }
         }
         // Objects of other instances, metadata only: a planned name among them
         // is a conflict, found without a request per object.
         let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
         for (kind, ar) in kinds() {
+            if inv.unserved.contains(kind) {
+                continue;
+            }
             inv.other_instances.extend(
                 // Metadata only, so pages are never smaller than 500 items.
                 list_metadata(
@@ -149,6 +160,13 @@ impl Inventory {
             .filter(|(_, v)| instance_of(v) == Some(self.instance.as_str()))
             .collect()
     }
+}
+
+/// Whether `error` is a 404 on listing a kind the server may not serve.
+fn not_served(kind: &str, error: &Error) -> bool {
+    Kind::named(kind).is_some_and(Kind::may_be_unserved)
+        && matches!(error, Error::Kube { source, .. }
+            if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 404))
 }
 
 fn kind_static(kind: &str) -> &'static str {

@@ -176,6 +176,25 @@ const EXISTENCE_CONCURRENCY: usize = 16;
 #[instrument(skip(client, plan, options), fields(repositories = plan.repositories.len(), dry_run = options.dry_run))]
 pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
     let inventory = Inventory::load(client, &plan.instance, options.page_size).await?;
+    // A planned kind the server does not serve stops the apply before any write.
+    if let Some(object) = plan
+        .repositories
+        .iter()
+        .flat_map(RepoPlan::objects)
+        .find(|o| inventory.unserved.contains(o.kind().as_str()))
+    {
+        let ar = object.kind().api_resource();
+        return Err(Error::ClusterUnsupported {
+            what: format!(
+                "the API server does not serve {}/{} {}, which guards the shared namespace",
+                ar.group, ar.version, ar.kind
+            ),
+            fix: "ValidatingAdmissionPolicy needs Kubernetes 1.30 or later: upgrade the cluster, \
+                  or give each repository its own namespace ({repo} in kubernetes.namespace) and \
+                  remove kubernetes.sharedNamespace"
+                .into(),
+        });
+    }
     let unknown = existence_of_unlisted(client, &inventory, plan).await?;
     // Every conflict is found, from the keys alone, before anything is written.
     let conflicts: Vec<String> = plan
@@ -349,7 +368,7 @@ fn classify(
         .then(|| compare::diff_text(&desired, live.as_ref()));
         steps.push(Step {
             kind,
-            unvalidated: options.dry_run && !namespace_exists && kind != "Namespace",
+            unvalidated: options.dry_run && !namespace_exists && !object.kind().cluster_scoped(),
             namespace,
             name,
             ar,

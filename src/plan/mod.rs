@@ -2,6 +2,7 @@
 //! typed Kubernetes objects, the Helm values, and the IAM role with its trust
 //! and permissions policies out. Pure: no client, no I/O.
 
+mod admission;
 mod checks;
 mod hook;
 mod iam;
@@ -11,6 +12,9 @@ mod rights;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
@@ -81,6 +85,9 @@ pub struct RepoPlan {
     /// Denies egress to the instance metadata service in the namespace
     /// (`kubernetes.blockInstanceMetadata`; one per namespace).
     pub network_policy: Option<NetworkPolicy>,
+    /// The guard of a shared namespace (`kubernetes.sharedNamespace`; with
+    /// the first repository planned into it).
+    pub admission_policy: Option<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)>,
     pub runner_service_account: ServiceAccount,
     pub job_service_account: ServiceAccount,
     pub role: Role,
@@ -92,6 +99,37 @@ pub struct RepoPlan {
     /// Rendered gha-runner-scale-set values (YAML text, comments kept).
     pub values: String,
     pub iam_role: IamRolePlan,
+}
+
+/// The refusal of several repositories in one namespace, with the risk.
+fn shared_namespace_refused(settings: &Settings, namespace: &str, repos: &[&RepoNames]) -> Error {
+    let named: Vec<&str> = repos
+        .iter()
+        .take(3)
+        .map(|n| n.repository.as_str())
+        .collect();
+    Error::ConfigInvalid {
+        path: settings.source.clone(),
+        field: "kubernetes.namespace".into(),
+        message: format!(
+            "`{}` puts {} repositories in namespace `{namespace}` ({}{}). There each repository's \
+             runner ServiceAccount may create pods, so it can start a pod as another repository's \
+             job ServiceAccount and assume its IAM role, and it may read the Secrets the hooks \
+             create for the other repositories' container steps (their `env:`, secrets included). \
+             Give each repository its own namespace ({{repo}} in kubernetes.namespace), or set \
+             kubernetes.sharedNamespace: true, which adds a ValidatingAdmissionPolicy per shared \
+             namespace (Kubernetes 1.30 or later) so a runner starts pods only as its own job \
+             ServiceAccount; the step Secrets stay readable across repositories even then",
+            settings.config.kubernetes.namespace,
+            repos.len(),
+            named.join(", "),
+            if repos.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+    }
 }
 
 /// The ConfigMap key of the hook template for `chart`.
@@ -128,6 +166,23 @@ pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
         .map(|r| RepoNames::new(settings, r))
         .collect();
     names::check_collisions(&all)?;
+    let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
+    for n in &all {
+        by_namespace
+            .entry(n.namespace.as_str())
+            .or_default()
+            .push(n);
+    }
+    let shared: BTreeMap<String, BTreeMap<String, String>> = by_namespace
+        .iter()
+        .filter(|(_, repos)| repos.len() > 1)
+        .map(|(ns, repos)| ((*ns).to_owned(), admission::runners_of(ns, repos)))
+        .collect();
+    if let Some((ns, repos)) = by_namespace.iter().find(|(_, r)| r.len() > 1)
+        && !settings.config.kubernetes.shared_namespace
+    {
+        return Err(shared_namespace_refused(settings, ns, repos));
+    }
     // Objects of a whole namespace (the egress policy) go with the first
     // repository planned into it.
     let mut namespaces = std::collections::BTreeSet::new();
@@ -137,7 +192,16 @@ pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
         .zip(all)
         .map(|(repo, names)| {
             let first_in_namespace = namespaces.insert(names.namespace.clone());
-            plan_repository(settings, templates, repo, names, first_in_namespace)
+            let guard = shared
+                .get(&names.namespace)
+                .filter(|_| first_in_namespace)
+                .map(|runners| {
+                    let meta = metadata(settings, repo, &names, "");
+                    admission::guard(&names.namespace, runners, meta)
+                });
+            let mut plan = plan_repository(settings, templates, repo, names, first_in_namespace)?;
+            plan.admission_policy = guard;
+            Ok(plan)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Plan {
@@ -273,6 +337,7 @@ fn plan_repository(
         role_binding,
         hook_template,
         network_policy,
+        admission_policy: None,
         github_secret: None,
         values,
         iam_role,

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -24,20 +27,44 @@ pub enum Kind {
     RoleBinding,
     Role,
     ServiceAccount,
+    ValidatingAdmissionPolicyBinding,
+    ValidatingAdmissionPolicy,
     Namespace,
 }
 
 impl Kind {
     /// Every managed kind, in the order they are deleted (dependents first).
-    pub const DELETE_ORDER: [Kind; 7] = [
+    pub const DELETE_ORDER: [Kind; 9] = [
         Kind::Secret,
         Kind::NetworkPolicy,
         Kind::ConfigMap,
         Kind::RoleBinding,
         Kind::Role,
         Kind::ServiceAccount,
+        Kind::ValidatingAdmissionPolicyBinding,
+        Kind::ValidatingAdmissionPolicy,
         Kind::Namespace,
     ];
+
+    /// Kinds an API server may not serve (admissionregistration.k8s.io/v1
+    /// ValidatingAdmissionPolicy needs Kubernetes ≥ 1.30): a list of one
+    /// finds none there, and planning one is refused before any write.
+    pub fn may_be_unserved(self) -> bool {
+        matches!(
+            self,
+            Kind::ValidatingAdmissionPolicy | Kind::ValidatingAdmissionPolicyBinding
+        )
+    }
+
+    /// Whether objects of the kind live outside namespaces.
+    pub fn cluster_scoped(self) -> bool {
+        matches!(
+            self,
+            Kind::Namespace
+                | Kind::ValidatingAdmissionPolicy
+                | Kind::ValidatingAdmissionPolicyBinding
+        )
+    }
 
     /// The kind's name, as in `kind:`.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +75,8 @@ impl Kind {
             Kind::RoleBinding => "RoleBinding",
             Kind::Role => "Role",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::ValidatingAdmissionPolicy => "ValidatingAdmissionPolicy",
+            Kind::ValidatingAdmissionPolicyBinding => "ValidatingAdmissionPolicyBinding",
             Kind::Namespace => "Namespace",
         }
     }
@@ -66,6 +95,10 @@ impl Kind {
             Kind::RoleBinding => ApiResource::erase::<RoleBinding>(&()),
             Kind::Role => ApiResource::erase::<Role>(&()),
             Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
+            Kind::ValidatingAdmissionPolicy => ApiResource::erase::<ValidatingAdmissionPolicy>(&()),
+            Kind::ValidatingAdmissionPolicyBinding => {
+                ApiResource::erase::<ValidatingAdmissionPolicyBinding>(&())
+            }
             Kind::Namespace => ApiResource::erase::<Namespace>(&()),
         }
     }
@@ -77,6 +110,8 @@ impl Kind {
 #[serde(untagged)]
 pub enum Object<'a> {
     Namespace(&'a Namespace),
+    ValidatingAdmissionPolicy(&'a ValidatingAdmissionPolicy),
+    ValidatingAdmissionPolicyBinding(&'a ValidatingAdmissionPolicyBinding),
     NetworkPolicy(&'a NetworkPolicy),
     ServiceAccount(&'a ServiceAccount),
     Role(&'a Role),
@@ -90,6 +125,8 @@ impl Object<'_> {
     pub fn kind(&self) -> Kind {
         match self {
             Object::Namespace(_) => Kind::Namespace,
+            Object::ValidatingAdmissionPolicy(_) => Kind::ValidatingAdmissionPolicy,
+            Object::ValidatingAdmissionPolicyBinding(_) => Kind::ValidatingAdmissionPolicyBinding,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::ServiceAccount(_) => Kind::ServiceAccount,
             Object::Role(_) => Kind::Role,
@@ -103,6 +140,8 @@ impl Object<'_> {
     pub fn metadata(&self) -> &ObjectMeta {
         match self {
             Object::Namespace(o) => &o.metadata,
+            Object::ValidatingAdmissionPolicy(o) => &o.metadata,
+            Object::ValidatingAdmissionPolicyBinding(o) => &o.metadata,
             Object::NetworkPolicy(o) => &o.metadata,
             Object::ServiceAccount(o) => &o.metadata,
             Object::Role(o) => &o.metadata,
@@ -198,9 +237,14 @@ fn content_digest(data: &BTreeMap<String, String>) -> String {
 impl RepoPlan {
     /// The Kubernetes objects in dependency order (namespace first).
     pub fn objects(&self) -> Vec<Object<'_>> {
-        let mut out = Vec::with_capacity(8);
+        let mut out = Vec::with_capacity(10);
         if let Some(ns) = &self.namespace {
             out.push(Object::Namespace(ns));
+        }
+        // A shared namespace's guard, before any runner exists there.
+        if let Some((policy, binding)) = &self.admission_policy {
+            out.push(Object::ValidatingAdmissionPolicy(policy));
+            out.push(Object::ValidatingAdmissionPolicyBinding(binding));
         }
         // Before any identity exists, the node's role is out of reach.
         if let Some(policy) = &self.network_policy {

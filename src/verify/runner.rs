@@ -167,11 +167,25 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
     verdict
         .checks
         .push(credentials_check(&client, &subject.namespace, inputs.strict).await);
+    // Other repositories' job ServiceAccounts in this namespace (a shared
+    // namespace): creating pods here can take their identity.
+    let neighbours: Vec<String> = inputs
+        .settings
+        .repositories
+        .iter()
+        .map(|r| RepoNames::new(&inputs.settings, r))
+        .filter(|n| {
+            n.namespace == subject.namespace
+                && served.as_ref().is_none_or(|s| s.repository != n.repository)
+        })
+        .map(|n| format!("{} ({})", n.job_service_account, n.repository))
+        .collect();
     verdict.checks.push(least_privilege_check(
         &subject.namespace,
         (own, elsewhere),
         &rights,
         &extra,
+        &neighbours,
         inputs.strict,
     ));
     verdict
@@ -583,6 +597,7 @@ fn least_privilege_check(
     reviews: (Result<Rules, VerifyError>, Result<Rules, VerifyError>),
     rights: &[HookRight],
     extra: &[RuleConfig],
+    neighbours: &[String],
     strict: bool,
 ) -> Check {
     const NAME: &str = "least-privilege";
@@ -637,6 +652,17 @@ fn least_privilege_check(
                 }
             ));
         }
+    }
+    let creates_pods = own.iter().any(|(g, r, v)| {
+        (g.is_empty() || g == "*") && (r == "pods" || r == "*") && (v == "create" || v == "*")
+    });
+    if creates_pods && !neighbours.is_empty() {
+        excess.insert(format!(
+            "create pods in {namespace}, which holds the job ServiceAccount of other repositories: {} \
+             (a pod started as one of them gets its IAM role; only a ValidatingAdmissionPolicy \
+             stops that, see kubernetes.sharedNamespace)",
+            neighbours.join(", ")
+        ));
     }
     if excess.is_empty() {
         return Check::pass(

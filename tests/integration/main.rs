@@ -18,4 +18,5 @@ mod config_errors;
 mod github;
 mod github_oidc;
 mod image;
+mod isolation;
 mod verify;
