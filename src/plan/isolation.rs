@@ -134,3 +134,198 @@ mod tests {
         assert_eq!(labels["pod-security.kubernetes.io/audit"], "baseline");
     }
 }
+
+/// Capabilities the Pod Security Standard `baseline` allows to add.
+const BASELINE_CAPABILITIES: [&str; 13] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// Sysctls `baseline` allows.
+const SAFE_SYSCTLS: [&str; 5] = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+];
+
+/// What of `spec` the Pod Security Standard `baseline` forbids (host
+/// namespaces, privileged containers, added capabilities beyond its list,
+/// hostPath volumes, host ports, an unmasked /proc, unconfined seccomp,
+/// unsafe sysctls); empty when the pod passes.
+pub fn baseline_violations(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    for (set, what) in [
+        (spec.host_network, "hostNetwork"),
+        (spec.host_pid, "hostPID"),
+        (spec.host_ipc, "hostIPC"),
+    ] {
+        if set == Some(true) {
+            out.push(format!("{what}: true"));
+        }
+    }
+    for v in spec.volumes.iter().flatten() {
+        if v.host_path.is_some() {
+            out.push(format!("volume {} is a hostPath", v.name));
+        }
+    }
+    let pod_seccomp = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref());
+    if pod_seccomp.is_some_and(|p| p.type_ == "Unconfined") {
+        out.push("pod seccompProfile Unconfined".into());
+    }
+    for sysctl in spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if !SAFE_SYSCTLS.contains(&sysctl.name.as_str()) {
+            out.push(format!("sysctl {}", sysctl.name));
+        }
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in containers {
+        let sc = c.security_context.as_ref();
+        if sc.and_then(|s| s.privileged) == Some(true) {
+            out.push(format!("container {} is privileged", c.name));
+        }
+        for cap in sc
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|c| c.add.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if !BASELINE_CAPABILITIES.contains(&cap.as_str()) {
+                out.push(format!("container {} adds capability {cap}", c.name));
+            }
+        }
+        if sc
+            .and_then(|s| s.proc_mount.as_deref())
+            .is_some_and(|m| m != "Default")
+        {
+            out.push(format!("container {} unmasks /proc", c.name));
+        }
+        if sc
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .is_some_and(|p| p.type_ == "Unconfined")
+        {
+            out.push(format!("container {} seccompProfile Unconfined", c.name));
+        }
+        for port in c.ports.iter().flatten() {
+            if port.host_port.is_some_and(|p| p != 0) {
+                out.push(format!("container {} uses hostPort", c.name));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod baseline_tests {
+    //! The workflow and step pods runner-container-hooks create (v0.7.0's
+    //! `createPod`/`createJob`, v0.8.1's `createJobPod`/`createContainerStepPod`,
+    //! read from their source), merged with the planned hook template's spec,
+    //! pass `baseline`.
+    use super::*;
+    use k8s_openapi::api::core::v1::PodSpec;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> PodSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// What the planned hook template merges into every pod.
+    fn template() -> serde_json::Value {
+        json!({"serviceAccountName": "gha-job", "securityContext": {"fsGroup": 1001}})
+    }
+
+    fn merged(mut pod: serde_json::Value) -> PodSpec {
+        if let (Some(p), Some(t)) = (pod.as_object_mut(), template().as_object()) {
+            p.extend(t.clone());
+        }
+        spec(pod)
+    }
+
+    #[test]
+    fn the_hooks_pods_pass_baseline() {
+        let job_container = json!({
+            "name": "job", "image": "node:20", "command": ["tail", "-f", "/dev/null"],
+            "workingDir": "/__w/app/app",
+            "volumeMounts": [{"name": "work", "mountPath": "/__w", "subPath": "_work"}],
+            "env": [{"name": "GITHUB_ACTIONS", "value": "true"}]
+        });
+        let v07_job_pod = json!({
+            "containers": [job_container.clone(), {"name": "redis", "image": "redis:7"}],
+            "restartPolicy": "Never",
+            "nodeName": "ip-10-0-0-1",
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "runner-work"}}],
+            "imagePullSecrets": [{"name": "runner-docker-secret"}]
+        });
+        let v07_step_job = json!({
+            "containers": [job_container.clone()],
+            "restartPolicy": "Never",
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "runner-work"}}]
+        });
+        let empty = |n: &str| json!({"name": n, "emptyDir": {}});
+        let v08_job_pod = json!({
+            "containers": [job_container.clone()],
+            "initContainers": [{
+                "name": "fs-init", "image": "ghcr.io/actions/actions-runner:latest",
+                "command": ["sh", "-c", "mkdir -p /mnt/externals"],
+                "securityContext": {"runAsGroup": 1001, "runAsUser": 1001}
+            }],
+            "restartPolicy": "Never",
+            "volumes": [empty("externals"), empty("github"), empty("work")]
+        });
+        let v08_step_pod = json!({
+            "containers": [job_container],
+            "restartPolicy": "Never",
+            "volumes": [empty("externals"), empty("github"), empty("work")]
+        });
+        for (name, pod) in [
+            ("v0.7.0 job pod", v07_job_pod),
+            ("v0.7.0 step job", v07_step_job),
+            ("v0.8.1 job pod", v08_job_pod),
+            ("v0.8.1 step pod", v08_step_pod),
+        ] {
+            let violations = baseline_violations(&merged(pod));
+            assert!(violations.is_empty(), "{name}: {violations:?}");
+        }
+    }
+
+    #[test]
+    fn what_baseline_forbids_is_found() {
+        let bad = spec(json!({
+            "hostNetwork": true,
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+            "containers": [{
+                "name": "c",
+                "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_ADMIN", "CHOWN"]}},
+                "ports": [{"containerPort": 80, "hostPort": 80}]
+            }]
+        }));
+        let v = baseline_violations(&bad);
+        assert_eq!(v.len(), 5, "{v:?}");
+        assert!(v.iter().any(|m| m.contains("SYS_ADMIN")));
+        assert!(!v.iter().any(|m| m.contains("CHOWN")));
+    }
+}

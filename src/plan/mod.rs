@@ -37,7 +37,7 @@ use self::hook::{job_started_script, runner_config};
 use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
 pub use self::isolation::{
-    INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, egress_allowed,
+    INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, baseline_violations, egress_allowed,
     instance_metadata_policy, pod_security_labels,
 };
 pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
