@@ -14,6 +14,7 @@ pub mod aws;
 pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod github;
 pub mod kvp;
 pub mod names;
@@ -138,10 +139,13 @@ pub enum Error {
         "verify {mode}: the job's identity is not what it must be; see the failed checks above"
     )]
     VerificationFailed { mode: &'static str },
-    /// The Kubernetes client could not be configured.
+    /// `doctor` found error-level findings.
+    #[error("doctor: {errors} error-level finding(s); see above")]
+    DiagnosisFailed { errors: usize },
     /// The cluster lacks what the plan needs.
     #[error("{what}; {fix}")]
     ClusterUnsupported { what: String, fix: String },
+    /// The Kubernetes client could not be configured.
     #[error("cannot configure the Kubernetes client: {message}")]
     KubeConfig { message: String },
     /// A Kubernetes API request failed.
@@ -167,7 +171,7 @@ impl Error {
             | Error::Github { .. }
             | Error::ClusterUnsupported { .. }
             | Error::DiscoveryIncomplete { .. } => 3,
-            Error::VerificationFailed { .. } => 1,
+            Error::VerificationFailed { .. } | Error::DiagnosisFailed { .. } => 1,
             _ => 2,
         }
     }

@@ -381,7 +381,7 @@ pub fn decode_policy(encoded: &str) -> Option<Value> {
 
 /// An SDK error as `Code: message` (the SDK never puts credentials in
 /// errors); a transport error as its cause chain.
-pub(super) fn error_text<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+pub(crate) fn error_text<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),

@@ -10,7 +10,7 @@
 //! bounded.
 
 mod diff;
-mod iam;
+pub(crate) mod iam;
 mod pod_identity;
 mod prune;
 mod report;

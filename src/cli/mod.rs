@@ -6,6 +6,7 @@
 mod action;
 mod apply;
 mod discover;
+mod doctor;
 mod plan;
 mod verify;
 
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use self::action::{action_argv, check_action_inputs, declared_input_variables};
 pub use self::apply::ApplyArgs;
 pub use self::discover::DiscoverArgs;
+pub use self::doctor::{DoctorArgs, DoctorFormat};
 pub use self::plan::PlanArgs;
 pub use self::verify::{VerifyCommand, VerifyJobArgs, VerifyOutputArgs, VerifyRunnerArgs};
 use crate::{Result, config, github, render, templates::Templates};
@@ -61,6 +63,9 @@ pub enum Command {
     /// List the owner's repositories on GitHub and show which `select:` picks,
     /// and why; `-o json` is the `--repos-file` format.
     Discover(DiscoverArgs),
+    /// Diagnose ARC scale sets (any, or the configuration's) and their jobs'
+    /// IAM identity from outside, read-only; exit 1 on an error-level finding.
+    Doctor(DoctorArgs),
     /// Check the identity a job actually has; exit 1 when a check fails.
     #[command(subcommand)]
     Verify(VerifyCommand),
@@ -153,6 +158,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Plan(args) => return plan::run(&args, out).await,
         Command::Verify(mode) => return verify::run(mode, out).await,
         Command::Discover(args) => return discover::run(&args, out).await,
+        Command::Doctor(args) => return doctor::run(&args, out).await,
         Command::Action => return action::run(out).await,
         Command::Apply(args) => return apply::run(&args, false, out).await,
         Command::Diff(args) => return apply::run(&args, true, out).await,

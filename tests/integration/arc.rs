@@ -28,7 +28,7 @@ fn arc_data(path: &str) -> PathBuf {
     root().join("tests/data/arc").join(path)
 }
 
-fn yaml_documents(path: &str) -> Vec<Value> {
+pub(crate) fn yaml_documents(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(arc_data(path)).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).unwrap())
@@ -56,7 +56,7 @@ fn autoscaling_runner_set() -> ApiResource {
 
 /// Installs ARC's CRDs unmodified (server-side apply of the files' content)
 /// once per test process and waits until each is established.
-async fn install_arc_crds(client: &Client) {
+pub(crate) async fn install_arc_crds(client: &Client) {
     static INSTALLED: OnceCell<()> = OnceCell::const_new();
     INSTALLED
         .get_or_init(|| async {

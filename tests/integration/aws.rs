@@ -28,7 +28,7 @@ fn config(owner: &str, repos: &[&str], issuer: &str) -> String {
 }
 
 /// Creates the IAM OIDC provider of `issuer` (idempotent: the stack's issuer is shared).
-async fn provider(clients: &Clients, issuer: &str) {
+pub(crate) async fn provider(clients: &Clients, issuer: &str) {
     let created = clients
         .iam
         .create_open_id_connect_provider()

@@ -15,6 +15,7 @@ mod aws;
 mod charts;
 mod cli;
 mod config_errors;
+mod doctor;
 mod github;
 mod github_oidc;
 mod image;

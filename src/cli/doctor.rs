@@ -1,0 +1,83 @@
+//! `doctor`: diagnose ARC scale sets and their jobs' IAM identity, read-only.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{apply, aws, config, doctor};
+
+/// Output format of `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// `doctor` arguments.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A runner-identity configuration: diagnose its planned scale sets.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Only this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only the scale set of this name.
+    #[arg(long)]
+    pub scale_set: Option<String>,
+    /// The EKS cluster (issuer, Pod Identity associations); default:
+    /// `cluster.name` of the configuration.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Leave AWS out (no IAM, STS or EKS request).
+    #[arg(long)]
+    pub skip_aws: bool,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: DoctorFormat,
+}
+
+/// Runs `doctor`: exit 1 when any finding is an error.
+pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let settings = args.config.as_deref().map(config::load).transpose()?;
+    let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let cluster = args
+        .cluster
+        .clone()
+        .or_else(|| settings.as_ref().map(|s| s.config.cluster.name.clone()));
+    let region = settings
+        .as_ref()
+        .and_then(|s| s.config.cluster.region.clone());
+    let clients = if args.skip_aws {
+        None
+    } else {
+        Some(aws::Clients::from_env(region.as_deref()).await)
+    };
+    let options = doctor::Options {
+        settings: settings.as_ref(),
+        namespace: args.namespace.clone(),
+        scale_set: args.scale_set.clone(),
+        cluster,
+        aws: clients,
+    };
+    let report = doctor::diagnose(&client, &options).await;
+    match args.output {
+        DoctorFormat::Table => write!(out, "{}", report.table())?,
+        DoctorFormat::Markdown => write!(out, "{}", report.markdown())?,
+        DoctorFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+    }
+    if report.failed() {
+        let errors = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == doctor::Severity::Error)
+            .count();
+        anyhow::bail!(crate::Error::DiagnosisFailed { errors });
+    }
+    Ok(())
+}

@@ -1,0 +1,718 @@
+//! The job identity: the job ServiceAccount, its IAM role (IRSA annotation
+//! or EKS Pod Identity association), the role's trust policy evaluated
+//! against a freshly minted token's claims with each way it fails
+//! explained; the cluster's IAM OIDC provider; and what else in the
+//! namespace carries a role.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::Value;
+
+use super::{Finding, Options, Severity, object};
+use crate::aws::Clients;
+use crate::aws::iam::{decode_policy, error_text};
+use crate::policy::{self, Decision, WebIdentityRequest};
+
+const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
+const STS_AUDIENCE: &str = "sts.amazonaws.com";
+/// The minted token's lifetime: the API server's minimum.
+const TOKEN_SECONDS: i64 = 600;
+
+/// The fix of an AWS call that failed: credentials first, then the permission.
+fn aws_fix(error: &str, permission: &str) -> String {
+    if error.contains("no providers in chain") || error.contains("credentials") {
+        "configure AWS credentials for the account (environment, AWS_PROFILE, SSO), or pass \
+         --skip-aws"
+            .to_owned()
+    } else {
+        format!("grant doctor {permission} (README: doctor)")
+    }
+}
+
+/// A role ARN, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn {
+    pub partition: String,
+    pub account: String,
+    pub name: String,
+}
+
+impl RoleArn {
+    /// Parses `arn:<partition>:iam::<12 digits>:role/<path/>name`.
+    pub fn parse(arn: &str) -> Option<RoleArn> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let name = resource.strip_prefix("role/")?.rsplit('/').next()?;
+        (matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !name.is_empty())
+        .then(|| RoleArn {
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Checks the job ServiceAccount `namespace/account`; also returns the
+/// issuer (host and path) of its tokens, when one was minted.
+pub async fn check(
+    client: &Client,
+    options: &Options<'_>,
+    namespace: &str,
+    account: &str,
+) -> (Vec<Finding>, Option<String>) {
+    let here = object("ServiceAccount", namespace, account);
+    let mut out = Vec::new();
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let sa = match api.get_opt(account).await {
+        Ok(Some(sa)) => sa,
+        Ok(None) => {
+            out.push(Finding::new(
+                Severity::Error,
+                "job-identity",
+                here,
+                "the job ServiceAccount the hook template names does not exist: the API server \
+                 refuses every workflow pod",
+                format!("kubectl create serviceaccount {account} -n {namespace} (or `runner-identity apply`)"),
+            ));
+            return (out, None);
+        }
+        Err(e) => {
+            out.push(Finding::new(
+                Severity::Warning,
+                "job-identity",
+                here,
+                format!("cannot read the job ServiceAccount: {e}"),
+                "grant doctor get on serviceaccounts (README: doctor)",
+            ));
+            return (out, None);
+        }
+    };
+    let annotations = sa.metadata.annotations.clone().unwrap_or_default();
+    let audience = annotations
+        .get(AUDIENCE_ANNOTATION)
+        .cloned()
+        .unwrap_or_else(|| STS_AUDIENCE.to_owned());
+    let claims = match mint(client, namespace, account, &audience).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            out.push(Finding::new(
+                Severity::Warning,
+                "job-identity",
+                here.clone(),
+                format!(
+                    "cannot mint a token for the job ServiceAccount to test its trust policy: {e}"
+                ),
+                "grant doctor create on serviceaccounts/token (README: doctor)",
+            ));
+            None
+        }
+    };
+    let issuer = claims
+        .as_ref()
+        .and_then(|c| c.get("iss"))
+        .and_then(Value::as_str)
+        .map(|i| {
+            i.trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_owned()
+        });
+
+    let Some(arn) = annotations.get(ROLE_ANNOTATION) else {
+        out.extend(pod_identity(options, namespace, account).await);
+        return (out, issuer);
+    };
+    let Some(role) = RoleArn::parse(arn) else {
+        out.push(Finding::new(
+            Severity::Error,
+            "job-identity",
+            here,
+            format!("{ROLE_ANNOTATION} is `{arn}`, not a role ARN (arn:aws:iam::<account>:role/<name>)"),
+            format!("kubectl annotate serviceaccount {account} -n {namespace} --overwrite {ROLE_ANNOTATION}=arn:aws:iam::<account>:role/<name>"),
+        ));
+        return (out, issuer);
+    };
+    let Some(aws) = &options.aws else {
+        return (out, issuer);
+    };
+    let role_object = object("Role", "", &role.name);
+    let trust = match aws.iam.get_role().role_name(&role.name).send().await {
+        Ok(got) => got
+            .role()
+            .and_then(|r| r.assume_role_policy_document())
+            .and_then(decode_policy),
+        Err(e) => {
+            let text = error_text(&e);
+            let missing = text.starts_with("NoSuchEntity");
+            out.push(Finding::new(
+                if missing {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                "trust-policy",
+                role_object,
+                if missing {
+                    format!("{ROLE_ANNOTATION} on {here} names a role that does not exist: {text}")
+                } else {
+                    format!("cannot read the role: {text}")
+                },
+                if missing {
+                    "create the role (`runner-identity apply`), or fix the annotation".to_owned()
+                } else {
+                    aws_fix(&text, "iam:GetRole")
+                },
+            ));
+            return (out, issuer);
+        }
+    };
+    let (Some(trust), Some(claims), Some(issuer_key)) = (trust, &claims, &issuer) else {
+        return (out, issuer);
+    };
+    out.extend(trust_findings(
+        &trust,
+        &role,
+        &role_object,
+        claims,
+        issuer_key,
+        &here,
+    ));
+    (out, issuer)
+}
+
+/// The trust policy of `role` for a token with `claims` from `issuer`
+/// (host and path): does it admit the token, and how it is too loose.
+pub fn trust_findings(
+    trust: &Value,
+    role: &RoleArn,
+    role_object: &str,
+    claims: &Value,
+    issuer: &str,
+    service_account: &str,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let text = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let sub = text("sub");
+    let aud = crate::verify::audiences(claims)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let provider_arn = format!(
+        "arn:{}:iam::{}:oidc-provider/{issuer}",
+        role.partition, role.account
+    );
+    let request = WebIdentityRequest {
+        provider_arn: &provider_arn,
+        issuer,
+        sub: &sub,
+        aud: &aud,
+    };
+    let statement = serde_json::json!({
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{issuer}:sub"): sub, format!("{issuer}:aud"): aud}}
+    });
+    // Why a statement does not admit the token, in the terms of the fix.
+    let mut why: Vec<String> = Vec::new();
+    for st in policy::statements(trust) {
+        for federated in strings(st.pointer("/Principal/Federated")) {
+            if let Some((arn_prefix, provider)) = federated.split_once(":oidc-provider/") {
+                if provider != issuer {
+                    why.push(format!(
+                        "Federated names the OIDC provider `{provider}`, the cluster's issuer is `{issuer}`"
+                    ));
+                }
+                let expected_prefix = format!("arn:{}:iam::{}", role.partition, role.account);
+                if arn_prefix != expected_prefix {
+                    why.push(format!(
+                        "Federated `{federated}` is in another account or partition than the role ({expected_prefix})"
+                    ));
+                }
+            }
+        }
+        for (operator, block) in st
+            .get("Condition")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            for (key, value) in block.as_object().into_iter().flatten() {
+                let Some((key_issuer, claim)) = key.rsplit_once(':') else {
+                    continue;
+                };
+                if key_issuer.starts_with("https://") || key_issuer.ends_with('/') {
+                    why.push(format!(
+                        "the condition key `{key}` carries {}: IAM's keys are `{issuer}:{claim}`",
+                        if key_issuer.starts_with("https://") {
+                            "the scheme"
+                        } else {
+                            "a trailing slash"
+                        }
+                    ));
+                }
+                if claim == "sub" && operator.starts_with("StringLike") {
+                    let wildcards: Vec<&str> = strings(Some(value))
+                        .into_iter()
+                        .filter(|v| v.contains('*') || v.contains('?'))
+                        .collect();
+                    if !wildcards.is_empty() {
+                        out.push(Finding::new(
+                            Severity::Warning,
+                            "trust-policy",
+                            role_object,
+                            format!(
+                                "StringLike `{key}` {wildcards:?} admits more than {service_account}: \
+                                 any ServiceAccount it matches assumes the role"
+                            ),
+                            format!("use StringEquals `{issuer}:sub`: \"{sub}\""),
+                        ));
+                    }
+                }
+            }
+        }
+        let has_aud = st
+            .get("Condition")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .any(|(_, block)| {
+                block
+                    .as_object()
+                    .is_some_and(|b| b.keys().any(|k| k.ends_with(":aud")))
+            });
+        if !has_aud && st.get("Effect").and_then(Value::as_str) == Some("Allow") {
+            out.push(Finding::new(
+                Severity::Warning,
+                "trust-policy",
+                role_object,
+                "a statement has no `:aud` condition: a token of the same subject minted for \
+                 another audience is admitted too",
+                format!("add StringEquals `{issuer}:aud`: \"{aud}\""),
+            ));
+        }
+    }
+    match policy::evaluate_web_identity(trust, &request) {
+        Decision::Allowed(_) => {}
+        Decision::Denied(i) => out.push(Finding::new(
+            Severity::Error,
+            "trust-policy",
+            role_object,
+            format!("statement {i} denies {service_account} (sub {sub}) explicitly: AccessDenied on AssumeRoleWithWebIdentity"),
+            "remove the Deny statement, or use another role",
+        )),
+        Decision::NotAllowed(reasons) => {
+            let mut evidence = format!(
+                "the trust policy does not admit {service_account} (sub `{sub}`, aud `{aud}`): \
+                 AccessDenied on AssumeRoleWithWebIdentity; {}",
+                reasons.join("; ")
+            );
+            if !why.is_empty() {
+                evidence.push_str(&format!("; in particular: {}", why.join("; ")));
+            }
+            out.push(Finding::new(
+                Severity::Error,
+                "trust-policy",
+                role_object,
+                evidence,
+                format!(
+                    "aws iam update-assume-role-policy --role-name {} --policy-document '{{\"Version\":\"2012-10-17\",\"Statement\":[{statement}]}}'",
+                    role.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A TokenRequest for the ServiceAccount; its claims (the token is dropped).
+async fn mint(
+    client: &Client,
+    namespace: &str,
+    account: &str,
+    audience: &str,
+) -> Result<Value, String> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![audience.to_owned()],
+            expiration_seconds: Some(TOKEN_SECONDS),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let response = api
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = response.status.map(|s| s.token).unwrap_or_default();
+    crate::verify::jwt_claims(&token).map_err(|e| e.to_string())
+}
+
+/// A job ServiceAccount without an IRSA annotation: its Pod Identity association.
+async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> Vec<Finding> {
+    let here = object("ServiceAccount", namespace, account);
+    let none = |evidence: String| {
+        Finding::new(
+            Severity::Error,
+            "job-identity",
+            here.clone(),
+            evidence,
+            format!(
+                "IRSA: kubectl annotate serviceaccount {account} -n {namespace} {ROLE_ANNOTATION}=<role ARN>; \
+                 or EKS Pod Identity: aws eks create-pod-identity-association --cluster-name <cluster> \
+                 --namespace {namespace} --service-account {account} --role-arn <role ARN> \
+                 (`runner-identity apply` does either)"
+            ),
+        )
+    };
+    let (Some(aws), Some(cluster)) = (&options.aws, &options.cluster) else {
+        return vec![none(format!(
+            "no {ROLE_ANNOTATION} annotation, and EKS Pod Identity associations were not checked \
+             (no --cluster): unless an association exists, jobs get no credentials \
+             (NoCredentialProviders) or fall back to the node's role"
+        ))];
+    };
+    let listed = aws
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .namespace(namespace)
+        .service_account(account)
+        .send()
+        .await;
+    let associations = match listed {
+        Ok(l) => l.associations().to_vec(),
+        Err(e) => {
+            return vec![Finding::new(
+                Severity::Warning,
+                "job-identity",
+                here,
+                format!(
+                    "cannot list EKS Pod Identity associations of {cluster}: {}",
+                    error_text(&e)
+                ),
+                "grant doctor eks:ListPodIdentityAssociations and eks:DescribePodIdentityAssociation",
+            )];
+        }
+    };
+    let Some(id) = associations.first().and_then(|a| a.association_id()) else {
+        return vec![none(format!(
+            "no {ROLE_ANNOTATION} annotation and no EKS Pod Identity association in {cluster}: jobs \
+             get no credentials (NoCredentialProviders) or fall back to the node's role"
+        ))];
+    };
+    let described = aws
+        .eks
+        .describe_pod_identity_association()
+        .cluster_name(cluster)
+        .association_id(id)
+        .send()
+        .await;
+    let Some(role_arn) = described.ok().and_then(|d| {
+        d.association()
+            .and_then(|a| a.role_arn().map(str::to_owned))
+    }) else {
+        return Vec::new();
+    };
+    let Some(role) = RoleArn::parse(&role_arn) else {
+        return Vec::new();
+    };
+    let role_object = object("Role", "", &role.name);
+    let trust = match aws.iam.get_role().role_name(&role.name).send().await {
+        Ok(got) => got
+            .role()
+            .and_then(|r| r.assume_role_policy_document())
+            .and_then(decode_policy),
+        Err(e) => {
+            return vec![Finding::new(
+                Severity::Error,
+                "trust-policy",
+                role_object,
+                format!(
+                    "the Pod Identity association {id} names {role_arn}: {}",
+                    error_text(&e)
+                ),
+                "create the role, or point the association at an existing one",
+            )];
+        }
+    };
+    let Some(trust) = trust else {
+        return Vec::new();
+    };
+    pod_identity_trust(&trust, &role_object)
+}
+
+/// A Pod Identity role's trust: `pods.eks.amazonaws.com` with
+/// `sts:AssumeRole` and `sts:TagSession`.
+pub fn pod_identity_trust(trust: &Value, role_object: &str) -> Vec<Finding> {
+    let admits = policy::statements(trust).iter().any(|st| {
+        let service = strings(st.pointer("/Principal/Service"));
+        let actions: Vec<String> = strings(st.get("Action"))
+            .iter()
+            .map(|a| a.to_lowercase())
+            .collect();
+        st.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && service.contains(&"pods.eks.amazonaws.com")
+            && ["sts:assumerole", "sts:tagsession"]
+                .iter()
+                .all(|a| actions.iter().any(|x| policy::glob_match(x, a)))
+    });
+    if admits {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Error,
+        "trust-policy",
+        role_object,
+        "the trust policy does not allow pods.eks.amazonaws.com both sts:AssumeRole and \
+         sts:TagSession: the Pod Identity agent cannot assume the role",
+        "add {\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"pods.eks.amazonaws.com\"},\"Action\":[\"sts:AssumeRole\",\"sts:TagSession\"]}",
+    )]
+}
+
+/// The cluster's IAM OIDC provider for `issuer` (host and path): it exists,
+/// with client id `sts.amazonaws.com`.
+pub async fn oidc_provider(aws: &Clients, issuer: &str, options: &Options<'_>) -> Vec<Finding> {
+    let here = object("OpenIDConnectProvider", "", issuer);
+    let providers = match aws.iam.list_open_id_connect_providers().send().await {
+        Ok(l) => l.open_id_connect_provider_list().to_vec(),
+        Err(e) => {
+            return vec![Finding::new(
+                Severity::Warning,
+                "oidc-provider",
+                here,
+                format!("cannot list IAM OIDC providers: {}", error_text(&e)),
+                aws_fix(
+                    &error_text(&e),
+                    "iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider",
+                ),
+            )];
+        }
+    };
+    let Some(arn) = providers
+        .iter()
+        .filter_map(|p| p.arn())
+        .find(|arn| arn.ends_with(&format!(":oidc-provider/{issuer}")))
+    else {
+        let cluster = options.cluster.as_deref().unwrap_or("<cluster>");
+        return vec![Finding::new(
+            Severity::Error,
+            "oidc-provider",
+            here,
+            format!(
+                "no IAM OIDC provider for the cluster's issuer https://{issuer}: every IRSA \
+                 AssumeRoleWithWebIdentity fails (InvalidIdentityToken: no OpenIDConnect provider found)"
+            ),
+            format!("eksctl utils associate-iam-oidc-provider --cluster {cluster} --approve"),
+        )];
+    };
+    match aws
+        .iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .send()
+        .await
+    {
+        Ok(p) if !p.client_id_list().iter().any(|c| c == STS_AUDIENCE) => vec![Finding::new(
+            Severity::Error,
+            "oidc-provider",
+            here,
+            format!(
+                "the provider's client ids {:?} lack {STS_AUDIENCE}",
+                p.client_id_list()
+            ),
+            format!(
+                "aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn {arn} --client-id {STS_AUDIENCE}"
+            ),
+        )],
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding::new(
+            Severity::Warning,
+            "oidc-provider",
+            here,
+            format!("cannot read the provider: {}", error_text(&e)),
+            aws_fix(&error_text(&e), "iam:GetOpenIDConnectProvider"),
+        )],
+    }
+}
+
+/// The EKS cluster's issuer equals the one its tokens carry and the configured one.
+pub async fn cluster_issuer<'a>(
+    aws: &Clients,
+    cluster: &str,
+    seen: impl Iterator<Item = &'a String>,
+    options: &Options<'_>,
+) -> Vec<Finding> {
+    let here = object("Cluster", "", cluster);
+    let described = match aws.eks.describe_cluster().name(cluster).send().await {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Finding::new(
+                Severity::Warning,
+                "cluster-identity",
+                here,
+                format!("cannot describe the cluster: {}", error_text(&e)),
+                aws_fix(&error_text(&e), "eks:DescribeCluster (or check --cluster)"),
+            )];
+        }
+    };
+    let Some(issuer) = described
+        .cluster()
+        .and_then(|c| c.identity())
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .map(|i| {
+            i.trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_owned()
+        })
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for token_issuer in seen {
+        if *token_issuer != issuer {
+            out.push(Finding::new(
+                Severity::Error,
+                "cluster-identity",
+                here.clone(),
+                format!("the cluster's tokens are issued by {token_issuer}, but EKS reports {issuer}: this kubeconfig is not the cluster --cluster names"),
+                "check --cluster and --context",
+            ));
+        }
+    }
+    if let Some(configured) = options
+        .settings
+        .and_then(|s| s.issuer_host_path.as_deref())
+        .filter(|c| *c != issuer)
+    {
+        out.push(Finding::new(
+            Severity::Error,
+            "cluster-identity",
+            here,
+            format!("cluster.oidcIssuer is {configured}, EKS reports {issuer}: planned trust policies name the wrong provider"),
+            format!("set cluster.oidcIssuer: https://{issuer} and re-apply"),
+        ));
+    }
+    out
+}
+
+/// What else in the namespace carries an IAM role.
+pub async fn exposure(client: &Client, namespace: &str, job: Option<&str>) -> Vec<Finding> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let roles: BTreeMap<String, String> = list
+        .items
+        .iter()
+        .filter_map(|sa| {
+            let name = sa.metadata.name.clone()?;
+            let arn = sa
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(ROLE_ANNOTATION)?
+                .clone();
+            Some((name, arn))
+        })
+        .collect();
+    if let Some(arn) = roles.get("default") {
+        out.push(Finding::new(
+            Severity::Warning,
+            "exposure",
+            object("ServiceAccount", namespace, "default"),
+            format!("the namespace's `default` ServiceAccount carries {arn}: every pod without a ServiceAccount of its own gets that role"),
+            format!("kubectl annotate serviceaccount default -n {namespace} {ROLE_ANNOTATION}-"),
+        ));
+    }
+    let others: Vec<String> = roles
+        .iter()
+        .filter(|(name, _)| name.as_str() != "default" && Some(name.as_str()) != job)
+        .map(|(name, arn)| format!("{name} ({arn})"))
+        .collect();
+    if !others.is_empty() {
+        out.push(Finding::new(
+            Severity::Info,
+            "exposure",
+            object("Namespace", "", namespace),
+            format!(
+                "other ServiceAccounts here carry roles: {}; the runner may start pods as them",
+                others.join(", ")
+            ),
+            "keep one repository's identities per namespace",
+        ));
+    }
+    if let Some(job) = job
+        && job != "default"
+        && let Some(sa) = list
+            .items
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(job))
+        && sa.automount_service_account_token != Some(false)
+    {
+        out.push(Finding::new(
+            Severity::Warning,
+            "exposure",
+            object("ServiceAccount", namespace, job),
+            "the job ServiceAccount automounts a Kubernetes API token into every workflow pod",
+            format!("kubectl patch serviceaccount {job} -n {namespace} -p '{{\"automountServiceAccountToken\": false}}'"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_are_split_or_refused() {
+        let r = RoleArn::parse("arn:aws:iam::111122223333:role/ci/gha-app").unwrap();
+        assert_eq!(
+            (r.partition.as_str(), r.account.as_str(), r.name.as_str()),
+            ("aws", "111122223333", "gha-app")
+        );
+        for bad in [
+            "arn:aws:iam::1111:role/x",
+            "arn:aws:sts::111122223333:assumed-role/x/y",
+            "arn:aws:iam::111122223333:user/x",
+            "gha-app",
+            "arn:aws-xx:iam::111122223333:role/x",
+        ] {
+            assert_eq!(RoleArn::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `doctor`: diagnose ARC scale sets in kubernetes mode and the IAM identity
+//! of their jobs from outside, read-only, on any cluster (runner-identity's
+//! setups or hand-made ones). The chain, per AutoscalingRunnerSet: the scale
+//! set's wiring and hook template ([`wiring`]), the Helm release values
+//! ([`helm`]), the runner's rights ([`rights`]), the job identity and its
+//! trust policy ([`identity`]), and once the cluster's OIDC provider.
+//!
+//! It writes nothing but a TokenRequest for each job ServiceAccount (10
+//! minutes, never printed), to evaluate the trust policy against real
+//! claims, and SubjectAccessReviews. A permission it lacks is a finding.
+
+pub mod helm;
+pub mod identity;
+pub mod report;
+pub mod rights;
+pub mod wiring;
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::config::Settings;
+
+pub use self::report::Report;
+
+/// Scale sets diagnosed at the same time.
+const CONCURRENCY: usize = 8;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Jobs fail, or run with an identity they should not have.
+    Error,
+    /// Works, but wider or more fragile than it should be.
+    Warning,
+    /// Worth knowing; nothing to fix.
+    Info,
+}
+
+/// One finding: where, what was seen, and the exact fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The check, e.g. `hook-template`.
+    pub check: &'static str,
+    /// `Kind/namespace/name`, or `Kind/name` when not namespaced.
+    pub object: String,
+    pub evidence: String,
+    pub fix: String,
+}
+
+impl Finding {
+    pub fn new(
+        severity: Severity,
+        check: &'static str,
+        object: impl Into<String>,
+        evidence: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            severity,
+            check,
+            object: object.into(),
+            evidence: evidence.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// `Kind/namespace/name`.
+pub fn object(kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}/{namespace}/{name}")
+    }
+}
+
+/// What to diagnose and with what.
+pub struct Options<'a> {
+    pub settings: Option<&'a Settings>,
+    pub namespace: Option<String>,
+    pub scale_set: Option<String>,
+    /// The EKS cluster whose issuer and Pod Identity associations are read.
+    pub cluster: Option<String>,
+    /// AWS clients; `None` leaves out every AWS check (said as a finding).
+    pub aws: Option<Clients>,
+}
+
+/// ARC's AutoscalingRunnerSet.
+pub fn autoscaling_runner_set() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "actions.github.com",
+        "v1alpha1",
+        "AutoscalingRunnerSet",
+    ))
+}
+
+/// Runs every check; findings sorted by severity, then object.
+pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
+    let mut report = Report::default();
+    let api: Api<DynamicObject> = match &options.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &autoscaling_runner_set()),
+        None => Api::all_with(client.clone(), &autoscaling_runner_set()),
+    };
+    let mut sets = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            report
+                .findings
+                .push(list_failure(&e, options.namespace.as_deref()));
+            return report.sorted();
+        }
+    };
+    if let Some(name) = &options.scale_set {
+        sets.retain(|s| &s.name_any() == name);
+    }
+    if let Some(settings) = options.settings {
+        report.findings.extend(planned_but_missing(settings, &sets));
+        sets.retain(|s| planned(settings, s));
+    }
+    report.scale_sets = sets.len();
+    if sets.is_empty() {
+        report.findings.push(Finding::new(
+            Severity::Info,
+            "scale-sets",
+            "AutoscalingRunnerSet/*",
+            "no AutoscalingRunnerSet matches",
+            "check --namespace / --scale-set, or the context",
+        ));
+        return report.sorted();
+    }
+    if options.aws.is_none() {
+        report.findings.push(Finding::new(
+            Severity::Info,
+            "aws",
+            "Account/*",
+            "AWS checks were left out (--skip-aws)",
+            "run without --skip-aws, with credentials that may read IAM and EKS",
+        ));
+    }
+    let per_set: Vec<(Vec<Finding>, Option<String>)> = futures::stream::iter(&sets)
+        .map(|set| diagnose_scale_set(client, options, set))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut issuers = BTreeSet::new();
+    for (findings, issuer) in per_set {
+        report.findings.extend(findings);
+        issuers.extend(issuer);
+    }
+    if let Some(aws) = &options.aws {
+        for issuer in &issuers {
+            report
+                .findings
+                .extend(identity::oidc_provider(aws, issuer, options).await);
+        }
+        if let Some(cluster) = &options.cluster {
+            report
+                .findings
+                .extend(identity::cluster_issuer(aws, cluster, issuers.iter(), options).await);
+        }
+    }
+    report.sorted()
+}
+
+/// One scale set's chain; also the issuer of its job tokens, when minted.
+async fn diagnose_scale_set(
+    client: &Client,
+    options: &Options<'_>,
+    set: &DynamicObject,
+) -> (Vec<Finding>, Option<String>) {
+    let mut findings = Vec::new();
+    let wiring = wiring::read(client, set).await;
+    findings.extend(wiring.findings.iter().cloned());
+    findings.extend(helm::check(client, set).await);
+    if let Some(runner) = &wiring.runner_service_account {
+        findings.extend(rights::check(client, &wiring.namespace, runner, wiring.flavour).await);
+    }
+    let mut issuer = None;
+    if let Some(job) = &wiring.job_service_account {
+        let (job_findings, seen) = identity::check(client, options, &wiring.namespace, job).await;
+        findings.extend(job_findings);
+        issuer = seen;
+    }
+    findings.extend(
+        identity::exposure(
+            client,
+            &wiring.namespace,
+            wiring.job_service_account.as_deref(),
+        )
+        .await,
+    );
+    (findings, issuer)
+}
+
+fn list_failure(e: &kube::Error, namespace: Option<&str>) -> Finding {
+    let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
+    match e {
+        kube::Error::Api(s) if s.code == 404 => Finding::new(
+            Severity::Error,
+            "scale-sets",
+            "CustomResourceDefinition/autoscalingrunnersets.actions.github.com",
+            "the API server does not serve actions.github.com/v1alpha1 AutoscalingRunnerSet: ARC is not installed",
+            "install ARC's controller chart: helm install arc oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller -n arc-systems --create-namespace",
+        ),
+        kube::Error::Api(s) if s.code == 403 => Finding::new(
+            Severity::Error,
+            "scale-sets",
+            "AutoscalingRunnerSet/*",
+            format!(
+                "cannot list AutoscalingRunnerSets in {scope}: {}",
+                s.message
+            ),
+            "grant doctor's ClusterRole (README: doctor), or pass --namespace where you may list them",
+        ),
+        other => Finding::new(
+            Severity::Error,
+            "scale-sets",
+            "AutoscalingRunnerSet/*",
+            format!("cannot list AutoscalingRunnerSets in {scope}: {other}"),
+            "check the kubeconfig, the context and the API server's reachability",
+        ),
+    }
+}
+
+/// Whether `set` is one the configuration plans.
+fn planned(settings: &Settings, set: &DynamicObject) -> bool {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    settings.repositories.iter().any(|r| {
+        let n = crate::names::RepoNames::new(settings, r);
+        n.namespace == ns && n.scale_set == name
+    })
+}
+
+/// The planned scale sets that are not installed.
+fn planned_but_missing(settings: &Settings, sets: &[DynamicObject]) -> Vec<Finding> {
+    settings
+        .repositories
+        .iter()
+        .map(|r| crate::names::RepoNames::new(settings, r))
+        .filter(|n| {
+            !sets
+                .iter()
+                .any(|s| s.namespace().as_deref() == Some(&n.namespace) && s.name_any() == n.scale_set)
+        })
+        .map(|n| {
+            Finding::new(
+                Severity::Warning,
+                "scale-sets",
+                object("AutoscalingRunnerSet", &n.namespace, &n.scale_set),
+                format!("{} is planned but its scale set is not installed", n.repository),
+                format!(
+                    "runner-identity plan --out-dir out && helm upgrade --install {} <chart> --namespace {} -f out/{}/values.yaml",
+                    n.scale_set, n.namespace, n.repository_label
+                ),
+            )
+        })
+        .collect()
+}

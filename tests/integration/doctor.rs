@@ -1,0 +1,700 @@
+//! `doctor` against the real local stack: ARC's CRDs, AutoscalingRunnerSets
+//! as the real chart renders them (`tests/data/arc/rendered`), the objects
+//! `apply` makes, IAM in moto. A healthy setup has no error-level finding;
+//! each broken one is named with its fix.
+
+use std::io::Write;
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::Role;
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use runner_identity::apply::{self, Options as ApplyOptions};
+use runner_identity::aws::{self, AwsOptions, Clients};
+use runner_identity::doctor::{self, Finding, Options, Severity, autoscaling_runner_set};
+use runner_identity::plan::Plan;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const ACCOUNT: &str = "123456789012";
+
+/// One repository applied (Kubernetes and IAM) and its scale set installed
+/// as the real chart 0.14.2 renders runner-identity's values.
+struct Setup {
+    namespace: String,
+    plan: Plan,
+    clients: Clients,
+}
+
+impl Setup {
+    async fn new(prefix: &str) -> Setup {
+        let owner = unique(prefix);
+        let config = TestConfig::irsa(&owner, &["api"], &stack_issuer()).account(ACCOUNT);
+        let (settings, plan) = (config.settings(), config.plan());
+        let admin = admin_client().await;
+        crate::arc::install_arc_crds(&admin).await;
+        let report = apply::apply(&admin, &plan, &ApplyOptions::default())
+            .await
+            .unwrap();
+        assert!(!report.failed(), "{}", report.table());
+        let clients = Clients::from_sdk_config(&moto_config().await);
+        crate::aws::provider(&clients, &stack_issuer()).await;
+        let iam = aws::apply(&clients, &settings, &plan, &AwsOptions::default()).await;
+        assert!(!iam.failed(), "{}", iam.table());
+        let namespace = plan.repositories[0].names.namespace.clone();
+        let setup = Setup {
+            namespace,
+            plan,
+            clients,
+        };
+        setup.install_scale_set(|_| {}).await;
+        setup
+    }
+
+    /// Creates the rendered AutoscalingRunnerSet in this namespace, changed by `change`.
+    async fn install_scale_set(&self, change: impl FnOnce(&mut Value)) {
+        let mut set = crate::arc::yaml_documents("rendered/0.14.2-kubernetes.yaml")
+            .into_iter()
+            .find(|d| d["kind"] == "AutoscalingRunnerSet")
+            .unwrap();
+        set["metadata"]["namespace"] = json!(self.namespace);
+        let names = &self.plan.repositories[0].names;
+        assert_eq!(
+            set["spec"]["template"]["spec"]["serviceAccountName"],
+            json!(names.runner_service_account)
+        );
+        change(&mut set);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            admin_client().await,
+            &self.namespace,
+            &autoscaling_runner_set(),
+        );
+        let name = set["metadata"]["name"].as_str().unwrap().to_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply("doctor-test").force(),
+            &Patch::Apply(&set),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn diagnose(&self) -> Vec<Finding> {
+        let options = Options {
+            settings: None,
+            namespace: Some(self.namespace.clone()),
+            scale_set: None,
+            cluster: None,
+            aws: Some(self.clients.clone()),
+        };
+        doctor::diagnose(&admin_client().await, &options)
+            .await
+            .findings
+    }
+
+    fn names(&self) -> &runner_identity::names::RepoNames {
+        &self.plan.repositories[0].names
+    }
+}
+
+fn errors(findings: &[Finding]) -> Vec<&Finding> {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect()
+}
+
+/// The finding of `check` about `object`, with `severity`.
+fn find<'a>(findings: &'a [Finding], severity: Severity, check: &str, object: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.severity == severity && f.check == check && f.object == object)
+        .unwrap_or_else(|| panic!("no {severity:?} {check} on {object}: {findings:#?}"))
+}
+
+#[tokio::test]
+async fn a_setup_made_by_apply_has_no_error() {
+    let s = Setup::new("dok").await;
+    let findings = s.diagnose().await;
+    assert!(errors(&findings).is_empty(), "{findings:#?}");
+    assert!(
+        !findings.iter().any(|f| f.severity == Severity::Warning),
+        "{findings:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_template_without_the_job_account_or_none_at_all_is_named() {
+    let s = Setup::new("dht").await;
+    let n = s.names().clone();
+    let admin = admin_client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &s.namespace);
+    let broken =
+        json!({"data": {"hook-template.yaml": "spec:\n  securityContext:\n    fsGroup: 1001\n"}});
+    maps.patch(
+        &n.config_map,
+        &PatchParams::default(),
+        &Patch::Merge(&broken),
+    )
+    .await
+    .unwrap();
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "hook-template",
+        &format!("ConfigMap/{}/{}", s.namespace, n.config_map),
+    );
+    assert!(
+        f.evidence.contains("no spec.serviceAccountName") && f.fix.contains("serviceAccountName"),
+        "{f:?}"
+    );
+    // The namespace's `default` then is the job account: it does not exist here.
+    find(
+        &findings,
+        Severity::Error,
+        "job-identity",
+        &format!("ServiceAccount/{}/default", s.namespace),
+    );
+
+    // No template variable at all.
+    s.install_scale_set(|set| {
+        let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap();
+        env.retain(|e| e["name"] != "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE");
+    })
+    .await;
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "hook-template",
+        &format!("AutoscalingRunnerSet/{}/api", s.namespace),
+    );
+    assert!(f.evidence.contains("AccessDenied"), "{f:?}");
+}
+
+#[tokio::test]
+async fn a_runner_role_without_pods_exec_is_named_with_the_rule() {
+    let s = Setup::new("dre").await;
+    let n = s.names().clone();
+    let roles: Api<Role> = Api::namespaced(admin_client().await, &s.namespace);
+    let mut role = roles.get(&n.role).await.unwrap();
+    role.rules
+        .as_mut()
+        .unwrap()
+        .retain(|r| r.resources.as_deref() != Some(&["pods/exec".to_owned()]));
+    role.metadata.managed_fields = None;
+    roles
+        .replace(&n.role, &PostParams::default(), &role)
+        .await
+        .unwrap();
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "runner-rights",
+        &format!(
+            "ServiceAccount/{}/{}",
+            s.namespace, n.runner_service_account
+        ),
+    );
+    assert!(f.evidence.contains("create pods/exec"), "{f:?}");
+    assert!(f.fix.contains("resources: [\"pods/exec\"]"), "{f:?}");
+}
+
+#[tokio::test]
+async fn job_accounts_without_a_role_or_with_a_missing_one_are_named() {
+    let s = Setup::new("dja").await;
+    let n = s.names().clone();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &s.namespace);
+    let job = format!("ServiceAccount/{}/{}", s.namespace, n.job_service_account);
+    let annotate =
+        |value: Value| json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": value}}});
+    accounts
+        .patch(
+            &n.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(&annotate(Value::Null)),
+        )
+        .await
+        .unwrap();
+    let findings = s.diagnose().await;
+    let f = find(&findings, Severity::Error, "job-identity", &job);
+    assert!(
+        f.evidence.contains("no eks.amazonaws.com/role-arn"),
+        "{f:?}"
+    );
+    assert!(f.fix.contains("create-pod-identity-association"), "{f:?}");
+
+    let missing = format!("arn:aws:iam::{ACCOUNT}:role/gha-no-such-role");
+    accounts
+        .patch(
+            &n.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(&annotate(json!(missing))),
+        )
+        .await
+        .unwrap();
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "trust-policy",
+        "Role/gha-no-such-role",
+    );
+    assert!(f.evidence.contains("does not exist"), "{f:?}");
+}
+
+#[tokio::test]
+async fn each_way_a_trust_policy_goes_wrong_is_explained() {
+    let s = Setup::new("dtp").await;
+    let n = s.names().clone();
+    let role_name = s.plan.repositories[0].iam_role.name.clone();
+    let at = format!("Role/{role_name}");
+    let issuer = stack_issuer().trim_start_matches("https://").to_owned();
+    let sub = format!(
+        "system:serviceaccount:{}:{}",
+        s.namespace, n.job_service_account
+    );
+    let provider = |account: &str| format!("arn:aws:iam::{account}:oidc-provider/{issuer}");
+    let set_trust = |doc: Value| {
+        let clients = s.clients.clone();
+        let role = role_name.clone();
+        async move {
+            clients
+                .iam
+                .update_assume_role_policy()
+                .role_name(role)
+                .policy_document(json!({"Version": "2012-10-17", "Statement": [doc]}).to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let statement = |federated: String, condition: Value| {
+        json!({"Effect": "Allow", "Principal": {"Federated": federated},
+               "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition})
+    };
+
+    // A wildcard subject: admits the job, and more.
+    set_trust(statement(provider(ACCOUNT), json!({
+        "StringLike": {format!("{issuer}:sub"): format!("system:serviceaccount:{}:*", s.namespace)},
+        "StringEquals": {format!("{issuer}:aud"): "sts.amazonaws.com"}
+    }))).await;
+    let findings = s.diagnose().await;
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.check == "trust-policy" && f.severity == Severity::Error),
+        "{findings:#?}"
+    );
+    let f = find(&findings, Severity::Warning, "trust-policy", &at);
+    assert!(
+        f.evidence.contains("admits more than") && f.fix.contains(&sub),
+        "{f:?}"
+    );
+
+    // No audience condition.
+    set_trust(statement(
+        provider(ACCOUNT),
+        json!({"StringEquals": {format!("{issuer}:sub"): sub}}),
+    ))
+    .await;
+    let findings = s.diagnose().await;
+    let f = find(&findings, Severity::Warning, "trust-policy", &at);
+    assert!(f.evidence.contains("no `:aud` condition"), "{f:?}");
+
+    // The issuer key written with a trailing slash: never matches.
+    set_trust(statement(provider(ACCOUNT), json!({
+        "StringEquals": {format!("{issuer}/:sub"): sub, format!("{issuer}/:aud"): "sts.amazonaws.com"}
+    }))).await;
+    let findings = s.diagnose().await;
+    let f = find(&findings, Severity::Error, "trust-policy", &at);
+    assert!(
+        f.evidence.contains("trailing slash") && f.evidence.contains("AccessDenied"),
+        "{f:?}"
+    );
+    assert!(f.fix.contains("update-assume-role-policy"), "{f:?}");
+
+    // Another account's provider.
+    set_trust(statement(provider("999999999999"), json!({
+        "StringEquals": {format!("{issuer}:sub"): sub, format!("{issuer}:aud"): "sts.amazonaws.com"}
+    }))).await;
+    let findings = s.diagnose().await;
+    let f = find(&findings, Severity::Error, "trust-policy", &at);
+    assert!(f.evidence.contains("another account or partition"), "{f:?}");
+}
+
+#[tokio::test]
+async fn exposure_and_helm_values_the_chart_ignores_are_named() {
+    let s = Setup::new("dex").await;
+    let admin = admin_client().await;
+    // The namespace's `default` ServiceAccount with a role.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &s.namespace);
+    let default = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("default".into()),
+            annotations: Some(
+                [(
+                    "eks.amazonaws.com/role-arn".to_owned(),
+                    format!("arn:aws:iam::{ACCOUNT}:role/broad"),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    accounts
+        .create(&PostParams::default(), &default)
+        .await
+        .unwrap();
+    // A Helm release (chart 0.14.2) whose values carry the pre-0.11 key.
+    let release = json!({
+        "name": "api",
+        "chart": {"metadata": {"name": "gha-runner-scale-set", "version": "0.14.2"}},
+        "config": {"containerMode": {"type": "kubernetes",
+            "kubernetesModeServiceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}}}}
+    });
+    helm_release(&s.namespace, "api", 3, &release).await;
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Warning,
+        "exposure",
+        &format!("ServiceAccount/{}/default", s.namespace),
+    );
+    assert!(f.fix.contains("eks.amazonaws.com/role-arn-"), "{f:?}");
+    let f = find(
+        &findings,
+        Severity::Error,
+        "helm-values",
+        &format!("Secret/{}/sh.helm.release.v1.api.v3", s.namespace),
+    );
+    assert!(
+        f.evidence
+            .contains("resourceMeta.kubernetesModeServiceAccount"),
+        "{f:?}"
+    );
+
+    // kubernetes-novolume on chart 0.12.1, in a newer release revision.
+    let release = json!({
+        "name": "api",
+        "chart": {"metadata": {"name": "gha-runner-scale-set", "version": "0.12.1"}},
+        "config": {"containerMode": {"type": "kubernetes-novolume"}}
+    });
+    helm_release(&s.namespace, "api", 4, &release).await;
+    let findings = s.diagnose().await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "helm-values",
+        &format!("Secret/{}/sh.helm.release.v1.api.v4", s.namespace),
+    );
+    assert!(f.evidence.contains("without container hooks"), "{f:?}");
+}
+
+/// A Helm 3 release Secret: `release` is base64 of gzip of the JSON.
+async fn helm_release(namespace: &str, name: &str, version: u32, release: &Value) {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(release.to_string().as_bytes()).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let labels = [
+        ("owner", "helm"),
+        ("name", name),
+        ("status", "deployed"),
+        ("version", &version.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("sh.helm.release.v1.{name}.v{version}")),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        type_: Some("helm.sh/release.v1".into()),
+        string_data: Some([("release".to_owned(), encoded)].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin_client().await, namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_oidc_provider_and_another_clusters_issuer_are_named() {
+    use runner_identity::doctor::identity::{cluster_issuer, oidc_provider};
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    // An EKS cluster in moto: DescribeCluster gives its issuer, for which no
+    // IAM OIDC provider exists.
+    let cluster = unique("prod");
+    clients
+        .eks
+        .create_cluster()
+        .name(&cluster)
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks"))
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = clients
+        .eks
+        .describe_cluster()
+        .name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    let issuer = described
+        .cluster()
+        .and_then(|c| c.identity())
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_owned();
+    let options = Options {
+        settings: None,
+        namespace: None,
+        scale_set: None,
+        cluster: Some(cluster.clone()),
+        aws: Some(clients.clone()),
+    };
+    let findings = oidc_provider(&clients, &issuer, &options).await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "oidc-provider",
+        &format!("OpenIDConnectProvider/{issuer}"),
+    );
+    assert!(
+        f.fix.contains(&format!(
+            "eksctl utils associate-iam-oidc-provider --cluster {cluster}"
+        )),
+        "{f:?}"
+    );
+    assert!(f.evidence.contains("InvalidIdentityToken"), "{f:?}");
+    // With the provider, nothing is found.
+    crate::aws::provider(&clients, &format!("https://{issuer}")).await;
+    assert!(oidc_provider(&clients, &issuer, &options).await.is_empty());
+
+    // The kubeconfig's cluster issues tokens with another issuer than EKS reports.
+    let stack = stack_issuer().trim_start_matches("https://").to_owned();
+    let findings = cluster_issuer(&clients, &cluster, [stack].iter(), &options).await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "cluster-identity",
+        &format!("Cluster/{cluster}"),
+    );
+    assert!(f.evidence.contains(&issuer), "{f:?}");
+    assert!(
+        cluster_issuer(&clients, &cluster, [issuer.clone()].iter(), &options)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_command_prints_json_findings_and_exits_1_on_an_error() {
+    let s = Setup::new("dcl").await;
+    let n = s.names().clone();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &s.namespace);
+    accounts
+        .patch(
+            &n.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .args([
+            "doctor",
+            "--skip-aws",
+            "-o",
+            "json",
+            "--namespace",
+            &s.namespace,
+        ])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scale_sets"], 1);
+    let findings = v["findings"].as_array().unwrap();
+    let job = findings
+        .iter()
+        .find(|f| f["check"] == "job-identity" && f["severity"] == "error")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    for field in ["severity", "check", "object", "evidence", "fix"] {
+        assert!(
+            job[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field}: {job}"
+        );
+    }
+    assert_eq!(
+        job["object"],
+        format!("ServiceAccount/{}/{}", s.namespace, n.job_service_account)
+    );
+    // No token in any output.
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("eyJ"),
+        "a JWT was printed"
+    );
+}
+
+#[tokio::test]
+async fn pod_identity_associations_and_their_trust_are_checked() {
+    use aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput;
+    use aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput;
+    use aws_sdk_eks::types::{PodIdentityAssociation, PodIdentityAssociationSummary};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    let s = Setup::new("dpi").await;
+    let n = s.names().clone();
+    // A job ServiceAccount of the Pod Identity kind: no IRSA annotation.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &s.namespace);
+    accounts
+        .patch(
+            &n.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // Its role in moto: one trusting the Pod Identity agent fully, one not.
+    let sdk = moto_config().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let role = |name: &str, actions: Value| {
+        let iam = iam.clone();
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": actions}]})
+        .to_string();
+        let name = name.to_owned();
+        async move {
+            iam.create_role()
+                .role_name(&name)
+                .assume_role_policy_document(doc)
+                .send()
+                .await
+                .unwrap();
+            format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+        }
+    };
+    let good = role(
+        &unique("pi-good"),
+        json!(["sts:AssumeRole", "sts:TagSession"]),
+    )
+    .await;
+    let bad = role(&unique("pi-bad"), json!("sts:AssumeRole")).await;
+    let job = format!("ServiceAccount/{}/{}", s.namespace, n.job_service_account);
+    let run = |associations: Vec<&'static str>, role_arn: String| {
+        let namespace = s.namespace.clone();
+        let scope = s.namespace.clone();
+        let sa = n.job_service_account.clone();
+        let iam = iam.clone();
+        async move {
+            let list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+                .match_requests(move |r| {
+                    r.cluster_name() == Some("prod")
+                        && r.namespace() == Some(namespace.as_str())
+                        && r.service_account() == Some(sa.as_str())
+                })
+                .then_output(move || {
+                    let mut out = ListPodIdentityAssociationsOutput::builder();
+                    for id in &associations {
+                        out = out.associations(
+                            PodIdentityAssociationSummary::builder()
+                                .association_id(*id)
+                                .build(),
+                        );
+                    }
+                    out.build()
+                });
+            let describe = mock!(aws_sdk_eks::Client::describe_pod_identity_association)
+                .then_output(move || {
+                    DescribePodIdentityAssociationOutput::builder()
+                        .association(
+                            PodIdentityAssociation::builder()
+                                .association_id("a-1")
+                                .role_arn(role_arn.clone())
+                                .build(),
+                        )
+                        .build()
+                });
+            // The cluster's issuer is the one its tokens carry: no finding.
+            let cluster = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
+                use aws_sdk_eks::types::{Cluster, Identity, Oidc};
+                aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
+                    .cluster(
+                        Cluster::builder()
+                            .name("prod")
+                            .identity(
+                                Identity::builder()
+                                    .oidc(Oidc::builder().issuer(stack_issuer()).build())
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+            let eks = mock_client!(
+                aws_sdk_eks,
+                RuleMode::MatchAny,
+                [&list, &describe, &cluster]
+            );
+            let options = Options {
+                settings: None,
+                namespace: Some(scope),
+                scale_set: None,
+                cluster: Some("prod".into()),
+                aws: Some(Clients { iam, eks }),
+            };
+            let report = doctor::diagnose(&admin_client().await, &options).await;
+            (report.findings, list.num_calls())
+        }
+    };
+    // No association: named, with both ways to give the job a role.
+    let (findings, calls) = run(vec![], good.clone()).await;
+    assert_eq!(calls, 1);
+    let f = find(&findings, Severity::Error, "job-identity", &job);
+    assert!(
+        f.evidence
+            .contains("no EKS Pod Identity association in prod"),
+        "{f:?}"
+    );
+    // An association whose role trusts the agent: no error.
+    let (findings, _) = run(vec!["a-1"], good).await;
+    assert!(errors(&findings).is_empty(), "{findings:#?}");
+    // Without sts:TagSession the agent cannot assume it.
+    let (findings, _) = run(vec!["a-1"], bad.clone()).await;
+    let name = bad.rsplit('/').next().unwrap();
+    let f = find(
+        &findings,
+        Severity::Error,
+        "trust-policy",
+        &format!("Role/{name}"),
+    );
+    assert!(f.evidence.contains("sts:TagSession"), "{f:?}");
+}
