@@ -122,8 +122,22 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
         sets.retain(|s| &s.name_any() == name);
     }
     if let Some(settings) = options.settings {
-        report.findings.extend(planned_but_missing(settings, &sets));
-        sets.retain(|s| planned(settings, s));
+        let planned: BTreeSet<(String, String)> = settings
+            .repositories
+            .iter()
+            .map(|r| {
+                let n = crate::names::RepoNames::new(settings, r);
+                (n.namespace, n.scale_set)
+            })
+            .collect();
+        let installed: BTreeSet<(String, String)> = sets
+            .iter()
+            .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
+            .collect();
+        report
+            .findings
+            .extend(planned_but_missing(settings, &installed));
+        sets.retain(|s| planned.contains(&(s.namespace().unwrap_or_default(), s.name_any())));
     }
     report.scale_sets = sets.len();
     if sets.is_empty() {
@@ -230,26 +244,16 @@ fn list_failure(e: &kube::Error, namespace: Option<&str>) -> Finding {
     }
 }
 
-/// Whether `set` is one the configuration plans.
-fn planned(settings: &Settings, set: &DynamicObject) -> bool {
-    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
-    settings.repositories.iter().any(|r| {
-        let n = crate::names::RepoNames::new(settings, r);
-        n.namespace == ns && n.scale_set == name
-    })
-}
-
 /// The planned scale sets that are not installed.
-fn planned_but_missing(settings: &Settings, sets: &[DynamicObject]) -> Vec<Finding> {
+fn planned_but_missing(
+    settings: &Settings,
+    installed: &BTreeSet<(String, String)>,
+) -> Vec<Finding> {
     settings
         .repositories
         .iter()
         .map(|r| crate::names::RepoNames::new(settings, r))
-        .filter(|n| {
-            !sets
-                .iter()
-                .any(|s| s.namespace().as_deref() == Some(&n.namespace) && s.name_any() == n.scale_set)
-        })
+        .filter(|n| !installed.contains(&(n.namespace.clone(), n.scale_set.clone())))
         .map(|n| {
             Finding::new(
                 Severity::Warning,

@@ -23,6 +23,7 @@ const ACCOUNT: &str = "123456789012";
 /// as the real chart 0.14.2 renders runner-identity's values.
 struct Setup {
     namespace: String,
+    config: TestConfig,
     plan: Plan,
     clients: Clients,
 }
@@ -45,6 +46,7 @@ impl Setup {
         let namespace = plan.repositories[0].names.namespace.clone();
         let setup = Setup {
             namespace,
+            config,
             plan,
             clients,
         };
@@ -462,6 +464,15 @@ async fn a_missing_oidc_provider_and_another_clusters_issuer_are_named() {
         .unwrap()
         .trim_start_matches("https://")
         .to_owned();
+    // moto may hand out the same issuer again (a re-run on the same stack):
+    // start without its provider.
+    let arn = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}");
+    let _ = clients
+        .iam
+        .delete_open_id_connect_provider()
+        .open_id_connect_provider_arn(&arn)
+        .send()
+        .await;
     let options = Options {
         settings: None,
         namespace: None,
@@ -697,4 +708,53 @@ async fn pod_identity_associations_and_their_trust_are_checked() {
         &format!("Role/{name}"),
     );
     assert!(f.evidence.contains("sts:TagSession"), "{f:?}");
+}
+
+#[tokio::test]
+async fn with_a_configuration_its_planned_scale_sets_are_diagnosed() {
+    let s = Setup::new("dcf").await;
+    // The configuration plans a second repository whose scale set is not installed.
+    let settings = s
+        .config
+        .clone()
+        .with(|c| {
+            c.repositories
+                .push(runner_identity::config::RepositoryEntry::Name("web".into()))
+        })
+        .settings();
+    let options = Options {
+        settings: Some(&settings),
+        namespace: None,
+        scale_set: None,
+        cluster: None,
+        aws: Some(s.clients.clone()),
+    };
+    let report = doctor::diagnose(&admin_client().await, &options).await;
+    assert_eq!(report.scale_sets, 1, "{:#?}", report.findings);
+    let web = runner_identity::names::RepoNames::new(&settings, &settings.repositories[1]);
+    let f = find(
+        &report.findings,
+        Severity::Warning,
+        "scale-sets",
+        &format!("AutoscalingRunnerSet/{}/{}", web.namespace, web.scale_set),
+    );
+    assert!(f.fix.contains("helm upgrade --install"), "{f:?}");
+    // Nothing about the other scale sets on the cluster.
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.object.contains(&s.namespace)
+                || f.object.contains(&web.namespace)
+                || !f.object.contains('/')
+                || f.object.starts_with("OpenIDConnectProvider/")
+                || f.object.starts_with("Role/")),
+        "{:#?}",
+        report.findings
+    );
+    assert!(
+        errors(&report.findings).is_empty(),
+        "{:#?}",
+        report.findings
+    );
 }
