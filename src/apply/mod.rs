@@ -212,7 +212,7 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
     // Then repository by repository: the desired JSON of a repository's
     // objects lives only while that repository is compared and written.
     let writes = Arc::new(AtomicUsize::new(0));
-    let progress = report::Progress::new(plan.repositories.len() as u64);
+    let progress = report::Progress::new(plan.repositories.len() as u64, "repositories");
     let send = !options.diff_only;
     let (inventory, unknown) = (&inventory, &unknown);
     let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(&plan.repositories)
@@ -222,7 +222,7 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
             async move {
                 let steps = classify(inventory, unknown, repo, options)?;
                 let result = execute(client, repo, steps, options, send, &writes).await;
-                progress.repository_done(&result);
+                progress.done(&result.repository);
                 Ok(result)
             }
         })

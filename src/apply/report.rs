@@ -221,11 +221,12 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(total: u64) -> Progress {
+    /// A bar on stderr when it is a terminal, counting `unit`s.
+    pub(crate) fn new(total: u64, unit: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
             if let Ok(style) =
-                ProgressStyle::with_template("{bar:40} {pos}/{len} repositories {msg}")
+                ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} {{msg}}"))
             {
                 bar.set_style(style);
             }
@@ -234,9 +235,10 @@ impl Progress {
         Progress { bar }
     }
 
-    pub(crate) fn repository_done(&self, result: &RepoResult) {
+    /// One more done; `label` names it.
+    pub(crate) fn done(&self, label: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_message(result.repository.clone());
+            bar.set_message(label.to_owned());
             bar.inc(1);
         }
     }

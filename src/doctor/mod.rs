@@ -159,11 +159,20 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
             "run without --skip-aws, with credentials that may read IAM and EKS",
         ));
     }
+    let progress = crate::apply::report::Progress::new(sets.len() as u64, "scale sets");
     let per_set: Vec<(Vec<Finding>, Option<String>)> = futures::stream::iter(&sets)
-        .map(|set| diagnose_scale_set(client, options, set))
+        .map(|set| {
+            let progress = &progress;
+            async move {
+                let result = diagnose_scale_set(client, options, set).await;
+                progress.done(&set.name_any());
+                result
+            }
+        })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    progress.finish();
     let mut issuers = BTreeSet::new();
     for (findings, issuer) in per_set {
         report.findings.extend(findings);
