@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 pub mod apply;
 pub mod aws;
+pub mod bootstrap;
 pub mod chart;
 pub mod cli;
 pub mod config;

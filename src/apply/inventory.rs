@@ -44,6 +44,10 @@ pub struct Inventory {
     pub requests: usize,
     /// Kinds the API server does not serve ([`Kind::may_be_unserved`]).
     pub unserved: BTreeSet<&'static str>,
+    /// Kinds the plan holds none of that the caller may not list (a
+    /// least-privilege identity: `bootstrap` grants no right on Secrets
+    /// when no credentials are planned): nothing of them is managed or pruned.
+    pub unseen: BTreeSet<&'static str>,
 }
 
 impl Inventory {
@@ -53,6 +57,7 @@ impl Inventory {
         client: &Client,
         instance: &str,
         page_size: Option<u32>,
+        planned: &BTreeSet<&'static str>,
     ) -> Result<Inventory> {
         let mut inv = Inventory {
             instance: instance.to_owned(),
@@ -92,6 +97,9 @@ impl Inventory {
                 Err(e) if not_served(kind, &e) => {
                     inv.unserved.insert(kind);
                 }
+                Err(e) if !planned.contains(kind) && forbidden(&e) => {
+                    inv.unseen.insert(kind);
+                }
                 other => other?,
             }
         }
@@ -99,7 +107,7 @@ impl Inventory {
         // is a conflict, found without a request per object.
         let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
         for (kind, ar) in kinds() {
-            if inv.unserved.contains(kind) {
+            if inv.unserved.contains(kind) || inv.unseen.contains(kind) {
                 continue;
             }
             inv.other_instances.extend(
@@ -167,6 +175,12 @@ fn not_served(kind: &str, error: &Error) -> bool {
     Kind::named(kind).is_some_and(Kind::may_be_unserved)
         && matches!(error, Error::Kube { source, .. }
             if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 404))
+}
+
+/// Whether `error` is a 403 on a list.
+fn forbidden(error: &Error) -> bool {
+    matches!(error, Error::Kube { source, .. }
+        if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 403))
 }
 
 fn kind_static(kind: &str) -> &'static str {

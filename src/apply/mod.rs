@@ -175,7 +175,14 @@ const EXISTENCE_CONCURRENCY: usize = 16;
 /// Applies `plan`: reads, compares, writes what changed, prunes when asked.
 #[instrument(skip(client, plan, options), fields(repositories = plan.repositories.len(), dry_run = options.dry_run))]
 pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
-    let inventory = Inventory::load(client, &plan.instance, options.page_size).await?;
+    let planned_kinds: std::collections::BTreeSet<&'static str> = plan
+        .repositories
+        .iter()
+        .flat_map(RepoPlan::objects)
+        .map(|o| o.kind().as_str())
+        .collect();
+    let inventory =
+        Inventory::load(client, &plan.instance, options.page_size, &planned_kinds).await?;
     // A planned kind the server does not serve stops the apply before any write.
     if let Some(object) = plan
         .repositories

@@ -5,6 +5,7 @@
 
 mod action;
 mod apply;
+mod bootstrap;
 mod discover;
 mod doctor;
 mod plan;
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use self::action::{action_argv, check_action_inputs, declared_input_variables};
 pub use self::apply::ApplyArgs;
+pub use self::bootstrap::BootstrapArgs;
 pub use self::discover::DiscoverArgs;
 pub use self::doctor::{DoctorArgs, DoctorFormat};
 pub use self::plan::PlanArgs;
@@ -58,6 +60,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what `apply` would change, object by object; sends no write.
     Diff(ApplyArgs),
+    /// Print the rights the identity that runs `apply` needs (Kubernetes
+    /// ServiceAccount, ClusterRole and binding; IAM policies), for this
+    /// configuration.
+    Bootstrap(BootstrapArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
     /// List the owner's repositories on GitHub and show which `select:` picks,
@@ -159,6 +165,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Verify(mode) => return verify::run(mode, out).await,
         Command::Discover(args) => return discover::run(&args, out).await,
         Command::Doctor(args) => return doctor::run(&args, out).await,
+        Command::Bootstrap(args) => return bootstrap::run(&args, out).await,
         Command::Action => return action::run(out).await,
         Command::Apply(args) => return apply::run(&args, false, out).await,
         Command::Diff(args) => return apply::run(&args, true, out).await,

@@ -12,6 +12,7 @@ mod apiserver;
 mod apply;
 mod arc;
 mod aws;
+mod bootstrap;
 mod charts;
 mod cli;
 mod config_errors;

@@ -1,0 +1,275 @@
+//! `bootstrap`'s rights, proven on the real local API server: `apply` (first
+//! run, re-run, `--prune`) succeeds as a ServiceAccount bound to exactly the
+//! printed ClusterRole, and fails, naming the right, with any one rule removed.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::Client;
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use runner_identity::apply::{self, Action, Options};
+use runner_identity::bootstrap;
+
+use crate::common::*;
+
+/// Applies the bootstrap objects named `name` with `rules` (as the admin).
+async fn grant(name: &str, namespace: &str, rules: Vec<PolicyRule>) {
+    let admin = admin_client().await;
+    for doc in bootstrap::kubernetes_objects(name, namespace, rules) {
+        let mut object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let kind = doc["kind"].as_str().unwrap();
+        let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), "v1".to_owned()),
+        };
+        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            &group, &version, kind,
+        ));
+        let api: Api<DynamicObject> = match kind {
+            "ServiceAccount" => Api::namespaced_with(admin.clone(), namespace, &ar),
+            _ => Api::all_with(admin.clone(), &ar),
+        };
+        object.metadata.managed_fields = None;
+        api.patch(
+            &object.metadata.name.clone().unwrap(),
+            &PatchParams::apply("bootstrap-test").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// A client authenticated as the bootstrap ServiceAccount `name`.
+async fn as_account(name: &str, namespace: &str) -> Client {
+    let token = service_account_token(&admin_client().await, namespace, name, None).await;
+    token_client(&token).await
+}
+
+/// Waits until `client` may (or may not) `verb` `resource`, as RBAC's cache catches up.
+async fn settle(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    resource: &str,
+    verb: &str,
+    name: Option<&str>,
+    want: bool,
+) {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_owned()),
+                    group: Some(group.to_owned()),
+                    resource: Some(resource.to_owned()),
+                    verb: Some(verb.to_owned()),
+                    name: name.map(str::to_owned),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let allowed = api
+            .create(&PostParams::default(), &review)
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.allowed);
+        if allowed == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RBAC did not settle: {verb} {resource}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn namespace(name: &str) {
+    let api: Api<Namespace> = Api::all(admin_client().await);
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &ns).await.unwrap();
+}
+
+#[tokio::test]
+async fn apply_runs_with_exactly_the_bootstrap_rights() {
+    let owner = unique("boot");
+    let home = unique("ri-home");
+    namespace(&home).await;
+    let both = TestConfig::irsa(&owner, &["app", "gone"], &stack_issuer());
+    let plan = both.plan();
+    let name = unique("ri-apply");
+    grant(&name, &home, bootstrap::apply_rules(&plan, false)).await;
+    let client = as_account(&name, &home).await;
+    settle(
+        &client,
+        &format!("{owner}-app"),
+        "",
+        "namespaces",
+        "patch",
+        Some(&format!("{owner}-app")),
+        true,
+    )
+    .await;
+
+    let first = apply::apply(&client, &plan, &Options::default())
+        .await
+        .unwrap();
+    assert!(!first.failed(), "{}", first.table());
+    let second = apply::apply(&client, &plan, &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(second.writes, 0, "{}", second.table());
+
+    // Prune the repository that left: its objects go; its namespace, which
+    // the role cannot prove empty, stays.
+    let one = TestConfig::irsa(&owner, &["app"], &stack_issuer()).plan();
+    let pruned = apply::apply(
+        &client,
+        &one,
+        &Options {
+            prune: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!pruned.failed(), "{}", pruned.table());
+    let actions: Vec<(String, Action)> = pruned
+        .repositories
+        .iter()
+        .flat_map(|r| r.objects.iter())
+        .map(|o| (o.kind.to_owned(), o.action))
+        .collect();
+    assert!(
+        actions.contains(&("Namespace".to_owned(), Action::Keep)),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("ServiceAccount".to_owned(), Action::Prune)),
+        "{actions:?}"
+    );
+    assert_eq!(
+        pruned.totals().pruned,
+        plan.repositories[1].objects().len() - 1,
+        "{}",
+        pruned.table()
+    );
+
+    // The read-only role runs `diff`.
+    let readonly = unique("ri-read");
+    grant(&readonly, &home, bootstrap::apply_rules(&plan, true)).await;
+    let reader = as_account(&readonly, &home).await;
+    settle(
+        &reader,
+        &format!("{owner}-app"),
+        "",
+        "configmaps",
+        "list",
+        None,
+        true,
+    )
+    .await;
+    let diff = apply::apply(
+        &reader,
+        &plan,
+        &Options {
+            diff_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!diff.failed(), "{}", diff.table());
+    assert_eq!(diff.writes, 0);
+}
+
+#[tokio::test]
+async fn any_rule_removed_makes_apply_fail_naming_the_right() {
+    let home = unique("ri-home");
+    namespace(&home).await;
+    let name = unique("ri-less");
+    let rules = bootstrap::apply_rules(
+        &TestConfig::irsa("sample", &["app"], &stack_issuer()).plan(),
+        false,
+    );
+    assert!(rules.len() >= 13, "{rules:?}");
+    for i in 0..rules.len() {
+        let owner = unique("less");
+        let plan = TestConfig::irsa(&owner, &["app"], &stack_issuer()).plan();
+        let mut all = bootstrap::apply_rules(&plan, false);
+        let removed = all.remove(i);
+        grant(&name, &home, all).await;
+        let client = as_account(&name, &home).await;
+        let resource = removed.resources.as_ref().unwrap()[0].clone();
+        let verb = removed.verbs[0].clone();
+        let object = removed
+            .resource_names
+            .as_ref()
+            .and_then(|n| n.first().cloned());
+        settle(
+            &client,
+            &format!("{owner}-app"),
+            &removed.api_groups.as_ref().unwrap()[0],
+            &resource,
+            &verb,
+            object.as_deref(),
+            false,
+        )
+        .await;
+        let outcome = apply::apply(&client, &plan, &Options::default()).await;
+        let text = match &outcome {
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                text
+            }
+            Ok(report) => {
+                assert!(
+                    report.failed(),
+                    "rule {i} ({verb} {resource}) was not needed: {}",
+                    report.table()
+                );
+                report
+                    .repositories
+                    .iter()
+                    .flat_map(|r| r.objects.iter())
+                    .filter_map(|o| o.error.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+        assert!(
+            text.contains("forbidden")
+                || text.contains("Forbidden")
+                || text.contains("not currently held"),
+            "rule {i} ({verb} {resource}): {text}"
+        );
+        let kind_word = resource.trim_end_matches('s');
+        assert!(
+            text.to_lowercase().contains(kind_word)
+                || text.contains("escalat")
+                || text.contains("not currently held"),
+            "rule {i} ({verb} {resource}) is not named: {text}"
+        );
+    }
+}
