@@ -140,6 +140,9 @@ pub enum Error {
         "verify {mode}: the job's identity is not what it must be; see the failed checks above"
     )]
     VerificationFailed { mode: &'static str },
+    /// `diff --exit-code` found changes.
+    #[error("diff: {changes} change(s) would be made (--exit-code)")]
+    Drift { changes: usize },
     /// `doctor` found error-level findings.
     #[error("doctor: {errors} error-level finding(s); see above")]
     DiagnosisFailed { errors: usize },
@@ -172,7 +175,9 @@ impl Error {
             | Error::Github { .. }
             | Error::ClusterUnsupported { .. }
             | Error::DiscoveryIncomplete { .. } => 3,
-            Error::VerificationFailed { .. } | Error::DiagnosisFailed { .. } => 1,
+            Error::VerificationFailed { .. }
+            | Error::DiagnosisFailed { .. }
+            | Error::Drift { .. } => 1,
             _ => 2,
         }
     }

@@ -43,6 +43,9 @@ pub struct ApplyArgs {
     /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
     #[arg(long, env = "INPUT_SKIP-AWS")]
     pub skip_aws: bool,
+    /// `diff` only: exit 1 when anything would change (a drift check).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 pub(super) async fn run(
@@ -50,6 +53,11 @@ pub(super) async fn run(
     diff_only: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    if args.exit_code && !diff_only {
+        anyhow::bail!(crate::Error::Usage {
+            message: "--exit-code is a `diff` flag: `apply` exits 0 when it converged".into()
+        });
+    }
     let (settings, mut plan, discovery) = load_plan(&args.config).await?;
     if let (true, Some(d)) = (args.prune, &discovery) {
         if let Some(reason) = &d.incomplete {
@@ -123,6 +131,18 @@ pub(super) async fn run(
         anyhow::bail!(crate::Error::PartialFailure {
             failed: report.totals().failed + aws_failed
         });
+    }
+    if diff_only && args.exit_code {
+        let totals = report.totals();
+        let changes = totals.created
+            + totals.updated
+            + totals.pruned
+            + aws_report.as_ref().map_or(0, |a| {
+                a.roles.iter().filter(|r| !r.changes.is_empty()).count()
+            });
+        if changes > 0 {
+            anyhow::bail!(crate::Error::Drift { changes });
+        }
     }
     Ok(())
 }

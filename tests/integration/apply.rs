@@ -977,3 +977,39 @@ async fn a_repository_gets_its_own_credentials_and_the_shared_ones_are_warned_ab
         assert_eq!(data["github_token"].0, want.as_bytes(), "{repo}");
     }
 }
+
+#[tokio::test]
+async fn diff_exit_code_reports_drift_as_1() {
+    let owner = unique("drift");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, irsa_config(&owner, &["app"], ISSUER)).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .args(["--skip-aws"])
+            .env("KUBECONFIG", kubeconfig_path())
+            .output()
+            .unwrap()
+    };
+    let o = cli(&["diff", "--exit-code"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would be made"));
+    assert_eq!(cli(&["diff"]).status.code(), Some(0));
+    assert_eq!(cli(&["apply"]).status.code(), Some(0));
+    let o = cli(&["diff", "--exit-code"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(cli(&["apply", "--exit-code"]).status.code(), Some(2));
+}
