@@ -160,10 +160,158 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// One request to an AWS API as an identity policy sees it.
+#[derive(Debug, Clone)]
+pub struct ApiRequest<'a> {
+    /// `service:Action`, e.g. `iam:CreateRole`.
+    pub action: &'a str,
+    /// The resource ARN (`*` for actions without one).
+    pub resource: &'a str,
+    /// Condition keys the request carries (`iam:PermissionsBoundary`…).
+    pub context: &'a [(&'a str, &'a str)],
+}
+
+/// Evaluates an identity policy for one request: an explicit Deny wins, then
+/// any Allow; otherwise the implicit deny, with the reasons. Supports
+/// `Action`/`Resource` (strings or lists, `*` and `?` wildcards, actions
+/// case-insensitive) and the `StringEquals`, `StringLike`, `StringNotEquals`,
+/// `ArnEquals` and `ArnLike` operators; a statement with anything else
+/// (`NotAction`, `NotResource`, another operator) never matches and says so.
+pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
+    let mut allowed = None;
+    let mut reasons = Vec::new();
+    for (i, st) in statements(policy).iter().enumerate() {
+        match identity_statement_matches(st, req) {
+            Ok(()) => match st.get("Effect").and_then(Value::as_str) {
+                Some("Deny") => return Decision::Denied(i),
+                Some("Allow") if allowed.is_none() => allowed = Some(i),
+                _ => {}
+            },
+            Err(reason) => reasons.push(format!("statement {i}: {reason}")),
+        }
+    }
+    match allowed {
+        Some(i) => Decision::Allowed(i),
+        None => Decision::NotAllowed(reasons),
+    }
+}
+
+fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String> {
+    for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
+        if st.get(unsupported).is_some() {
+            return Err(format!("`{unsupported}` is not supported here"));
+        }
+    }
+    let action = req.action.to_lowercase();
+    if !strings(st.get("Action"))
+        .iter()
+        .any(|a| glob_match(&a.to_lowercase(), &action))
+    {
+        return Err(format!("Action does not include {}", req.action));
+    }
+    if !strings(st.get("Resource"))
+        .iter()
+        .any(|r| glob_match(r, req.resource))
+    {
+        return Err(format!("Resource does not include {}", req.resource));
+    }
+    let Some(conditions) = st.get("Condition") else {
+        return Ok(());
+    };
+    let Some(conditions) = conditions.as_object() else {
+        return Err("Condition is not an object".into());
+    };
+    for (operator, block) in conditions {
+        let Some(block) = block.as_object() else {
+            return Err(format!("Condition.{operator} is not an object"));
+        };
+        for (key, expected) in block {
+            let actual = req
+                .context
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| *v)
+                .ok_or_else(|| format!("condition key `{key}` is not in the request"))?;
+            let expected = strings(Some(expected));
+            let ok = match operator.as_str() {
+                "StringEquals" | "ArnEquals" => expected.contains(&actual),
+                "StringLike" | "ArnLike" => expected.iter().any(|e| glob_match(e, actual)),
+                "StringNotEquals" => expected.iter().all(|e| *e != actual),
+                other => {
+                    return Err(format!(
+                        "condition operator `{other}` is not supported here"
+                    ));
+                }
+            };
+            if !ok {
+                return Err(format!(
+                    "{operator} `{key}`: `{actual}` does not match {expected:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn identity_policies_allow_deny_and_condition() {
+        let policy = json!({"Statement": [
+            {"Effect": "Allow", "Action": ["iam:CreateRole"], "Resource": "arn:aws:iam::1:role/ci/*",
+             "Condition": {"StringEquals": {"iam:PermissionsBoundary": "arn:aws:iam::1:policy/b"}}},
+            {"Effect": "Allow", "Action": "iam:Get*", "Resource": "arn:aws:iam::1:role/ci/*"},
+            {"Effect": "Deny", "Action": "iam:DeleteRolePermissionsBoundary", "Resource": "*"}
+        ]});
+        let req = |action, resource, context| ApiRequest {
+            action,
+            resource,
+            context,
+        };
+        let bounded = [("iam:PermissionsBoundary", "arn:aws:iam::1:policy/b")];
+        assert_eq!(
+            evaluate_identity(
+                &policy,
+                &req("iam:CreateRole", "arn:aws:iam::1:role/ci/a", &bounded)
+            ),
+            Decision::Allowed(0)
+        );
+        // Outside the path, without the boundary, another boundary: the implicit deny.
+        for (resource, context) in [
+            ("arn:aws:iam::1:role/other/a", &bounded[..]),
+            ("arn:aws:iam::1:role/ci/a", &[][..]),
+            (
+                "arn:aws:iam::1:role/ci/a",
+                &[("iam:PermissionsBoundary", "arn:aws:iam::1:policy/x")][..],
+            ),
+        ] {
+            assert!(matches!(
+                evaluate_identity(&policy, &req("iam:CreateRole", resource, context)),
+                Decision::NotAllowed(_)
+            ));
+        }
+        assert_eq!(
+            evaluate_identity(
+                &policy,
+                &req("IAM:getrole", "arn:aws:iam::1:role/ci/a", &[])
+            ),
+            Decision::Allowed(1)
+        );
+        assert_eq!(
+            evaluate_identity(
+                &policy,
+                &req(
+                    "iam:DeleteRolePermissionsBoundary",
+                    "arn:aws:iam::1:role/ci/a",
+                    &[]
+                )
+            ),
+            Decision::Denied(2)
+        );
+    }
 
     const ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/ABC";
     const PROVIDER: &str =

@@ -273,3 +273,184 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
         );
     }
 }
+
+/// Records the query-protocol parameters of every IAM request sent.
+#[derive(Debug, Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "iam-call-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(bytes) = context.request().body().bytes() {
+            let pairs = url::form_urlencoded::parse(bytes).into_owned().collect();
+            self.0.lock().unwrap().push(pairs);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_iam_call_of_apply_is_allowed_by_the_bootstrap_policy_and_nothing_wider() {
+    use runner_identity::aws::{AwsOptions, Clients};
+    use runner_identity::policy::{ApiRequest, Decision, evaluate_identity};
+    let owner = unique("iamb");
+    let boundary = "arn:aws:iam::123456789012:policy/gha-boundary";
+    let issuer = format!("https://oidc.example.com/id/{owner}");
+    let config = |repos: &[&str]| {
+        TestConfig::irsa(&owner, repos, &issuer)
+            .account("123456789012")
+            .with(|c| {
+                c.aws.role_path = "/runner-identity/".into();
+                c.aws.permissions_boundary = Some(boundary.into());
+                c.aws.managed_policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
+            })
+    };
+    let sdk = moto_config().await;
+    let recorder = Recorder::default();
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&sdk)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let clients = Clients {
+        iam,
+        eks: aws_sdk_eks::Client::new(&sdk),
+    };
+    crate::aws::provider(&clients, &issuer).await;
+    recorder.0.lock().unwrap().clear();
+    // First apply, a drift repaired, a prune: every IAM call apply makes.
+    let both = config(&["api", "web"]);
+    let report = runner_identity::aws::apply(
+        &clients,
+        &both.settings(),
+        &both.plan(),
+        &AwsOptions::default(),
+    )
+    .await;
+    assert!(!report.failed(), "{}", report.table());
+    let role = both.plan().repositories[0].iam_role.name.clone();
+    clients
+        .iam
+        .update_role()
+        .role_name(&role)
+        .max_session_duration(7200)
+        .send()
+        .await
+        .unwrap();
+    clients
+        .iam
+        .delete_role_policy()
+        .role_name(&role)
+        .policy_name("runner-identity")
+        .send()
+        .await
+        .unwrap();
+    let repaired = runner_identity::aws::apply(
+        &clients,
+        &both.settings(),
+        &both.plan(),
+        &AwsOptions::default(),
+    )
+    .await;
+    assert!(!repaired.failed(), "{}", repaired.table());
+    let one = config(&["api"]);
+    let pruned = runner_identity::aws::apply(
+        &clients,
+        &one.settings(),
+        &one.plan(),
+        &AwsOptions {
+            prune: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(!pruned.failed(), "{}", pruned.table());
+
+    let policy = runner_identity::bootstrap::iam_policy(&both.settings(), false);
+    let calls = recorder.0.lock().unwrap().clone();
+    let mut actions = std::collections::BTreeSet::new();
+    for call in &calls {
+        let get = |k: &str| call.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let action = format!("iam:{}", get("Action").unwrap());
+        let resource = match (get("RoleName"), get("OpenIDConnectProviderArn")) {
+            (Some(name), _) => format!("arn:aws:iam::123456789012:role/runner-identity/{name}"),
+            (None, Some(arn)) => arn,
+            (None, None) => "*".to_owned(),
+        };
+        let boundary = get("PermissionsBoundary");
+        let context: Vec<(&str, &str)> = boundary
+            .iter()
+            .map(|b| ("iam:PermissionsBoundary", b.as_str()))
+            .collect();
+        // IAM also authorizes iam:TagRole for a CreateRole that carries tags.
+        let mut implied = vec![action.clone()];
+        if action == "iam:CreateRole" && call.iter().any(|(k, _)| k.starts_with("Tags.member")) {
+            implied.push("iam:TagRole".to_owned());
+        }
+        for action in implied {
+            let request = ApiRequest {
+                action: &action,
+                resource: &resource,
+                context: &context,
+            };
+            let decision = evaluate_identity(&policy, &request);
+            assert!(
+                matches!(decision, Decision::Allowed(_)),
+                "{action} on {resource}: {decision:?}"
+            );
+            actions.insert(action);
+        }
+    }
+    for expected in [
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:TagRole",
+        "iam:UpdateRole",
+        "iam:DeleteRole",
+        "iam:ListRoles",
+    ] {
+        assert!(
+            actions.contains(expected),
+            "apply made no {expected}: {actions:?}"
+        );
+    }
+    // Nothing wider: a role outside the path, or without the boundary.
+    for (resource, context) in [
+        (
+            "arn:aws:iam::123456789012:role/other/x",
+            vec![("iam:PermissionsBoundary", boundary)],
+        ),
+        ("arn:aws:iam::123456789012:role/runner-identity/x", vec![]),
+    ] {
+        let request = ApiRequest {
+            action: "iam:CreateRole",
+            resource,
+            context: &context,
+        };
+        assert!(
+            matches!(
+                evaluate_identity(&policy, &request),
+                Decision::NotAllowed(_)
+            ),
+            "{resource}"
+        );
+    }
+    let request = ApiRequest {
+        action: "iam:DeleteRolePermissionsBoundary",
+        resource: "arn:aws:iam::123456789012:role/runner-identity/x",
+        context: &[],
+    };
+    assert!(matches!(
+        evaluate_identity(&policy, &request),
+        Decision::Denied(_)
+    ));
+}
