@@ -274,9 +274,12 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
     }
 }
 
-/// Records the query-protocol parameters of every IAM request sent.
+/// The query-protocol parameters of one IAM request.
+type Call = Vec<(String, String)>;
+
+/// Records the parameters of every IAM request sent.
 #[derive(Debug, Clone, Default)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>);
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Call>>>);
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for Recorder {
     fn name(&self) -> &'static str {
