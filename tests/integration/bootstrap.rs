@@ -17,7 +17,7 @@ use runner_identity::bootstrap;
 use crate::common::*;
 
 /// Applies the bootstrap objects named `name` with `rules` (as the admin).
-async fn grant(name: &str, namespace: &str, rules: Vec<PolicyRule>) {
+pub(crate) async fn grant(name: &str, namespace: &str, rules: Vec<PolicyRule>) {
     let admin = admin_client().await;
     for doc in bootstrap::kubernetes_objects(name, namespace, rules) {
         let mut object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
@@ -94,7 +94,7 @@ async fn settle(
     }
 }
 
-async fn namespace(name: &str) {
+pub(crate) async fn namespace(name: &str) {
     let api: Api<Namespace> = Api::all(admin_client().await);
     let ns = Namespace {
         metadata: ObjectMeta {

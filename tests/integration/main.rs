@@ -13,6 +13,7 @@ mod apply;
 mod arc;
 mod aws;
 mod bootstrap;
+mod chart;
 mod charts;
 mod cli;
 mod config_errors;
