@@ -224,6 +224,17 @@ pub fn iam_policy(settings: &Settings, readonly: bool) -> Value {
         }));
     }
     if readonly {
+        // `doctor` also reads the cluster's issuer and, for job ServiceAccounts
+        // without an IRSA annotation, their Pod Identity associations.
+        statements.push(json!({
+            "Sid": "DoctorReadsTheCluster",
+            "Effect": "Allow",
+            "Action": ["eks:DescribeCluster", "eks:ListPodIdentityAssociations",
+                       "eks:DescribePodIdentityAssociation", "iam:GetOpenIDConnectProvider"],
+            "Resource": [cluster_arn(&format!("cluster/{}", settings.config.cluster.name)),
+                         cluster_arn(&format!("podidentityassociation/{}/*", settings.config.cluster.name)),
+                         format!("arn:{partition}:iam::{account}:oidc-provider/*")],
+        }));
         return json!({"Version": "2012-10-17", "Statement": statements});
     }
     let write = [
