@@ -81,39 +81,7 @@ fn statement_matches(st: &Value, req: &WebIdentityRequest) -> Result<(), String>
     {
         return Err("Action does not include sts:AssumeRoleWithWebIdentity".into());
     }
-    let Some(conditions) = st.get("Condition") else {
-        return Ok(());
-    };
-    let Some(conditions) = conditions.as_object() else {
-        return Err("Condition is not an object".into());
-    };
-    for (operator, block) in conditions {
-        let Some(block) = block.as_object() else {
-            return Err(format!("Condition.{operator} is not an object"));
-        };
-        for (key, expected) in block {
-            let actual = context_value(key, req)
-                .ok_or_else(|| format!("condition key `{key}` is not present in the request"))?;
-            let expected = strings(Some(expected));
-            let ok = match operator.as_str() {
-                "StringEquals" => expected.contains(&actual),
-                "StringLike" => expected.iter().any(|e| glob_match(e, actual)),
-                "StringNotEquals" => expected.iter().all(|e| *e != actual),
-                "StringNotLike" => expected.iter().all(|e| !glob_match(e, actual)),
-                other => {
-                    return Err(format!(
-                        "condition operator `{other}` is not supported here"
-                    ));
-                }
-            };
-            if !ok {
-                return Err(format!(
-                    "{operator} `{key}`: `{actual}` does not match {expected:?}"
-                ));
-            }
-        }
-    }
-    Ok(())
+    conditions_hold(st, |key| context_value(key, req))
 }
 
 fn context_value<'a>(key: &str, req: &WebIdentityRequest<'a>) -> Option<&'a str> {
@@ -174,7 +142,7 @@ pub struct ApiRequest<'a> {
 /// Evaluates an identity policy for one request: an explicit Deny wins, then
 /// any Allow; otherwise the implicit deny, with the reasons. Supports
 /// `Action`/`Resource` (strings or lists, `*` and `?` wildcards, actions
-/// case-insensitive) and the `StringEquals`, `StringLike`, `StringNotEquals`,
+/// case-insensitive) and the `String(Not)Equals`, `String(Not)Like`,
 /// `ArnEquals` and `ArnLike` operators; a statement with anything else
 /// (`NotAction`, `NotResource`, another operator) never matches and says so.
 pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
@@ -215,6 +183,17 @@ fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String
     {
         return Err(format!("Resource does not include {}", req.resource));
     }
+    conditions_hold(st, |key| {
+        req.context
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    })
+}
+
+/// Whether every condition of `st` holds, `lookup` giving the request's
+/// value of a condition key; the first that does not, and why.
+fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<(), String> {
     let Some(conditions) = st.get("Condition") else {
         return Ok(());
     };
@@ -226,17 +205,14 @@ fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String
             return Err(format!("Condition.{operator} is not an object"));
         };
         for (key, expected) in block {
-            let actual = req
-                .context
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| *v)
-                .ok_or_else(|| format!("condition key `{key}` is not in the request"))?;
+            let actual = lookup(key)
+                .ok_or_else(|| format!("condition key `{key}` is not present in the request"))?;
             let expected = strings(Some(expected));
             let ok = match operator.as_str() {
                 "StringEquals" | "ArnEquals" => expected.contains(&actual),
                 "StringLike" | "ArnLike" => expected.iter().any(|e| glob_match(e, actual)),
                 "StringNotEquals" => expected.iter().all(|e| *e != actual),
+                "StringNotLike" => expected.iter().all(|e| !glob_match(e, actual)),
                 other => {
                     return Err(format!(
                         "condition operator `{other}` is not supported here"

@@ -34,6 +34,22 @@ fn aws_fix(error: &str, permission: &str) -> String {
     }
 }
 
+/// The trust policy of the role `name` (`None` when IAM returns none that
+/// parses), or the IAM error as text.
+async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, String> {
+    aws.iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .map(|got| {
+            got.role()
+                .and_then(|r| r.assume_role_policy_document())
+                .and_then(decode_policy)
+        })
+        .map_err(|e| error_text(&e))
+}
+
 /// A role ARN, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleArn {
@@ -152,13 +168,9 @@ pub async fn check(
         return (out, issuer);
     };
     let role_object = object("Role", "", &role.name);
-    let trust = match aws.iam.get_role().role_name(&role.name).send().await {
-        Ok(got) => got
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .and_then(decode_policy),
-        Err(e) => {
-            let text = error_text(&e);
+    let trust = match role_trust(aws, &role.name).await {
+        Ok(trust) => trust,
+        Err(text) => {
             let missing = text.starts_with("NoSuchEntity");
             out.push(Finding::new(
                 if missing {
@@ -449,20 +461,14 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
         return Vec::new();
     };
     let role_object = object("Role", "", &role.name);
-    let trust = match aws.iam.get_role().role_name(&role.name).send().await {
-        Ok(got) => got
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .and_then(decode_policy),
-        Err(e) => {
+    let trust = match role_trust(aws, &role.name).await {
+        Ok(trust) => trust,
+        Err(text) => {
             return vec![Finding::new(
                 Severity::Error,
                 "trust-policy",
                 role_object,
-                format!(
-                    "the Pod Identity association {id} names {role_arn}: {}",
-                    error_text(&e)
-                ),
+                format!("the Pod Identity association {id} names {role_arn}: {text}"),
                 "create the role, or point the association at an existing one",
             )];
         }

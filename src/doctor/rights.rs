@@ -2,15 +2,14 @@
 //! the hooks of the flavour check (either hooks release of it), and what it
 //! should not have (wildcards, pods or Secrets in every namespace).
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::Client;
 use kube::api::{Api, PostParams};
 
 use super::{Finding, Severity, object};
 use crate::config::Hooks;
 use crate::plan::{HookRight, hook_versions};
+use crate::verify::runner::resource_attributes;
 
 /// Checks the rights of `namespace/account`.
 pub async fn check(
@@ -169,14 +168,13 @@ async fn review(
                 format!("system:serviceaccounts:{namespace}"),
                 "system:authenticated".into(),
             ]),
-            resource_attributes: Some(ResourceAttributes {
-                namespace: scope.map(str::to_owned),
-                group: Some(group.to_owned()),
-                resource: Some(resource.to_owned()),
-                subresource: (!subresource.is_empty()).then(|| subresource.to_owned()),
-                verb: Some(verb.to_owned()),
-                ..Default::default()
-            }),
+            resource_attributes: Some(resource_attributes(
+                scope,
+                group,
+                resource,
+                subresource,
+                verb,
+            )),
             ..Default::default()
         },
         ..Default::default()

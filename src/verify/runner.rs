@@ -378,6 +378,24 @@ fn hook_template_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Che
     }
 }
 
+/// The resource of an access review (`subresource` empty for none).
+pub fn resource_attributes(
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+    verb: &str,
+) -> ResourceAttributes {
+    ResourceAttributes {
+        namespace: namespace.map(str::to_owned),
+        group: Some(group.to_owned()),
+        resource: Some(resource.to_owned()),
+        subresource: (!subresource.is_empty()).then(|| subresource.to_owned()),
+        verb: Some(verb.to_owned()),
+        ..Default::default()
+    }
+}
+
 /// One SelfSubjectAccessReview: may the client's identity do `verb` on the resource?
 pub async fn can(
     client: &Client,
@@ -389,14 +407,13 @@ pub async fn can(
 ) -> Result<bool, VerifyError> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: namespace.map(str::to_owned),
-                group: Some(group.to_owned()),
-                resource: Some(resource.to_owned()),
-                subresource: (!subresource.is_empty()).then(|| subresource.to_owned()),
-                verb: Some(verb.to_owned()),
-                ..Default::default()
-            }),
+            resource_attributes: Some(resource_attributes(
+                namespace,
+                group,
+                resource,
+                subresource,
+                verb,
+            )),
             ..Default::default()
         },
         ..Default::default()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
@@ -95,18 +95,6 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) {
     }
 }
 
-async fn namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
-}
-
 /// The pid the stack recorded for the API server, and whether it runs.
 fn apiserver_pid() -> (u32, bool) {
     let stack = std::env::var_os("RUNNER_IDENTITY_STACK")
@@ -147,7 +135,7 @@ async fn arc_crds_are_served_as_shipped_and_store_the_rendered_runner_set() {
 
     // The AutoscalingRunnerSet the real chart rendered for planned values.
     let ns = unique("arc");
-    namespace(&admin, &ns).await;
+    create_namespace(&ns).await;
     let mut set = yaml_documents("rendered/0.14.2-kubernetes.yaml")
         .into_iter()
         .find(|d| d["kind"] == "AutoscalingRunnerSet")
@@ -231,7 +219,7 @@ async fn api_server_survives_two_minutes_of_list_and_apply_load_with_custom_reso
     let (pid, alive) = apiserver_pid();
     assert!(alive, "the API server (pid {pid}) is not running");
     let ns = unique("soak");
-    namespace(&admin, &ns).await;
+    create_namespace(&ns).await;
 
     let deadline = Instant::now() + Duration::from_secs(SOAK_SECONDS);
     let done = Arc::new(AtomicUsize::new(0));

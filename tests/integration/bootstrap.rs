@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use runner_identity::apply::{self, Action, Options};
 use runner_identity::bootstrap;
 
@@ -94,23 +93,11 @@ async fn settle(
     }
 }
 
-pub(crate) async fn namespace(name: &str) {
-    let api: Api<Namespace> = Api::all(admin_client().await);
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
-}
-
 #[tokio::test]
 async fn apply_runs_with_exactly_the_bootstrap_rights() {
     let owner = unique("boot");
     let home = unique("ri-home");
-    namespace(&home).await;
+    create_namespace(&home).await;
     let both = TestConfig::irsa(&owner, &["app", "gone"], &stack_issuer());
     let plan = both.plan();
     let name = unique("ri-apply");
@@ -202,7 +189,7 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
 #[tokio::test]
 async fn any_rule_removed_makes_apply_fail_naming_the_right() {
     let home = unique("ri-home");
-    namespace(&home).await;
+    create_namespace(&home).await;
     let name = unique("ri-less");
     let rules = bootstrap::apply_rules(
         &TestConfig::irsa("sample", &["app"], &stack_issuer()).plan(),

@@ -119,7 +119,7 @@ fn the_chart_lints_and_renders_a_hardened_forbid_cronjob() {
 async fn the_chart_job_converges_as_its_service_account() {
     let owner = unique("cron");
     let home = unique("ri-cron");
-    crate::bootstrap::namespace(&home).await;
+    create_namespace(&home).await;
     let account = unique("ri-apply");
     let config = TestConfig::irsa(&owner, &["app", "lib"], &stack_issuer()).account("123456789012");
     let text = config.yaml();

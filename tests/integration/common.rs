@@ -309,3 +309,17 @@ pub async fn moto_config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// Creates the namespace `name` (as the admin).
+pub async fn create_namespace(name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(admin_client().await);
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &ns).await.unwrap();
+}

@@ -7,8 +7,8 @@
 
 use std::process::Command;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::Api;
 use runner_identity::Error;
 use runner_identity::apply::{self, Options};
 use runner_identity::plan::Kind;
@@ -28,18 +28,6 @@ fn shared(owner: &str, namespace: &str, opt_in: bool) -> TestConfig {
         k.names.config_map = "gha-{repo}-hook-template".into();
         k.shared_namespace = opt_in;
     })
-}
-
-async fn create_namespace(name: &str) {
-    let api: Api<Namespace> = Api::all(admin_client().await);
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
 }
 
 #[test]
