@@ -8,7 +8,7 @@ use kube::api::{Api, PostParams};
 
 use super::{Finding, Severity, object};
 use crate::config::Hooks;
-use crate::plan::{HookRight, hook_versions};
+use crate::plan::{HookRight, hook_asks, hook_versions};
 use crate::verify::runner::resource_attributes;
 
 /// Checks the rights of `namespace/account`.
@@ -20,16 +20,7 @@ pub async fn check(
 ) -> Vec<Finding> {
     let here = object("ServiceAccount", namespace, account);
     let versions = hook_versions(flavour);
-    let mut rights: Vec<HookRight> = Vec::new();
-    for r in versions.iter().flat_map(|v| &v.rights) {
-        if !rights.contains(r) {
-            rights.push(*r);
-        }
-    }
-    let asks: Vec<(HookRight, &str)> = rights
-        .iter()
-        .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
-        .collect();
+    let asks = hook_asks(&versions);
     let answers = futures::future::join_all(asks.iter().map(|(r, verb)| {
         review(
             client,

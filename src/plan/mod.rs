@@ -42,7 +42,7 @@ pub use self::isolation::{
 };
 pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
 use self::rights::role_rules;
-pub use self::rights::{HookRight, HookVersion, hook_rights, hook_versions};
+pub use self::rights::{HookRight, HookVersion, hook_asks, hook_rights, hook_versions};
 
 /// Where the runner container mounts the hook template ConfigMap.
 pub const HOOK_TEMPLATE_DIR: &str = "/etc/runner-identity";

@@ -88,6 +88,20 @@ pub fn hook_versions(flavour: Hooks) -> Vec<HookVersion> {
     }
 }
 
+/// Every (right, verb) that some release of `versions` checks, each once.
+pub fn hook_asks(versions: &[HookVersion]) -> Vec<(HookRight, &'static str)> {
+    let mut rights: Vec<HookRight> = Vec::new();
+    for right in versions.iter().flat_map(|v| &v.rights) {
+        if !rights.contains(right) {
+            rights.push(*right);
+        }
+    }
+    rights
+        .iter()
+        .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
+        .collect()
+}
+
 /// The rights the hooks of `flavour` need in the runner's namespace: what
 /// every release the flavour may run checks.
 pub fn hook_rights(flavour: Hooks) -> Vec<HookRight> {

@@ -16,7 +16,9 @@ use kube::{Client, Config};
 use super::{Check, Subject, Verdict, VerifyError, jwt_claims};
 use crate::config::{RuleConfig, Settings};
 use crate::names::{RepoNames, for_repository};
-use crate::plan::{HookRight, HookVersion, check_hook_template, hook_rights, hook_versions};
+use crate::plan::{
+    HookRight, HookVersion, check_hook_template, hook_asks, hook_rights, hook_versions,
+};
 
 /// The token every pod gets for its ServiceAccount.
 pub const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -440,16 +442,7 @@ async fn rights_check(
     own: Option<&Rules>,
 ) -> Check {
     const NAME: &str = "hook-rights";
-    let mut rights: Vec<HookRight> = Vec::new();
-    for right in versions.iter().flat_map(|v| &v.rights) {
-        if !rights.contains(right) {
-            rights.push(*right);
-        }
-    }
-    let asks: Vec<(HookRight, &str)> = rights
-        .iter()
-        .flat_map(|r| r.verbs.iter().map(move |v| (*r, *v)))
-        .collect();
+    let asks = hook_asks(versions);
     // The rules review answers every question at once when it is complete
     // (RBAC only); otherwise one SelfSubjectAccessReview per right, in parallel.
     let answers: Vec<Result<bool, VerifyError>> = match own {
