@@ -54,6 +54,23 @@ fn rule(
     }
 }
 
+/// The rules `apply` needs (`readonly`: what `diff` needs) for `plan`, and
+/// the source Secrets `githubCredentials.fromSecret` of `settings` names.
+pub fn apply_rules_for(settings: &Settings, plan: &Plan, readonly: bool) -> Vec<PolicyRule> {
+    let mut rules = apply_rules(plan, readonly);
+    let sources: BTreeSet<String> = settings
+        .repositories
+        .iter()
+        .filter_map(|r| r.github_credentials.as_ref()?.from_secret.as_ref())
+        .map(|s| s.name.clone())
+        .collect();
+    if !sources.is_empty() {
+        // `apply` copies the source Secret's keys (read by name, in its namespace).
+        rules.push(rule("", &["secrets"], &["get"], Some(&sources)));
+    }
+    rules
+}
+
 /// The rules `apply` needs (`readonly`: what `diff` needs).
 pub fn apply_rules(plan: &Plan, readonly: bool) -> Vec<PolicyRule> {
     let names = planned_names(plan);
@@ -386,6 +403,28 @@ mod tests {
             write["Resource"]
                 .to_string()
                 .contains("arn:aws:eks:eu-west-1:111122223333:cluster/prod")
+        );
+    }
+
+    #[test]
+    fn a_from_secret_source_is_readable_by_name_only() {
+        let s = settings(
+            "  mode: irsa\nkubernetes:\n  githubCredentials:\n    fromSecret: {namespace: arc-systems, name: org-app}\n",
+        );
+        let plan =
+            crate::plan::plan(&s, &crate::templates::Templates::load(None).unwrap()).unwrap();
+        let rules = apply_rules_for(&s, &plan, false);
+        let source = rules
+            .iter()
+            .find(|r| r.verbs == ["get"] && r.resources.as_deref() == Some(&["secrets".to_owned()]))
+            .unwrap();
+        assert_eq!(
+            source.resource_names.as_deref(),
+            Some(&["org-app".to_owned()][..])
+        );
+        assert_eq!(
+            apply_rules_for(&settings("  mode: irsa\n"), &plan, false).len(),
+            rules.len() - 1
         );
     }
 

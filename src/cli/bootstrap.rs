@@ -46,13 +46,13 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
     let apply = bootstrap::kubernetes_objects(
         bootstrap::APPLY_NAME,
         &args.namespace,
-        bootstrap::apply_rules(&plan, false),
+        bootstrap::apply_rules_for(&settings, &plan, false),
     );
     let Some(dir) = &args.out_dir else {
         write!(out, "{HEADER}{}", yaml(&apply)?)?;
         return Ok(());
     };
-    let mut readonly_rules = bootstrap::apply_rules(&plan, true);
+    let mut readonly_rules = bootstrap::apply_rules_for(&settings, &plan, true);
     readonly_rules.extend(bootstrap::doctor_rules());
     let readonly =
         bootstrap::kubernetes_objects(bootstrap::READONLY_NAME, &args.namespace, readonly_rules);
