@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::TestConfig;
 use crate::common::jwt::TestKey;
 use runner_identity::config::Settings;
 use runner_identity::github::{Github, RetryPolicy, discover};
@@ -36,22 +37,42 @@ impl Gh {
     }
 
     /// A configuration for owner `acme` on this server, authenticating with
-    /// [`TOKEN`] from a file (or the `auth` YAML given).
+    /// [`TOKEN`] from a file (or the `auth` given, as YAML), selecting with
+    /// `select` (YAML of `select:`'s keys) besides the listed repositories.
     fn settings(&self, select: &str, repositories: &[&str], auth: Option<&str>) -> Settings {
         let token = self.dir.path().join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let auth = auth
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("    token:\n      file: {}\n", token.display()));
-        let repos: String = repositories.iter().map(|r| format!("  - {r}\n")).collect();
-        let text = format!(
-            "github:\n  url: {}\n  owner: acme\n  auth:\n{auth}select:\n{select}repositories:\n{repos}\
-             cluster:\n  name: test\n  oidcIssuer: https://oidc.example.com/id/X\n\
-             aws:\n  accountId: \"111122223333\"\n  mode: irsa\n",
-            self.server.uri()
-        )
-        .replace("repositories:\n\n", "repositories: []\n");
-        crate::common::settings(&text)
+        let unindented = |yaml: &str| -> String {
+            yaml.lines()
+                .map(|l| l.strip_prefix("  ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let auth: runner_identity::config::GithubAuth = match auth {
+            Some(yaml) => serde_yaml::from_str(&unindented(&unindented(yaml))).unwrap(),
+            None => runner_identity::config::GithubAuth {
+                token: Some(runner_identity::config::SecretSource {
+                    env: None,
+                    file: Some(token),
+                }),
+                app: None,
+            },
+        };
+        let selector: runner_identity::config::Selector =
+            serde_yaml::from_str(&unindented(select)).unwrap();
+        let config =
+            TestConfig::irsa("acme", &["unused"], "https://oidc.example.com/id/X").with(|c| {
+                c.repositories = repositories
+                    .iter()
+                    .map(|r| runner_identity::config::RepositoryEntry::Name((*r).to_owned()))
+                    .collect();
+                c.github.url = self.server.uri();
+                c.github.auth = Some(auth);
+                c.select = Some(selector);
+                c.kubernetes.namespace =
+                    runner_identity::config::KubernetesConfig::default().namespace;
+            });
+        config.settings()
     }
 
     /// Discovers with `select` and token auth; also returns how long it took.
