@@ -41,7 +41,7 @@ pub const FIELD_MANAGER: &str = "runner-identity";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What an apply may do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Server-side dry run: validate, persist nothing.
     pub dry_run: bool,

@@ -118,7 +118,7 @@ where
 }
 
 /// What an AWS apply may do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsOptions {
     /// Compute changes only (IAM has no server-side dry run).
     pub no_writes: bool,

@@ -58,16 +58,49 @@ pub enum LogFormat {
     Json,
 }
 
+/// What `apply` or `diff` will do: the arguments turned, once, into the
+/// options of each stage (and refused when they contradict each other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Run {
+    pub kubernetes: apply::Options,
+    /// `None` with `--skip-aws`.
+    pub aws: Option<aws::AwsOptions>,
+    /// `diff --exit-code`.
+    pub fail_on_changes: bool,
+}
+
+impl Run {
+    pub(super) fn new(args: &ApplyArgs, diff_only: bool) -> crate::Result<Run> {
+        if args.exit_code && !diff_only {
+            return Err(crate::Error::Usage {
+                message: "--exit-code is a `diff` flag: `apply` exits 0 when it converged".into(),
+            });
+        }
+        Ok(Run {
+            kubernetes: apply::Options {
+                dry_run: args.dry_run,
+                diff_only,
+                prune: args.prune,
+                adopt: args.adopt,
+                concurrency: usize::from(args.concurrency),
+                page_size: args.page_size,
+            },
+            aws: (!args.skip_aws).then_some(aws::AwsOptions {
+                no_writes: args.dry_run || diff_only,
+                prune: args.prune,
+                adopt: args.adopt,
+            }),
+            fail_on_changes: diff_only && args.exit_code,
+        })
+    }
+}
+
 pub(super) async fn run(
     args: &ApplyArgs,
     diff_only: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    if args.exit_code && !diff_only {
-        anyhow::bail!(crate::Error::Usage {
-            message: "--exit-code is a `diff` flag: `apply` exits 0 when it converged".into()
-        });
-    }
+    let run = Run::new(args, diff_only)?;
     let (settings, mut plan, discovery) = load_plan(&args.config).await?;
     if let (true, Some(d)) = (args.prune, &discovery) {
         if let Some(reason) = &d.incomplete {
@@ -84,15 +117,7 @@ pub(super) async fn run(
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let credentials = github::credentials::load(&settings, Some(&client)).await?;
     plan::attach_github_secret(&mut plan, &settings, &credentials);
-    let options = apply::Options {
-        dry_run: args.dry_run,
-        diff_only,
-        prune: args.prune,
-        adopt: args.adopt,
-        concurrency: usize::from(args.concurrency),
-        page_size: args.page_size,
-    };
-    let report = match apply::apply(&client, &plan, &options).await {
+    let report = match apply::apply(&client, &plan, &run.kubernetes).await {
         Ok(r) => r,
         Err(crate::Error::Unmanaged { objects }) if args.output == ReportFormat::Json => {
             // The error names a few; the JSON document lists every one.
@@ -102,16 +127,12 @@ pub(super) async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let aws_report = if args.skip_aws {
-        None
-    } else {
-        let clients = aws::Clients::from_env(settings.config.cluster.region.as_deref()).await;
-        let aws_options = aws::AwsOptions {
-            no_writes: args.dry_run || diff_only,
-            prune: args.prune,
-            adopt: args.adopt,
-        };
-        Some(aws::apply(&clients, &settings, &plan, &aws_options).await)
+    let aws_report = match &run.aws {
+        None => None,
+        Some(aws_options) => {
+            let clients = aws::Clients::from_env(settings.config.cluster.region.as_deref()).await;
+            Some(aws::apply(&clients, &settings, &plan, aws_options).await)
+        }
     };
     match args.output {
         ReportFormat::Json => {
@@ -147,7 +168,7 @@ pub(super) async fn run(
             failed: report.totals().failed + aws_failed
         });
     }
-    if diff_only && args.exit_code {
+    if run.fail_on_changes {
         let totals = report.totals();
         let changes = totals.created
             + totals.updated
@@ -160,4 +181,37 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(argv: &[&str]) -> ApplyArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ApplyArgs,
+        }
+        Wrapper::parse_from([&["runner-identity"], argv].concat()).args
+    }
+
+    #[test]
+    fn the_arguments_become_each_stages_options_once() {
+        let run = Run::new(&args(&["-c", "c.yaml", "--prune", "--dry-run"]), false).unwrap();
+        assert!(run.kubernetes.prune && run.kubernetes.dry_run && !run.kubernetes.diff_only);
+        assert_eq!(
+            run.aws,
+            Some(aws::AwsOptions {
+                no_writes: true,
+                prune: true,
+                adopt: false
+            })
+        );
+        let diff = Run::new(&args(&["-c", "c.yaml", "--skip-aws", "--exit-code"]), true).unwrap();
+        assert!(diff.kubernetes.diff_only && diff.fail_on_changes && diff.aws.is_none());
+        let refused = Run::new(&args(&["-c", "c.yaml", "--exit-code"]), false).unwrap_err();
+        assert!(refused.to_string().contains("--exit-code is a `diff` flag"));
+    }
 }

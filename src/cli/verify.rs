@@ -1,6 +1,7 @@
 //! `verify runner` and `verify job`: the checks, their report on stdout,
 //! and in GitHub Actions the annotations, outputs and step summary.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -95,50 +96,69 @@ pub struct VerifyJobArgs {
     pub out: VerifyOutputArgs,
 }
 
+/// The inputs of `verify runner`: the arguments and the runner's variables,
+/// read once. The configuration comes from `RUNNER_IDENTITY_CONFIG_TEXT` when
+/// set (the experimental chart), else from the file; its
+/// `verifyRunner.strict` makes the run strict too.
+fn runner_inputs(
+    args: &VerifyRunnerArgs,
+    env: &BTreeMap<String, String>,
+) -> crate::Result<verify::runner::RunnerInputs> {
+    let settings = match &args.config_text {
+        Some(text) => config::parse(text, std::path::Path::new("RUNNER_IDENTITY_CONFIG_TEXT"))?,
+        None => config::load(&args.config)?,
+    };
+    let strict = args.strict || settings.config.kubernetes.verify_runner.strict;
+    Ok(verify::runner::RunnerInputs {
+        settings,
+        kubeconfig: args.kubeconfig.clone(),
+        token_file: args.token_file.clone(),
+        hook_template: env
+            .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+            .map(PathBuf::from),
+        repository: env.get("GITHUB_REPOSITORY").cloned(),
+        require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
+        strict,
+    })
+}
+
+/// The inputs of `verify job`: the arguments, the configuration (with a
+/// saved discovery when `--repos-file` is given) and the environment.
+fn job_inputs(
+    args: &VerifyJobArgs,
+    env: &BTreeMap<String, String>,
+) -> crate::Result<verify::job::JobInputs> {
+    let settings = match (args.config.as_deref(), &args.repos_file) {
+        (Some(path), Some(file)) => {
+            let settings = config::load(path)?;
+            Some(github::Discovery::read(file, &settings)?.settings(&settings)?)
+        }
+        (path, _) => path.map(config::load).transpose()?,
+    };
+    Ok(verify::job::JobInputs {
+        settings,
+        expected_role_arn: args.expected_role_arn.clone(),
+        kubernetes_token: Some(args.kubernetes_token.clone()),
+        kubeconfig: args.kubeconfig.clone(),
+        github_oidc: args.github_oidc,
+        templates: args.templates.clone(),
+        strict: args.strict,
+        env: env.clone(),
+    })
+}
+
 pub(super) async fn run(mode: VerifyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     // Variables whose name or value is not UTF-8 are none of the ones read here.
-    let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+    let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let (verdict, output) = match mode {
         VerifyCommand::Runner(args) => {
-            let settings = match &args.config_text {
-                Some(text) => {
-                    config::parse(text, std::path::Path::new("RUNNER_IDENTITY_CONFIG_TEXT"))?
-                }
-                None => config::load(&args.config)?,
-            };
-            let strict = args.strict || settings.config.kubernetes.verify_runner.strict;
-            let inputs = verify::runner::RunnerInputs {
-                settings,
-                kubeconfig: args.kubeconfig,
-                token_file: args.token_file,
-                hook_template: env
-                    .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
-                    .map(PathBuf::from),
-                repository: env.get("GITHUB_REPOSITORY").cloned(),
-                require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
-                strict,
-            };
+            let inputs = runner_inputs(&args, &env)?;
             (verify::runner::verify(&inputs).await, args.out)
         }
         VerifyCommand::Job(args) => {
-            let inputs = verify::job::JobInputs {
-                settings: match (args.config.as_deref(), &args.repos_file) {
-                    (Some(path), Some(file)) => {
-                        let settings = config::load(path)?;
-                        Some(github::Discovery::read(file, &settings)?.settings(&settings)?)
-                    }
-                    (path, _) => path.map(config::load).transpose()?,
-                },
-                expected_role_arn: args.expected_role_arn,
-                kubernetes_token: Some(args.kubernetes_token),
-                kubeconfig: args.kubeconfig,
-                github_oidc: args.github_oidc,
-                templates: args.templates,
-                strict: args.strict,
-                env: env.clone(),
-            };
+            let inputs = job_inputs(&args, &env)?;
             (verify::job::verify(&inputs).await, args.out)
         }
     };
