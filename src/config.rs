@@ -827,16 +827,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
             if structural.is_empty() {
                 return Err(parse_error(first));
             }
+            let mut problems: Vec<crate::ConfigProblem> = structural
+                .iter()
+                .map(|(field, message)| crate::ConfigProblem {
+                    location: locate::locate(text, field),
+                    field: field.clone(),
+                    message: message.clone(),
+                })
+                .collect();
+            // The values tier too, on what is left without the refused keys
+            // (when that still forms a configuration): every problem at once.
+            if let Ok(mut doc) = serde_json::to_value(&tree) {
+                remove_paths(&mut doc, structural.iter().map(|(f, _)| f.as_str()));
+                if let Ok(config) = serde_json::from_value::<Config>(doc)
+                    && let Err(Error::ConfigProblems {
+                        problems: values, ..
+                    }) = crate::config::validate::settings(config, path, Some(text))
+                {
+                    problems.extend(values.into_iter().filter(|p| {
+                        !structural.iter().any(|(field, _)| {
+                            p.field == *field || p.field.starts_with(&format!("{field}."))
+                        })
+                    }));
+                }
+            }
             return Err(Error::ConfigProblems {
                 path: path.to_owned(),
-                problems: structural
-                    .into_iter()
-                    .map(|(field, message)| crate::ConfigProblem {
-                        location: locate::locate(text, &field),
-                        field,
-                        message,
-                    })
-                    .collect(),
+                problems,
             });
         }
     };
@@ -880,6 +897,56 @@ pub struct DiscoveredRepository {
     pub name: String,
     pub id: Option<u64>,
     pub owner_id: Option<u64>,
+}
+
+/// One step of a key path (`a.b[2].c`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+fn path_steps(field: &str) -> Vec<PathStep> {
+    let mut steps = Vec::new();
+    for segment in field.split('.') {
+        let (name, rest) = segment.split_once('[').unwrap_or((segment, ""));
+        if !name.is_empty() {
+            steps.push(PathStep::Key(name.to_owned()));
+        }
+        for index in rest.split('[') {
+            if let Ok(i) = index.trim_end_matches(']').parse::<usize>() {
+                steps.push(PathStep::Index(i));
+            }
+        }
+    }
+    steps
+}
+
+/// Removes the keys at `fields` from `doc` (the later list items first, so
+/// that earlier indices stay valid).
+fn remove_paths<'a>(doc: &mut serde_json::Value, fields: impl Iterator<Item = &'a str>) {
+    let mut paths: Vec<Vec<PathStep>> = fields.map(path_steps).collect();
+    paths.sort();
+    for steps in paths.iter().rev() {
+        let Some((last, parents)) = steps.split_last() else {
+            continue;
+        };
+        let Some(node) = parents.iter().try_fold(&mut *doc, |node, step| match step {
+            PathStep::Key(k) => node.get_mut(k.as_str()),
+            PathStep::Index(i) => node.get_mut(*i),
+        }) else {
+            continue;
+        };
+        match (last, node) {
+            (PathStep::Key(k), serde_json::Value::Object(map)) => {
+                map.remove(k);
+            }
+            (PathStep::Index(i), serde_json::Value::Array(list)) if *i < list.len() => {
+                list.remove(*i);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The JSON Schema of the configuration file.

@@ -412,3 +412,24 @@ fn a_secret_name_with_dots_is_valid() {
         "{e}"
     );
 }
+
+#[test]
+fn structural_and_value_problems_are_reported_in_one_run() {
+    // An unknown key and a wrong type (structure) and a bad account id and a
+    // chart that ignores novolume (values): all four at once, none twice.
+    let text = with("  accountId: \"111122223333\"", "  accountId: \"12\"").replace(
+        "  hooks: kubernetes\n",
+        "  hooks: kubernetes-novolume\n  chart: {version: 0.12.1}\n  runnerImages: [x]\n  fsGroup: lots\n",
+    );
+    let e = error_of(&text);
+    for needle in [
+        "`kubernetes.runnerImages`",
+        "`kubernetes.fsGroup`",
+        "`aws.accountId`",
+        "`kubernetes.chart.version`",
+    ] {
+        assert_eq!(e.matches(needle).count(), 1, "{needle} in:\n{e}");
+    }
+    assert!(e.contains("4 problems"), "{e}");
+    // Before, the structural problems hid the values' (two, not four).
+}
