@@ -46,7 +46,7 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 role=arn:aws:iam::123456789012:role/gha-bench-$owner-app
 
 runner_with() { # binary
-  GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
+  GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
     "$1" verify runner -c "$work/config.yaml" --kubeconfig "$KUBECONFIG" --token-file "$work/runner-token" >/dev/null
 }
 runner_ri() { runner_with "$bin"; }

@@ -39,29 +39,8 @@ pub fn endpoint(env: &BTreeMap<String, String>) -> Option<String> {
 /// a warning, a failure with `strict`.
 pub async fn check(env: &BTreeMap<String, String>, strict: bool) -> Option<Check> {
     let base = endpoint(env)?;
-    let client = match reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .no_proxy()
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Some(Check::fail(
-                NAME,
-                format!("no HTTP client for {base}: {e}"),
-                "report this as a bug of runner-identity",
-            ));
-        }
-    };
-    let answer = client
-        .put(format!("{base}/latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
-        .send()
-        .await;
-    match answer {
-        Ok(response) => {
-            let status = response.status();
+    match token_request(&base).await {
+        Ok(status) => {
             let detail = format!(
                 "the instance metadata service at {base} answers this pod (HTTP {status} to an \
                  IMDSv2 token request): a job that misses its own credentials, or wants to, can \
@@ -77,20 +56,72 @@ pub async fn check(env: &BTreeMap<String, String>, strict: bool) -> Option<Check
                 Check::warn(NAME, detail, fix)
             })
         }
-        Err(e) => Some(Check::pass(
+        Err(Unanswered::Unusable(why)) => Some(Check::fail(
+            NAME,
+            format!("{ENDPOINT_VARIABLE} is `{base}`: {why}"),
+            "point it at the instance metadata service (http://host[:port]), or unset it",
+        )),
+        Err(Unanswered::Silent(how)) => Some(Check::pass(
             NAME,
             format!(
-                "the instance metadata service at {base} does not answer within {} s ({}): \
+                "the instance metadata service at {base} does not answer within {} s ({how}): \
                  the node's role is out of reach",
-                TIMEOUT.as_secs(),
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "no connection"
-                }
+                TIMEOUT.as_secs()
             ),
         )),
     }
+}
+
+/// Why no answer came.
+enum Unanswered {
+    /// The endpoint is not an `http://` URL with a host.
+    Unusable(String),
+    /// No connection, or no response in time.
+    Silent(&'static str),
+}
+
+/// An IMDSv2 token request (`PUT /latest/api/token`) over a plain HTTP/1.1
+/// connection, all within [`TIMEOUT`]; the response's status code. IMDS
+/// speaks plain HTTP: no TLS is set up, no proxy is used.
+async fn token_request(base: &str) -> Result<u16, Unanswered> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(base).map_err(|e| Unanswered::Unusable(e.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(Unanswered::Unusable("not an http:// URL".into()));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| Unanswered::Unusable("no host".into()))?
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|_| Unanswered::Silent("no connection"))?;
+        let request = format!(
+            "PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\n\
+             X-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|_| Unanswered::Silent("no connection"))?;
+        let mut head = [0u8; 32];
+        let read = stream
+            .read(&mut head)
+            .await
+            .map_err(|_| Unanswered::Silent("no response"))?;
+        // `HTTP/1.1 200 OK`: the status is the second word.
+        std::str::from_utf8(&head[..read])
+            .ok()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or(Unanswered::Silent("no HTTP response"))
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err(Unanswered::Silent("timed out")))
 }
 
 #[cfg(test)]
