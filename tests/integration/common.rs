@@ -323,3 +323,30 @@ pub async fn create_namespace(name: &str) {
     };
     api.create(&PostParams::default(), &ns).await.unwrap();
 }
+
+/// Replaces the Role `namespace/name` without the rules `drop` picks (as a
+/// hand edit would), returning how many were dropped.
+pub async fn drop_role_rules(
+    namespace: &str,
+    name: &str,
+    drop: impl Fn(&k8s_openapi::api::rbac::v1::PolicyRule) -> bool,
+) -> usize {
+    use k8s_openapi::api::rbac::v1::Role;
+    let roles: Api<Role> = Api::namespaced(admin_client().await, namespace);
+    let mut role = roles.get(name).await.unwrap();
+    let rules = role.rules.as_mut().unwrap();
+    let before = rules.len();
+    rules.retain(|r| !drop(r));
+    let dropped = before - rules.len();
+    role.metadata.managed_fields = None;
+    roles
+        .replace(name, &PostParams::default(), &role)
+        .await
+        .unwrap();
+    dropped
+}
+
+/// Whether a rule covers exactly `resource`.
+pub fn rule_for(resource: &str) -> impl Fn(&k8s_openapi::api::rbac::v1::PolicyRule) -> bool + '_ {
+    move |r| r.resources.as_deref() == Some(&[resource.to_owned()])
+}

@@ -7,7 +7,6 @@ use std::io::Write;
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use runner_identity::apply::{self, Options as ApplyOptions};
 use runner_identity::aws::{self, AwsOptions, Clients};
@@ -93,6 +92,20 @@ impl Setup {
         doctor::diagnose(&admin_client().await, &options)
             .await
             .findings
+    }
+
+    /// The job ServiceAccount without its IRSA annotation.
+    async fn remove_role_annotation(&self) {
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &self.namespace);
+        let none = json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}});
+        accounts
+            .patch(
+                &self.names().job_service_account,
+                &PatchParams::default(),
+                &Patch::Merge(&none),
+            )
+            .await
+            .unwrap();
     }
 
     fn names(&self) -> &runner_identity::names::RepoNames {
@@ -182,17 +195,10 @@ async fn a_hook_template_without_the_job_account_or_none_at_all_is_named() {
 async fn a_runner_role_without_pods_exec_is_named_with_the_rule() {
     let s = Setup::new("dre").await;
     let n = s.names().clone();
-    let roles: Api<Role> = Api::namespaced(admin_client().await, &s.namespace);
-    let mut role = roles.get(&n.role).await.unwrap();
-    role.rules
-        .as_mut()
-        .unwrap()
-        .retain(|r| r.resources.as_deref() != Some(&["pods/exec".to_owned()]));
-    role.metadata.managed_fields = None;
-    roles
-        .replace(&n.role, &PostParams::default(), &role)
-        .await
-        .unwrap();
+    assert_eq!(
+        drop_role_rules(&s.namespace, &n.role, rule_for("pods/exec")).await,
+        1
+    );
     let findings = s.diagnose().await;
     let f = find(
         &findings,
@@ -519,17 +525,7 @@ async fn a_missing_oidc_provider_and_another_clusters_issuer_are_named() {
 async fn the_command_prints_json_findings_and_exits_1_on_an_error() {
     let s = Setup::new("dcl").await;
     let n = s.names().clone();
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &s.namespace);
-    accounts
-        .patch(
-            &n.job_service_account,
-            &PatchParams::default(),
-            &Patch::Merge(
-                &json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.remove_role_annotation().await;
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
         .args([
             "doctor",
@@ -583,17 +579,7 @@ async fn pod_identity_associations_and_their_trust_are_checked() {
     let s = Setup::new("dpi").await;
     let n = s.names().clone();
     // A job ServiceAccount of the Pod Identity kind: no IRSA annotation.
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin_client().await, &s.namespace);
-    accounts
-        .patch(
-            &n.job_service_account,
-            &PatchParams::default(),
-            &Patch::Merge(
-                &json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.remove_role_annotation().await;
     // Its role in moto: one trusting the Pod Identity agent fully, one not.
     let sdk = moto_config().await;
     let iam = aws_sdk_iam::Client::new(&sdk);

@@ -106,19 +106,8 @@ async fn a_role_without_batch_jobs_is_accepted_as_hooks_v0_8_with_a_warning() {
     // accepted for the `kubernetes` flavour, and the gap is named.
     let f = Fixture::new("vj").await;
     let n = &f.plan.repositories[0].names;
-    let roles: Api<Role> = Api::namespaced(admin_client().await, &n.namespace);
-    let mut role = roles.get(&n.role).await.unwrap();
-    let before = role.rules.as_ref().unwrap().len();
-    role.rules
-        .as_mut()
-        .unwrap()
-        .retain(|r| r.api_groups.as_deref() != Some(&["batch".to_owned()]));
-    assert_eq!(role.rules.as_ref().unwrap().len(), before - 1);
-    role.metadata.managed_fields = None;
-    roles
-        .replace(&n.role, &PostParams::default(), &role)
-        .await
-        .unwrap();
+    let batch = |r: &PolicyRule| r.api_groups.as_deref() == Some(&["batch".to_owned()]);
+    assert_eq!(drop_role_rules(&n.namespace, &n.role, batch).await, 1);
     let v = verify(&f.runner_inputs().await).await;
     assert!(v.passed(), "{v}");
     assert_eq!(status(&v, "hook-rights"), Status::Warn, "{v}");
@@ -132,18 +121,10 @@ async fn a_role_without_batch_jobs_is_accepted_as_hooks_v0_8_with_a_warning() {
 async fn runner_missing_pods_exec_names_the_right_and_the_rule() {
     let f = Fixture::new("vx").await;
     let n = &f.plan.repositories[0].names;
-    let admin = admin_client().await;
-    let roles: Api<Role> = Api::namespaced(admin, &n.namespace);
-    let mut role = roles.get(&n.role).await.unwrap();
-    role.rules
-        .as_mut()
-        .unwrap()
-        .retain(|r| r.resources.as_deref() != Some(&["pods/exec".to_owned()]));
-    role.metadata.managed_fields = None;
-    roles
-        .replace(&n.role, &PostParams::default(), &role)
-        .await
-        .unwrap();
+    assert_eq!(
+        drop_role_rules(&n.namespace, &n.role, rule_for("pods/exec")).await,
+        1
+    );
     let v = verify(&f.runner_inputs().await).await;
     assert!(!v.passed());
     assert_eq!(status(&v, "hook-rights"), Status::Fail);
