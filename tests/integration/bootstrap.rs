@@ -191,14 +191,39 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
     let home = unique("ri-home");
     create_namespace(&home).await;
     let name = unique("ri-less");
-    let rules = bootstrap::apply_rules(
-        &TestConfig::irsa("sample", &["app"], &stack_issuer()).plan(),
-        false,
+    // With the scale set's credentials planned too: the Secret rules.
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "ghp_bootstrap_test").unwrap();
+    let planned = |owner: &str| {
+        let config = TestConfig::irsa(owner, &["app"], &stack_issuer()).with(|c| {
+            c.kubernetes.github_credentials = Some(runner_identity::config::ScaleSetCredentials {
+                token: Some(runner_identity::config::SecretSource {
+                    env: None,
+                    file: Some(token.path().to_owned()),
+                }),
+                app: None,
+                from_secret: None,
+            });
+        });
+        let settings = config.settings();
+        let mut plan = config.plan();
+        let data = futures::executor::block_on(runner_identity::github::credentials::load(
+            &settings, None,
+        ))
+        .unwrap();
+        runner_identity::plan::attach_github_secret(&mut plan, &settings, &data);
+        plan
+    };
+    let rules = bootstrap::apply_rules(&planned("sample"), false);
+    assert_eq!(rules.len(), 15, "{rules:?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.resources.as_deref() == Some(&["secrets".to_owned()]))
     );
-    assert!(rules.len() >= 13, "{rules:?}");
     for i in 0..rules.len() {
         let owner = unique("less");
-        let plan = TestConfig::irsa(&owner, &["app"], &stack_issuer()).plan();
+        let plan = planned(&owner);
         let mut all = bootstrap::apply_rules(&plan, false);
         let removed = all.remove(i);
         grant(&name, &home, all).await;
