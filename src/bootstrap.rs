@@ -225,19 +225,20 @@ pub fn iam_policy(settings: &Settings, readonly: bool) -> Value {
             "Resource": format!("arn:{partition}:iam::{account}:oidc-provider/*"),
         }));
     }
-    let cluster_arn = |suffix: &str| {
-        format!(
-            "arn:{partition}:eks:{}:{account}:{suffix}",
-            settings.config.cluster.region.as_deref().unwrap_or("*")
-        )
-    };
+    // The cluster and its Pod Identity associations, the EKS resources every
+    // statement on associations names.
+    let cluster = &settings.config.cluster.name;
+    let region = settings.config.cluster.region.as_deref().unwrap_or("*");
+    let eks_resources = [
+        format!("arn:{partition}:eks:{region}:{account}:cluster/{cluster}"),
+        format!("arn:{partition}:eks:{region}:{account}:podidentityassociation/{cluster}/*"),
+    ];
     if aws.mode == Mode::PodIdentity {
         statements.push(json!({
             "Sid": "ReadPodIdentityAssociations",
             "Effect": "Allow",
             "Action": ["eks:ListPodIdentityAssociations", "eks:DescribePodIdentityAssociation"],
-            "Resource": [cluster_arn(&format!("cluster/{}", settings.config.cluster.name)),
-                         cluster_arn(&format!("podidentityassociation/{}/*", settings.config.cluster.name))],
+            "Resource": eks_resources,
         }));
     }
     if readonly {
@@ -248,9 +249,8 @@ pub fn iam_policy(settings: &Settings, readonly: bool) -> Value {
             "Effect": "Allow",
             "Action": ["eks:DescribeCluster", "eks:ListPodIdentityAssociations",
                        "eks:DescribePodIdentityAssociation", "iam:GetOpenIDConnectProvider"],
-            "Resource": [cluster_arn(&format!("cluster/{}", settings.config.cluster.name)),
-                         cluster_arn(&format!("podidentityassociation/{}/*", settings.config.cluster.name)),
-                         format!("arn:{partition}:iam::{account}:oidc-provider/*")],
+            "Resource": [&eks_resources[0], &eks_resources[1],
+                         &format!("arn:{partition}:iam::{account}:oidc-provider/*")],
         }));
         return json!({"Version": "2012-10-17", "Statement": statements});
     }
@@ -295,8 +295,7 @@ pub fn iam_policy(settings: &Settings, readonly: bool) -> Value {
             "Effect": "Allow",
             "Action": ["eks:CreatePodIdentityAssociation", "eks:UpdatePodIdentityAssociation",
                        "eks:DeletePodIdentityAssociation", "eks:TagResource"],
-            "Resource": [cluster_arn(&format!("cluster/{}", settings.config.cluster.name)),
-                         cluster_arn(&format!("podidentityassociation/{}/*", settings.config.cluster.name))],
+            "Resource": eks_resources,
         }));
         statements.push(json!({
             "Sid": "PassRolesToPodIdentity",
