@@ -85,18 +85,42 @@ impl RoleArn {
     }
 }
 
-/// Checks the job ServiceAccount `namespace/account`; also returns the
-/// issuer (host and path) of its tokens, when one was minted.
+/// The ServiceAccounts of a namespace (one list), or why they cannot be read.
+pub struct Accounts(Result<Vec<ServiceAccount>, String>);
+
+impl Accounts {
+    pub async fn list(client: &Client, namespace: &str) -> Accounts {
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        Accounts(
+            api.list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn named(&self, name: &str) -> Result<Option<&ServiceAccount>, &str> {
+        match &self.0 {
+            Ok(items) => Ok(items
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Checks the job ServiceAccount `namespace/account` (one of `accounts`);
+/// also returns the issuer (host and path) of its tokens, when one was minted.
 pub async fn check(
     client: &Client,
     options: &Options<'_>,
     namespace: &str,
     account: &str,
+    accounts: &Accounts,
 ) -> (Vec<Finding>, Option<String>) {
     let here = object("ServiceAccount", namespace, account);
     let mut out = Vec::new();
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let sa = match api.get_opt(account).await {
+    let sa = match accounts.named(account) {
         Ok(Some(sa)) => sa,
         Ok(None) => {
             out.push(Finding::new(
@@ -115,7 +139,7 @@ pub async fn check(
                 "job-identity",
                 here,
                 format!("cannot read the job ServiceAccount: {e}"),
-                "grant doctor get on serviceaccounts (README: doctor)",
+                "grant doctor list on serviceaccounts (README: doctor)",
             ));
             return (out, None);
         }
@@ -635,14 +659,12 @@ pub async fn cluster_issuer<'a>(
 }
 
 /// What else in the namespace carries an IAM role.
-pub async fn exposure(client: &Client, namespace: &str, job: Option<&str>) -> Vec<Finding> {
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let Ok(list) = api.list(&ListParams::default()).await else {
+pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<Finding> {
+    let Ok(items) = &accounts.0 else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let roles: BTreeMap<String, String> = list
-        .items
+    let roles: BTreeMap<String, String> = items
         .iter()
         .filter_map(|sa| {
             let name = sa.metadata.name.clone()?;
@@ -683,10 +705,7 @@ pub async fn exposure(client: &Client, namespace: &str, job: Option<&str>) -> Ve
     }
     if let Some(job) = job
         && job != "default"
-        && let Some(sa) = list
-            .items
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(job))
+        && let Ok(Some(sa)) = accounts.named(job)
         && sa.automount_service_account_token != Some(false)
     {
         out.push(Finding::new(

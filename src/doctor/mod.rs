@@ -206,20 +206,21 @@ async fn diagnose_scale_set(
     if let Some(runner) = &wiring.runner_service_account {
         findings.extend(rights::check(client, &wiring.namespace, runner, wiring.flavour).await);
     }
+    // The namespace's ServiceAccounts, read once for the job identity and
+    // the exposure checks.
+    let accounts = identity::Accounts::list(client, &wiring.namespace).await;
     let mut issuer = None;
     if let Some(job) = &wiring.job_service_account {
-        let (job_findings, seen) = identity::check(client, options, &wiring.namespace, job).await;
+        let (job_findings, seen) =
+            identity::check(client, options, &wiring.namespace, job, &accounts).await;
         findings.extend(job_findings);
         issuer = seen;
     }
-    findings.extend(
-        identity::exposure(
-            client,
-            &wiring.namespace,
-            wiring.job_service_account.as_deref(),
-        )
-        .await,
-    );
+    findings.extend(identity::exposure(
+        &wiring.namespace,
+        wiring.job_service_account.as_deref(),
+        &accounts,
+    ));
     (findings, issuer)
 }
 
