@@ -146,6 +146,9 @@ pub enum Error {
     /// `doctor` found error-level findings.
     #[error("doctor: {errors} error-level finding(s); see above")]
     DiagnosisFailed { errors: usize },
+    /// A defect of runner-identity itself (an invariant broken).
+    #[error("internal error: {message}; please report it with the command that showed it")]
+    Internal { message: String },
     /// The cluster lacks what the plan needs.
     #[error("{what}; {fix}")]
     ClusterUnsupported { what: String, fix: String },

@@ -13,17 +13,18 @@ use sha2::{Digest, Sha256};
 pub const HASH_ANNOTATION: &str = "runner-identity.dev/applied-hash";
 
 /// The hash of a desired object (its canonical JSON, hash annotation excluded).
+/// The canonical text is streamed into the digest, never built.
 pub fn desired_hash(desired: &Value) -> String {
-    let mut v = desired.clone();
-    if let Some(a) = v
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        a.remove(HASH_ANNOTATION);
-    }
-    let canonical = canonical(&v);
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut digest = DigestWriter(Sha256::new());
+    // Writing into a digest cannot fail.
+    let _ = write_canonical(&mut digest, desired, Place::Top);
+    digest
+        .0
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Sets the hash annotation on a desired object.
@@ -123,29 +124,68 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// JSON with object keys sorted, so that equal values hash equally.
-fn canonical(v: &Value) -> String {
+/// Where a value sits, as far as the hash annotation is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Top,
+    Metadata,
+    Annotations,
+    Elsewhere,
+}
+
+/// Feeds an [`std::io::Write`] into a SHA-256 digest.
+struct DigestWriter(Sha256);
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `v` as JSON with object keys sorted (so that equal values hash
+/// equally), leaving out `metadata.annotations` hash annotation.
+fn write_canonical(out: &mut impl std::io::Write, v: &Value, place: Place) -> std::io::Result<()> {
     match v {
         Value::Object(o) => {
             let mut keys: Vec<&String> = o.keys().collect();
             keys.sort();
-            let body: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Value::String((*k).clone()),
-                        canonical(&o[k.as_str()])
-                    )
-                })
-                .collect();
-            format!("{{{}}}", body.join(","))
+            out.write_all(b"{")?;
+            let mut first = true;
+            for key in keys {
+                if place == Place::Annotations && key == HASH_ANNOTATION {
+                    continue;
+                }
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b":")?;
+                let inner = match (place, key.as_str()) {
+                    (Place::Top, "metadata") => Place::Metadata,
+                    (Place::Metadata, "annotations") => Place::Annotations,
+                    _ => Place::Elsewhere,
+                };
+                write_canonical(out, &o[key.as_str()], inner)?;
+            }
+            out.write_all(b"}")
         }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
+        Value::Array(a) => {
+            out.write_all(b"[")?;
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(out, item, Place::Elsewhere)?;
+            }
+            out.write_all(b"]")
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).map_err(std::io::Error::from),
     }
 }
 
@@ -199,6 +239,24 @@ mod tests {
             desired_hash(&hashed),
             desired_hash(&json!({"metadata": {"name": "x", "annotations": {}}}))
         );
+    }
+
+    #[test]
+    fn the_hash_of_an_object_is_the_same_as_every_earlier_release_wrote() {
+        // Live objects carry the hash of the release that applied them; a
+        // different value for the same object would rewrite every object of
+        // every installation once. Literals from the text-building hash this
+        // streaming one replaced.
+        let v = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "x\"y", "namespace": "ns", "labels": {"b": "2", "a": "1"},
+                "annotations": {HASH_ANNOTATION: "old", "z": "é\n"}},
+            "data": {"k": "v"}, "list": [1, 2.5, true, null, {"y": [], "x": {}}]});
+        assert_eq!(desired_hash(&v), "7630a51838fe5889");
+        let only_the_hash = json!({"metadata": {"annotations": {HASH_ANNOTATION: "old"}}});
+        assert_eq!(desired_hash(&only_the_hash), "5b17df53723e93ba");
+        // The annotation counts anywhere but in the object's own annotations.
+        let elsewhere = json!({"data": {HASH_ANNOTATION: "old"}});
+        assert_ne!(desired_hash(&elsewhere), desired_hash(&json!({"data": {}})));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use tracing::{debug, info, instrument, warn};
 
 pub use self::inventory::Inventory;
 pub use self::report::{Action, ObjectResult, RepoResult, Report};
-use crate::plan::{Plan, RepoPlan};
+use crate::plan::{Kind, Plans, RepoPlan};
 use crate::retry;
 use crate::{Error, Result};
 
@@ -172,25 +172,41 @@ struct Step {
 /// Existence checks (metadata GETs) sent at the same time.
 const EXISTENCE_CONCURRENCY: usize = 16;
 
-/// Applies `plan`: reads, compares, writes what changed, prunes when asked.
-#[instrument(skip(client, plan, options), fields(repositories = plan.repositories.len(), dry_run = options.dry_run))]
-pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Report> {
-    let planned_kinds: std::collections::BTreeSet<&'static str> = plan
-        .repositories
-        .iter()
-        .flat_map(RepoPlan::objects)
-        .map(|o| o.kind().as_str())
-        .collect();
+/// The keys of one repository's planned objects: all that the checks
+/// spanning repositories (conflicts, existence, prune) need to know.
+struct PlannedKeys {
+    namespace: String,
+    keys: Vec<inventory::Key>,
+}
+
+/// Applies the plans: reads, compares, writes what changed, prunes when asked.
+///
+/// Each repository is planned twice, and held only while it is worked on:
+/// first for the keys of its objects (every conflict is found before
+/// anything is written), then to compare and write it. Memory stays flat in
+/// the number of repositories when `plans` is a [`crate::plan::Planner`].
+#[instrument(skip(client, plans, options), fields(repositories = plans.count(), dry_run = options.dry_run))]
+pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Result<Report> {
+    let planned: Vec<PlannedKeys> = (0..plans.count())
+        .map(|i| {
+            let repo = plans.repository(i)?;
+            Ok(PlannedKeys {
+                namespace: repo.names.namespace.clone(),
+                keys: repo.objects().iter().map(inventory::key_of).collect(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let all_keys = || planned.iter().flat_map(|p| &p.keys);
+    let planned_kinds: std::collections::BTreeSet<&'static str> = all_keys().map(|k| k.0).collect();
     let inventory =
-        Inventory::load(client, &plan.instance, options.page_size, &planned_kinds).await?;
+        Inventory::load(client, plans.instance(), options.page_size, &planned_kinds).await?;
     // A planned kind the server does not serve stops the apply before any write.
-    if let Some(object) = plan
-        .repositories
+    if let Some(kind) = planned_kinds
         .iter()
-        .flat_map(RepoPlan::objects)
-        .find(|o| inventory.unserved.contains(o.kind().as_str()))
+        .find(|k| inventory.unserved.contains(*k))
+        .and_then(|k| Kind::named(k))
     {
-        let ar = object.kind().api_resource();
+        let ar = kind.api_resource();
         return Err(Error::ClusterUnsupported {
             what: format!(
                 "the API server does not serve {}/{} {}, which guards the shared namespace",
@@ -202,33 +218,30 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
                 .into(),
         });
     }
-    let unknown = existence_of_unlisted(client, &inventory, plan).await?;
+    let unknown = existence_of_unlisted(client, &inventory, &planned).await?;
     // Every conflict is found, from the keys alone, before anything is written.
-    let conflicts: Vec<String> = plan
-        .repositories
-        .iter()
-        .flat_map(RepoPlan::objects)
-        .map(|o| inventory::key_of(&o))
+    let conflicts: Vec<String> = all_keys()
         .filter(|key| existing(&inventory, &unknown, key) == Existing::Foreign)
-        .map(|(kind, namespace, name)| format!("{kind} {}", qualified(&namespace, &name)))
+        .map(|(kind, namespace, name)| format!("{kind} {}", qualified(namespace, name)))
         .collect();
     if !conflicts.is_empty() && !options.adopt {
         return Err(Error::Unmanaged { objects: conflicts });
     }
 
-    // Then repository by repository: the desired JSON of a repository's
-    // objects lives only while that repository is compared and written.
+    // Then repository by repository: a repository's plan and the desired
+    // JSON of its objects live only while it is compared and written.
     let writes = Arc::new(AtomicUsize::new(0));
-    let progress = report::Progress::new(plan.repositories.len() as u64, "repositories");
+    let progress = report::Progress::new(plans.count() as u64, "repositories");
     let send = !options.diff_only;
     let (inventory, unknown) = (&inventory, &unknown);
-    let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(&plan.repositories)
-        .map(|repo| {
+    let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(0..plans.count())
+        .map(|i| {
             let writes = Arc::clone(&writes);
             let progress = progress.clone();
             async move {
-                let steps = classify(inventory, unknown, repo, options)?;
-                let result = execute(client, repo, steps, options, send, &writes).await;
+                let repo = plans.repository(i)?;
+                let steps = classify(inventory, unknown, &repo, options)?;
+                let result = execute(client, &repo, steps, options, send, &writes).await;
                 progress.done(&result.repository);
                 Ok(result)
             }
@@ -240,12 +253,7 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
     progress.finish();
 
     if options.prune {
-        let planned = plan
-            .repositories
-            .iter()
-            .flat_map(RepoPlan::objects)
-            .map(|o| inventory::key_of(&o))
-            .collect();
+        let planned = planned.into_iter().flat_map(|p| p.keys).collect();
         results.extend(prune::prune(client, inventory, &planned, options, &writes).await?);
     }
     Ok(Report {
@@ -263,24 +271,19 @@ pub async fn apply(client: &Client, plan: &Plan, options: &Options) -> Result<Re
 async fn existence_of_unlisted(
     client: &Client,
     inventory: &Inventory,
-    plan: &Plan,
+    planned: &[PlannedKeys],
 ) -> Result<BTreeMap<inventory::Key, bool>> {
-    let mut unlisted = Vec::new();
-    for repo in &plan.repositories {
-        if !inventory.namespace_exists(&repo.names.namespace) {
-            continue;
-        }
-        for object in repo.objects() {
-            let (kind, namespace, name) = inventory::key_of(&object);
-            if kind == "Namespace"
-                || inventory.is_managed(kind, &namespace, &name)
-                || inventory.of_other_instance(kind, &namespace, &name)
-            {
-                continue;
-            }
-            unlisted.push(((kind, namespace, name), object.kind().api_resource()));
-        }
-    }
+    let unlisted: Vec<(inventory::Key, ApiResource)> = planned
+        .iter()
+        .filter(|repo| inventory.namespace_exists(&repo.namespace))
+        .flat_map(|repo| &repo.keys)
+        .filter(|(kind, namespace, name)| {
+            *kind != "Namespace"
+                && !inventory.is_managed(kind, namespace, name)
+                && !inventory.of_other_instance(kind, namespace, name)
+        })
+        .filter_map(|key| Some((key.clone(), Kind::named(key.0)?.api_resource())))
+        .collect();
     let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
         .map(|(key, ar)| async move {
             let exists = inventory::exists(client, &ar, &key.1, &key.2).await?;

@@ -26,7 +26,7 @@ pub use self::iam::decode_policy;
 pub use self::report::{AwsReport, Change, RoleResult};
 use crate::config::Settings;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
-use crate::plan::Plan;
+use crate::plan::Plans;
 
 /// Name of the inline policy runner-identity writes on each role.
 pub const INLINE_POLICY: &str = "runner-identity";
@@ -126,20 +126,22 @@ pub struct AwsOptions {
     pub adopt: bool,
 }
 
-/// Converges every planned role; prunes this instance's roles that left the plan.
-#[instrument(skip_all, fields(roles = plan.repositories.len()))]
+/// Converges every planned role; prunes this instance's roles that left the
+/// plan. Each repository is planned when its role is worked on.
+#[instrument(skip_all, fields(roles = plans.count()))]
 pub async fn apply(
     clients: &Clients,
     settings: &Settings,
-    plan: &Plan,
+    plans: &impl Plans,
     options: &AwsOptions,
 ) -> AwsReport {
     let mut report = AwsReport::default();
     if let Some(problem) = iam::check_oidc_provider(clients, settings).await {
         report.problems.push(problem);
     }
-    let results: Vec<(RoleResult, usize)> = futures::stream::iter(&plan.repositories)
-        .map(|repo| async move {
+    let results: Vec<crate::Result<(RoleResult, usize)>> = futures::stream::iter(0..plans.count())
+        .map(|i| async move {
+            let repo = plans.repository(i)?;
             let mut writes = 0;
             let result = iam::reconcile_role(
                 clients,
@@ -148,21 +150,26 @@ pub async fn apply(
                 &repo.iam_role,
                 (&repo.names.namespace, &repo.names.job_service_account),
                 options,
-                &plan.instance,
+                plans.instance(),
                 &mut writes,
             )
             .await;
-            (result, writes)
+            Ok((result, writes))
         })
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    for (r, w) in results {
-        report.writes += w;
-        report.roles.push(r);
+    for outcome in results {
+        match outcome {
+            Ok((r, w)) => {
+                report.writes += w;
+                report.roles.push(r);
+            }
+            Err(e) => report.problems.push(e.to_string()),
+        }
     }
     if options.prune {
-        prune(clients, settings, plan, options, &mut report).await;
+        prune(clients, settings, plans, options, &mut report).await;
     }
     report
 }
@@ -172,19 +179,24 @@ pub async fn apply(
 pub async fn prune(
     clients: &Clients,
     settings: &Settings,
-    plan: &Plan,
+    plans: &impl Plans,
     options: &AwsOptions,
     report: &mut AwsReport,
 ) {
-    let planned: BTreeSet<&str> = plan
-        .repositories
-        .iter()
-        .map(|r| r.iam_role.name.as_str())
+    let planned: crate::Result<BTreeSet<String>> = (0..plans.count())
+        .map(|i| Ok(plans.repository(i)?.iam_role.name.clone()))
         .collect();
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            report.problems.push(format!("prune: {e}"));
+            return;
+        }
+    };
     match prune::prune_roles(
         clients,
         settings,
-        &plan.instance,
+        plans.instance(),
         &planned,
         options,
         &mut report.writes,

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConfigArgs, ReportFormat, load_plan};
-use crate::{apply, aws, github, plan, render};
+use super::{ConfigArgs, ReportFormat, load};
+use crate::plan::Plans;
+use crate::{apply, aws, github, render};
 
 /// `apply` and `diff` arguments.
 #[derive(Debug, Args)]
@@ -101,23 +102,24 @@ pub(super) async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let run = Run::new(args, diff_only)?;
-    let (settings, mut plan, discovery) = load_plan(&args.config).await?;
-    if let (true, Some(d)) = (args.prune, &discovery) {
+    let loaded = load(&args.config).await?;
+    let (settings, planner) = (&loaded.settings, loaded.planner()?);
+    if let (true, Some(d)) = (args.prune, &loaded.discovery) {
         if let Some(reason) = &d.incomplete {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
                 reason: reason.clone()
             });
         }
-        if plan.repositories.is_empty() {
+        if planner.count() == 0 {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
                 reason: "it selected no repository, which would prune every one".into()
             });
         }
     }
     let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let credentials = github::credentials::load(&settings, Some(&client)).await?;
-    plan::attach_github_secret(&mut plan, &settings, &credentials);
-    let report = match apply::apply(&client, &plan, &run.kubernetes).await {
+    let credentials = github::credentials::load(settings, Some(&client)).await?;
+    let planner = planner.with_credentials(&credentials);
+    let report = match apply::apply(&client, &planner, &run.kubernetes).await {
         Ok(r) => r,
         Err(crate::Error::Unmanaged { objects }) if args.output == ReportFormat::Json => {
             // The error names a few; the JSON document lists every one.
@@ -131,7 +133,7 @@ pub(super) async fn run(
         None => None,
         Some(aws_options) => {
             let clients = aws::Clients::from_env(settings.config.cluster.region.as_deref()).await;
-            Some(aws::apply(&clients, &settings, &plan, aws_options).await)
+            Some(aws::apply(&clients, settings, &planner, aws_options).await)
         }
     };
     match args.output {

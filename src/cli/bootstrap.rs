@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::Value;
 
-use super::{ConfigArgs, load_plan};
+use super::{ConfigArgs, load};
 use crate::{Error, bootstrap, render};
 
 /// `bootstrap` arguments.
@@ -42,17 +42,18 @@ const HEADER: &str = "# The identity that runs `runner-identity apply` for this 
 
 /// Runs `bootstrap`.
 pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (settings, plan, _) = load_plan(&args.config).await?;
+    let loaded = load(&args.config).await?;
+    let (settings, plan) = (&loaded.settings, loaded.planner()?.plan()?);
     let apply = bootstrap::kubernetes_objects(
         bootstrap::APPLY_NAME,
         &args.namespace,
-        bootstrap::apply_rules_for(&settings, &plan, false),
+        bootstrap::apply_rules_for(settings, &plan, false),
     );
     let Some(dir) = &args.out_dir else {
         write!(out, "{HEADER}{}", yaml(&apply)?)?;
         return Ok(());
     };
-    let mut readonly_rules = bootstrap::apply_rules_for(&settings, &plan, true);
+    let mut readonly_rules = bootstrap::apply_rules_for(settings, &plan, true);
     readonly_rules.extend(bootstrap::doctor_rules());
     let readonly =
         bootstrap::kubernetes_objects(bootstrap::READONLY_NAME, &args.namespace, readonly_rules);

@@ -119,14 +119,29 @@ pub enum ReportFormat {
     Json,
 }
 
-/// The configuration, its plan, and the discovery behind it (with `select:`).
-async fn load_plan(
-    args: &ConfigArgs,
-) -> Result<(
-    config::Settings,
-    crate::plan::Plan,
-    Option<github::Discovery>,
-)> {
+/// A loaded configuration: settings, templates, and the discovery behind
+/// them (with `select:`).
+struct Loaded {
+    settings: config::Settings,
+    templates: Templates,
+    discovery: Option<github::Discovery>,
+}
+
+impl Loaded {
+    /// The planner of this configuration (what spans repositories checked),
+    /// after logging the planning warnings.
+    fn planner(&self) -> Result<crate::plan::Planner<'_>> {
+        let planner = crate::plan::Planner::new(&self.settings, &self.templates)?;
+        for warning in crate::plan::planning_warnings(&self.settings) {
+            tracing::warn!("{warning}");
+        }
+        Ok(planner)
+    }
+}
+
+/// Loads the configuration and templates, and discovers the repositories
+/// when the configuration selects them.
+async fn load(args: &ConfigArgs) -> Result<Loaded> {
     let settings = config::load(&args.config)?;
     let templates = Templates::load(args.templates.as_deref())?;
     let (settings, discovery) = match (&settings.config.select, &args.repos_file) {
@@ -144,11 +159,11 @@ async fn load_plan(
             (d.settings(&settings)?, Some(d))
         }
     };
-    let plan = crate::plan::plan(&settings, &templates)?;
-    for warning in crate::plan::planning_warnings(&settings) {
-        tracing::warn!("{warning}");
-    }
-    Ok((settings, plan, discovery))
+    Ok(Loaded {
+        settings,
+        templates,
+        discovery,
+    })
 }
 
 /// Runs a parsed command; what it prints goes to `out`.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConfigArgs, Output, load_plan};
-use crate::{github, plan, render};
+use super::{ConfigArgs, Output, load};
+use crate::{github, render};
 
 /// `plan` arguments.
 #[derive(Debug, Args)]
@@ -24,11 +24,16 @@ pub struct PlanArgs {
 
 /// Runs `plan`.
 pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (settings, mut plan, _) = load_plan(&args.config).await?;
-    match github::credentials::load(&settings, None).await {
-        Ok(credentials) => plan::attach_github_secret(&mut plan, &settings, &credentials),
-        Err(e) => tracing::warn!("the GitHub credentials Secret is not shown: {e}"),
-    }
+    let loaded = load(&args.config).await?;
+    let planner = loaded.planner()?;
+    let credentials = github::credentials::load(&loaded.settings, None)
+        .await
+        .inspect_err(|e| tracing::warn!("the GitHub credentials Secret is not shown: {e}"))
+        .ok();
+    let plan = match &credentials {
+        Some(c) => planner.with_credentials(c).plan()?,
+        None => planner.plan()?,
+    };
     if let Some(dir) = &args.out_dir {
         // What was written, a line per repository (the manifests are in the files).
         let folders = render::write_out_dir(&plan, dir)?;

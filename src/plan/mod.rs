@@ -10,6 +10,7 @@ mod isolation;
 mod objects;
 mod rights;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -158,56 +159,159 @@ pub struct Plan {
     pub repositories: Vec<RepoPlan>,
 }
 
+/// Repository plans by index: a whole [`Plan`] held in memory, or a
+/// [`Planner`] that plans a repository each time it is asked (so that a
+/// stage working repository by repository holds one plan at a time, and
+/// its memory stays flat in the number of repositories).
+pub trait Plans: Sync {
+    /// The configuration instance the plans belong to.
+    fn instance(&self) -> &str;
+    /// How many repositories are planned.
+    fn count(&self) -> usize;
+    /// The plan of the repository at `index` (`0..count()`).
+    fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>>;
+}
+
+impl Plans for Plan {
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn count(&self) -> usize {
+        self.repositories.len()
+    }
+
+    fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.repositories
+            .get(index)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| Error::Internal {
+                message: format!("no repository plan at index {index}"),
+            })
+    }
+}
+
+/// Plans one repository at a time. What spans repositories (name
+/// collisions, shared namespaces, the first repository of each namespace)
+/// is decided once, by [`Planner::new`]; each [`Plans::repository`] call
+/// then plans one repository on its own, the same way every time.
+pub struct Planner<'a> {
+    settings: &'a Settings,
+    templates: &'a Templates,
+    names: Vec<RepoNames>,
+    /// Per repository: the first planned into its namespace.
+    first_in_namespace: Vec<bool>,
+    /// The runner ServiceAccounts of each shared namespace.
+    shared: BTreeMap<String, BTreeMap<String, String>>,
+    /// The GitHub credentials of the scale sets, by `owner/name`.
+    credentials: Option<&'a BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl<'a> Planner<'a> {
+    /// Checks what spans repositories; refuses colliding names and a shared
+    /// namespace that is not opted into.
+    pub fn new(settings: &'a Settings, templates: &'a Templates) -> Result<Planner<'a>> {
+        let names: Vec<RepoNames> = settings
+            .repositories
+            .iter()
+            .map(|r| RepoNames::new(settings, r))
+            .collect();
+        names::check_collisions(&names)?;
+        let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
+        for n in &names {
+            by_namespace
+                .entry(n.namespace.as_str())
+                .or_default()
+                .push(n);
+        }
+        if let Some((ns, repos)) = by_namespace.iter().find(|(_, r)| r.len() > 1)
+            && !settings.config.kubernetes.shared_namespace
+        {
+            return Err(shared_namespace_refused(settings, ns, repos));
+        }
+        let shared = by_namespace
+            .iter()
+            .filter(|(_, repos)| repos.len() > 1)
+            .map(|(ns, repos)| ((*ns).to_owned(), admission::runners_of(ns, repos)))
+            .collect();
+        // Objects of a whole namespace (the egress policy, the guard) go
+        // with the first repository planned into it.
+        let mut seen = std::collections::BTreeSet::new();
+        let first_in_namespace = names
+            .iter()
+            .map(|n| seen.insert(n.namespace.as_str()))
+            .collect();
+        Ok(Planner {
+            settings,
+            templates,
+            names,
+            first_in_namespace,
+            shared,
+            credentials: None,
+        })
+    }
+
+    /// Adds to every repository that has credentials the Secret
+    /// `githubConfigSecret` names ([`attach_github_secret`]).
+    pub fn with_credentials(
+        mut self,
+        credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Planner<'a> {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Every repository planned, held at once (for `plan`'s output).
+    pub fn plan(&self) -> Result<Plan> {
+        Ok(Plan {
+            instance: self.settings.instance.clone(),
+            repositories: (0..self.count())
+                .map(|i| self.repository(i).map(Cow::into_owned))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl Plans for Planner<'_> {
+    fn instance(&self) -> &str {
+        &self.settings.instance
+    }
+
+    fn count(&self) -> usize {
+        self.names.len()
+    }
+
+    fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        let settings = self.settings;
+        let (Some(repo), Some(names), Some(&first)) = (
+            settings.repositories.get(index),
+            self.names.get(index),
+            self.first_in_namespace.get(index),
+        ) else {
+            return Err(Error::Internal {
+                message: format!("no repository to plan at index {index}"),
+            });
+        };
+        let guard = self
+            .shared
+            .get(&names.namespace)
+            .filter(|_| first)
+            .map(|runners| {
+                let meta = metadata(settings, repo, names, "");
+                admission::guard(&names.namespace, runners, meta)
+            });
+        let mut plan = plan_repository(settings, self.templates, repo, names.clone(), first)?;
+        plan.admission_policy = guard;
+        if let Some(data) = self.credentials.and_then(|c| c.get(&plan.names.repository)) {
+            plan.github_secret = Some(objects::github_secret(settings, repo, &plan.names, data));
+        }
+        Ok(Cow::Owned(plan))
+    }
+}
+
 /// Plans every repository of `settings`.
 pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
-    let all: Vec<RepoNames> = settings
-        .repositories
-        .iter()
-        .map(|r| RepoNames::new(settings, r))
-        .collect();
-    names::check_collisions(&all)?;
-    let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
-    for n in &all {
-        by_namespace
-            .entry(n.namespace.as_str())
-            .or_default()
-            .push(n);
-    }
-    let shared: BTreeMap<String, BTreeMap<String, String>> = by_namespace
-        .iter()
-        .filter(|(_, repos)| repos.len() > 1)
-        .map(|(ns, repos)| ((*ns).to_owned(), admission::runners_of(ns, repos)))
-        .collect();
-    if let Some((ns, repos)) = by_namespace.iter().find(|(_, r)| r.len() > 1)
-        && !settings.config.kubernetes.shared_namespace
-    {
-        return Err(shared_namespace_refused(settings, ns, repos));
-    }
-    // Objects of a whole namespace (the egress policy) go with the first
-    // repository planned into it.
-    let mut namespaces = std::collections::BTreeSet::new();
-    let repositories = settings
-        .repositories
-        .iter()
-        .zip(all)
-        .map(|(repo, names)| {
-            let first_in_namespace = namespaces.insert(names.namespace.clone());
-            let guard = shared
-                .get(&names.namespace)
-                .filter(|_| first_in_namespace)
-                .map(|runners| {
-                    let meta = metadata(settings, repo, &names, "");
-                    admission::guard(&names.namespace, runners, meta)
-                });
-            let mut plan = plan_repository(settings, templates, repo, names, first_in_namespace)?;
-            plan.admission_policy = guard;
-            Ok(plan)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Plan {
-        instance: settings.instance.clone(),
-        repositories,
-    })
+    Planner::new(settings, templates)?.plan()
 }
 
 fn plan_repository(

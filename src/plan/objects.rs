@@ -14,7 +14,8 @@ use kube::core::ApiResource;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Settings;
+use crate::config::{Repository, Settings};
+use crate::names::RepoNames;
 
 use super::{Plan, RepoPlan, metadata};
 
@@ -183,36 +184,47 @@ pub fn attach_github_secret(
     settings: &Settings,
     credentials: &BTreeMap<String, BTreeMap<String, String>>,
 ) {
+    let by_name: BTreeMap<String, &Repository> = settings
+        .repositories
+        .iter()
+        .map(|r| (r.full_name(), r))
+        .collect();
     for repo_plan in &mut plan.repositories {
-        let Some(data) = credentials.get(&repo_plan.names.repository) else {
+        let (Some(data), Some(repo)) = (
+            credentials.get(&repo_plan.names.repository),
+            by_name.get(&repo_plan.names.repository),
+        ) else {
             continue;
         };
-        let Some(repo) = settings
-            .repositories
-            .iter()
-            .find(|r| r.full_name() == repo_plan.names.repository)
-        else {
-            continue;
-        };
-        let mut meta = metadata(
-            settings,
-            repo,
-            &repo_plan.names,
-            &settings.config.kubernetes.github_config_secret,
-        );
-        meta.annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(CONTENT_DIGEST_ANNOTATION.into(), content_digest(data));
-        repo_plan.github_secret = Some(Secret {
-            metadata: meta,
-            type_: Some("Opaque".into()),
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        });
+        repo_plan.github_secret = Some(github_secret(settings, repo, &repo_plan.names, data));
+    }
+}
+
+/// The Secret `githubConfigSecret` names for one repository, holding `data`.
+pub(super) fn github_secret(
+    settings: &Settings,
+    repo: &Repository,
+    names: &RepoNames,
+    data: &BTreeMap<String, String>,
+) -> Secret {
+    let mut meta = metadata(
+        settings,
+        repo,
+        names,
+        &settings.config.kubernetes.github_config_secret,
+    );
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(CONTENT_DIGEST_ANNOTATION.into(), content_digest(data));
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
     }
 }
 
