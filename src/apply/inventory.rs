@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -19,9 +20,14 @@ use crate::plan::{Kind, Object};
 use crate::retry;
 use crate::{Error, Result};
 
-/// Items per page where `--page-size` does not apply (prune's scan of a
-/// namespace) or is too small to pay (metadata-only lists): kubectl's chunk size.
-pub(crate) const METADATA_PAGE: u32 = 500;
+/// Items per page of every list unless `--page-size` says otherwise:
+/// kubectl's chunk size. A whole kind in one response would hold every
+/// object's text, twice (bytes and parsed), at the same time.
+pub const PAGE: u32 = 500;
+
+/// Items per page where `--page-size` is too small to pay (metadata-only
+/// lists, prune's scan of a namespace).
+pub(crate) const METADATA_PAGE: u32 = PAGE;
 
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
 pub type Key = (&'static str, String, String);
@@ -44,89 +50,85 @@ pub struct Inventory {
     pub requests: usize,
     /// Kinds the API server does not serve ([`Kind::may_be_unserved`]).
     pub unserved: BTreeSet<&'static str>,
-    /// Kinds the plan holds none of that the caller may not list (a
-    /// least-privilege identity: `bootstrap` grants no right on Secrets
-    /// when no credentials are planned): nothing of them is managed or pruned.
+    /// Kinds the caller may not list (a least-privilege identity:
+    /// `bootstrap` grants no right on Secrets when no credentials are
+    /// planned): nothing of them is managed or pruned. A planned kind among
+    /// them is an error ([`Inventory::require`]).
     pub unseen: BTreeSet<&'static str>,
+    /// Why each unseen kind could not be listed.
+    refusals: BTreeMap<&'static str, Error>,
 }
 
 impl Inventory {
     /// Lists namespaces and every managed object; `page_size` pages the
-    /// lists (`limit` + `continue`) instead of one response per kind.
-    pub async fn load(
-        client: &Client,
-        instance: &str,
-        page_size: Option<u32>,
-        planned: &BTreeSet<&'static str>,
-    ) -> Result<Inventory> {
+    /// lists (`limit` + `continue`) instead of one response per kind. The
+    /// lists are sent [`LIST_CONCURRENCY`] at a time.
+    /// Owns what it needs, so that it can run while the plan is computed.
+    pub async fn load(client: Client, instance: String, page_size: u32) -> Result<Inventory> {
         let mut inv = Inventory {
-            instance: instance.to_owned(),
+            instance,
             ..Default::default()
         };
-        // Only this instance's objects: another configuration's object of a
-        // planned name is found by the existence check and refused.
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
-        for (kind, ar) in kinds() {
-            let api_version = ar.api_version.clone();
-            let managed = &mut inv.managed;
-            let listed = list_all(
-                client,
-                &ar,
-                kind,
-                Some(&selector),
-                page_size,
-                &mut inv.requests,
-                |item| {
-                    let namespace = item.metadata.namespace.clone().unwrap_or_default();
-                    let name = item.metadata.name.clone().unwrap_or_default();
-                    let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
-                        what: format!("{kind} {name}"),
-                        message: e.to_string(),
-                    })?;
-                    // List items carry no apiVersion/kind; the planned objects do.
-                    value["apiVersion"] = Value::String(api_version.clone());
-                    value["kind"] = Value::String(kind.to_owned());
-                    // Kept as compact text (a parsed value is several times
-                    // larger) and parsed again when its repository is compared.
-                    managed.insert((kind, namespace, name), value.to_string().into_boxed_str());
-                    Ok(())
-                },
-            )
-            .await;
+        let instance = inv.instance.as_str();
+        // This instance's objects whole; the objects of other instances,
+        // metadata only: a planned name among them is a conflict, found
+        // without a request per object.
+        let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
+        let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
+        let mut lists: Vec<List> = Vec::with_capacity(2 * Kind::DELETE_ORDER.len() + 1);
+        lists.extend(kinds().map(|(kind, ar): (&'static str, ApiResource)| List::Ours(kind, ar)));
+        lists.extend(kinds().map(|(kind, ar): (&'static str, ApiResource)| List::Others(kind, ar)));
+        lists.push(List::Namespaces);
+        // Each list owns what it needs (the futures are sent to a task).
+        let mut listed: Vec<(usize, Listed, usize)> =
+            futures::stream::iter(lists.into_iter().enumerate())
+                .map(|(i, list)| {
+                    let (client, ours, others) = (client.clone(), ours.clone(), others.clone());
+                    async move {
+                        let mut requests = 0;
+                        let listed = list
+                            .send(&client, &ours, &others, page_size, &mut requests)
+                            .await;
+                        (i, listed, requests)
+                    }
+                })
+                .buffer_unordered(LIST_CONCURRENCY)
+                .collect()
+                .await;
+        // Decided in the order of the lists, whichever answered first.
+        listed.sort_by_key(|(i, _, _)| *i);
+        for (_, listed, requests) in listed {
+            inv.requests += requests;
             match listed {
-                Err(e) if not_served(kind, &e) => {
+                Listed::Ours(kind, Err(e)) if not_served(kind, &e) => {
                     inv.unserved.insert(kind);
                 }
-                Err(e) if !planned.contains(kind) && forbidden(&e) => {
+                Listed::Ours(kind, Err(e)) if forbidden(&e) => {
                     inv.unseen.insert(kind);
+                    inv.refusals.insert(kind, e);
                 }
-                other => other?,
+                Listed::Ours(_, items) => inv.managed.extend(items?),
+                // A kind not served, or not seen, is not listed either.
+                Listed::Others(kind, _)
+                    if inv.unserved.contains(kind) || inv.unseen.contains(kind) => {}
+                Listed::Others(kind, items) => inv.other_instances.extend(
+                    items?
+                        .into_iter()
+                        .map(|(namespace, name)| (kind, namespace, name)),
+                ),
+                Listed::Namespaces(names) => inv.namespaces = names?,
             }
         }
-        // Objects of other instances, metadata only: a planned name among them
-        // is a conflict, found without a request per object.
-        let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
-        for (kind, ar) in kinds() {
-            if inv.unserved.contains(kind) || inv.unseen.contains(kind) {
-                continue;
-            }
-            inv.other_instances.extend(
-                // Metadata only, so pages are never smaller than 500 items.
-                list_metadata(
-                    client,
-                    &ar,
-                    kind,
-                    &others,
-                    page_size.map(|n| n.max(METADATA_PAGE)),
-                    &mut inv.requests,
-                )
-                .await?
-                .into_iter()
-                .map(|(namespace, name)| (kind, namespace, name)),
-            );
-        }
-        inv.namespaces = namespace_names(client, page_size, &mut inv.requests).await?;
         Ok(inv)
+    }
+
+    /// Fails with the refusal of the first `planned` kind the caller may
+    /// not list: an apply cannot tell what of it exists.
+    pub fn require(&mut self, planned: &BTreeSet<&'static str>) -> Result<()> {
+        match planned.iter().find_map(|kind| self.refusals.remove(kind)) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
     }
 
     /// The instance this apply works for.
@@ -170,6 +172,85 @@ impl Inventory {
     }
 }
 
+/// Lists an inventory sends at the same time.
+const LIST_CONCURRENCY: usize = 4;
+
+/// One list of an inventory.
+enum List {
+    /// This instance's objects of a kind.
+    Ours(&'static str, ApiResource),
+    /// The names of other instances' objects of a kind.
+    Others(&'static str, ApiResource),
+    /// The names of all namespaces.
+    Namespaces,
+}
+
+/// What a [`List`] found.
+enum Listed {
+    Ours(&'static str, Result<Vec<(Key, Box<str>)>>),
+    Others(&'static str, Result<Vec<(String, String)>>),
+    Namespaces(Result<BTreeSet<String>>),
+}
+
+impl List {
+    async fn send(
+        self,
+        client: &Client,
+        ours: &str,
+        others: &str,
+        page_size: u32,
+        requests: &mut usize,
+    ) -> Listed {
+        match self {
+            List::Ours(kind, ar) => {
+                let mut items = Vec::new();
+                let listed = list_all(client, &ar, kind, Some(ours), page_size, requests, |item| {
+                    items.push(managed_text(kind, &ar, item)?);
+                    Ok(())
+                })
+                .await;
+                Listed::Ours(kind, listed.map(|()| items))
+            }
+            // Metadata only, so pages are never smaller than 500 items.
+            List::Others(kind, ar) => Listed::Others(
+                kind,
+                list_metadata(
+                    client,
+                    &ar,
+                    kind,
+                    others,
+                    page_size.max(METADATA_PAGE),
+                    requests,
+                )
+                .await,
+            ),
+            List::Namespaces => {
+                Listed::Namespaces(namespace_names(client, page_size, requests).await)
+            }
+        }
+    }
+}
+
+/// A listed object of this instance, keyed, as compact JSON text (a parsed
+/// value is several times larger; it is parsed again when its repository
+/// is compared).
+fn managed_text(
+    kind: &'static str,
+    ar: &ApiResource,
+    item: DynamicObject,
+) -> Result<(Key, Box<str>)> {
+    let namespace = item.metadata.namespace.clone().unwrap_or_default();
+    let name = item.metadata.name.clone().unwrap_or_default();
+    let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
+        what: format!("{kind} {name}"),
+        message: e.to_string(),
+    })?;
+    // List items carry no apiVersion/kind; the planned objects do.
+    value["apiVersion"] = Value::String(ar.api_version.clone());
+    value["kind"] = Value::String(kind.to_owned());
+    Ok(((kind, namespace, name), value.to_string().into_boxed_str()))
+}
+
 /// Whether `error` is a 404 on listing a kind the server may not serve.
 fn not_served(kind: &str, error: &Error) -> bool {
     Kind::named(kind).is_some_and(Kind::may_be_unserved)
@@ -195,13 +276,10 @@ fn kind_static(kind: &str) -> &'static str {
 /// namespace missing from a stale list would skip the existence checks that
 /// keep unmanaged objects from being written over. (API servers with
 /// consistent reads from the cache, Kubernetes 1.31 and later, still answer
-/// these from memory.) With a page size, or when a server pages anyway,
-/// `limit` + `continue` walk every page of the same snapshot.
-fn list_params(selector: Option<&str>, page_size: Option<u32>, token: Option<&str>) -> ListParams {
-    let mut params = match page_size {
-        Some(n) => ListParams::default().limit(n),
-        None => ListParams::default(),
-    };
+/// these from memory.) `limit` + `continue` walk every page of the same
+/// snapshot.
+fn list_params(selector: Option<&str>, page_size: u32, token: Option<&str>) -> ListParams {
+    let mut params = ListParams::default().limit(page_size);
     if let Some(s) = selector {
         params = params.labels(s);
     }
@@ -218,7 +296,7 @@ pub(crate) async fn list_all(
     ar: &ApiResource,
     kind: &'static str,
     selector: Option<&str>,
-    page_size: Option<u32>,
+    page_size: u32,
     requests: &mut usize,
     mut each: impl FnMut(DynamicObject) -> Result<()>,
 ) -> Result<()> {
@@ -255,7 +333,7 @@ async fn list_metadata(
     ar: &ApiResource,
     kind: &'static str,
     selector: &str,
-    page_size: Option<u32>,
+    page_size: u32,
     requests: &mut usize,
 ) -> Result<Vec<(String, String)>> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
@@ -289,7 +367,7 @@ async fn list_metadata(
 /// The names of all namespaces (metadata-only lists, page by page).
 async fn namespace_names(
     client: &Client,
-    page_size: Option<u32>,
+    page_size: u32,
     requests: &mut usize,
 ) -> Result<BTreeSet<String>> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -362,17 +440,17 @@ mod tests {
     fn every_list_is_a_consistent_read_and_pages_carry_the_token() {
         // A resourceVersion=0 read may be stale (the watch cache): a CI run
         // saw the ConfigMap of the apply just before missing from the list.
-        for page_size in [None, Some(2)] {
+        for page_size in [PAGE, 2] {
             let first = list_params(Some("a=b"), page_size, None);
             assert_eq!(first.resource_version, None, "{page_size:?}");
             assert_eq!(first.continue_token, None);
         }
-        for page_size in [None, Some(2)] {
+        for page_size in [PAGE, 2] {
             let next = list_params(Some("a=b"), page_size, Some("tok"));
             assert_eq!(next.resource_version, None, "{page_size:?}");
             assert_eq!(next.continue_token.as_deref(), Some("tok"));
             assert_eq!(next.label_selector.as_deref(), Some("a=b"));
         }
-        assert_eq!(list_params(None, Some(2), None).limit, Some(2));
+        assert_eq!(list_params(None, 2, None).limit, Some(2));
     }
 }

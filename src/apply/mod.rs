@@ -53,9 +53,9 @@ pub struct Options {
     pub adopt: bool,
     /// Repositories applied at the same time.
     pub concurrency: usize,
-    /// Page the inventory lists with this `limit` (default: one response per
-    /// kind).
-    pub page_size: Option<u32>,
+    /// Read the inventory in pages of this many objects (`limit` +
+    /// `continue`; [`inventory::PAGE`] by default).
+    pub page_size: u32,
 }
 
 impl Default for Options {
@@ -66,7 +66,7 @@ impl Default for Options {
             prune: false,
             adopt: false,
             concurrency: 16,
-            page_size: None,
+            page_size: inventory::PAGE,
         }
     }
 }
@@ -187,6 +187,12 @@ struct PlannedKeys {
 /// the number of repositories when `plans` is a [`crate::plan::Planner`].
 #[instrument(skip(client, plans, options), fields(repositories = plans.count(), dry_run = options.dry_run))]
 pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Result<Report> {
+    // The cluster is read while the repositories are planned.
+    let inventory = tokio::spawn(Inventory::load(
+        client.clone(),
+        plans.instance().to_owned(),
+        options.page_size,
+    ));
     let planned: Vec<PlannedKeys> = (0..plans.count())
         .map(|i| {
             let repo = plans.repository(i)?;
@@ -195,11 +201,14 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
                 keys: repo.objects().iter().map(inventory::key_of).collect(),
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_>>()
+        .inspect_err(|_| inventory.abort())?;
     let all_keys = || planned.iter().flat_map(|p| &p.keys);
     let planned_kinds: std::collections::BTreeSet<&'static str> = all_keys().map(|k| k.0).collect();
-    let inventory =
-        Inventory::load(client, plans.instance(), options.page_size, &planned_kinds).await?;
+    let mut inventory = inventory.await.map_err(|e| Error::Internal {
+        message: format!("the inventory task stopped: {e}"),
+    })??;
+    inventory.require(&planned_kinds)?;
     // A planned kind the server does not serve stops the apply before any write.
     if let Some(kind) = planned_kinds
         .iter()
@@ -239,7 +248,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
             let writes = Arc::clone(&writes);
             let progress = progress.clone();
             async move {
-                let repo = plans.repository(i)?;
+                let repo = plans.repository_again(i)?;
                 let steps = classify(inventory, unknown, &repo, options)?;
                 let result = execute(client, &repo, steps, options, send, &writes).await;
                 progress.done(&result.repository);

@@ -107,7 +107,7 @@ async fn namespaces_with_foreign_objects(
     client: &Client,
     namespaces: &[&str],
     instance: &str,
-    page_size: Option<u32>,
+    page_size: u32,
 ) -> Result<BTreeSet<String>> {
     let discovery = Discovery::new(client.clone())
         .run()
@@ -136,15 +136,9 @@ async fn namespaces_with_foreign_objects(
     // retry policy of every other request.
     let found: Vec<Result<Option<&str>>> = futures::stream::iter(pairs)
         .map(|(ar, ns)| async move {
-            foreign_in(
-                client,
-                &ar,
-                ns,
-                instance,
-                page_size.unwrap_or(METADATA_PAGE),
-            )
-            .await
-            .map(|foreign| foreign.then_some(ns))
+            foreign_in(client, &ar, ns, instance, page_size.max(METADATA_PAGE))
+                .await
+                .map(|foreign| foreign.then_some(ns))
         })
         .buffer_unordered(LIST_CONCURRENCY)
         .collect()

@@ -37,10 +37,9 @@ pub struct ApplyArgs {
     /// Report format on stdout.
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
     pub output: ReportFormat,
-    /// Read the cluster in pages of this many objects (`limit` + `continue`)
-    /// instead of one response per kind.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub page_size: Option<u32>,
+    /// Read the cluster in pages of this many objects (`limit` + `continue`).
+    #[arg(long, default_value_t = apply::inventory::PAGE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
     /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
     #[arg(long, env = "INPUT_SKIP-AWS")]
     pub skip_aws: bool,

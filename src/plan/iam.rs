@@ -11,7 +11,7 @@ use crate::templates::{self, Context, Templates};
 use crate::{Error, Result};
 
 use super::checks::check_trust_policy;
-use super::{IamRolePlan, context};
+use super::{IamRolePlan, OutputChecks, context};
 
 pub(super) fn plan_iam_role(
     settings: &Settings,
@@ -19,9 +19,13 @@ pub(super) fn plan_iam_role(
     repo: &Repository,
     names: &RepoNames,
     ctx: &Context,
+    checks: OutputChecks,
 ) -> Result<IamRolePlan> {
     let cfg = &settings.config;
-    let trust_policy = checked_trust_policy(settings, templates, names, ctx)?;
+    let trust_policy = match checks {
+        OutputChecks::Run => checked_trust_policy(settings, templates, names, ctx)?,
+        OutputChecks::Passed => render_json(templates, trust_template(settings), ctx)?,
+    };
     let permissions_policy = match &repo.inline_policy_template {
         Some(name) => Some(render_json(templates, name, ctx)?),
         None => None,
@@ -60,10 +64,7 @@ pub(super) fn checked_trust_policy(
     names: &RepoNames,
     ctx: &Context,
 ) -> Result<Value> {
-    let trust_name = match settings.config.aws.mode {
-        Mode::Irsa => templates::TRUST_IRSA,
-        Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
-    };
+    let trust_name = trust_template(settings);
     let trust_policy = render_json(templates, trust_name, ctx)?;
     check_trust_policy(&trust_policy, settings, names, ctx).map_err(|message| {
         Error::TemplateOutput {
@@ -73,6 +74,14 @@ pub(super) fn checked_trust_policy(
         }
     })?;
     Ok(trust_policy)
+}
+
+/// The trust policy template of the configured mode.
+fn trust_template(settings: &Settings) -> &'static str {
+    match settings.config.aws.mode {
+        Mode::Irsa => templates::TRUST_IRSA,
+        Mode::PodIdentity => templates::TRUST_POD_IDENTITY,
+    }
 }
 
 pub(super) fn render_json(templates: &Templates, name: &str, ctx: &Context) -> Result<Value> {

@@ -170,6 +170,12 @@ pub trait Plans: Sync {
     fn count(&self) -> usize;
     /// The plan of the repository at `index` (`0..count()`).
     fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>>;
+    /// The same plan again, for a stage that already had it from
+    /// [`Plans::repository`]: planning is deterministic, so the checks of
+    /// the templates' output, which passed then, need not run twice.
+    fn repository_again(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.repository(index)
+    }
 }
 
 impl Plans for Plan {
@@ -282,6 +288,24 @@ impl Plans for Planner<'_> {
     }
 
     fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.plan_one(index, OutputChecks::Run)
+    }
+
+    fn repository_again(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.plan_one(index, OutputChecks::Passed)
+    }
+}
+
+/// Whether the checks of the templates' output run while planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutputChecks {
+    Run,
+    /// They passed when this repository was planned before.
+    Passed,
+}
+
+impl Planner<'_> {
+    fn plan_one(&self, index: usize, checks: OutputChecks) -> Result<Cow<'_, RepoPlan>> {
         let settings = self.settings;
         let (Some(repo), Some(names), Some(&first)) = (
             settings.repositories.get(index),
@@ -300,7 +324,8 @@ impl Plans for Planner<'_> {
                 let meta = metadata(settings, repo, names, "");
                 admission::guard(&names.namespace, runners, meta)
             });
-        let mut plan = plan_repository(settings, self.templates, repo, names.clone(), first)?;
+        let mut plan =
+            plan_repository(settings, self.templates, repo, names.clone(), first, checks)?;
         plan.admission_policy = guard;
         if let Some(data) = self.credentials.and_then(|c| c.get(&plan.names.repository)) {
             plan.github_secret = Some(objects::github_secret(settings, repo, &plan.names, data));
@@ -320,6 +345,7 @@ fn plan_repository(
     repo: &Repository,
     names: RepoNames,
     first_in_namespace: bool,
+    checks: OutputChecks,
 ) -> Result<RepoPlan> {
     let cfg = &settings.config;
     let ctx = context(settings, repo, &names);
@@ -392,11 +418,13 @@ fn plan_repository(
     };
 
     let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
-    check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
-        template: templates.describe(templates::HOOK_TEMPLATE),
-        repository: names.repository.clone(),
-        message,
-    })?;
+    if checks == OutputChecks::Run {
+        check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
+            template: templates.describe(templates::HOOK_TEMPLATE),
+            repository: names.repository.clone(),
+            message,
+        })?;
+    }
     let chart = cfg.kubernetes.chart.name;
     let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
     let hook = &cfg.kubernetes.verify_runner;
@@ -425,13 +453,15 @@ fn plan_repository(
         ChartName::Experimental => templates::VALUES_EXPERIMENTAL,
     };
     let values = templates.render(values_template, &ctx)?;
-    check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
-        template: templates.describe(values_template),
-        repository: names.repository.clone(),
-        message,
-    })?;
+    if checks == OutputChecks::Run {
+        check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
+            template: templates.describe(values_template),
+            repository: names.repository.clone(),
+            message,
+        })?;
+    }
 
-    let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx)?;
+    let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
     Ok(RepoPlan {
         names,
         namespace,

@@ -746,7 +746,7 @@ async fn the_inventory_is_read_across_pages_smaller_than_the_object_count() {
     let text = irsa_config(&owner, &["a", "b", "c"], ISSUER);
     let admin = admin_client().await;
     let paged = Options {
-        page_size: Some(2),
+        page_size: 2,
         ..Default::default()
     };
     let first = run(&admin, &text, paged.clone()).await;
@@ -892,7 +892,7 @@ async fn prune_reads_every_page_of_a_namespace_before_deleting_it() {
         &irsa_config(&owner, &["keep"], ISSUER),
         Options {
             prune: true,
-            page_size: Some(1),
+            page_size: 1,
             ..Default::default()
         },
     )
