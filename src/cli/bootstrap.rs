@@ -62,18 +62,18 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         ("kubernetes-readonly.yaml", yaml(&readonly)?),
         (
             "iam-policy.json",
-            render::pretty(&bootstrap::iam_policy(&settings, false))?,
+            render::pretty(&bootstrap::iam_policy(settings, false))?,
         ),
         (
             "iam-policy-readonly.json",
-            render::pretty(&bootstrap::iam_policy(&settings, true))?,
+            render::pretty(&bootstrap::iam_policy(settings, true))?,
         ),
     ];
     if let Some(repository) = &args.github_repository {
         files.push((
             "github-oidc-trust-policy.json",
             render::pretty(&bootstrap::github_trust_policy(
-                &settings,
+                settings,
                 repository,
                 &args.github_subject,
             ))?,
