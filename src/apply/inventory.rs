@@ -1,14 +1,14 @@
-//! The read half of apply: one labelled, paginated list per kind, once per run.
+//! The read half of apply: one paginated list per kind, once per run.
 //!
 //! Every object carrying `app.kubernetes.io/managed-by: runner-identity` and
-//! this configuration's instance label is read, plus the names of all
-//! namespaces; the cost of a re-run grows with this configuration, not with
-//! everything else on the cluster.
+//! this configuration's instance label is read, plus every namespace; the
+//! names of other instances' objects only of the kinds where a planned name
+//! is not among this instance's. The cost of a re-run grows with this
+//! configuration, not with everything else on the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -25,8 +25,8 @@ use crate::{Error, Result};
 /// object's text, twice (bytes and parsed), at the same time.
 pub const PAGE: u32 = 500;
 
-/// Items per page where `--page-size` is too small to pay (metadata-only
-/// lists, prune's scan of a namespace).
+/// Items per page where `--page-size` is too small to pay (prune's
+/// metadata-only scan of a namespace).
 pub(crate) const METADATA_PAGE: u32 = PAGE;
 
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
@@ -60,66 +60,107 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Lists namespaces and every managed object; `page_size` pages the
-    /// lists (`limit` + `continue`) instead of one response per kind. The
-    /// lists are sent [`LIST_CONCURRENCY`] at a time.
-    /// Owns what it needs, so that it can run while the plan is computed.
+    /// Lists this instance's objects, kind by kind, and every namespace, in
+    /// pages of `page_size`, [`LIST_CONCURRENCY`] lists at a time. Owns what
+    /// it needs, so that it can run while the plan is computed.
     pub async fn load(client: Client, instance: String, page_size: u32) -> Result<Inventory> {
         let mut inv = Inventory {
             instance,
             ..Default::default()
         };
-        let instance = inv.instance.as_str();
-        // This instance's objects whole; the objects of other instances,
-        // metadata only: a planned name among them is a conflict, found
-        // without a request per object.
-        let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
-        let others = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={instance}");
-        let mut lists: Vec<List> = Vec::with_capacity(2 * Kind::DELETE_ORDER.len() + 1);
-        lists.extend(kinds().map(|(kind, ar): (&'static str, ApiResource)| List::Ours(kind, ar)));
-        lists.extend(kinds().map(|(kind, ar): (&'static str, ApiResource)| List::Others(kind, ar)));
-        lists.push(List::Namespaces);
-        // Each list owns what it needs (the futures are sent to a task).
-        let mut listed: Vec<(usize, Listed, usize)> =
-            futures::stream::iter(lists.into_iter().enumerate())
-                .map(|(i, list)| {
-                    let (client, ours, others) = (client.clone(), ours.clone(), others.clone());
+        // One list per kind of this instance's objects; the namespace list
+        // holds every namespace, whoever manages it. The other instances'
+        // objects are read only where a planned name may be one of them
+        // ([`Inventory::load_others`]).
+        let mut listed: Vec<(usize, &'static str, Result<Found>, usize)> =
+            futures::stream::iter(Kind::DELETE_ORDER.into_iter().enumerate())
+                .map(|(i, kind): (usize, Kind)| {
+                    let (client, instance) = (client.clone(), inv.instance.clone());
                     async move {
                         let mut requests = 0;
-                        let listed = list
-                            .send(&client, &ours, &others, page_size, &mut requests)
-                            .await;
-                        (i, listed, requests)
+                        let found =
+                            list_kind(&client, kind, &instance, page_size, &mut requests).await;
+                        (i, kind.as_str(), found, requests)
                     }
                 })
                 .buffer_unordered(LIST_CONCURRENCY)
                 .collect()
                 .await;
-        // Decided in the order of the lists, whichever answered first.
-        listed.sort_by_key(|(i, _, _)| *i);
-        for (_, listed, requests) in listed {
+        // Decided in the order of the kinds, whichever answered first.
+        listed.sort_by_key(|(i, ..)| *i);
+        for (_, kind, found, requests) in listed {
             inv.requests += requests;
-            match listed {
-                Listed::Ours(kind, Err(e)) if not_served(kind, &e) => {
+            match found {
+                Err(e) if not_served(kind, &e) => {
                     inv.unserved.insert(kind);
                 }
-                Listed::Ours(kind, Err(e)) if forbidden(&e) => {
+                // Every namespace's name is needed: its list must succeed.
+                Err(e) if kind != "Namespace" && forbidden(&e) => {
                     inv.unseen.insert(kind);
                     inv.refusals.insert(kind, e);
                 }
-                Listed::Ours(_, items) => inv.managed.extend(items?),
-                // A kind not served, or not seen, is not listed either.
-                Listed::Others(kind, _)
-                    if inv.unserved.contains(kind) || inv.unseen.contains(kind) => {}
-                Listed::Others(kind, items) => inv.other_instances.extend(
-                    items?
-                        .into_iter()
-                        .map(|(namespace, name)| (kind, namespace, name)),
-                ),
-                Listed::Namespaces(names) => inv.namespaces = names?,
+                Err(e) => return Err(e),
+                Ok(found) => {
+                    inv.managed.extend(found.managed);
+                    inv.other_instances.extend(found.others);
+                    inv.namespaces.extend(found.namespaces);
+                }
             }
         }
         Ok(inv)
+    }
+
+    /// Lists, metadata only, the objects other configuration instances
+    /// manage of each of `kinds` (the kinds of planned objects the first
+    /// lists did not find): a planned name among them is a conflict, found
+    /// with one request per kind and page rather than one per object.
+    pub async fn load_others(
+        &mut self,
+        client: &Client,
+        kinds: &BTreeSet<&'static str>,
+        page_size: u32,
+    ) -> Result<()> {
+        let others = format!(
+            "{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}!={}",
+            self.instance
+        );
+        let wanted: Vec<Kind> = kinds
+            .iter()
+            .filter(|k| !self.unserved.contains(*k) && !self.unseen.contains(*k))
+            .filter_map(|k| Kind::named(k))
+            .filter(|k| *k != Kind::Namespace)
+            .collect();
+        let listed: Vec<(Kind, Result<Vec<(String, String)>>, usize)> =
+            futures::stream::iter(wanted)
+                .map(|kind: Kind| {
+                    let (client, others) = (client.clone(), others.clone());
+                    async move {
+                        let mut requests = 0;
+                        // Metadata only, so pages are never smaller than 500 items.
+                        let names = list_metadata(
+                            &client,
+                            &kind.api_resource(),
+                            kind.as_str(),
+                            &others,
+                            page_size.max(METADATA_PAGE),
+                            &mut requests,
+                        )
+                        .await;
+                        (kind, names, requests)
+                    }
+                })
+                .buffer_unordered(LIST_CONCURRENCY)
+                .collect()
+                .await;
+        for (kind, names, requests) in listed {
+            self.requests += requests;
+            self.other_instances.extend(
+                names?
+                    .into_iter()
+                    .map(|(namespace, name)| (kind.as_str(), namespace, name)),
+            );
+        }
+        Ok(())
     }
 
     /// Fails with the refusal of the first `planned` kind the caller may
@@ -128,6 +169,19 @@ impl Inventory {
         match planned.iter().find_map(|kind| self.refusals.remove(kind)) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
+        }
+    }
+
+    /// An inventory of namespaces alone (unit tests).
+    #[cfg(test)]
+    pub(crate) fn with_namespaces<const N: usize>(
+        instance: &str,
+        namespaces: [&str; N],
+    ) -> Inventory {
+        Inventory {
+            instance: instance.to_owned(),
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            ..Default::default()
         }
     }
 
@@ -175,60 +229,55 @@ impl Inventory {
 /// Lists an inventory sends at the same time.
 const LIST_CONCURRENCY: usize = 4;
 
-/// One list of an inventory.
-enum List {
-    /// This instance's objects of a kind.
-    Ours(&'static str, ApiResource),
-    /// The names of other instances' objects of a kind.
-    Others(&'static str, ApiResource),
-    /// The names of all namespaces.
-    Namespaces,
+/// What the list of one kind found.
+#[derive(Default)]
+struct Found {
+    /// This instance's objects.
+    managed: Vec<(Key, Box<str>)>,
+    /// Objects runner-identity manages for other instances.
+    others: Vec<Key>,
+    /// Every namespace's name (the namespace list only).
+    namespaces: Vec<String>,
 }
 
-/// What a [`List`] found.
-enum Listed {
-    Ours(&'static str, Result<Vec<(Key, Box<str>)>>),
-    Others(&'static str, Result<Vec<(String, String)>>),
-    Namespaces(Result<BTreeSet<String>>),
-}
-
-impl List {
-    async fn send(
-        self,
-        client: &Client,
-        ours: &str,
-        others: &str,
-        page_size: u32,
-        requests: &mut usize,
-    ) -> Listed {
-        match self {
-            List::Ours(kind, ar) => {
-                let mut items = Vec::new();
-                let listed = list_all(client, &ar, kind, Some(ours), page_size, requests, |item| {
-                    items.push(managed_text(kind, &ar, item)?);
-                    Ok(())
-                })
-                .await;
-                Listed::Ours(kind, listed.map(|()| items))
-            }
-            // Metadata only, so pages are never smaller than 500 items.
-            List::Others(kind, ar) => Listed::Others(
-                kind,
-                list_metadata(
-                    client,
-                    &ar,
-                    kind,
-                    others,
-                    page_size.max(METADATA_PAGE),
-                    requests,
-                )
-                .await,
-            ),
-            List::Namespaces => {
-                Listed::Namespaces(namespace_names(client, page_size, requests).await)
-            }
+/// Lists the objects of a kind that this instance manages (namespaces: all
+/// of them, sorted into this instance's, the others', and the rest).
+async fn list_kind(
+    client: &Client,
+    kind: Kind,
+    instance: &str,
+    page_size: u32,
+    requests: &mut usize,
+) -> Result<Found> {
+    let (ar, kind) = (kind.api_resource(), kind.as_str());
+    let ar = &ar;
+    let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
+    let selector = (kind != "Namespace").then_some(ours.as_str());
+    let mut found = Found::default();
+    list_all(client, ar, kind, selector, page_size, requests, |item| {
+        if kind == "Namespace" {
+            found
+                .namespaces
+                .push(item.metadata.name.clone().unwrap_or_default());
         }
-    }
+        let labels = item.metadata.labels.as_ref();
+        let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+        if label(MANAGED_BY_LABEL) != Some(MANAGED_BY) {
+            return Ok(());
+        }
+        if label(INSTANCE_LABEL) == Some(instance) {
+            found.managed.push(managed_text(kind, ar, item)?);
+        } else {
+            found.others.push((
+                kind,
+                item.metadata.namespace.unwrap_or_default(),
+                item.metadata.name.unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(found)
 }
 
 /// A listed object of this instance, keyed, as compact JSON text (a parsed
@@ -360,35 +409,6 @@ async fn list_metadata(
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
             return Ok(out);
-        }
-    }
-}
-
-/// The names of all namespaces (metadata-only lists, page by page).
-async fn namespace_names(
-    client: &Client,
-    page_size: u32,
-    requests: &mut usize,
-) -> Result<BTreeSet<String>> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut names = BTreeSet::new();
-    let mut token: Option<String> = None;
-    loop {
-        let params = list_params(None, page_size, token.as_deref());
-        *requests += 1;
-        let page = retry::kube("list Namespace", || api.list_metadata(&params))
-            .await
-            .map_err(|source| Error::Kube {
-                action: "list",
-                kind: "Namespace",
-                namespace: String::new(),
-                name: "*".into(),
-                source: Box::new(source),
-            })?;
-        names.extend(page.items.into_iter().filter_map(|n| n.metadata.name));
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            return Ok(names);
         }
     }
 }

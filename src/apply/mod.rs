@@ -227,6 +227,12 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
                 .into(),
         });
     }
+    // Where a planned name is not this instance's, in a namespace that
+    // exists, another instance's or someone's object may have it.
+    let unlisted_kinds = unlisted(&inventory, &planned).map(|k| k.0).collect();
+    inventory
+        .load_others(client, &unlisted_kinds, options.page_size)
+        .await?;
     let unknown = existence_of_unlisted(client, &inventory, &planned).await?;
     // Every conflict is found, from the keys alone, before anything is written.
     let conflicts: Vec<String> = all_keys()
@@ -282,15 +288,8 @@ async fn existence_of_unlisted(
     inventory: &Inventory,
     planned: &[PlannedKeys],
 ) -> Result<BTreeMap<inventory::Key, bool>> {
-    let unlisted: Vec<(inventory::Key, ApiResource)> = planned
-        .iter()
-        .filter(|repo| inventory.namespace_exists(&repo.namespace))
-        .flat_map(|repo| &repo.keys)
-        .filter(|(kind, namespace, name)| {
-            *kind != "Namespace"
-                && !inventory.is_managed(kind, namespace, name)
-                && !inventory.of_other_instance(kind, namespace, name)
-        })
+    let unlisted: Vec<(inventory::Key, ApiResource)> = unlisted(inventory, planned)
+        .filter(|(kind, namespace, name)| !inventory.of_other_instance(kind, namespace, name))
         .filter_map(|key| Some((key.clone(), Kind::named(key.0)?.api_resource())))
         .collect();
     let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
@@ -302,6 +301,26 @@ async fn existence_of_unlisted(
         .collect()
         .await;
     found.into_iter().collect()
+}
+
+/// The planned keys this instance does not manage that an object of the
+/// cluster may hold: namespaced ones in namespaces that exist, and every
+/// cluster-scoped one (namespaces themselves are all listed).
+fn unlisted<'a>(
+    inventory: &'a Inventory,
+    planned: &'a [PlannedKeys],
+) -> impl Iterator<Item = &'a inventory::Key> {
+    planned
+        .iter()
+        .flat_map(|repo| {
+            let namespace_exists = inventory.namespace_exists(&repo.namespace);
+            repo.keys
+                .iter()
+                .filter(move |key| namespace_exists || key.1.is_empty())
+        })
+        .filter(|(kind, namespace, name)| {
+            *kind != "Namespace" && !inventory.is_managed(kind, namespace, name)
+        })
 }
 
 /// Whether an object of a planned key exists, and whose it is.
@@ -459,5 +478,41 @@ pub(crate) fn qualified(namespace: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{namespace}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_scoped_planned_name_is_checked_even_in_a_new_namespace() {
+        // Before, every key of a repository whose namespace did not exist
+        // yet was skipped: a ValidatingAdmissionPolicy of someone else with
+        // the planned name would have been written over on a first apply.
+        let planned = [PlannedKeys {
+            namespace: "new".into(),
+            keys: vec![
+                ("Namespace", String::new(), "new".into()),
+                (
+                    "ValidatingAdmissionPolicy",
+                    String::new(),
+                    "guard-new".into(),
+                ),
+                ("ServiceAccount", "new".into(), "gha-runner".into()),
+            ],
+        }];
+        let inventory = Inventory::with_namespaces("i", ["old"]);
+        let keys: Vec<&inventory::Key> = unlisted(&inventory, &planned).collect();
+        assert_eq!(
+            keys,
+            [&(
+                "ValidatingAdmissionPolicy",
+                String::new(),
+                "guard-new".to_owned()
+            )]
+        );
+        let existing = Inventory::with_namespaces("i", ["new"]);
+        assert_eq!(unlisted(&existing, &planned).count(), 2);
     }
 }
