@@ -29,6 +29,9 @@ pub const PAGE: u32 = 500;
 /// metadata-only scan of a namespace).
 pub(crate) const METADATA_PAGE: u32 = PAGE;
 
+/// `(namespace, name)`.
+type NamespacedName = (String, String);
+
 /// `(kind, namespace, name)`; the namespace is empty for namespaces.
 pub type Key = (&'static str, String, String);
 
@@ -130,28 +133,27 @@ impl Inventory {
             .filter_map(|k| Kind::named(k))
             .filter(|k| *k != Kind::Namespace)
             .collect();
-        let listed: Vec<(Kind, Result<Vec<(String, String)>>, usize)> =
-            futures::stream::iter(wanted)
-                .map(|kind: Kind| {
-                    let (client, others) = (client.clone(), others.clone());
-                    async move {
-                        let mut requests = 0;
-                        // Metadata only, so pages are never smaller than 500 items.
-                        let names = list_metadata(
-                            &client,
-                            &kind.api_resource(),
-                            kind.as_str(),
-                            &others,
-                            page_size.max(METADATA_PAGE),
-                            &mut requests,
-                        )
-                        .await;
-                        (kind, names, requests)
-                    }
-                })
-                .buffer_unordered(LIST_CONCURRENCY)
-                .collect()
-                .await;
+        let listed: Vec<(Kind, Result<Vec<NamespacedName>>, usize)> = futures::stream::iter(wanted)
+            .map(|kind: Kind| {
+                let (client, others) = (client.clone(), others.clone());
+                async move {
+                    let mut requests = 0;
+                    // Metadata only, so pages are never smaller than 500 items.
+                    let names = list_metadata(
+                        &client,
+                        &kind.api_resource(),
+                        kind.as_str(),
+                        &others,
+                        page_size.max(METADATA_PAGE),
+                        &mut requests,
+                    )
+                    .await;
+                    (kind, names, requests)
+                }
+            })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect()
+            .await;
         for (kind, names, requests) in listed {
             self.requests += requests;
             self.other_instances.extend(
@@ -384,7 +386,7 @@ async fn list_metadata(
     selector: &str,
     page_size: u32,
     requests: &mut usize,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<NamespacedName>> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
     let mut out = Vec::new();
     let mut token: Option<String> = None;
