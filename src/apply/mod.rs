@@ -203,12 +203,14 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
         })
         .collect::<Result<_>>()
         .inspect_err(|_| inventory.abort())?;
+    debug!(repositories = planned.len(), "planned");
     let all_keys = || planned.iter().flat_map(|p| &p.keys);
     let planned_kinds: std::collections::BTreeSet<&'static str> = all_keys().map(|k| k.0).collect();
     let mut inventory = inventory.await.map_err(|e| Error::Internal {
         message: format!("the inventory task stopped: {e}"),
     })??;
     inventory.require(&planned_kinds)?;
+    debug!(requests = inventory.requests, "cluster read");
     // A planned kind the server does not serve stops the apply before any write.
     if let Some(kind) = planned_kinds
         .iter()
@@ -242,6 +244,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     if !conflicts.is_empty() && !options.adopt {
         return Err(Error::Unmanaged { objects: conflicts });
     }
+    debug!(requests = inventory.requests, "conflicts checked");
 
     // Then repository by repository: a repository's plan and the desired
     // JSON of its objects live only while it is compared and written.
