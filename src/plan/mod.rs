@@ -34,7 +34,7 @@ use crate::{Error, Result};
 
 pub use self::checks::check_hook_template;
 use self::checks::check_values;
-use self::hook::{job_started_script, runner_config};
+use self::hook::{RunnerConfig, job_started_script};
 use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
 pub use self::isolation::{
@@ -211,6 +211,8 @@ pub struct Planner<'a> {
     shared: BTreeMap<String, BTreeMap<String, String>>,
     /// The GitHub credentials of the scale sets, by `owner/name`.
     credentials: Option<&'a BTreeMap<String, BTreeMap<String, String>>>,
+    /// The global part of each runner pod's configuration, serialised once.
+    runner_config: RunnerConfig,
 }
 
 impl<'a> Planner<'a> {
@@ -254,6 +256,7 @@ impl<'a> Planner<'a> {
             first_in_namespace,
             shared,
             credentials: None,
+            runner_config: RunnerConfig::new(settings)?,
         })
     }
 
@@ -324,8 +327,7 @@ impl Planner<'_> {
                 let meta = metadata(settings, repo, names, "");
                 admission::guard(&names.namespace, runners, meta)
             });
-        let mut plan =
-            plan_repository(settings, self.templates, repo, names.clone(), first, checks)?;
+        let mut plan = self.plan_repository(repo, names.clone(), first, checks)?;
         plan.admission_policy = guard;
         if let Some(data) = self.credentials.and_then(|c| c.get(&plan.names.repository)) {
             plan.github_secret = Some(objects::github_secret(settings, repo, &plan.names, data));
@@ -339,143 +341,145 @@ pub fn plan(settings: &Settings, templates: &Templates) -> Result<Plan> {
     Planner::new(settings, templates)?.plan()
 }
 
-fn plan_repository(
-    settings: &Settings,
-    templates: &Templates,
-    repo: &Repository,
-    names: RepoNames,
-    first_in_namespace: bool,
-    checks: OutputChecks,
-) -> Result<RepoPlan> {
-    let cfg = &settings.config;
-    let ctx = context(settings, repo, &names);
-    let meta = |name: &str| metadata(settings, repo, &names, name);
+impl Planner<'_> {
+    fn plan_repository(
+        &self,
+        repo: &Repository,
+        names: RepoNames,
+        first_in_namespace: bool,
+        checks: OutputChecks,
+    ) -> Result<RepoPlan> {
+        let (settings, templates) = (self.settings, self.templates);
+        let cfg = &settings.config;
+        let ctx = context(settings, repo, &names);
+        let meta = |name: &str| metadata(settings, repo, &names, name);
 
-    let namespace = names.own_namespace.then(|| {
-        let mut metadata = ObjectMeta {
-            namespace: None,
-            ..meta(&names.namespace)
-        };
-        if let Some(level) = cfg.kubernetes.pod_security {
-            metadata
-                .labels
-                .get_or_insert_with(BTreeMap::new)
-                .extend(pod_security_labels(level));
-        }
-        Namespace {
-            metadata,
-            ..Default::default()
-        }
-    });
-    let network_policy = (cfg.kubernetes.block_instance_metadata && first_in_namespace)
-        .then(|| instance_metadata_policy(meta(METADATA_POLICY)));
-    let runner_service_account = ServiceAccount {
-        metadata: meta(&names.runner_service_account),
-        ..Default::default()
-    };
-    let mut job_meta = meta(&names.job_service_account);
-    if cfg.aws.mode == Mode::Irsa {
-        let irsa = &cfg.kubernetes.irsa;
-        let annotations = job_meta.annotations.get_or_insert_with(BTreeMap::new);
-        annotations.insert(
-            "eks.amazonaws.com/role-arn".into(),
-            names.iam_role_arn.clone(),
-        );
-        annotations.insert("eks.amazonaws.com/audience".into(), irsa.audience.clone());
-        annotations.insert(
-            "eks.amazonaws.com/sts-regional-endpoints".into(),
-            irsa.sts_regional_endpoints.to_string(),
-        );
-        annotations.insert(
-            "eks.amazonaws.com/token-expiration".into(),
-            irsa.token_expiration.to_string(),
-        );
-    }
-    let job_service_account = ServiceAccount {
-        metadata: job_meta,
-        // The workflow pod needs no Kubernetes API token: IRSA and Pod Identity
-        // project their own tokens, so the default one is not mounted.
-        automount_service_account_token: Some(false),
-        ..Default::default()
-    };
-    let role = Role {
-        metadata: meta(&names.role),
-        rules: Some(role_rules(cfg.kubernetes.hooks, &repo.extra_rules)),
-    };
-    let role_binding = RoleBinding {
-        metadata: meta(&names.role),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: names.role.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: names.runner_service_account.clone(),
-            namespace: Some(names.namespace.clone()),
-            ..Default::default()
-        }]),
-    };
-
-    let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
-    if checks == OutputChecks::Run {
-        check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
-            template: templates.describe(templates::HOOK_TEMPLATE),
-            repository: names.repository.clone(),
-            message,
-        })?;
-    }
-    let chart = cfg.kubernetes.chart.name;
-    let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
-    let hook = &cfg.kubernetes.verify_runner;
-    let mut ctx = ctx;
-    if ctx.verify_runner {
-        let runner_config = runner_config(settings, repo)?;
-        match chart {
-            // The runner container mounts the whole ConfigMap.
-            ChartName::Classic => {
-                data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
-                data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+        let namespace = names.own_namespace.then(|| {
+            let mut metadata = ObjectMeta {
+                namespace: None,
+                ..meta(&names.namespace)
+            };
+            if let Some(level) = cfg.kubernetes.pod_security {
+                metadata
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(pod_security_labels(level));
             }
-            // The chart mounts the `extension` key alone: the configuration
-            // goes in a variable, the script is in the runner image.
-            ChartName::Experimental => ctx.runner_config = runner_config,
+            Namespace {
+                metadata,
+                ..Default::default()
+            }
+        });
+        let network_policy = (cfg.kubernetes.block_instance_metadata && first_in_namespace)
+            .then(|| instance_metadata_policy(meta(METADATA_POLICY)));
+        let runner_service_account = ServiceAccount {
+            metadata: meta(&names.runner_service_account),
+            ..Default::default()
+        };
+        let mut job_meta = meta(&names.job_service_account);
+        if cfg.aws.mode == Mode::Irsa {
+            let irsa = &cfg.kubernetes.irsa;
+            let annotations = job_meta.annotations.get_or_insert_with(BTreeMap::new);
+            annotations.insert(
+                "eks.amazonaws.com/role-arn".into(),
+                names.iam_role_arn.clone(),
+            );
+            annotations.insert("eks.amazonaws.com/audience".into(), irsa.audience.clone());
+            annotations.insert(
+                "eks.amazonaws.com/sts-regional-endpoints".into(),
+                irsa.sts_regional_endpoints.to_string(),
+            );
+            annotations.insert(
+                "eks.amazonaws.com/token-expiration".into(),
+                irsa.token_expiration.to_string(),
+            );
         }
-    }
-    let hook_template = ConfigMap {
-        metadata: meta(&names.config_map),
-        data: Some(data),
-        ..Default::default()
-    };
+        let job_service_account = ServiceAccount {
+            metadata: job_meta,
+            // The workflow pod needs no Kubernetes API token: IRSA and Pod Identity
+            // project their own tokens, so the default one is not mounted.
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        };
+        let role = Role {
+            metadata: meta(&names.role),
+            rules: Some(role_rules(cfg.kubernetes.hooks, &repo.extra_rules)),
+        };
+        let role_binding = RoleBinding {
+            metadata: meta(&names.role),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: names.role.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: names.runner_service_account.clone(),
+                namespace: Some(names.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
 
-    let values_template = match chart {
-        ChartName::Classic => templates::VALUES,
-        ChartName::Experimental => templates::VALUES_EXPERIMENTAL,
-    };
-    let values = templates.render(values_template, &ctx)?;
-    if checks == OutputChecks::Run {
-        check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
-            template: templates.describe(values_template),
-            repository: names.repository.clone(),
-            message,
-        })?;
-    }
+        let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
+        if checks == OutputChecks::Run {
+            check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
+                template: templates.describe(templates::HOOK_TEMPLATE),
+                repository: names.repository.clone(),
+                message,
+            })?;
+        }
+        let chart = cfg.kubernetes.chart.name;
+        let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
+        let hook = &cfg.kubernetes.verify_runner;
+        let mut ctx = ctx;
+        if ctx.verify_runner {
+            let runner_config = self.runner_config.render(repo)?;
+            match chart {
+                // The runner container mounts the whole ConfigMap.
+                ChartName::Classic => {
+                    data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
+                    data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+                }
+                // The chart mounts the `extension` key alone: the configuration
+                // goes in a variable, the script is in the runner image.
+                ChartName::Experimental => ctx.runner_config = runner_config,
+            }
+        }
+        let hook_template = ConfigMap {
+            metadata: meta(&names.config_map),
+            data: Some(data),
+            ..Default::default()
+        };
 
-    let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
-    Ok(RepoPlan {
-        names,
-        namespace,
-        runner_service_account,
-        job_service_account,
-        role,
-        role_binding,
-        hook_template,
-        network_policy,
-        admission_policy: None,
-        github_secret: None,
-        values,
-        iam_role,
-    })
+        let values_template = match chart {
+            ChartName::Classic => templates::VALUES,
+            ChartName::Experimental => templates::VALUES_EXPERIMENTAL,
+        };
+        let values = templates.render(values_template, &ctx)?;
+        if checks == OutputChecks::Run {
+            check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
+                template: templates.describe(values_template),
+                repository: names.repository.clone(),
+                message,
+            })?;
+        }
+
+        let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
+        Ok(RepoPlan {
+            names,
+            namespace,
+            runner_service_account,
+            job_service_account,
+            role,
+            role_binding,
+            hook_template,
+            network_policy,
+            admission_policy: None,
+            github_secret: None,
+            values,
+            iam_role,
+        })
+    }
 }
 
 /// The standard metadata of every object: the ownership labels (written only
