@@ -139,7 +139,13 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     }
     // The IMDS probe may wait its whole timeout: it runs during the STS call.
     let (caller, instance_metadata) = tokio::join!(
-        caller_check(&mut verdict.facts, expected_role.as_deref(), trust_policy),
+        caller_check(
+            &mut verdict.facts,
+            expected_role.as_deref(),
+            web_identity_first(mechanism, &inputs.env).then_some(token_path.as_path()),
+            &inputs.env,
+            trust_policy,
+        ),
         instance_metadata::check(&inputs.env, inputs.strict)
     );
     verdict.checks.push(caller);
@@ -298,22 +304,105 @@ fn token_checks(
     subject
 }
 
+/// The web identity token to assume the role with directly when the SDK's
+/// default chain would resolve this pod's credentials from it: IRSA, and
+/// nothing the chain tries first (access keys in the environment, a profile
+/// or a shared configuration file) is present. Then one STS request
+/// (`AssumeRoleWithWebIdentity`, whose answer names the assumed role) tells
+/// the caller; otherwise the chain's credentials and `GetCallerIdentity` do.
+fn web_identity_first(mechanism: Mechanism, env: &BTreeMap<String, String>) -> bool {
+    let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
+    let home_file = |name: &str| {
+        env.get("HOME")
+            .is_some_and(|home| Path::new(home).join(".aws").join(name).exists())
+    };
+    mechanism == Mechanism::Irsa
+        && ![
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ]
+        .iter()
+        .any(|k| set(k))
+        && !home_file("config")
+        && !home_file("credentials")
+}
+
+/// Who STS says the caller is: `(arn, account)`, or `(operation, code,
+/// message)` of the refusal.
+async fn caller(
+    web_identity_token: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> Result<(String, Option<String>), (&'static str, String, String)> {
+    fn refusal<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+        operation: &'static str,
+        e: aws_sdk_sts::error::SdkError<E, R>,
+    ) -> (&'static str, String, String) {
+        let code = e.code().unwrap_or_default().to_owned();
+        let message = e
+            .message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
+        (operation, code, message)
+    }
+    let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sts = aws_sdk_sts::Client::new(&shared);
+    let role_arn = env.get("AWS_ROLE_ARN").filter(|v| !v.is_empty());
+    match (web_identity_token, role_arn) {
+        (Some(path), Some(role_arn)) => {
+            const OPERATION: &str = "AssumeRoleWithWebIdentity";
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                (
+                    OPERATION,
+                    String::new(),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let session = env
+                .get("AWS_ROLE_SESSION_NAME")
+                .filter(|v| !v.is_empty())
+                .map_or("runner-identity-verify", String::as_str);
+            let out = sts
+                .assume_role_with_web_identity()
+                .role_arn(role_arn)
+                .role_session_name(session)
+                .web_identity_token(token.trim())
+                .send()
+                .await
+                .map_err(|e| refusal(OPERATION, e))?;
+            let arn = out
+                .assumed_role_user()
+                .map(|u| u.arn().to_owned())
+                .unwrap_or_default();
+            let account = arn.split(':').nth(4).map(str::to_owned);
+            Ok((arn, account))
+        }
+        _ => {
+            let out = sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| refusal("GetCallerIdentity", e))?;
+            Ok((
+                out.arn().unwrap_or_default().to_owned(),
+                out.account().map(str::to_owned),
+            ))
+        }
+    }
+}
+
 async fn caller_check(
     facts: &mut BTreeMap<&'static str, String>,
     expected_role: Option<&str>,
+    web_identity_token: Option<&Path>,
+    env: &BTreeMap<String, String>,
     trust: impl FnOnce() -> Option<Value>,
 ) -> Check {
     const NAME: &str = "caller-identity";
-    let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let sts = aws_sdk_sts::Client::new(&shared);
-    let caller = match sts.get_caller_identity().send().await {
+    let (arn, account) = match caller(web_identity_token, env).await {
         Ok(c) => c,
-        Err(e) => {
-            let code = e.code().unwrap_or_default().to_owned();
-            let message = e
-                .message()
-                .map(str::to_owned)
-                .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
+        Err((operation, code, message)) => {
             let statement = trust()
                 .as_ref()
                 .and_then(|t| t.pointer("/Statement/0"))
@@ -334,18 +423,18 @@ async fn caller_check(
             return Check::fail(
                 NAME,
                 format!(
-                    "STS GetCallerIdentity failed: {} {message}",
+                    "STS {operation} failed: {} {message}",
                     if code.is_empty() { "" } else { code.as_str() }
                 ),
                 fix,
             );
         }
     };
-    let arn = caller.arn().unwrap_or_default().to_owned();
     facts.insert("caller-arn", arn.clone());
-    if let Some(account) = caller.account() {
-        facts.insert("account-id", account.to_owned());
+    if let Some(account) = account {
+        facts.insert("account-id", account);
     }
+
     let Some(expected) = expected_role else {
         return Check::fail(
             NAME,
@@ -555,6 +644,39 @@ fn owner_of(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_role_is_assumed_directly_only_when_the_chain_would_use_web_identity() {
+        let home = tempfile::tempdir().unwrap();
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            [("HOME", home.path().to_str().unwrap())]
+                .iter()
+                .chain(pairs)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(web_identity_first(Mechanism::Irsa, &env(&[])));
+        assert!(web_identity_first(
+            Mechanism::Irsa,
+            &env(&[("AWS_PROFILE", "")])
+        ));
+        // Whatever the SDK's chain tries before web identity wins over it.
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ] {
+            assert!(
+                !web_identity_first(Mechanism::Irsa, &env(&[(key, "x")])),
+                "{key}"
+            );
+        }
+        assert!(!web_identity_first(Mechanism::PodIdentity, &env(&[])));
+        std::fs::create_dir(home.path().join(".aws")).unwrap();
+        std::fs::write(home.path().join(".aws").join("credentials"), "[default]\n").unwrap();
+        assert!(!web_identity_first(Mechanism::Irsa, &env(&[])));
+    }
 
     #[test]
     fn a_same_named_role_in_another_account_or_partition_is_another_identity() {

@@ -1207,3 +1207,94 @@ async fn runner_reports_github_credentials_it_can_read_and_steps_outside_job_con
         assert_eq!(status(&v, "job-container"), Status::Fail, "{v}");
     }
 }
+
+#[tokio::test]
+async fn job_identity_takes_one_sts_request_unless_the_chain_prefers_other_credentials() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let f = Fixture::new("vs").await;
+    let token = job_token(&f, "sts.amazonaws.com").await;
+    let role = f.plan.repositories[0].iam_role.arn.clone();
+    let (account, name) = {
+        let mut parts = role.split(':');
+        let account = parts.nth(4).unwrap().to_owned();
+        (account, role.rsplit('/').next().unwrap().to_owned())
+    };
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("AssumeRoleWithWebIdentity"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAFAKE</AccessKeyId>\
+             <SecretAccessKey>fake</SecretAccessKey><SessionToken>fake</SessionToken>\
+             <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+             <AssumedRoleUser><AssumedRoleId>AROAFAKE:s</AssumedRoleId>\
+             <Arn>arn:aws:sts::{account}:assumed-role/{name}/s</Arn></AssumedRoleUser>\
+             </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        )))
+        .mount(&sts)
+        .await;
+    // Static keys in the environment come first in the SDK's chain: the job
+    // would act as this user, not as the role.
+    Mock::given(method("POST"))
+        .and(body_string_contains("GetCallerIdentity"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <GetCallerIdentityResult><Arn>arn:aws:iam::{account}:user/leaked-key</Arn>\
+             <UserId>AIDAFAKE</UserId><Account>{account}</Account></GetCallerIdentityResult>\
+             </GetCallerIdentityResponse>"
+        )))
+        .mount(&sts)
+        .await;
+    let uri = sts.uri();
+    let token = token.display().to_string();
+    let irsa = [
+        ("AWS_ENDPOINT_URL", uri.as_str()),
+        ("AWS_ROLE_ARN", role.as_str()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.as_str()),
+    ];
+    let args = [
+        "--kubernetes-token",
+        "/nonexistent",
+        "--github-oidc",
+        "off",
+        "-o",
+        "json",
+    ];
+    let o = verify_job_with(&f, &irsa, &args);
+    assert_eq!(
+        check_of(&o, "caller-identity")["status"],
+        "pass",
+        "{}",
+        text(&o)
+    );
+    let received = sts.received_requests().await.unwrap();
+    let bodies: Vec<String> = received
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(bodies.len(), 1, "one STS request: {bodies:?}");
+    assert!(
+        bodies[0].contains("Action=AssumeRoleWithWebIdentity"),
+        "{bodies:?}"
+    );
+
+    let keys = [
+        &irsa[..],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAFAKE"),
+            ("AWS_SECRET_ACCESS_KEY", "fake"),
+        ],
+    ]
+    .concat();
+    let o = verify_job_with(&f, &keys, &args);
+    let caller = check_of(&o, "caller-identity");
+    assert_eq!(caller["status"], "fail", "{}", text(&o));
+    assert!(
+        caller["detail"]
+            .as_str()
+            .unwrap()
+            .contains("user/leaked-key"),
+        "{caller}"
+    );
+}
