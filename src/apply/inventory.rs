@@ -25,10 +25,6 @@ use crate::{Error, Result};
 /// object's text, twice (bytes and parsed), at the same time.
 pub const PAGE: u32 = 500;
 
-/// Items per page where `--page-size` is too small to pay (prune's
-/// metadata-only scan of a namespace).
-pub(crate) const METADATA_PAGE: u32 = PAGE;
-
 /// `(namespace, name)`.
 type NamespacedName = (String, String);
 
@@ -144,7 +140,7 @@ impl Inventory {
                         &kind.api_resource(),
                         kind.as_str(),
                         &others,
-                        page_size.max(METADATA_PAGE),
+                        page_size.max(PAGE),
                         &mut requests,
                     )
                     .await;

@@ -14,7 +14,7 @@ use kube::discovery::{Discovery, Scope, verbs};
 use serde_json::Value;
 use tracing::info;
 
-use super::inventory::{Inventory, Key, METADATA_PAGE, kinds};
+use super::inventory::{Inventory, Key, PAGE, kinds};
 use super::report::{Action, ObjectResult, RepoResult};
 use super::{Options, dynamic_api, qualified};
 use crate::kvp::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
@@ -136,7 +136,7 @@ async fn namespaces_with_foreign_objects(
     // retry policy of every other request.
     let found: Vec<Result<Option<&str>>> = futures::stream::iter(pairs)
         .map(|(ar, ns)| async move {
-            foreign_in(client, &ar, ns, instance, page_size.max(METADATA_PAGE))
+            foreign_in(client, &ar, ns, instance, page_size.max(PAGE))
                 .await
                 .map(|foreign| foreign.then_some(ns))
         })

@@ -183,16 +183,11 @@ pub async fn prune(
     options: &AwsOptions,
     report: &mut AwsReport,
 ) {
-    let planned: crate::Result<BTreeSet<String>> = (0..plans.count())
-        .map(|i| Ok(plans.repository(i)?.iam_role.name.clone()))
+    // The role names alone: nothing needs planning.
+    let planned: BTreeSet<&str> = (0..plans.count())
+        .filter_map(|i| plans.names(i))
+        .map(|n| n.iam_role.as_str())
         .collect();
-    let planned = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            report.problems.push(format!("prune: {e}"));
-            return;
-        }
-    };
     match prune::prune_roles(
         clients,
         settings,

@@ -23,7 +23,7 @@ pub(super) async fn prune_roles(
     clients: &Clients,
     settings: &Settings,
     instance: &str,
-    planned: &BTreeSet<String>,
+    planned: &BTreeSet<&str>,
     options: &AwsOptions,
     writes: &mut usize,
 ) -> Result<Vec<RoleResult>, AwsError> {
