@@ -41,7 +41,7 @@ pub use self::isolation::{
     INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, baseline_violations, egress_allowed,
     instance_metadata_policy, pod_security_labels,
 };
-pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, attach_github_secret, redacted};
+pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, redacted};
 use self::rights::role_rules;
 pub use self::rights::{HookRight, HookVersion, hook_asks, hook_rights, hook_versions};
 
@@ -95,7 +95,7 @@ pub struct RepoPlan {
     pub role_binding: RoleBinding,
     pub hook_template: ConfigMap,
     /// The scale set's GitHub credentials (`githubConfigSecret`), when
-    /// runner-identity manages them ([`attach_github_secret`]).
+    /// runner-identity manages them ([`Planner::with_credentials`]).
     pub github_secret: Option<Secret>,
     /// Rendered gha-runner-scale-set values (YAML text, comments kept).
     pub values: String,
@@ -168,6 +168,8 @@ pub trait Plans: Sync {
     fn instance(&self) -> &str;
     /// How many repositories are planned.
     fn count(&self) -> usize;
+    /// The names of the repository at `index`, known without planning it.
+    fn names(&self, index: usize) -> Option<&RepoNames>;
     /// The plan of the repository at `index` (`0..count()`).
     fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>>;
     /// The same plan again, for a stage that already had it from
@@ -185,6 +187,10 @@ impl Plans for Plan {
 
     fn count(&self) -> usize {
         self.repositories.len()
+    }
+
+    fn names(&self, index: usize) -> Option<&RepoNames> {
+        self.repositories.get(index).map(|r| &r.names)
     }
 
     fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
@@ -261,7 +267,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Adds to every repository that has credentials the Secret
-    /// `githubConfigSecret` names ([`attach_github_secret`]).
+    /// `githubConfigSecret` names, holding ARC's keys (`data`, never
+    /// printed: [`Object::shown`]); `credentials` maps `owner/name` to the
+    /// Secret's content.
     pub fn with_credentials(
         mut self,
         credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
@@ -288,6 +296,10 @@ impl Plans for Planner<'_> {
 
     fn count(&self) -> usize {
         self.names.len()
+    }
+
+    fn names(&self, index: usize) -> Option<&RepoNames> {
+        self.names.get(index)
     }
 
     fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::config::{Repository, Settings};
 use crate::names::RepoNames;
 
-use super::{Plan, RepoPlan, metadata};
+use super::{RepoPlan, metadata};
 
 /// The kinds runner-identity manages: the one list every stage uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -175,30 +175,6 @@ pub fn redacted(mut v: Value) -> Value {
 
 /// Annotation with the SHA-256 of a managed Secret's content.
 pub const CONTENT_DIGEST_ANNOTATION: &str = "runner-identity.dev/content-sha256";
-
-/// Adds to every repository that has credentials the Secret
-/// `githubConfigSecret` names, holding ARC's keys (`data`, never printed:
-/// [`Object::shown`]); `credentials` maps `owner/name` to the Secret's content.
-pub fn attach_github_secret(
-    plan: &mut Plan,
-    settings: &Settings,
-    credentials: &BTreeMap<String, BTreeMap<String, String>>,
-) {
-    let by_name: BTreeMap<String, &Repository> = settings
-        .repositories
-        .iter()
-        .map(|r| (r.full_name(), r))
-        .collect();
-    for repo_plan in &mut plan.repositories {
-        let (Some(data), Some(repo)) = (
-            credentials.get(&repo_plan.names.repository),
-            by_name.get(&repo_plan.names.repository),
-        ) else {
-            continue;
-        };
-        repo_plan.github_secret = Some(github_secret(settings, repo, &repo_plan.names, data));
-    }
-}
 
 /// The Secret `githubConfigSecret` names for one repository, holding `data`.
 pub(super) fn github_secret(

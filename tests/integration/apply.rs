@@ -954,8 +954,7 @@ async fn a_repository_gets_its_own_credentials_and_the_shared_ones_are_warned_ab
     let credentials = runner_identity::github::credentials::load(&settings, None)
         .await
         .unwrap();
-    let mut plan = config.plan();
-    runner_identity::plan::attach_github_secret(&mut plan, &settings, &credentials);
+    let plan = plan_with_credentials(&settings, &credentials);
     // The runner's configuration names no credential source.
     let runner_config = &plan.repositories[0].hook_template.data.as_ref().unwrap()
         [runner_identity::plan::RUNNER_CONFIG_KEY];

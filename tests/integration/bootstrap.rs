@@ -206,13 +206,11 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
             });
         });
         let settings = config.settings();
-        let mut plan = config.plan();
         let data = futures::executor::block_on(runner_identity::github::credentials::load(
             &settings, None,
         ))
         .unwrap();
-        runner_identity::plan::attach_github_secret(&mut plan, &settings, &data);
-        plan
+        plan_with_credentials(&settings, &data)
     };
     let rules = bootstrap::apply_rules(&planned("sample"), false);
     assert_eq!(rules.len(), 15, "{rules:?}");

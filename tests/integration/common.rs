@@ -199,6 +199,19 @@ pub fn plan_text(text: &str) -> Plan {
     plan::plan(&settings(text), &Templates::load(None).unwrap()).unwrap()
 }
 
+/// The plan of `settings` with the scale sets' GitHub credentials Secrets.
+pub fn plan_with_credentials(
+    settings: &Settings,
+    credentials: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+) -> Plan {
+    let templates = Templates::load(None).unwrap();
+    plan::Planner::new(settings, &templates)
+        .unwrap()
+        .with_credentials(credentials)
+        .plan()
+        .unwrap()
+}
+
 /// The repository root (for examples).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
