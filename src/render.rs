@@ -56,6 +56,15 @@ pub fn plan_json(plan: &Plan) -> Result<Value> {
     Ok(json!({ "instance": plan.instance, "repositories": repositories }))
 }
 
+/// Writes `text` to `path`; the error names the file.
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        action: "cannot write",
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Writes `DIR/<repository>/{manifests.yaml, values.yaml, hook-template.yaml,
 /// trust-policy.json, permissions-policy.json}`; the last only when the
 /// repository has an inline policy. Returns the folders written.
@@ -79,12 +88,7 @@ pub fn write_out_dir(plan: &Plan, dir: &Path) -> Result<Vec<std::path::PathBuf>>
             files.push(("permissions-policy.json", pretty(p)?));
         }
         for (name, text) in files {
-            let path = folder.join(name);
-            std::fs::write(&path, text).map_err(|source| Error::Io {
-                action: "cannot write",
-                path: path.clone(),
-                source,
-            })?;
+            write_file(&folder.join(name), &text)?;
         }
         written.push(folder);
     }

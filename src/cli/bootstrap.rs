@@ -86,11 +86,7 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
     })?;
     for (name, text) in files {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| Error::Io {
-            action: "cannot write",
-            path: path.clone(),
-            source,
-        })?;
+        render::write_file(&path, &text)?;
         writeln!(out, "{}", path.display())?;
     }
     Ok(())
