@@ -149,6 +149,15 @@ pub enum Error {
     /// A defect of runner-identity itself (an invariant broken).
     #[error("internal error: {message}; please report it with the command that showed it")]
     Internal { message: String },
+    /// The identity running `apply` may not write in namespaces the plan
+    /// writes into (a least-privilege identity whose administrator has not
+    /// granted it the new namespaces yet).
+    #[error(
+        "the identity running apply may not write in {}: {}; nothing was changed. {fix}",
+        count(namespaces.len(), "namespace"),
+        first_few(namespaces)
+    )]
+    MissingGrant { namespaces: Vec<String>, fix: String },
     /// The cluster lacks what the plan needs.
     #[error("{what}; {fix}")]
     ClusterUnsupported { what: String, fix: String },
@@ -177,6 +186,7 @@ impl Error {
             | Error::PartialFailure { .. }
             | Error::Github { .. }
             | Error::ClusterUnsupported { .. }
+            | Error::MissingGrant { .. }
             | Error::DiscoveryIncomplete { .. } => 3,
             Error::VerificationFailed { .. }
             | Error::DiagnosisFailed { .. }

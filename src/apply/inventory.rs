@@ -71,14 +71,22 @@ impl Inventory {
         // holds every namespace, whoever manages it. The other instances'
         // objects are read only where a planned name may be one of them
         // ([`Inventory::load_others`]).
+        // Secrets are listed namespace by namespace (below): a list returns
+        // their data, so the least-privilege identity may list them only
+        // where it writes them.
+        let cluster_wide = Kind::DELETE_ORDER
+            .into_iter()
+            .filter(|k| *k != Kind::Secret)
+            .enumerate();
         let mut listed: Vec<(usize, &'static str, Result<Found>, usize)> =
-            futures::stream::iter(Kind::DELETE_ORDER.into_iter().enumerate())
+            futures::stream::iter(cluster_wide)
                 .map(|(i, kind): (usize, Kind)| {
                     let (client, instance) = (client.clone(), inv.instance.clone());
                     async move {
                         let mut requests = 0;
                         let found =
-                            list_kind(&client, kind, &instance, page_size, &mut requests).await;
+                            list_kind(&client, kind, None, &instance, page_size, &mut requests)
+                                .await;
                         (i, kind.as_str(), found, requests)
                     }
                 })
@@ -99,14 +107,70 @@ impl Inventory {
                     inv.refusals.insert(kind, e);
                 }
                 Err(e) => return Err(e),
-                Ok(found) => {
-                    inv.managed.extend(found.managed);
-                    inv.other_instances.extend(found.others);
-                    inv.namespaces.extend(found.namespaces);
-                }
+                Ok(found) => inv.add(found),
             }
         }
         Ok(inv)
+    }
+
+    fn add(&mut self, found: Found) {
+        self.managed.extend(found.managed);
+        self.other_instances.extend(found.others);
+        self.namespaces.extend(found.namespaces);
+    }
+
+    /// Lists this instance's Secrets in each of its namespaces and in each
+    /// of `planned` that exists (a shared namespace is not the tool's). A
+    /// namespace where the caller may not list them makes Secrets unseen (an
+    /// error only when a Secret is planned, [`Inventory::require`]).
+    pub async fn load_secrets(
+        &mut self,
+        client: &Client,
+        planned: &BTreeSet<String>,
+        page_size: u32,
+    ) -> Result<()> {
+        let ours: BTreeSet<String> = self
+            .managed
+            .keys()
+            .filter(|(kind, ..)| *kind == Kind::Namespace.as_str())
+            .map(|(_, _, name)| name.clone())
+            .chain(planned.iter().filter(|n| self.namespaces.contains(*n)).cloned())
+            .collect();
+        let listed: Vec<(Result<Found>, usize)> = futures::stream::iter(ours)
+            .map(|namespace| {
+                let (client, instance) = (client.clone(), self.instance.clone());
+                async move {
+                    let mut requests = 0;
+                    let found = list_kind(
+                        &client,
+                        Kind::Secret,
+                        Some(&namespace),
+                        &instance,
+                        page_size,
+                        &mut requests,
+                    )
+                    .await;
+                    (found, requests)
+                }
+            })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect()
+            .await;
+        let kind = Kind::Secret.as_str();
+        for (found, requests) in listed {
+            self.requests += requests;
+            match found {
+                Err(e) if forbidden(&e) => {
+                    self.unseen.insert(kind);
+                    self.refusals.entry(kind).or_insert(e);
+                }
+                // Deleted since the namespace list: nothing of it to manage.
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e),
+                Ok(found) => self.add(found),
+            }
+        }
+        Ok(())
     }
 
     /// Lists, metadata only, the objects other configuration instances
@@ -193,6 +257,15 @@ impl Inventory {
         self.namespaces.contains(namespace)
     }
 
+    /// The namespaces this instance manages an object in.
+    pub fn namespaces_with_objects(&self) -> BTreeSet<&str> {
+        self.managed
+            .keys()
+            .map(|(_, namespace, _)| namespace.as_str())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
     /// Whether this instance manages an object of that key.
     pub fn is_managed(&self, kind: &str, namespace: &str, name: &str) -> bool {
         self.managed
@@ -239,10 +312,12 @@ struct Found {
 }
 
 /// Lists the objects of a kind that this instance manages (namespaces: all
-/// of them, sorted into this instance's, the others', and the rest).
+/// of them, sorted into this instance's, the others', and the rest), in
+/// every namespace or in `namespace`.
 async fn list_kind(
     client: &Client,
     kind: Kind,
+    namespace: Option<&str>,
     instance: &str,
     page_size: u32,
     requests: &mut usize,
@@ -252,7 +327,8 @@ async fn list_kind(
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
     let selector = (kind != "Namespace").then_some(ours.as_str());
     let mut found = Found::default();
-    list_all(client, ar, kind, selector, page_size, requests, |item| {
+    let scope = Scope { namespace, selector };
+    list_all(client, ar, kind, scope, page_size, requests, |item| {
         if kind == "Namespace" {
             found
                 .namespaces
@@ -305,6 +381,12 @@ fn not_served(kind: &str, error: &Error) -> bool {
             if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 404))
 }
 
+/// Whether `error` is a 404 (a namespace deleted since it was listed).
+fn not_found(error: &Error) -> bool {
+    matches!(error, Error::Kube { source, .. }
+        if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 404))
+}
+
 /// Whether `error` is a 403 on a list.
 fn forbidden(error: &Error) -> bool {
     matches!(error, Error::Kube { source, .. }
@@ -336,18 +418,32 @@ fn list_params(selector: Option<&str>, page_size: u32, token: Option<&str>) -> L
     params
 }
 
-/// Every object of a kind (optionally label-selected), page by page, each
-/// handed to `each` as it arrives (a page is dropped before the next).
+/// Where a list looks: one namespace or all, and which labels it selects.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Scope<'a> {
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) selector: Option<&'a str>,
+}
+
+/// Every object of a kind in `scope`, page by page, each handed to `each`
+/// as it arrives (a page is dropped before the next).
 pub(crate) async fn list_all(
     client: &Client,
     ar: &ApiResource,
     kind: &'static str,
-    selector: Option<&str>,
+    scope: Scope<'_>,
     page_size: u32,
     requests: &mut usize,
     mut each: impl FnMut(DynamicObject) -> Result<()>,
 ) -> Result<()> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    let Scope {
+        namespace,
+        selector,
+    } = scope;
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
     let mut token: Option<String> = None;
     loop {
         let params = list_params(selector, page_size, token.as_deref());
@@ -357,7 +453,7 @@ pub(crate) async fn list_all(
             .map_err(|source| Error::Kube {
                 action: "list",
                 kind,
-                namespace: String::new(),
+                namespace: namespace.unwrap_or_default().to_owned(),
                 name: selector.unwrap_or("*").to_owned(),
                 source: Box::new(source),
             })?;

@@ -209,6 +209,10 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     let mut inventory = inventory.await.map_err(|e| Error::Internal {
         message: format!("the inventory task stopped: {e}"),
     })??;
+    let planned_namespaces = planned.iter().map(|p| p.namespace.clone()).collect();
+    inventory
+        .load_secrets(client, &planned_namespaces, options.page_size)
+        .await?;
     inventory.require(&planned_kinds)?;
     debug!(requests = inventory.requests, "cluster read");
     // A planned kind the server does not serve stops the apply before any write.
@@ -245,12 +249,15 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
         return Err(Error::Unmanaged { objects: conflicts });
     }
     debug!(requests = inventory.requests, "conflicts checked");
+    if send_writes(options) {
+        check_grants(client, &inventory, &planned).await?;
+    }
 
     // Then repository by repository: a repository's plan and the desired
     // JSON of its objects live only while it is compared and written.
     let writes = Arc::new(AtomicUsize::new(0));
     let progress = report::Progress::new(plans.count() as u64, "repositories");
-    let send = !options.diff_only;
+    let send = send_writes(options);
     let (inventory, unknown) = (&inventory, &unknown);
     let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(0..plans.count())
         .map(|i| {
@@ -280,6 +287,109 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
         writes: writes.load(Ordering::Relaxed),
         repositories: results,
     })
+}
+
+/// Whether this apply sends writes (a dry run sends them too; `diff` none).
+fn send_writes(options: &Options) -> bool {
+    !options.diff_only
+}
+
+/// Access reviews sent at the same time.
+const REVIEW_CONCURRENCY: usize = 16;
+
+/// Before any write: the caller may write in every namespace where this
+/// instance has nothing yet. A least-privilege identity (`bootstrap`) is
+/// granted its rights per namespace by an administrator; a namespace it was
+/// not granted is named with the fix instead of failing half-way. One
+/// review when the caller may write everywhere (an administrator), else one
+/// per new namespace; a re-run sends none.
+async fn check_grants(client: &Client, inventory: &Inventory, planned: &[PlannedKeys]) -> Result<()> {
+    // The first namespaced object of each namespace the instance has no
+    // object in yet.
+    let granted = inventory.namespaces_with_objects();
+    let mut first: BTreeMap<&str, &inventory::Key> = BTreeMap::new();
+    for repo in planned {
+        for key in repo.keys.iter().filter(|k| !k.1.is_empty()) {
+            if granted.contains(key.1.as_str()) {
+                continue;
+            }
+            first.entry(key.1.as_str()).or_insert(key);
+        }
+    }
+    let Some(sample) = first.values().next() else {
+        return Ok(());
+    };
+    if may_patch(client, "", sample.0, None).await? {
+        return Ok(());
+    }
+    let reviewed: Vec<Result<(String, bool)>> = futures::stream::iter(first.into_values())
+        .map(|(kind, namespace, name)| async move {
+            let allowed = may_patch(client, namespace, kind, Some(name)).await?;
+            Ok((namespace.clone(), allowed))
+        })
+        .buffer_unordered(REVIEW_CONCURRENCY)
+        .collect()
+        .await;
+    let mut missing: Vec<String> = Vec::new();
+    for r in reviewed {
+        let (namespace, allowed) = r?;
+        if !allowed {
+            missing.push(namespace);
+        }
+    }
+    missing.sort();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::MissingGrant {
+        namespaces: missing,
+        fix: "The identity `runner-identity bootstrap` prints is granted its rights inside each \
+              planned namespace by a RoleBinding there, so that it can never grant itself a right \
+              outside them: an administrator applies bootstrap's output for this configuration \
+              again (`runner-identity bootstrap -c <config> | kubectl apply -f -`), which creates \
+              the new namespaces and their RoleBindings; then re-run apply"
+            .into(),
+    })
+}
+
+/// Whether the caller may server-side apply (`patch`) an object of `kind`
+/// in `namespace` (`""`: in every namespace).
+async fn may_patch(client: &Client, namespace: &str, kind: &str, name: Option<&str>) -> Result<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let ar = Kind::named(kind)
+        .map(Kind::api_resource)
+        .ok_or_else(|| Error::Internal {
+            message: format!("no API resource for planned kind {kind}"),
+        })?;
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                group: Some(ar.group.clone()),
+                resource: Some(ar.plural.clone()),
+                verb: Some("patch".into()),
+                name: name.map(str::to_owned),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let what = format!("review whether apply may write {kind} in {namespace}");
+    let params = kube::api::PostParams::default();
+    let answer = retry::kube(&what, || api.create(&params, &review))
+        .await
+        .map_err(|source| Error::Kube {
+            action: "review access to",
+            kind: Kind::named(kind).map_or("", Kind::as_str),
+            namespace: namespace.to_owned(),
+            name: name.unwrap_or("*").to_owned(),
+            source: Box::new(source),
+        })?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 /// The planned objects the inventory cannot account for (not managed, in a
@@ -441,6 +551,7 @@ async fn execute(
             action: step.action,
             diff: step.diff,
             error: None,
+            reason: None,
             server_validated: send && !step.unvalidated,
         };
         let needs_write = matches!(step.action, Action::Create | Action::Update | Action::Adopt);

@@ -38,7 +38,7 @@ pub(super) async fn prune(
         .map(|(k, _)| k.2.as_str())
         .collect();
     let keep = if namespaces.is_empty() {
-        BTreeSet::new()
+        BTreeMap::new()
     } else {
         namespaces_with_foreign_objects(
             client,
@@ -66,10 +66,12 @@ pub(super) async fn prune(
                 action: Action::Prune,
                 diff: None,
                 error: None,
+                reason: None,
                 server_validated: !options.diff_only,
             };
-            if kind == "Namespace" && keep.contains(name.as_str()) {
+            if let Some(held) = keep.get(name.as_str()).filter(|_| kind == "Namespace") {
                 object.action = Action::Keep;
+                object.reason = Some(held.reason(name));
             } else if !options.diff_only {
                 let api = dynamic_api(client, &ar, namespace);
                 let params = if options.dry_run {
@@ -99,16 +101,44 @@ pub(super) async fn prune(
     Ok(by_repo.into_values().collect())
 }
 
+/// Why a namespace cannot be pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    /// It holds an object runner-identity does not manage (`Kind name`).
+    Foreign(String),
+    /// The caller may not list these resources in it, so cannot prove it empty.
+    Unreadable(BTreeSet<String>),
+}
+
+impl Held {
+    fn reason(&self, namespace: &str) -> String {
+        match self {
+            Held::Foreign(object) => format!(
+                "it holds {object}, which runner-identity does not manage (deleting the namespace \
+                 would delete it too); move or delete it, then re-run with --prune"
+            ),
+            Held::Unreadable(resources) => format!(
+                "this identity may not list {} in it, so it cannot prove that the namespace holds \
+                 nothing else (its managed objects were deleted); to let apply delete it, grant \
+                 `list` on those resources in {namespace}, or have an administrator check it and \
+                 run `kubectl delete namespace {namespace}`",
+                resources.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
 /// Namespaces among `namespaces` that hold an object not managed by `instance`,
-/// found by listing every namespaced, listable resource the server serves.
-/// Objects every namespace gets on its own (the `default` ServiceAccount, its
-/// token Secrets, `kube-root-ca.crt`, events) do not count.
+/// or that the caller cannot read entirely, found by listing every
+/// namespaced, listable resource the server serves. Objects every namespace
+/// gets on its own (the `default` ServiceAccount, its token Secrets,
+/// `kube-root-ca.crt`, events) do not count.
 async fn namespaces_with_foreign_objects(
     client: &Client,
     namespaces: &[&str],
     instance: &str,
     page_size: u32,
-) -> Result<BTreeSet<String>> {
+) -> Result<BTreeMap<String, Held>> {
     let discovery = Discovery::new(client.clone())
         .run()
         .await
@@ -134,19 +164,31 @@ async fn namespaces_with_foreign_objects(
     }
     // One paged list per (resource, namespace), a few at a time, each with the
     // retry policy of every other request.
-    let found: Vec<Result<Option<&str>>> = futures::stream::iter(pairs)
+    let found: Vec<Result<(&str, String, Option<Found>)>> = futures::stream::iter(pairs)
         .map(|(ar, ns)| async move {
             foreign_in(client, &ar, ns, instance, page_size.max(PAGE))
                 .await
-                .map(|foreign| foreign.then_some(ns))
+                .map(|found| (ns, ar.plural.clone(), found))
         })
         .buffer_unordered(LIST_CONCURRENCY)
         .collect()
         .await;
-    let mut keep = BTreeSet::new();
+    let mut keep: BTreeMap<String, Held> = BTreeMap::new();
     for f in found {
-        if let Some(ns) = f? {
-            keep.insert(ns.to_owned());
+        let (ns, plural, found) = f?;
+        match (found, keep.get_mut(ns)) {
+            (None, _) => {}
+            // An object that is not the tool's is the stronger reason.
+            (Some(Found::Object(object)), _) => {
+                keep.insert(ns.to_owned(), Held::Foreign(object));
+            }
+            (Some(Found::Forbidden), Some(Held::Unreadable(resources))) => {
+                resources.insert(plural);
+            }
+            (Some(Found::Forbidden), Some(Held::Foreign(_))) => {}
+            (Some(Found::Forbidden), None) => {
+                keep.insert(ns.to_owned(), Held::Unreadable(BTreeSet::from([plural])));
+            }
         }
     }
     Ok(keep)
@@ -155,15 +197,23 @@ async fn namespaces_with_foreign_objects(
 /// Lists sent at the same time while looking for foreign objects.
 const LIST_CONCURRENCY: usize = 8;
 
-/// Whether `namespace` holds an object of `ar` this instance does not manage.
-/// Every page is read: a foreign object may be on any of them.
+/// What keeps a namespace from being proven empty.
+enum Found {
+    /// An object not managed by the instance (`Kind name`).
+    Object(String),
+    /// A list the caller may not send.
+    Forbidden,
+}
+
+/// Whether `namespace` holds an object of `ar` this instance does not manage
+/// (or cannot tell). Every page is read: a foreign object may be on any.
 async fn foreign_in(
     client: &Client,
     ar: &ApiResource,
     namespace: &str,
     instance: &str,
     page_size: u32,
-) -> Result<bool> {
+) -> Result<Option<Found>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
     let mut token: Option<String> = None;
     loop {
@@ -175,8 +225,8 @@ async fn foreign_in(
         let page = match retry::kube(&what, || api.list(&params)).await {
             Ok(page) => page,
             // A resource the caller may not list cannot prove the namespace empty.
-            Err(kube::Error::Api(s)) if s.code == 403 => return Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => return Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 403 => return Ok(Some(Found::Forbidden)),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => return Ok(None),
             Err(source) => {
                 return Err(Error::Kube {
                     action: "list",
@@ -187,12 +237,13 @@ async fn foreign_in(
                 });
             }
         };
-        if page.items.iter().any(|o| is_foreign(o, &ar.kind, instance)) {
-            return Ok(true);
+        if let Some(o) = page.items.iter().find(|o| is_foreign(o, &ar.kind, instance)) {
+            let name = o.metadata.name.as_deref().unwrap_or_default();
+            return Ok(Some(Found::Object(format!("{} {name}", ar.kind))));
         }
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
     }
 }

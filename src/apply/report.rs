@@ -38,6 +38,9 @@ pub struct ObjectResult {
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why a namespace is kept ([`Action::Keep`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Whether the API server saw the object (false in a diff, or in a dry
     /// run whose namespace does not exist yet).
     pub server_validated: bool,
@@ -155,8 +158,12 @@ impl Report {
             .filter_map(|(r, o)| match (&o.error, o.action) {
                 (Some(e), _) => Some(format!("{}: {e}", r.repository)),
                 (None, Action::Keep) => Some(format!(
-                    "{}: namespace {} kept: it holds objects runner-identity does not manage",
-                    r.repository, o.name
+                    "{}: namespace {} kept: {}",
+                    r.repository,
+                    o.name,
+                    o.reason
+                        .as_deref()
+                        .unwrap_or("it holds objects runner-identity does not manage")
                 )),
                 _ => None,
             })

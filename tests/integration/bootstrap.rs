@@ -7,18 +7,17 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use runner_identity::apply::{self, Action, Options};
-use runner_identity::bootstrap;
+use runner_identity::bootstrap::{self, Grants};
 
 use crate::common::*;
 
-/// Applies the bootstrap objects named `name` with `rules` (as the admin).
-pub(crate) async fn grant(name: &str, namespace: &str, rules: Vec<PolicyRule>) {
+/// Applies the bootstrap objects named `name` with `grants` (as the admin).
+pub(crate) async fn grant(name: &str, namespace: &str, grants: &Grants) {
     let admin = admin_client().await;
-    for doc in bootstrap::kubernetes_objects(name, namespace, rules) {
+    for doc in bootstrap::kubernetes_objects(name, namespace, grants) {
         let mut object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
         let kind = doc["kind"].as_str().unwrap();
         let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
@@ -28,9 +27,9 @@ pub(crate) async fn grant(name: &str, namespace: &str, rules: Vec<PolicyRule>) {
         let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
             &group, &version, kind,
         ));
-        let api: Api<DynamicObject> = match kind {
-            "ServiceAccount" => Api::namespaced_with(admin.clone(), namespace, &ar),
-            _ => Api::all_with(admin.clone(), &ar),
+        let api: Api<DynamicObject> = match doc["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
+            None => Api::all_with(admin.clone(), &ar),
         };
         object.metadata.managed_fields = None;
         api.patch(
@@ -101,7 +100,7 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
     let both = TestConfig::irsa(&owner, &["app", "gone"], &stack_issuer());
     let plan = both.plan();
     let name = unique("ri-apply");
-    grant(&name, &home, bootstrap::apply_rules(&plan, false)).await;
+    grant(&name, &home, &bootstrap::apply_grants_of(&plan, false)).await;
     let client = as_account(&name, &home).await;
     settle(
         &client,
@@ -160,7 +159,7 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
 
     // The read-only role runs `diff`.
     let readonly = unique("ri-read");
-    grant(&readonly, &home, bootstrap::apply_rules(&plan, true)).await;
+    grant(&readonly, &home, &bootstrap::apply_grants_of(&plan, true)).await;
     let reader = as_account(&readonly, &home).await;
     settle(
         &reader,
@@ -212,19 +211,33 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
         .unwrap();
         plan_with_credentials(&settings, &data)
     };
-    let rules = bootstrap::apply_rules(&planned("sample"), false);
-    assert_eq!(rules.len(), 15, "{rules:?}");
+    let sample = bootstrap::apply_grants_of(&planned("sample"), false);
+    assert_eq!(
+        (sample.cluster.len(), sample.namespaced.len()),
+        (7, 9),
+        "{sample:#?}"
+    );
     assert!(
-        rules
+        sample
+            .namespaced
             .iter()
             .any(|r| r.resources.as_deref() == Some(&["secrets".to_owned()]))
     );
-    for i in 0..rules.len() {
+    // Each rule of either scope, removed in turn.
+    let positions: Vec<(bool, usize)> = (0..sample.cluster.len())
+        .map(|i| (true, i))
+        .chain((0..sample.namespaced.len()).map(|i| (false, i)))
+        .collect();
+    for (i, (cluster, at)) in positions.into_iter().enumerate() {
         let owner = unique("less");
         let plan = planned(&owner);
-        let mut all = bootstrap::apply_rules(&plan, false);
-        let removed = all.remove(i);
-        grant(&name, &home, all).await;
+        let mut all = bootstrap::apply_grants_of(&plan, false);
+        let removed = if cluster {
+            all.cluster.remove(at)
+        } else {
+            all.namespaced.remove(at)
+        };
+        grant(&name, &home, &all).await;
         let client = as_account(&name, &home).await;
         let resource = removed.resources.as_ref().unwrap()[0].clone();
         let verb = removed.verbs[0].clone();

@@ -127,7 +127,7 @@ async fn the_chart_job_converges_as_its_service_account() {
     crate::bootstrap::grant(
         &account,
         &home,
-        runner_identity::bootstrap::apply_rules(&config.plan(), false),
+        &runner_identity::bootstrap::apply_grants_of(&config.plan(), false),
     )
     .await;
     let clients = runner_identity::aws::Clients::from_sdk_config(&moto_config().await);

@@ -2,197 +2,24 @@
 //! and `doctor`) must be allowed to do for one configuration, as objects to
 //! apply and IAM documents. Pure: a plan in, documents out.
 //!
-//! Kubernetes: every right is limited to the object names the plan holds
-//! (`resourceNames`), except `list`, which cannot be. Creating a Role that
-//! grants the hooks' rights, and binding it, would need those rights
-//! themselves (RBAC's escalation check); instead the role grants `escalate`
-//! and `bind` on roles of the planned names only: the tool can write those
-//! Roles, and bind them, and no other.
+//! Kubernetes ([`kubernetes`]): every right is limited to the object names
+//! the plan holds (`resourceNames`), except `list`, which cannot be; every
+//! write inside a namespace is bound in the planned namespaces only.
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod kubernetes;
 
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
+pub use self::kubernetes::{
+    Grants, apply_grants, apply_grants_of, doctor_grants, kubernetes_objects, planned_names,
+};
 use crate::config::{Mode, Settings};
-use crate::kvp;
-use crate::plan::{Kind, Plan};
 
 /// The bootstrap objects' names.
 pub const APPLY_NAME: &str = "runner-identity-apply";
 pub const READONLY_NAME: &str = "runner-identity-readonly";
 /// Where the tool's own ServiceAccount lives by default.
 pub const NAMESPACE: &str = "runner-identity";
-
-/// The names the plan holds, per kind (cluster-scoped kinds included).
-pub fn planned_names(plan: &Plan) -> BTreeMap<Kind, BTreeSet<String>> {
-    let mut names: BTreeMap<Kind, BTreeSet<String>> = BTreeMap::new();
-    for repo in &plan.repositories {
-        for object in repo.objects() {
-            if let Some(name) = &object.metadata().name {
-                names.entry(object.kind()).or_default().insert(name.clone());
-            }
-        }
-    }
-    names
-}
-
-fn rule(
-    group: &str,
-    resources: &[&str],
-    verbs: &[&str],
-    names: Option<&BTreeSet<String>>,
-) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(vec![group.to_owned()]),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        resource_names: names.map(|n| n.iter().cloned().collect()),
-        ..Default::default()
-    }
-}
-
-/// The rules `apply` needs (`readonly`: what `diff` needs) for `plan`, and
-/// the source Secrets `githubCredentials.fromSecret` of `settings` names.
-pub fn apply_rules_for(settings: &Settings, plan: &Plan, readonly: bool) -> Vec<PolicyRule> {
-    let mut rules = apply_rules(plan, readonly);
-    let sources: BTreeSet<String> = settings
-        .repositories
-        .iter()
-        .filter_map(|r| r.github_credentials.as_ref()?.from_secret.as_ref())
-        .map(|s| s.name.clone())
-        .collect();
-    if !sources.is_empty() {
-        // `apply` copies the source Secret's keys (read by name, in its namespace).
-        rules.push(rule("", &["secrets"], &["get"], Some(&sources)));
-    }
-    rules
-}
-
-/// The rules `apply` needs (`readonly`: what `diff` needs).
-pub fn apply_rules(plan: &Plan, readonly: bool) -> Vec<PolicyRule> {
-    let names = planned_names(plan);
-    let mut rules = Vec::new();
-    let write: &[&str] = if readonly {
-        &["get"]
-    } else {
-        &["get", "create", "patch", "delete"]
-    };
-    // Every planned kind is listed once per apply (this instance's objects,
-    // others' metadata): list cannot be limited by name. A kind the plan
-    // holds none of gets no right at all (no credentials: nothing on
-    // Secrets); `apply` then neither manages nor prunes objects of it.
-    for kind in Kind::DELETE_ORDER {
-        let Some(planned) = names.get(&kind).filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        let ar = kind.api_resource();
-        rules.push(rule(&ar.group, &[&ar.plural], &["list"], None));
-        rules.push(rule(&ar.group, &[&ar.plural], write, Some(planned)));
-    }
-    if !readonly && let Some(roles) = names.get(&Kind::Role) {
-        // RBAC's escalation check: writing a Role that grants the hooks'
-        // rights, and binding it, needs `escalate` and `bind` on it (or the
-        // rights themselves, in every repository namespace).
-        rules.push(rule(
-            "rbac.authorization.k8s.io",
-            &["roles"],
-            &["escalate", "bind"],
-            Some(roles),
-        ));
-    }
-    rules
-}
-
-/// The rules `doctor` needs.
-pub fn doctor_rules() -> Vec<PolicyRule> {
-    vec![
-        rule(
-            "actions.github.com",
-            &["autoscalingrunnersets"],
-            &["list"],
-            None,
-        ),
-        rule(
-            "",
-            &["configmaps", "serviceaccounts"],
-            &["get", "list"],
-            None,
-        ),
-        rule("", &["secrets"], &["list"], None),
-        rule("", &["serviceaccounts/token"], &["create"], None),
-        rule(
-            "authorization.k8s.io",
-            &["subjectaccessreviews"],
-            &["create"],
-            None,
-        ),
-    ]
-}
-
-fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: namespace.map(str::to_owned),
-        labels: Some(BTreeMap::from([(
-            kvp::MANAGED_BY_LABEL.to_owned(),
-            "runner-identity-bootstrap".to_owned(),
-        )])),
-        ..Default::default()
-    }
-}
-
-/// A ServiceAccount, ClusterRole and ClusterRoleBinding as YAML documents.
-pub fn kubernetes_objects(name: &str, namespace: &str, rules: Vec<PolicyRule>) -> Vec<Value> {
-    let account = ServiceAccount {
-        metadata: meta(name, Some(namespace)),
-        ..Default::default()
-    };
-    let role = ClusterRole {
-        metadata: meta(name, None),
-        rules: Some(rules),
-        ..Default::default()
-    };
-    let binding = ClusterRoleBinding {
-        metadata: meta(name, None),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: name.to_owned(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: name.to_owned(),
-            namespace: Some(namespace.to_owned()),
-            ..Default::default()
-        }]),
-    };
-    let typed = |v: Value, api_version: &str, kind: &str| {
-        let mut v = v;
-        v["apiVersion"] = json!(api_version);
-        v["kind"] = json!(kind);
-        v
-    };
-    vec![
-        typed(
-            serde_json::to_value(account).unwrap_or_default(),
-            "v1",
-            "ServiceAccount",
-        ),
-        typed(
-            serde_json::to_value(role).unwrap_or_default(),
-            "rbac.authorization.k8s.io/v1",
-            "ClusterRole",
-        ),
-        typed(
-            serde_json::to_value(binding).unwrap_or_default(),
-            "rbac.authorization.k8s.io/v1",
-            "ClusterRoleBinding",
-        ),
-    ]
-}
 
 /// The IAM policy of `apply` (`readonly`: `diff`), limited to the roles
 /// under `aws.rolePath`; with `aws.permissionsBoundary`, a role can only be
@@ -402,28 +229,6 @@ mod tests {
             write["Resource"]
                 .to_string()
                 .contains("arn:aws:eks:eu-west-1:111122223333:cluster/prod")
-        );
-    }
-
-    #[test]
-    fn a_from_secret_source_is_readable_by_name_only() {
-        let s = settings(
-            "  mode: irsa\nkubernetes:\n  githubCredentials:\n    fromSecret: {namespace: arc-systems, name: org-app}\n",
-        );
-        let plan =
-            crate::plan::plan(&s, &crate::templates::Templates::load(None).unwrap()).unwrap();
-        let rules = apply_rules_for(&s, &plan, false);
-        let source = rules
-            .iter()
-            .find(|r| r.verbs == ["get"] && r.resources.as_deref() == Some(&["secrets".to_owned()]))
-            .unwrap();
-        assert_eq!(
-            source.resource_names.as_deref(),
-            Some(&["org-app".to_owned()][..])
-        );
-        assert_eq!(
-            apply_rules_for(&settings("  mode: irsa\n"), &plan, false).len(),
-            rules.len() - 1
         );
     }
 
