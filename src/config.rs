@@ -264,9 +264,11 @@ pub struct AwsConfig {
     /// IAM role name template; placeholders `{cluster}`, `{owner}`, `{repo}`.
     #[serde(default = "default_role_name")]
     pub role_name: String,
-    /// IAM path of the roles, starting and ending with `/`.
-    #[serde(default = "default_role_path")]
-    pub role_path: String,
+    /// IAM path of the roles, starting and ending with `/`: one only this
+    /// configuration uses (default `/runner-identity/<instance>/`; `/` is
+    /// refused by `bootstrap` and `apply`).
+    #[serde(default)]
+    pub role_path: Option<String>,
     /// Managed policies attached to every role.
     #[serde(default)]
     pub managed_policy_arns: Vec<String>,
@@ -285,11 +287,24 @@ pub struct AwsConfig {
     pub tags: BTreeMap<String, String>,
 }
 
+impl AwsConfig {
+    /// The IAM path of the roles (set from the instance by validation when
+    /// the file leaves it out).
+    pub fn role_path(&self) -> &str {
+        self.role_path.as_deref().unwrap_or(ROOT_PATH)
+    }
+}
+
+/// IAM's root path.
+const ROOT_PATH: &str = "/";
+
+/// The default IAM path of an instance's roles.
+pub fn default_role_path(instance: &str) -> String {
+    format!("/runner-identity/{instance}/")
+}
+
 fn default_role_name() -> String {
     "gha-{cluster}-{owner}-{repo}".into()
-}
-fn default_role_path() -> String {
-    "/".into()
 }
 fn default_inline_policy() -> Option<String> {
     Some("permissions-policy.json".into())

@@ -63,7 +63,7 @@ impl RepoNames {
             "arn:{}:iam::{}:role{}{}",
             cfg.aws.partition.as_str(),
             cfg.aws.account_id,
-            cfg.aws.role_path,
+            cfg.aws.role_path(),
             iam_role
         );
         RepoNames {

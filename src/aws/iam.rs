@@ -18,6 +18,7 @@ use crate::plan::IamRolePlan;
 /// What IAM holds for one role.
 #[derive(Debug, Default)]
 pub(super) struct LiveRole {
+    pub(super) path: String,
     pub(super) trust: Option<Value>,
     pub(super) max_session: Option<i32>,
     pub(super) boundary: Option<String>,
@@ -80,6 +81,14 @@ pub(super) async fn reconcile_role(
     };
     let outcome = async {
         let live = read_role(&clients.iam, &role.name).await?;
+        if let Some(live) = live.as_ref().filter(|l| l.path != role.path) {
+            result.action = Action::Conflict;
+            return Err(AwsError::OtherPath {
+                role: role.name.clone(),
+                live: live.path.clone(),
+                planned: role.path.clone(),
+            });
+        }
         if let Some(live) = &live {
             let ours = live.tags.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
                 && live.tags.get(INSTANCE_LABEL).map(String::as_str) == Some(instance);
@@ -145,6 +154,7 @@ pub(super) async fn read_role(
         return Ok(None);
     };
     let mut live = LiveRole {
+        path: role.path().to_owned(),
         trust: role.assume_role_policy_document().and_then(decode_policy),
         max_session: role.max_session_duration(),
         boundary: role
@@ -218,7 +228,7 @@ pub(super) async fn write_change(
                     .get(REPOSITORY_ANNOTATION)
                     .map_or("", String::as_str)
             ))
-            .set_tags(Some(tags(&role.tags, None)?))
+            .set_tags(Some(tags(name, &role.tags, None)?))
             .send()
             .await
             .map(drop)
@@ -259,7 +269,7 @@ pub(super) async fn write_change(
         Change::TagRole { keys } => iam
             .tag_role()
             .role_name(name)
-            .set_tags(Some(tags(&role.tags, Some(keys))?))
+            .set_tags(Some(tags(name, &role.tags, Some(keys))?))
             .send()
             .await
             .map(drop)
@@ -353,6 +363,7 @@ pub(super) async fn delete_inline(
 }
 
 pub(super) fn tags(
+    role: &str,
     all: &BTreeMap<String, String>,
     only: Option<&Vec<String>>,
 ) -> Result<Vec<Tag>, AwsError> {
@@ -364,7 +375,7 @@ pub(super) fn tags(
                 .value(v)
                 .build()
                 .map_err(|e| AwsError::Document {
-                    role: String::new(),
+                    role: role.to_owned(),
                     message: format!("tag `{k}`: {e}"),
                 })
         })

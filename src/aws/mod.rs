@@ -85,6 +85,20 @@ pub enum AwsError {
          {INSTANCE_LABEL}={instance}); rename it, delete it, or re-run with --adopt"
     )]
     Unmanaged { role: String, instance: String },
+    /// A role of a planned name exists under another IAM path (IAM cannot
+    /// move a role; its name is unique in the account).
+    #[error(
+        "role {role} exists under the path {live}, but the configuration puts it under {planned} \
+         (aws.rolePath; by default `/runner-identity/<instance>/`, so that the identity running apply \
+         can write this instance's roles and no other); IAM cannot move a role: delete it (`aws iam \
+         delete-role --role-name {role}` after removing its policies) so that apply creates it under \
+         {planned}, then re-run"
+    )]
+    OtherPath {
+        role: String,
+        live: String,
+        planned: String,
+    },
     /// A pod identity association runner-identity did not create points at a
     /// role it is about to prune.
     #[error(

@@ -28,7 +28,7 @@ pub(super) async fn prune_roles(
     writes: &mut usize,
 ) -> Result<Vec<RoleResult>, AwsError> {
     let iam = &clients.iam;
-    let path = &settings.config.aws.role_path;
+    let path = settings.config.aws.role_path();
     let mut pages = iam.list_roles().path_prefix(path).into_paginator().send();
     let mut candidates = Vec::new();
     while let Some(page) = pages.next().await {

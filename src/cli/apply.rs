@@ -103,6 +103,10 @@ pub(super) async fn run(
     let run = Run::new(args, diff_only)?;
     let loaded = load(&args.config).await?;
     let (settings, planner) = (&loaded.settings, loaded.planner()?);
+    if run.aws.is_some() && !diff_only {
+        // Before anything is written anywhere.
+        crate::bootstrap::requirements(settings)?;
+    }
     if let (true, Some(d)) = (args.prune, &loaded.discovery) {
         if let Some(reason) = &d.incomplete {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {

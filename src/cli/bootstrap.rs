@@ -26,6 +26,10 @@ pub struct BootstrapArgs {
     /// GitHub OIDC trust policy.
     #[arg(long)]
     pub github_repository: Option<String>,
+    /// The name of the IAM role that runs `apply` (its policy denies every
+    /// IAM action on this role).
+    #[arg(long, default_value = bootstrap::iam::APPLY_ROLE)]
+    pub apply_role_name: String,
     /// What of that repository's workflows may assume the role: the `sub`
     /// after `repo:<owner/name>:` (`ref:refs/heads/main`, `environment:prod`).
     #[arg(long, default_value = "ref:refs/heads/main")]
@@ -46,6 +50,7 @@ const HEADER: &str = "# The identity that runs `runner-identity apply` for this 
 pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let loaded = load(&args.config).await?;
     let (settings, plan) = (&loaded.settings, loaded.planner()?.plan()?);
+    bootstrap::requirements(settings)?;
     let apply = bootstrap::kubernetes_objects(
         bootstrap::APPLY_NAME,
         &args.namespace,
@@ -64,11 +69,19 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         ("kubernetes-readonly.yaml", yaml(&readonly)?),
         (
             "iam-policy.json",
-            render::pretty(&bootstrap::iam_policy(settings, false))?,
+            render::pretty(&bootstrap::iam_policy_for(
+                settings,
+                false,
+                &args.apply_role_name,
+            ))?,
         ),
         (
             "iam-policy-readonly.json",
-            render::pretty(&bootstrap::iam_policy(settings, true))?,
+            render::pretty(&bootstrap::iam_policy_for(
+                settings,
+                true,
+                &args.apply_role_name,
+            ))?,
         ),
     ];
     if let Some(repository) = &args.github_repository {

@@ -45,7 +45,7 @@ impl Problems<'_> {
 
 /// Validates `config` (read from `text` at `path`, when there is a text to
 /// point into) and reports every problem at once, each with its location.
-pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Result<Settings> {
+pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> Result<Settings> {
     let mut p = Problems {
         path,
         text,
@@ -95,7 +95,9 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
         "aws.maxSessionDuration",
         check_session(aws.max_session_duration),
     );
-    p.check("aws.rolePath", check_role_path(&aws.role_path));
+    if let Some(path) = &aws.role_path {
+        p.check("aws.rolePath", check_role_path(path));
+    }
     p.check("aws.tags", check_tags(&aws.tags));
 
     let k = &config.kubernetes;
@@ -179,6 +181,9 @@ pub(super) fn settings(config: Config, path: &Path, text: Option<&str>) -> Resul
         }
         None => kvp::label_value(&format!("{}-{}", config.cluster.name, config.github.owner)),
     };
+    if config.aws.role_path.is_none() {
+        config.aws.role_path = Some(crate::config::default_role_path(&instance));
+    }
 
     if config.repositories.is_empty() && config.select.is_none() {
         p.add(

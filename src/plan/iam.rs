@@ -36,7 +36,7 @@ pub(super) fn plan_iam_role(
     tags.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
     Ok(IamRolePlan {
         name: names.iam_role.clone(),
-        path: cfg.aws.role_path.clone(),
+        path: cfg.aws.role_path().to_owned(),
         arn: names.iam_role_arn.clone(),
         trust_policy,
         permissions_policy,

@@ -334,7 +334,7 @@ async fn every_iam_call_of_apply_is_allowed_by_the_bootstrap_policy_and_nothing_
         TestConfig::irsa(&owner, repos, &issuer)
             .account("123456789012")
             .with(|c| {
-                c.aws.role_path = "/runner-identity/".into();
+                c.aws.role_path = Some("/runner-identity/".into());
                 c.aws.permissions_boundary = Some(boundary.into());
                 c.aws.managed_policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
             })
@@ -479,4 +479,151 @@ async fn every_iam_call_of_apply_is_allowed_by_the_bootstrap_policy_and_nothing_
         evaluate_identity(&policy, &request),
         Decision::Denied(_)
     ));
+}
+
+/// The status code of a server-side apply of `doc` into `namespace` as `client`.
+async fn apply_status(client: &Client, namespace: &str, doc: serde_json::Value) -> u16 {
+    let kind = doc["kind"].as_str().unwrap().to_owned();
+    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "rbac.authorization.k8s.io",
+        "v1",
+        &kind,
+    ));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+    let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply("runner-identity").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+    {
+        Ok(_) => 200,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(e) => panic!("{kind} {namespace}/{name}: {e}"),
+    }
+}
+
+/// Whether `client` may `verb` `resource` in `namespace`, by access review.
+async fn can_i(client: &Client, namespace: &str, group: &str, resource: &str, verb: &str) -> bool {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                verb: Some(verb.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &review)
+        .await
+        .unwrap()
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+#[tokio::test]
+async fn the_bootstrap_identity_cannot_grant_itself_anything_outside_its_namespaces() {
+    let owner = unique("esc");
+    let home = unique("ri-home");
+    create_namespace(&home).await;
+    let elsewhere = unique("unmanaged");
+    create_namespace(&elsewhere).await;
+    let plan = TestConfig::irsa(&owner, &["app"], &stack_issuer()).plan();
+    let name = unique("ri-esc");
+    grant(&name, &home, &bootstrap::apply_grants_of(&plan, false)).await;
+    let client = as_account(&name, &home).await;
+    let managed = format!("{owner}-app");
+    settle(&client, &managed, "", "serviceaccounts", "patch", Some(plan.repositories[0].runner_service_account.metadata.name.as_deref().unwrap()), true).await;
+    // It converges its own configuration.
+    let report = apply::apply(&client, &plan, &Options::default()).await.unwrap();
+    assert!(!report.failed(), "{}", report.table());
+
+    // The attack: a Role named like the planned one with every right, and a
+    // binding of it to the identity itself, written as apply writes (SSA).
+    let role_name = plan.repositories[0].role.metadata.name.clone().unwrap();
+    let binding_name = plan.repositories[0].role_binding.metadata.name.clone().unwrap();
+    let everything = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": role_name},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+    });
+    let to_itself = |role_kind: &str, role: &str| {
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": binding_name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": home}],
+        })
+    };
+    for target in ["kube-system", elsewhere.as_str(), home.as_str()] {
+        assert_eq!(
+            apply_status(&client, target, everything.clone()).await,
+            403,
+            "a Role with every right in {target}"
+        );
+        assert_eq!(
+            apply_status(&client, target, to_itself("Role", &role_name)).await,
+            403,
+            "a RoleBinding to itself in {target}"
+        );
+        for (group, resource, verb) in [
+            ("", "secrets", "get"),
+            ("", "secrets", "list"),
+            ("", "pods", "create"),
+            ("rbac.authorization.k8s.io", "rolebindings", "create"),
+        ] {
+            assert!(
+                !can_i(&client, target, group, resource, verb).await,
+                "{verb} {resource} in {target}"
+            );
+        }
+    }
+    // Secrets of every namespace at once: refused.
+    assert!(!can_i(&client, "", "", "secrets", "list").await);
+    // Inside its own namespace it may not bind cluster-admin either (it
+    // holds no such rights there, and no `bind` on ClusterRoles).
+    assert_eq!(
+        apply_status(&client, &managed, to_itself("ClusterRole", "cluster-admin")).await,
+        403
+    );
+    assert!(!can_i(&client, "kube-system", "", "secrets", "get").await);
+}
+
+#[tokio::test]
+async fn apply_names_a_namespace_it_was_not_granted_before_writing_anything() {
+    let owner = unique("ungr");
+    let home = unique("ri-home");
+    create_namespace(&home).await;
+    let granted = TestConfig::irsa(&owner, &["app"], &stack_issuer()).plan();
+    let name = unique("ri-ungr");
+    grant(&name, &home, &bootstrap::apply_grants_of(&granted, false)).await;
+    let client = as_account(&name, &home).await;
+    let runner = granted.repositories[0].runner_service_account.metadata.name.clone().unwrap();
+    settle(&client, &format!("{owner}-app"), "", "serviceaccounts", "patch", Some(&runner), true).await;
+    // A repository added to the configuration after bootstrap ran.
+    let grown = TestConfig::irsa(&owner, &["app", "new"], &stack_issuer()).plan();
+    let err = apply::apply(&client, &grown, &Options::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), 3, "{text}");
+    assert!(text.contains(&format!("{owner}-new")), "{text}");
+    assert!(!text.contains(&format!("{owner}-app,")), "{text}");
+    assert!(text.contains("bootstrap"), "{text}");
+    // Nothing was written, not even in the namespace it may write in.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(admin_client().await, &format!("{owner}-app"));
+    assert!(accounts.get_opt(&runner).await.unwrap().is_none());
+    // Bootstrap again for the grown configuration: apply converges.
+    grant(&name, &home, &bootstrap::apply_grants_of(&grown, false)).await;
+    settle(&client, &format!("{owner}-new"), "", "serviceaccounts", "patch", Some(&runner), true).await;
+    let report = apply::apply(&client, &grown, &Options::default()).await.unwrap();
+    assert!(!report.failed(), "{}", report.table());
 }

@@ -1,0 +1,330 @@
+//! The IAM policy of the identity that runs `apply` (and, read-only,
+//! `diff` and `doctor`).
+//!
+//! Writes reach only roles of this configuration instance and never more
+//! than a permissions boundary allows:
+//! - every role statement names the instance's own path
+//!   (`/runner-identity/<instance>/` by default; `/` is refused);
+//! - a role is created only with one of the configured boundaries and this
+//!   instance's tag; the boundary can never be removed;
+//! - every later write needs the role to carry this instance's tag
+//!   (`aws:ResourceTag`, which every role action carries), and, where the
+//!   action carries `iam:PermissionsBoundary` (the policy writes, attach and
+//!   detach, the boundary itself), one of the configured boundaries;
+//! - `AttachRolePolicy` only of the configured managed policies
+//!   (`iam:PolicyARN`);
+//! - `TagRole` only on a role already tagged for this instance, or in the
+//!   `CreateRole` call that creates it with a boundary, and never to another
+//!   instance's tag;
+//! - an explicit Deny on the identity's own role;
+//! - Pod Identity: `iam:PassRole` only of the instance's path (PassRole
+//!   ignores resource tags) and only to `pods.eks.amazonaws.com`;
+//!   associations created with, and changed only when they carry, this
+//!   instance's tag.
+//!
+//! Which condition keys each action carries is AWS's Service Authorization
+//! Reference; [`crate::policy::context`] models the same table, and the
+//! tests evaluate this policy through it.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::config::{Mode, Settings};
+use crate::kvp::INSTANCE_LABEL;
+use crate::{ConfigProblem, Error, Result};
+
+/// The default name of the role that runs `apply`.
+pub const APPLY_ROLE: &str = "runner-identity-apply";
+
+/// What makes the apply identity's IAM rights safe, checked before
+/// `bootstrap` prints them and before `apply` writes to IAM: a path only this
+/// instance uses and a permissions boundary on every role. Every missing
+/// piece is reported at once.
+pub fn requirements(settings: &Settings) -> Result<()> {
+    let aws = &settings.config.aws;
+    let mut problems = Vec::new();
+    if aws.role_path() == "/" {
+        problems.push(ConfigProblem {
+            field: "aws.rolePath".into(),
+            location: None,
+            message: "`/` would let the identity that runs apply write every role of the account \
+                      (its own included); leave aws.rolePath unset (`/runner-identity/<instance>/`) \
+                      or name a path only this configuration uses"
+                .into(),
+        });
+    }
+    let unbounded: Vec<String> = settings
+        .repositories
+        .iter()
+        .filter(|r| r.permissions_boundary.is_none())
+        .map(|r| r.full_name())
+        .collect();
+    if aws.permissions_boundary.is_none() && (settings.repositories.is_empty() || !unbounded.is_empty()) {
+        let whose = if unbounded.is_empty() {
+            String::new()
+        } else {
+            format!(" (repositories without one: {})", unbounded.join(", "))
+        };
+        problems.push(ConfigProblem {
+            field: "aws.permissionsBoundary".into(),
+            location: None,
+            message: format!(
+                "a permissions boundary is required{whose}: without one, the right to write a \
+                 role's inline policy alone lets the identity that runs apply give a role `*:*` \
+                 and assume it. Create a managed policy with the most any job may do and set its \
+                 ARN here"
+            ),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ConfigProblems {
+            path: settings.source.clone(),
+            problems,
+        })
+    }
+}
+
+/// The configured permissions boundaries (global and per repository).
+fn boundaries(settings: &Settings) -> Vec<String> {
+    let set: BTreeSet<String> = settings
+        .config
+        .aws
+        .permissions_boundary
+        .iter()
+        .cloned()
+        .chain(
+            settings
+                .repositories
+                .iter()
+                .filter_map(|r| r.permissions_boundary.clone()),
+        )
+        .collect();
+    set.into_iter().collect()
+}
+
+/// The configured managed policies (global and per repository).
+fn managed_policies(settings: &Settings) -> Vec<String> {
+    let set: BTreeSet<String> = settings
+        .config
+        .aws
+        .managed_policy_arns
+        .iter()
+        .cloned()
+        .chain(
+            settings
+                .repositories
+                .iter()
+                .flat_map(|r| r.managed_policy_arns.iter().cloned()),
+        )
+        .collect();
+    set.into_iter().collect()
+}
+
+/// `aws:ResourceTag/<instance tag>` (or `aws:RequestTag/…`).
+fn tag_key(prefix: &str) -> String {
+    format!("aws:{prefix}/{INSTANCE_LABEL}")
+}
+
+/// The IAM policy of `apply` (`readonly`: `diff` and `doctor`) for the
+/// default name of its role.
+pub fn iam_policy(settings: &Settings, readonly: bool) -> Value {
+    iam_policy_for(settings, readonly, APPLY_ROLE)
+}
+
+/// The IAM policy of `apply` (`readonly`: `diff` and `doctor`) run as the
+/// role `apply_role` (denied every IAM action on itself).
+pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> Value {
+    let aws = &settings.config.aws;
+    let partition = aws.partition.as_str();
+    let account = &aws.account_id;
+    let roles = format!("arn:{partition}:iam::{account}:role{}*", aws.role_path());
+    let instance = settings.instance.as_str();
+    let mut statements = vec![
+        json!({
+            "Sid": "ReadRoles",
+            "Effect": "Allow",
+            "Action": ["iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy", "iam:ListRolePolicies",
+                       "iam:ListAttachedRolePolicies"],
+            "Resource": roles,
+        }),
+        json!({
+            "Sid": "ListRolesAndProviders",
+            "Effect": "Allow",
+            "Action": ["iam:ListRoles", "iam:ListOpenIDConnectProviders"],
+            "Resource": "*",
+        }),
+    ];
+    if aws.mode == Mode::Irsa {
+        statements.push(json!({
+            "Sid": "ReadOidcProvider",
+            "Effect": "Allow",
+            "Action": ["iam:GetOpenIDConnectProvider"],
+            "Resource": format!("arn:{partition}:iam::{account}:oidc-provider/*"),
+        }));
+    }
+    // The cluster and its Pod Identity associations.
+    let cluster = &settings.config.cluster.name;
+    let region = settings.config.cluster.region.as_deref().unwrap_or("*");
+    let cluster_arn = format!("arn:{partition}:eks:{region}:{account}:cluster/{cluster}");
+    let associations =
+        format!("arn:{partition}:eks:{region}:{account}:podidentityassociation/{cluster}/*");
+    if aws.mode == Mode::PodIdentity {
+        statements.push(json!({
+            "Sid": "ReadPodIdentityAssociations",
+            "Effect": "Allow",
+            "Action": ["eks:ListPodIdentityAssociations", "eks:DescribePodIdentityAssociation"],
+            "Resource": [&cluster_arn, &associations],
+        }));
+    }
+    if readonly {
+        // `doctor` also reads the cluster's issuer and, for job ServiceAccounts
+        // without an IRSA annotation, their Pod Identity associations.
+        statements.push(json!({
+            "Sid": "DoctorReadsTheCluster",
+            "Effect": "Allow",
+            "Action": ["eks:DescribeCluster", "eks:ListPodIdentityAssociations",
+                       "eks:DescribePodIdentityAssociation", "iam:GetOpenIDConnectProvider"],
+            "Resource": [&cluster_arn, &associations,
+                         &format!("arn:{partition}:iam::{account}:oidc-provider/*")],
+        }));
+        return json!({"Version": "2012-10-17", "Statement": statements});
+    }
+    let bounds = boundaries(settings);
+    let ours = json!({ tag_key("ResourceTag"): instance });
+    statements.push(json!({
+        "Sid": "CreateRolesOnlyWithABoundaryAndThisInstancesTag",
+        "Effect": "Allow",
+        "Action": ["iam:CreateRole"],
+        "Resource": roles,
+        "Condition": {"StringEquals": {
+            "iam:PermissionsBoundary": bounds,
+            tag_key("RequestTag"): instance,
+        }},
+    }));
+    statements.push(json!({
+        "Sid": "TagRolesAsTheyAreCreated",
+        "Effect": "Allow",
+        "Action": ["iam:TagRole"],
+        "Resource": roles,
+        "Condition": {"StringEquals": {
+            "iam:PermissionsBoundary": bounds,
+            tag_key("RequestTag"): instance,
+        }},
+    }));
+    statements.push(json!({
+        "Sid": "RetagRolesOfThisInstance",
+        "Effect": "Allow",
+        "Action": ["iam:TagRole"],
+        "Resource": roles,
+        "Condition": {
+            "StringEquals": ours,
+            "StringEqualsIfExists": {tag_key("RequestTag"): instance},
+        },
+    }));
+    statements.push(json!({
+        "Sid": "WritePoliciesOfRolesOfThisInstanceWithinTheBoundary",
+        "Effect": "Allow",
+        "Action": ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+                   "iam:PutRolePermissionsBoundary"],
+        "Resource": roles,
+        "Condition": {"StringEquals": {
+            "iam:PermissionsBoundary": bounds,
+            tag_key("ResourceTag"): instance,
+        }},
+    }));
+    let managed = managed_policies(settings);
+    if !managed.is_empty() {
+        statements.push(json!({
+            "Sid": "AttachOnlyTheConfiguredManagedPolicies",
+            "Effect": "Allow",
+            "Action": ["iam:AttachRolePolicy"],
+            "Resource": roles,
+            "Condition": {
+                "StringEquals": {
+                    "iam:PermissionsBoundary": bounds,
+                    tag_key("ResourceTag"): instance,
+                },
+                "ArnEquals": {"iam:PolicyARN": managed},
+            },
+        }));
+    }
+    statements.push(json!({
+        "Sid": "UpdateAndDeleteRolesOfThisInstance",
+        "Effect": "Allow",
+        "Action": ["iam:UpdateRole", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole"],
+        "Resource": roles,
+        "Condition": {"StringEquals": ours},
+    }));
+    statements.push(json!({
+        "Sid": "NeverRemoveTheBoundary",
+        "Effect": "Deny",
+        "Action": ["iam:DeleteRolePermissionsBoundary"],
+        "Resource": "*",
+    }));
+    statements.push(json!({
+        "Sid": "NeverItsOwnRole",
+        "Effect": "Deny",
+        "Action": ["iam:*"],
+        "Resource": [
+            format!("arn:{partition}:iam::{account}:role/{apply_role}"),
+            format!("arn:{partition}:iam::{account}:role/*/{apply_role}"),
+        ],
+    }));
+    if aws.mode == Mode::PodIdentity {
+        statements.push(json!({
+            "Sid": "CreatePodIdentityAssociationsTaggedForThisInstance",
+            "Effect": "Allow",
+            "Action": ["eks:CreatePodIdentityAssociation", "eks:TagResource"],
+            "Resource": [&cluster_arn, &associations],
+            "Condition": {"StringEquals": {tag_key("RequestTag"): instance}},
+        }));
+        statements.push(json!({
+            "Sid": "ChangePodIdentityAssociationsOfThisInstance",
+            "Effect": "Allow",
+            "Action": ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation",
+                       "eks:TagResource"],
+            "Resource": &associations,
+            "Condition": {"StringEquals": ours},
+        }));
+        statements.push(json!({
+            "Sid": "PassRolesOfThisInstanceToPodIdentity",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": roles,
+            "Condition": {"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}},
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Result<Settings> {
+        let text = format!(
+            "github: {{owner: acme}}\nrepositories: [api]\ncluster: {{name: prod, region: eu-west-1, oidcIssuer: https://o.example/id/1}}\n\
+             aws:\n  accountId: '111122223333'\n{extra}"
+        );
+        crate::config::parse(&text, std::path::Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn a_configuration_without_a_boundary_or_on_the_root_path_is_refused_with_every_reason() {
+        let s = settings("  mode: irsa\n  rolePath: /\n").unwrap();
+        let text = requirements(&s).unwrap_err().to_string();
+        assert!(text.contains("aws.rolePath"), "{text}");
+        assert!(text.contains("aws.permissionsBoundary"), "{text}");
+        assert!(text.contains("acme/api"), "{text}");
+        let fine = settings(
+            "  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:policy/b\n",
+        )
+        .unwrap();
+        assert!(requirements(&fine).is_ok());
+        // The default path is the instance's own.
+        assert_eq!(fine.config.aws.role_path(), "/runner-identity/prod-acme/");
+    }
+}
