@@ -191,7 +191,9 @@ impl Inventory {
             .iter()
             .filter(|k| !self.unserved.contains(*k) && !self.unseen.contains(*k))
             .filter_map(|k| Kind::named(k))
-            .filter(|k| *k != Kind::Namespace)
+            // Namespaces are all listed; Secrets are never listed across
+            // namespaces (their data): an existence check reads each name.
+            .filter(|k| !matches!(k, Kind::Namespace | Kind::Secret))
             .collect();
         let listed: Vec<(Kind, Result<Vec<NamespacedName>>, usize)> = futures::stream::iter(wanted)
             .map(|kind: Kind| {

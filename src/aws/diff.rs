@@ -99,7 +99,6 @@ mod tests {
     fn an_identical_role_needs_nothing_and_drift_is_found() {
         let p = planned();
         let mut live = LiveRole {
-            path: p.path.clone(),
             trust: Some(p.trust_policy.clone()),
             max_session: Some(3600),
             boundary: None,

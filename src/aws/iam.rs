@@ -18,7 +18,6 @@ use crate::plan::IamRolePlan;
 /// What IAM holds for one role.
 #[derive(Debug, Default)]
 pub(super) struct LiveRole {
-    pub(super) path: String,
     pub(super) trust: Option<Value>,
     pub(super) max_session: Option<i32>,
     pub(super) boundary: Option<String>,
@@ -61,12 +60,30 @@ pub(super) async fn check_oidc_provider(clients: &Clients, settings: &Settings) 
     }
 }
 
+/// Every role of the account, by name, with its path (`ListRoles`, paged).
+pub(super) async fn role_paths(
+    iam: &aws_sdk_iam::Client,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let mut out = BTreeMap::new();
+    let mut pages = iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call_error("ListRoles", "*", &e))?;
+        for role in page.roles() {
+            out.insert(role.role_name().to_owned(), role.path().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Converges one role; `known_path` is where the account's role list found
+/// a role of its name (`None`: there is none).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn reconcile_role(
     clients: &Clients,
     settings: &Settings,
     repository: &str,
     role: &IamRolePlan,
+    known_path: Option<&str>,
     identity: (&str, &str),
     options: &AwsOptions,
     instance: &str,
@@ -80,15 +97,18 @@ pub(super) async fn reconcile_role(
         error: None,
     };
     let outcome = async {
-        let live = read_role(&clients.iam, &role.name).await?;
-        if let Some(live) = live.as_ref().filter(|l| l.path != role.path) {
-            result.action = Action::Conflict;
-            return Err(AwsError::OtherPath {
-                role: role.name.clone(),
-                live: live.path.clone(),
-                planned: role.path.clone(),
-            });
-        }
+        let live = match known_path {
+            None => None,
+            Some(path) if path != role.path => {
+                result.action = Action::Conflict;
+                return Err(AwsError::OtherPath {
+                    role: role.name.clone(),
+                    live: path.to_owned(),
+                    planned: role.path.clone(),
+                });
+            }
+            Some(_) => read_role(&clients.iam, &role.name).await?,
+        };
         if let Some(live) = &live {
             let ours = live.tags.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
                 && live.tags.get(INSTANCE_LABEL).map(String::as_str) == Some(instance);
@@ -154,7 +174,6 @@ pub(super) async fn read_role(
         return Ok(None);
     };
     let mut live = LiveRole {
-        path: role.path().to_owned(),
         trust: role.assume_role_policy_document().and_then(decode_policy),
         max_session: role.max_session_duration(),
         boundary: role

@@ -153,6 +153,17 @@ pub async fn apply(
     if let Some(problem) = iam::check_oidc_provider(clients, settings).await {
         report.problems.push(problem);
     }
+    // Which roles exist, and under which path, from the list (allowed on
+    // every role): a GetRole of a role that does not exist cannot name its
+    // path, so an identity limited to one path would be refused it.
+    let paths = match iam::role_paths(&clients.iam).await {
+        Ok(paths) => paths,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            return report;
+        }
+    };
+    let paths = &paths;
     let results: Vec<crate::Result<(RoleResult, usize)>> = futures::stream::iter(0..plans.count())
         .map(|i| async move {
             let repo = plans.repository(i)?;
@@ -162,6 +173,7 @@ pub async fn apply(
                 settings,
                 &repo.names.repository,
                 &repo.iam_role,
+                paths.get(&repo.iam_role.name).map(String::as_str),
                 (&repo.names.namespace, &repo.names.job_service_account),
                 options,
                 plans.instance(),

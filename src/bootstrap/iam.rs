@@ -327,4 +327,152 @@ mod tests {
         // The default path is the instance's own.
         assert_eq!(fine.config.aws.role_path(), "/runner-identity/prod-acme/");
     }
+
+    use crate::policy::iam_context::{Account, Request, RoleState};
+    use crate::policy::{ApiRequest, Decision, evaluate_identity};
+    use std::collections::BTreeMap;
+
+    const B: &str = "arn:aws:iam::111122223333:policy/b";
+    const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+
+    /// Every IAM write an attacker holding the apply identity could send.
+    const WRITES: &[&str] = &[
+        "CreateRole",
+        "TagRole",
+        "UntagRole",
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary",
+        "UpdateAssumeRolePolicy",
+        "UpdateRole",
+        "UpdateRoleDescription",
+        "DeleteRole",
+        "PassRole",
+    ];
+
+    /// Whether `policy` allows `request` against `iam` as it stands (every
+    /// authorization the request needs).
+    fn allowed(policy: &serde_json::Value, iam: &mut Account, request: &Request) -> bool {
+        iam.authorize(request).iter().all(|auth| {
+            let context: Vec<(&str, &str)> = auth
+                .context
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            matches!(
+                evaluate_identity(
+                    policy,
+                    &ApiRequest {
+                        action: &auth.action,
+                        resource: &auth.resource,
+                        context: &context
+                    }
+                ),
+                Decision::Allowed(_)
+            )
+        })
+    }
+
+    /// The most an attacker would put in a request of `action` on `name`
+    /// (this instance's tag, the configured boundary and policy).
+    fn request(action: &str, name: &str, path: &str, tag: Option<&str>) -> Request {
+        let mut params: Vec<(&str, &str)> = vec![("RoleName", name)];
+        match action {
+            "CreateRole" => {
+                params.extend([("Path", path), ("PermissionsBoundary", B)]);
+                if let Some(t) = tag {
+                    params.extend([
+                        ("Tags.member.1.Key", INSTANCE_LABEL),
+                        ("Tags.member.1.Value", t),
+                    ]);
+                }
+            }
+            "TagRole" => params.extend([
+                ("Tags.member.1.Key", INSTANCE_LABEL),
+                ("Tags.member.1.Value", "prod-acme"),
+            ]),
+            "UntagRole" => params.push(("TagKeys.member.1", "cost-center")),
+            "PutRolePermissionsBoundary" => params.push(("PermissionsBoundary", B)),
+            "AttachRolePolicy" | "DetachRolePolicy" => params.push(("PolicyArn", READ_ONLY)),
+            "PassRole" => params.push(("PassedToService", "pods.eks.amazonaws.com")),
+            _ => {}
+        }
+        Request::new(action, &params)
+    }
+
+    fn account_with(name: &str, path: &str, tags: &[(&str, &str)], boundary: Option<&str>) -> Account {
+        Account {
+            partition: "aws".into(),
+            account: "111122223333".into(),
+            roles: BTreeMap::from([(
+                name.to_owned(),
+                RoleState {
+                    path: path.to_owned(),
+                    tags: tags
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                    boundary: boundary.map(str::to_owned),
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn no_write_reaches_its_own_role_a_role_outside_the_path_or_an_untagged_role() {
+        let s = settings(&format!(
+            "  mode: pod-identity\n  permissionsBoundary: {B}\n  managedPolicyArns: [{READ_ONLY}]\n"
+        ))
+        .unwrap();
+        let policy = iam_policy(&s, false);
+        let path = "/runner-identity/prod-acme/";
+        let ours = [(INSTANCE_LABEL, "prod-acme")];
+        // The control: each write is allowed on a role of this instance.
+        for action in WRITES {
+            let mut iam = account_with("job", path, &ours, Some(B));
+            let req = request(action, if *action == "CreateRole" { "new" } else { "job" }, path, Some("prod-acme"));
+            let expected = !matches!(*action, "UntagRole" | "DeleteRolePermissionsBoundary" | "UpdateRoleDescription");
+            assert_eq!(allowed(&policy, &mut iam, &req), expected, "{action} on a role of this instance");
+        }
+        let targets: [(&str, &str, &[(&str, &str)], Option<&str>, &str); 4] = [
+            // Its own role, even placed on the path, tagged and bounded.
+            (APPLY_ROLE, path, &ours, Some(B), "its own role"),
+            // A role outside the path, tagged and bounded.
+            ("other", "/", &ours, Some(B), "a role outside the path"),
+            // An untagged role on the path, bounded or not.
+            ("stray", path, &[], Some(B), "an untagged bounded role on the path"),
+            ("admin", path, &[], None, "an untagged unbounded role on the path"),
+        ];
+        for (name, at, tags, boundary, what) in targets {
+            for action in WRITES {
+                let mut iam = account_with(name, at, tags, boundary);
+                if *action == "CreateRole" {
+                    iam.roles.clear();
+                }
+                let tag = (!tags.is_empty()).then_some("prod-acme");
+                let req = request(action, name, at, tag);
+                // The one residual: PassRole honours no resource tag (AWS),
+                // so a role someone else puts on this instance's own path
+                // can be passed to Pod Identity (docs/security.md).
+                let residual = *action == "PassRole" && at == path && name != APPLY_ROLE;
+                assert_eq!(allowed(&policy, &mut iam, &req), residual, "{action} on {what}");
+            }
+        }
+        // A role of this instance given more than the boundary allows, or
+        // handed to another instance.
+        let mut iam = account_with("job", path, &ours, Some(B));
+        for req in [
+            Request::new("AttachRolePolicy", &[("RoleName", "job"), ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")]),
+            Request::new("PutRolePermissionsBoundary", &[("RoleName", "job"), ("PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess")]),
+            Request::new("TagRole", &[("RoleName", "job"), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "other-instance")]),
+            Request::new("CreateRole", &[("RoleName", "x"), ("Path", path), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "prod-acme")]),
+            Request::new("CreateRole", &[("RoleName", "y"), ("Path", path), ("PermissionsBoundary", "arn:aws:iam::111122223333:policy/wide"), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "prod-acme")]),
+            Request::new("PassRole", &[("RoleName", "job"), ("PassedToService", "ec2.amazonaws.com")]),
+        ] {
+            assert!(!allowed(&policy, &mut iam, &req), "{req:?}");
+        }
+    }
 }

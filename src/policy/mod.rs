@@ -10,6 +10,8 @@
 //! `StringNotLike` operators (case-sensitive, as IAM's are). Any other
 //! operator makes a statement not match and is reported.
 
+pub mod iam_context;
+
 use serde_json::Value;
 
 /// A web-identity assume-role request as STS sees it.
@@ -204,11 +206,21 @@ fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Option<&'a str>) -> 
         let Some(block) = block.as_object() else {
             return Err(format!("Condition.{operator} is not an object"));
         };
+        // `…IfExists`: a key the request does not carry satisfies it.
+        let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+            Some(base) => (base, true),
+            None => (operator.as_str(), false),
+        };
         for (key, expected) in block {
-            let actual = lookup(key)
-                .ok_or_else(|| format!("condition key `{key}` is not present in the request"))?;
+            let Some(actual) = lookup(key) else {
+                // IAM: a negated operator holds for a key the request lacks.
+                if if_exists || operator.contains("Not") {
+                    continue;
+                }
+                return Err(format!("condition key `{key}` is not present in the request"));
+            };
             let expected = strings(Some(expected));
-            let ok = match operator.as_str() {
+            let ok = match operator {
                 "StringEquals" | "ArnEquals" => expected.contains(&actual),
                 "StringLike" | "ArnLike" => expected.iter().any(|e| glob_match(e, actual)),
                 "StringNotEquals" => expected.iter().all(|e| *e != actual),
