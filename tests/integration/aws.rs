@@ -208,6 +208,7 @@ async fn unmanaged_role_is_not_modified_unless_adopted() {
         .iam
         .create_role()
         .role_name(name)
+        .path(&plan.repositories[0].iam_role.path)
         .assume_role_policy_document(hand_made)
         .send()
         .await
@@ -728,4 +729,33 @@ async fn prune_skips_a_role_deleted_between_its_listing_and_its_tags() {
     assert_eq!(report.problems, Vec::<String>::new());
     assert!(report.roles.is_empty(), "{}", report.table());
     assert_eq!(tags.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_role_of_the_planned_name_under_another_path_is_named_not_written() {
+    // An installation from before the instance's own path (roles under `/`).
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    let owner = unique("path");
+    let issuer = format!("https://oidc.example.com/id/{owner}");
+    provider(&clients, &issuer).await;
+    let text = config(&owner, &["api"], &issuer);
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let role = &plan.repositories[0].iam_role;
+    assert_ne!(role.path, "/");
+    let trust = serde_json::to_string(&role.trust_policy).unwrap();
+    clients
+        .iam
+        .create_role()
+        .role_name(&role.name)
+        .assume_role_policy_document(&trust)
+        .send()
+        .await
+        .unwrap();
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert_eq!(report.roles[0].action, Action::Conflict);
+    let error = report.roles[0].error.clone().unwrap();
+    assert!(error.contains("under the path /"), "{error}");
+    assert!(error.contains(&role.path), "{error}");
+    assert!(error.contains("delete-role"), "{error}");
+    assert_eq!(report.writes, 0);
 }

@@ -242,7 +242,7 @@ fn apply_without_a_reachable_cluster_exits_3() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("error: list Secret") && err.contains("Connection refused"),
+        err.contains("error: list NetworkPolicy") && err.contains("Connection refused"),
         "{err}"
     );
     assert_eq!(

@@ -127,7 +127,7 @@ pub fn irsa_config(owner: &str, repos: &[&str], issuer: &str) -> String {
     let list: String = repos.iter().map(|r| format!("  - {r}\n")).collect();
     format!(
         "github:\n  owner: {owner}\nrepositories:\n{list}cluster:\n  name: test\n  oidcIssuer: {issuer}\n\
-         aws:\n  accountId: \"111122223333\"\n  mode: irsa\nkubernetes:\n  namespace: \"{{owner}}-{{repo}}\"\n"
+         aws:\n  accountId: \"111122223333\"\n  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:policy/gha-boundary\nkubernetes:\n  namespace: \"{{owner}}-{{repo}}\"\n"
     )
 }
 
