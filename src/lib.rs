@@ -157,7 +157,10 @@ pub enum Error {
         count(namespaces.len(), "namespace"),
         first_few(namespaces)
     )]
-    MissingGrant { namespaces: Vec<String>, fix: String },
+    MissingGrant {
+        namespaces: Vec<String>,
+        fix: String,
+    },
     /// The cluster lacks what the plan needs.
     #[error("{what}; {fix}")]
     ClusterUnsupported { what: String, fix: String },

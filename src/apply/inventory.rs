@@ -134,7 +134,12 @@ impl Inventory {
             .keys()
             .filter(|(kind, ..)| *kind == Kind::Namespace.as_str())
             .map(|(_, _, name)| name.clone())
-            .chain(planned.iter().filter(|n| self.namespaces.contains(*n)).cloned())
+            .chain(
+                planned
+                    .iter()
+                    .filter(|n| self.namespaces.contains(*n))
+                    .cloned(),
+            )
             .collect();
         let listed: Vec<(Result<Found>, usize)> = futures::stream::iter(ours)
             .map(|namespace| {
@@ -329,7 +334,10 @@ async fn list_kind(
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
     let selector = (kind != "Namespace").then_some(ours.as_str());
     let mut found = Found::default();
-    let scope = Scope { namespace, selector };
+    let scope = Scope {
+        namespace,
+        selector,
+    };
     list_all(client, ar, kind, scope, page_size, requests, |item| {
         if kind == "Namespace" {
             found

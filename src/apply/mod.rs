@@ -303,7 +303,11 @@ const REVIEW_CONCURRENCY: usize = 16;
 /// not granted is named with the fix instead of failing half-way. One
 /// review when the caller may write everywhere (an administrator), else one
 /// per new namespace; a re-run sends none.
-async fn check_grants(client: &Client, inventory: &Inventory, planned: &[PlannedKeys]) -> Result<()> {
+async fn check_grants(
+    client: &Client,
+    inventory: &Inventory,
+    planned: &[PlannedKeys],
+) -> Result<()> {
     // The first namespaced object of each namespace the instance has no
     // object in yet.
     let granted = inventory.namespaces_with_objects();
@@ -354,7 +358,12 @@ async fn check_grants(client: &Client, inventory: &Inventory, planned: &[Planned
 
 /// Whether the caller may server-side apply (`patch`) an object of `kind`
 /// in `namespace` (`""`: in every namespace).
-async fn may_patch(client: &Client, namespace: &str, kind: &str, name: Option<&str>) -> Result<bool> {
+async fn may_patch(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: Option<&str>,
+) -> Result<bool> {
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };

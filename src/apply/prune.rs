@@ -237,7 +237,11 @@ async fn foreign_in(
                 });
             }
         };
-        if let Some(o) = page.items.iter().find(|o| is_foreign(o, &ar.kind, instance)) {
+        if let Some(o) = page
+            .items
+            .iter()
+            .find(|o| is_foreign(o, &ar.kind, instance))
+        {
             let name = o.metadata.name.as_deref().unwrap_or_default();
             return Ok(Some(Found::Object(format!("{} {name}", ar.kind))));
         }

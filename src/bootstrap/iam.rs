@@ -60,7 +60,9 @@ pub fn requirements(settings: &Settings) -> Result<()> {
         .filter(|r| r.permissions_boundary.is_none())
         .map(|r| r.full_name())
         .collect();
-    if aws.permissions_boundary.is_none() && (settings.repositories.is_empty() || !unbounded.is_empty()) {
+    if aws.permissions_boundary.is_none()
+        && (settings.repositories.is_empty() || !unbounded.is_empty())
+    {
         let whose = if unbounded.is_empty() {
             String::new()
         } else {
@@ -319,10 +321,9 @@ mod tests {
         assert!(text.contains("aws.rolePath"), "{text}");
         assert!(text.contains("aws.permissionsBoundary"), "{text}");
         assert!(text.contains("acme/api"), "{text}");
-        let fine = settings(
-            "  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:policy/b\n",
-        )
-        .unwrap();
+        let fine =
+            settings("  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:policy/b\n")
+                .unwrap();
         assert!(requirements(&fine).is_ok());
         // The default path is the instance's own.
         assert_eq!(fine.config.aws.role_path(), "/runner-identity/prod-acme/");
@@ -403,7 +404,12 @@ mod tests {
         Request::new(action, &params)
     }
 
-    fn account_with(name: &str, path: &str, tags: &[(&str, &str)], boundary: Option<&str>) -> Account {
+    fn account_with(
+        name: &str,
+        path: &str,
+        tags: &[(&str, &str)],
+        boundary: Option<&str>,
+    ) -> Account {
         Account {
             partition: "aws".into(),
             account: "111122223333".into(),
@@ -433,9 +439,25 @@ mod tests {
         // The control: each write is allowed on a role of this instance.
         for action in WRITES {
             let mut iam = account_with("job", path, &ours, Some(B));
-            let req = request(action, if *action == "CreateRole" { "new" } else { "job" }, path, Some("prod-acme"));
-            let expected = !matches!(*action, "UntagRole" | "DeleteRolePermissionsBoundary" | "UpdateRoleDescription");
-            assert_eq!(allowed(&policy, &mut iam, &req), expected, "{action} on a role of this instance");
+            let req = request(
+                action,
+                if *action == "CreateRole" {
+                    "new"
+                } else {
+                    "job"
+                },
+                path,
+                Some("prod-acme"),
+            );
+            let expected = !matches!(
+                *action,
+                "UntagRole" | "DeleteRolePermissionsBoundary" | "UpdateRoleDescription"
+            );
+            assert_eq!(
+                allowed(&policy, &mut iam, &req),
+                expected,
+                "{action} on a role of this instance"
+            );
         }
         let targets: [(&str, &str, &[(&str, &str)], Option<&str>, &str); 4] = [
             // Its own role, even placed on the path, tagged and bounded.
@@ -443,8 +465,20 @@ mod tests {
             // A role outside the path, tagged and bounded.
             ("other", "/", &ours, Some(B), "a role outside the path"),
             // An untagged role on the path, bounded or not.
-            ("stray", path, &[], Some(B), "an untagged bounded role on the path"),
-            ("admin", path, &[], None, "an untagged unbounded role on the path"),
+            (
+                "stray",
+                path,
+                &[],
+                Some(B),
+                "an untagged bounded role on the path",
+            ),
+            (
+                "admin",
+                path,
+                &[],
+                None,
+                "an untagged unbounded role on the path",
+            ),
         ];
         for (name, at, tags, boundary, what) in targets {
             for action in WRITES {
@@ -458,19 +492,71 @@ mod tests {
                 // so a role someone else puts on this instance's own path
                 // can be passed to Pod Identity (docs/security.md).
                 let residual = *action == "PassRole" && at == path && name != APPLY_ROLE;
-                assert_eq!(allowed(&policy, &mut iam, &req), residual, "{action} on {what}");
+                assert_eq!(
+                    allowed(&policy, &mut iam, &req),
+                    residual,
+                    "{action} on {what}"
+                );
             }
         }
         // A role of this instance given more than the boundary allows, or
         // handed to another instance.
         let mut iam = account_with("job", path, &ours, Some(B));
         for req in [
-            Request::new("AttachRolePolicy", &[("RoleName", "job"), ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")]),
-            Request::new("PutRolePermissionsBoundary", &[("RoleName", "job"), ("PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess")]),
-            Request::new("TagRole", &[("RoleName", "job"), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "other-instance")]),
-            Request::new("CreateRole", &[("RoleName", "x"), ("Path", path), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "prod-acme")]),
-            Request::new("CreateRole", &[("RoleName", "y"), ("Path", path), ("PermissionsBoundary", "arn:aws:iam::111122223333:policy/wide"), ("Tags.member.1.Key", INSTANCE_LABEL), ("Tags.member.1.Value", "prod-acme")]),
-            Request::new("PassRole", &[("RoleName", "job"), ("PassedToService", "ec2.amazonaws.com")]),
+            Request::new(
+                "AttachRolePolicy",
+                &[
+                    ("RoleName", "job"),
+                    ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess"),
+                ],
+            ),
+            Request::new(
+                "PutRolePermissionsBoundary",
+                &[
+                    ("RoleName", "job"),
+                    (
+                        "PermissionsBoundary",
+                        "arn:aws:iam::aws:policy/AdministratorAccess",
+                    ),
+                ],
+            ),
+            Request::new(
+                "TagRole",
+                &[
+                    ("RoleName", "job"),
+                    ("Tags.member.1.Key", INSTANCE_LABEL),
+                    ("Tags.member.1.Value", "other-instance"),
+                ],
+            ),
+            Request::new(
+                "CreateRole",
+                &[
+                    ("RoleName", "x"),
+                    ("Path", path),
+                    ("Tags.member.1.Key", INSTANCE_LABEL),
+                    ("Tags.member.1.Value", "prod-acme"),
+                ],
+            ),
+            Request::new(
+                "CreateRole",
+                &[
+                    ("RoleName", "y"),
+                    ("Path", path),
+                    (
+                        "PermissionsBoundary",
+                        "arn:aws:iam::111122223333:policy/wide",
+                    ),
+                    ("Tags.member.1.Key", INSTANCE_LABEL),
+                    ("Tags.member.1.Value", "prod-acme"),
+                ],
+            ),
+            Request::new(
+                "PassRole",
+                &[
+                    ("RoleName", "job"),
+                    ("PassedToService", "ec2.amazonaws.com"),
+                ],
+            ),
         ] {
             assert!(!allowed(&policy, &mut iam, &req), "{req:?}");
         }

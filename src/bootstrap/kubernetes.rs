@@ -206,7 +206,12 @@ pub fn doctor_grants(plan: &Plan) -> Grants {
             ),
             rule(
                 "rbac.authorization.k8s.io",
-                &["roles", "rolebindings", "clusterroles", "clusterrolebindings"],
+                &[
+                    "roles",
+                    "rolebindings",
+                    "clusterroles",
+                    "clusterrolebindings",
+                ],
                 &["list"],
                 None,
             ),
@@ -427,10 +432,7 @@ mod tests {
                     && r.verbs.iter().any(|v| v == "patch")
             })
             .unwrap();
-        assert_eq!(
-            ns_write.resource_names.clone().unwrap_or_default(),
-            names
-        );
+        assert_eq!(ns_write.resource_names.clone().unwrap_or_default(), names);
     }
 
     #[test]
@@ -447,7 +449,10 @@ mod tests {
                         .as_str()
                         .unwrap_or_default()
                         .to_owned(),
-                    o["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                 )
             })
             .collect();
@@ -490,10 +495,7 @@ mod tests {
             )])
         );
         let objects = kubernetes_objects("ri", "home", &g);
-        let role = objects
-            .iter()
-            .find(|o| o["kind"] == "Role")
-            .unwrap();
+        let role = objects.iter().find(|o| o["kind"] == "Role").unwrap();
         assert_eq!(role["metadata"]["namespace"], "arc-systems");
         assert_eq!(role["rules"][0]["resourceNames"], json!(["org-app"]));
         assert_eq!(role["rules"][0]["verbs"], json!(["get"]));

@@ -149,8 +149,12 @@ pub async fn check(
         .get(AUDIENCE_ANNOTATION)
         .cloned()
         .unwrap_or_else(|| STS_AUDIENCE.to_owned());
-    let claims = match mint(client, namespace, account, &audience).await {
-        Ok(c) => Some(c),
+    let claims = match mint(client, namespace, account).await {
+        // The claims a workflow pod's token carries: the same, for its audience.
+        Ok(mut c) => {
+            c["aud"] = Value::String(audience.clone());
+            Some(c)
+        }
         Err(e) => {
             out.push(Finding::new(
                 Severity::Warning,
@@ -391,22 +395,27 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
     }
 }
 
-/// A TokenRequest for the ServiceAccount; its claims (the token is dropped).
-async fn mint(
-    client: &Client,
-    namespace: &str,
-    account: &str,
-    audience: &str,
-) -> Result<Value, String> {
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let request = TokenRequest {
+/// The audience of the tokens doctor mints: one that neither AWS (whose
+/// trust policies pin `sts.amazonaws.com` or the annotation's) nor the API
+/// server accepts, so the token is worth nothing to anyone who sees it.
+pub const DOCTOR_AUDIENCE: &str = "runner-identity-doctor.invalid";
+
+/// The TokenRequest doctor sends: its own audience, the shortest lifetime.
+fn token_request() -> TokenRequest {
+    TokenRequest {
         spec: TokenRequestSpec {
-            audiences: vec![audience.to_owned()],
+            audiences: vec![DOCTOR_AUDIENCE.to_owned()],
             expiration_seconds: Some(TOKEN_SECONDS),
             ..Default::default()
         },
         ..Default::default()
-    };
+    }
+}
+
+/// A TokenRequest for the ServiceAccount; its claims (the token is dropped).
+async fn mint(client: &Client, namespace: &str, account: &str) -> Result<Value, String> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request = token_request();
     let response = api
         .create_token_request(account, &PostParams::default(), &request)
         .await

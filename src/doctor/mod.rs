@@ -9,6 +9,7 @@
 //! minutes, never printed), to evaluate the trust policy against real
 //! claims, and SubjectAccessReviews. A permission it lacks is a finding.
 
+pub mod grants;
 pub mod helm;
 pub mod identity;
 pub mod report;
@@ -159,12 +160,28 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
             "run without --skip-aws, with credentials that may read IAM and EKS",
         ));
     }
+    // RBAC, read once: rights that reach past a namespace.
+    let rbac = match grants::Rbac::load(client).await {
+        Ok(rbac) => Some(rbac),
+        Err(finding) => {
+            report.findings.push(finding);
+            None
+        }
+    };
+    let whole_cluster =
+        options.namespace.is_none() && options.scale_set.is_none() && options.settings.is_none();
+    if let (Some(rbac), true) = (&rbac, whole_cluster) {
+        // The identity that runs apply is cluster-wide: checked when the
+        // whole cluster is.
+        report.findings.extend(rbac.apply_identity_findings());
+    }
+    let rbac = rbac.as_ref();
     let progress = crate::apply::report::Progress::new(sets.len() as u64, "scale sets");
     let per_set: Vec<(Vec<Finding>, Option<String>)> = futures::stream::iter(&sets)
         .map(|set| {
             let progress = &progress;
             async move {
-                let result = diagnose_scale_set(client, options, set).await;
+                let result = diagnose_scale_set(client, options, rbac, set).await;
                 progress.done(&set.name_any());
                 result
             }
@@ -197,6 +214,7 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
 async fn diagnose_scale_set(
     client: &Client,
     options: &Options<'_>,
+    rbac: Option<&grants::Rbac>,
     set: &DynamicObject,
 ) -> (Vec<Finding>, Option<String>) {
     let mut findings = Vec::new();
@@ -205,6 +223,9 @@ async fn diagnose_scale_set(
     findings.extend(helm::check(client, set).await);
     if let Some(runner) = &wiring.runner_service_account {
         findings.extend(rights::check(client, &wiring.namespace, runner, wiring.flavour).await);
+        if let Some(rbac) = rbac {
+            findings.extend(rbac.runner_findings(&wiring.namespace, runner));
+        }
     }
     // The namespace's ServiceAccounts, read once for the job identity and
     // the exposure checks.

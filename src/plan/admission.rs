@@ -204,7 +204,11 @@ pub fn guard(
                 resource_rules: Some(vec![
                     rule("", &["pods", "secrets"], &["CREATE", "UPDATE", "DELETE"]),
                     rule("batch", &["jobs"], &["CREATE", "UPDATE", "DELETE"]),
-                    rule("", &["pods/exec", "pods/attach", "pods/portforward"], &["CONNECT"]),
+                    rule(
+                        "",
+                        &["pods/exec", "pods/attach", "pods/portforward"],
+                        &["CONNECT"],
+                    ),
                 ]),
                 ..Default::default()
             }),
@@ -417,10 +421,19 @@ mod tests {
     fn a_runner_starts_pods_and_jobs_only_as_its_own_job_account() {
         assert!(denied(&a().with(pod("gha-a-job", json!({})))).is_empty());
         let step = format!("{A_POD}-step-1a2b3c4d");
-        assert!(denied(&a().op("CREATE", "jobs", "").named(&step).with(job("gha-a-job"))).is_empty());
+        assert!(
+            denied(
+                &a().op("CREATE", "jobs", "")
+                    .named(&step)
+                    .with(job("gha-a-job"))
+            )
+            .is_empty()
+        );
         for r in [
             a().with(pod("gha-b-job", json!({}))),
-            a().op("CREATE", "jobs", "").named(&step).with(job("gha-b-job")),
+            a().op("CREATE", "jobs", "")
+                .named(&step)
+                .with(job("gha-b-job")),
             a().with(pod("default", json!({}))),
         ] {
             let d = denied(&r);
@@ -461,14 +474,20 @@ mod tests {
         let b_secret = format!("{B_POD}-secret-0f0f0f0f");
         // B's objects: exec, attach, port-forward, delete, change — refused to A.
         for r in [
-            a().op("CONNECT", "pods", "exec").named(&b_workflow).with(exec.clone()),
+            a().op("CONNECT", "pods", "exec")
+                .named(&b_workflow)
+                .with(exec.clone()),
             a().op("CONNECT", "pods", "attach").named(&b_workflow),
             a().op("CONNECT", "pods", "portforward").named(&b_step),
             a().op("DELETE", "pods", "").named(&b_workflow),
             a().op("DELETE", "jobs", "").named(&b_step),
             a().op("DELETE", "secrets", "").named(&b_secret),
-            a().op("UPDATE", "pods", "").named(&b_workflow).with(pod("gha-a-job", json!({}))),
-            a().op("CREATE", "secrets", "").named(&b_secret).with(json!({"type": "Opaque"})),
+            a().op("UPDATE", "pods", "")
+                .named(&b_workflow)
+                .with(pod("gha-a-job", json!({}))),
+            a().op("CREATE", "secrets", "")
+                .named(&b_secret)
+                .with(json!({"type": "Opaque"})),
             // A pod named like B's workflow pod, before B starts it.
             a().named(&b_workflow).with(pod("gha-a-job", json!({}))),
         ] {
@@ -478,17 +497,33 @@ mod tests {
         }
         // Its own: allowed.
         for r in [
-            a().op("CONNECT", "pods", "exec").named(&format!("{A_POD}-workflow")).with(exec.clone()),
-            a().op("CONNECT", "pods", "exec").named(&format!("{A_POD}-step-1a2b3c4d")),
+            a().op("CONNECT", "pods", "exec")
+                .named(&format!("{A_POD}-workflow"))
+                .with(exec.clone()),
+            a().op("CONNECT", "pods", "exec")
+                .named(&format!("{A_POD}-step-1a2b3c4d")),
             // A v0.7.0 step pod, named by the Job controller after A's Job.
-            a().op("DELETE", "pods", "").named(&format!("{A_POD}-step-1a2b3c4d-x7k2p")),
-            a().op("DELETE", "secrets", "").named(&format!("{A_POD}-secret-1a2b3c4d")),
-            a().op("CREATE", "secrets", "").named(&format!("{A_POD}-secret-1a2b3c4d")).with(json!({"type": "Opaque"})),
+            a().op("DELETE", "pods", "")
+                .named(&format!("{A_POD}-step-1a2b3c4d-x7k2p")),
+            a().op("DELETE", "secrets", "")
+                .named(&format!("{A_POD}-secret-1a2b3c4d")),
+            a().op("CREATE", "secrets", "")
+                .named(&format!("{A_POD}-secret-1a2b3c4d"))
+                .with(json!({"type": "Opaque"})),
         ] {
-            assert!(denied(&r).is_empty(), "{} {} {}: {:?}", r.operation, r.sub, r.name, denied(&r));
+            assert!(
+                denied(&r).is_empty(),
+                "{} {} {}: {:?}",
+                r.operation,
+                r.sub,
+                r.name,
+                denied(&r)
+            );
         }
         // Without a pod-bound token (a legacy Secret token): nothing.
-        let legacy = Req::new(A, None).op("CONNECT", "pods", "exec").named(&format!("{A_POD}-workflow"));
+        let legacy = Req::new(A, None)
+            .op("CONNECT", "pods", "exec")
+            .named(&format!("{A_POD}-workflow"));
         assert_eq!(denied(&legacy).len(), 1);
     }
 
@@ -497,7 +532,11 @@ mod tests {
         // 60 characters: the hooks keep 54 for the workflow pod, 49 for a
         // step pod, 47 for a Secret.
         let long: &'static str = "gha-a-very-long-scale-set-name-abcdefghij-runner-0123456789";
-        let r = |name: String| Req::new(A, Some(long)).op("CONNECT", "pods", "exec").named(&name);
+        let r = |name: String| {
+            Req::new(A, Some(long))
+                .op("CONNECT", "pods", "exec")
+                .named(&name)
+        };
         assert!(denied(&r(format!("{}-workflow", &long[..54]))).is_empty());
         assert!(denied(&r(format!("{}-step-12345678", &long[..49]))).is_empty());
         assert!(denied(&r(format!("{}-secret-12345678", &long[..47]))).is_empty());
@@ -508,7 +547,11 @@ mod tests {
     fn service_account_token_secrets_are_refused() {
         let token = json!({"type": "kubernetes.io/service-account-token",
             "metadata": {"annotations": {"kubernetes.io/service-account.name": "gha-b-job"}}});
-        let d = denied(&a().op("CREATE", "secrets", "").named(&format!("{A_POD}-secret-1a2b3c4d")).with(token));
+        let d = denied(
+            &a().op("CREATE", "secrets", "")
+                .named(&format!("{A_POD}-secret-1a2b3c4d"))
+                .with(token),
+        );
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].contains("token"), "{d:?}");
     }
@@ -528,7 +571,9 @@ mod tests {
             );
             let r = Req::new(user, None).named("anything").with(privileged);
             assert!(denied(&r).is_empty(), "{user}");
-            let exec = Req::new(user, None).op("CONNECT", "pods", "exec").named(&format!("{B_POD}-workflow"));
+            let exec = Req::new(user, None)
+                .op("CONNECT", "pods", "exec")
+                .named(&format!("{B_POD}-workflow"));
             assert!(denied(&exec).is_empty(), "{user}");
         }
     }

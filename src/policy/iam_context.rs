@@ -49,10 +49,22 @@ pub const KEYS: &[(&str, &[Key])] = &[
     ("iam:UntagRole", &[TagKeys, ResourceTags]),
     ("iam:PutRolePolicy", &[RoleBoundary, ResourceTags]),
     ("iam:DeleteRolePolicy", &[RoleBoundary, ResourceTags]),
-    ("iam:AttachRolePolicy", &[RoleBoundary, PolicyArn, ResourceTags]),
-    ("iam:DetachRolePolicy", &[RoleBoundary, PolicyArn, ResourceTags]),
-    ("iam:PutRolePermissionsBoundary", &[RequestBoundary, ResourceTags]),
-    ("iam:DeleteRolePermissionsBoundary", &[RoleBoundary, ResourceTags]),
+    (
+        "iam:AttachRolePolicy",
+        &[RoleBoundary, PolicyArn, ResourceTags],
+    ),
+    (
+        "iam:DetachRolePolicy",
+        &[RoleBoundary, PolicyArn, ResourceTags],
+    ),
+    (
+        "iam:PutRolePermissionsBoundary",
+        &[RequestBoundary, ResourceTags],
+    ),
+    (
+        "iam:DeleteRolePermissionsBoundary",
+        &[RoleBoundary, ResourceTags],
+    ),
     ("iam:UpdateAssumeRolePolicy", &[ResourceTags]),
     ("iam:UpdateRole", &[ResourceTags]),
     ("iam:UpdateRoleDescription", &[ResourceTags]),
@@ -161,7 +173,10 @@ impl Account {
                 .unwrap_or("*")
                 .to_owned()
         } else {
-            format!("arn:{}:iam::{}:role{path}{name}", self.partition, self.account)
+            format!(
+                "arn:{}:iam::{}:role{path}{name}",
+                self.partition, self.account
+            )
         };
         let mut out = vec![Authorization {
             context: context(&action, request, live.as_ref()),
@@ -301,11 +316,16 @@ mod tests {
         assert_eq!(auth.len(), 2, "CreateRole with tags is also TagRole");
         assert_eq!(auth[1].action, "iam:TagRole");
         assert_eq!(auth[0].resource, "arn:aws:iam::1:role/p/r");
-        assert!(auth[0]
-            .context
-            .contains(&("aws:RequestTag/team".into(), "x".into())));
+        assert!(
+            auth[0]
+                .context
+                .contains(&("aws:RequestTag/team".into(), "x".into()))
+        );
         // The trust policy's update carries no boundary, only the role's tags.
-        let update = iam.authorize(&Request::new("UpdateAssumeRolePolicy", &[("RoleName", "r")]));
+        let update = iam.authorize(&Request::new(
+            "UpdateAssumeRolePolicy",
+            &[("RoleName", "r")],
+        ));
         assert_eq!(
             update[0].context,
             vec![("aws:ResourceTag/team".to_owned(), "x".to_owned())]
@@ -319,7 +339,10 @@ mod tests {
         // PassRole ignores the role's tags.
         let pass = iam.authorize(&Request::new(
             "PassRole",
-            &[("RoleName", "r"), ("PassedToService", "pods.eks.amazonaws.com")],
+            &[
+                ("RoleName", "r"),
+                ("PassedToService", "pods.eks.amazonaws.com"),
+            ],
         ));
         assert_eq!(
             pass[0].context,

@@ -217,7 +217,9 @@ fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Option<&'a str>) -> 
                 if if_exists || operator.contains("Not") {
                     continue;
                 }
-                return Err(format!("condition key `{key}` is not present in the request"));
+                return Err(format!(
+                    "condition key `{key}` is not present in the request"
+                ));
             };
             let expected = strings(Some(expected));
             let ok = match operator {

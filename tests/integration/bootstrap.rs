@@ -545,15 +545,38 @@ async fn the_bootstrap_identity_cannot_grant_itself_anything_outside_its_namespa
     grant(&name, &home, &bootstrap::apply_grants_of(&plan, false)).await;
     let client = as_account(&name, &home).await;
     let managed = format!("{owner}-app");
-    settle(&client, &managed, "", "serviceaccounts", "patch", Some(plan.repositories[0].runner_service_account.metadata.name.as_deref().unwrap()), true).await;
+    settle(
+        &client,
+        &managed,
+        "",
+        "serviceaccounts",
+        "patch",
+        Some(
+            plan.repositories[0]
+                .runner_service_account
+                .metadata
+                .name
+                .as_deref()
+                .unwrap(),
+        ),
+        true,
+    )
+    .await;
     // It converges its own configuration.
-    let report = apply::apply(&client, &plan, &Options::default()).await.unwrap();
+    let report = apply::apply(&client, &plan, &Options::default())
+        .await
+        .unwrap();
     assert!(!report.failed(), "{}", report.table());
 
     // The attack: a Role named like the planned one with every right, and a
     // binding of it to the identity itself, written as apply writes (SSA).
     let role_name = plan.repositories[0].role.metadata.name.clone().unwrap();
-    let binding_name = plan.repositories[0].role_binding.metadata.name.clone().unwrap();
+    let binding_name = plan.repositories[0]
+        .role_binding
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     let everything = serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": role_name},
@@ -610,8 +633,22 @@ async fn apply_names_a_namespace_it_was_not_granted_before_writing_anything() {
     let name = unique("ri-ungr");
     grant(&name, &home, &bootstrap::apply_grants_of(&granted, false)).await;
     let client = as_account(&name, &home).await;
-    let runner = granted.repositories[0].runner_service_account.metadata.name.clone().unwrap();
-    settle(&client, &format!("{owner}-app"), "", "serviceaccounts", "patch", Some(&runner), true).await;
+    let runner = granted.repositories[0]
+        .runner_service_account
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    settle(
+        &client,
+        &format!("{owner}-app"),
+        "",
+        "serviceaccounts",
+        "patch",
+        Some(&runner),
+        true,
+    )
+    .await;
     // A repository added to the configuration after bootstrap ran.
     let grown = TestConfig::irsa(&owner, &["app", "new"], &stack_issuer()).plan();
     let err = apply::apply(&client, &grown, &Options::default())
@@ -628,7 +665,18 @@ async fn apply_names_a_namespace_it_was_not_granted_before_writing_anything() {
     assert!(accounts.get_opt(&runner).await.unwrap().is_none());
     // Bootstrap again for the grown configuration: apply converges.
     grant(&name, &home, &bootstrap::apply_grants_of(&grown, false)).await;
-    settle(&client, &format!("{owner}-new"), "", "serviceaccounts", "patch", Some(&runner), true).await;
-    let report = apply::apply(&client, &grown, &Options::default()).await.unwrap();
+    settle(
+        &client,
+        &format!("{owner}-new"),
+        "",
+        "serviceaccounts",
+        "patch",
+        Some(&runner),
+        true,
+    )
+    .await;
+    let report = apply::apply(&client, &grown, &Options::default())
+        .await
+        .unwrap();
     assert!(!report.failed(), "{}", report.table());
 }

@@ -744,3 +744,102 @@ async fn with_a_configuration_its_planned_scale_sets_are_diagnosed() {
         report.findings
     );
 }
+
+#[tokio::test]
+async fn a_runner_that_can_start_pods_in_another_repositorys_namespace_is_named() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let a = Setup::new("reach-a").await;
+    let b = Setup::new("reach-b").await;
+    assert!(
+        errors(&a.diagnose().await)
+            .iter()
+            .all(|f| f.check != "runner-reach")
+    );
+    // By hand, in B's namespace: A's runner may create pods there.
+    let admin = admin_client().await;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "helper", "namespace": b.namespace},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]}],
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), &b.namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "helper", "namespace": b.namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "helper"},
+        "subjects": [{"kind": "ServiceAccount", "name": a.names().runner_service_account, "namespace": a.namespace}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &b.namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let findings = a.diagnose().await;
+    let reach = find(
+        &findings,
+        Severity::Error,
+        "runner-reach",
+        &format!(
+            "ServiceAccount/{}/{}",
+            a.namespace,
+            a.names().runner_service_account
+        ),
+    );
+    assert!(reach.evidence.contains("create pods"), "{reach:?}");
+    assert!(
+        reach
+            .evidence
+            .contains(&format!("RoleBinding/{}/helper", b.namespace)),
+        "{reach:?}"
+    );
+    // B's own runner is not affected.
+    assert!(b.diagnose().await.iter().all(|f| f.check != "runner-reach"));
+}
+
+#[tokio::test]
+async fn an_apply_identity_that_may_escalate_in_every_namespace_is_named() {
+    use runner_identity::doctor::grants::Rbac;
+    let home = unique("ri-old");
+    create_namespace(&home).await;
+    let name = unique("ri-apply");
+    let plan = TestConfig::irsa(&unique("old"), &["app"], &stack_issuer()).plan();
+    // Today's bootstrap: nothing to report.
+    crate::bootstrap::grant(
+        &name,
+        &home,
+        &runner_identity::bootstrap::apply_grants_of(&plan, false),
+    )
+    .await;
+    let ours = |findings: Vec<Finding>| -> Vec<Finding> {
+        findings
+            .into_iter()
+            .filter(|f| f.object == format!("ServiceAccount/{home}/{name}"))
+            .collect()
+    };
+    let rbac = Rbac::load(&admin_client().await).await.unwrap();
+    assert!(ours(rbac.apply_identity_findings()).is_empty());
+    // The bootstrap of earlier releases: escalate and bind on the planned
+    // Roles, bound cluster-wide.
+    let mut old = runner_identity::bootstrap::apply_grants_of(&plan, false);
+    old.cluster.append(&mut old.namespaced);
+    old.bound_in.clear();
+    crate::bootstrap::grant(&name, &home, &old).await;
+    let rbac = Rbac::load(&admin_client().await).await.unwrap();
+    let found = ours(rbac.apply_identity_findings());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Error);
+    assert!(
+        found[0]
+            .evidence
+            .contains("escalate Roles in every namespace"),
+        "{found:?}"
+    );
+    assert!(
+        found[0]
+            .evidence
+            .contains(&format!("ClusterRoleBinding/{name}")),
+        "{found:?}"
+    );
+}
