@@ -288,7 +288,7 @@ pub(super) async fn write_change(
         Change::TagRole { keys } => iam
             .tag_role()
             .role_name(name)
-            .set_tags(Some(tags(name, &role.tags, Some(keys))?))
+            .set_tags(Some(tags(name, &role.tags, Some(&with_ownership(keys)))?))
             .send()
             .await
             .map(drop)
@@ -399,6 +399,18 @@ pub(super) fn tags(
                 })
         })
         .collect()
+}
+
+/// `keys` and the ownership tags: every TagRole stamps them (`bootstrap`'s
+/// policy allows no TagRole without this instance's tag).
+fn with_ownership(keys: &[String]) -> Vec<String> {
+    let mut all = keys.to_vec();
+    for key in [MANAGED_BY_LABEL, INSTANCE_LABEL] {
+        if !all.iter().any(|k| k == key) {
+            all.push(key.to_owned());
+        }
+    }
+    all
 }
 
 /// IAM returns policy documents URL-encoded; this decodes one into JSON.

@@ -13,9 +13,8 @@
 //!   detach, the boundary itself), one of the configured boundaries;
 //! - `AttachRolePolicy` only of the configured managed policies
 //!   (`iam:PolicyARN`);
-//! - `TagRole` only on a role already tagged for this instance, or in the
-//!   `CreateRole` call that creates it with a boundary, and never to another
-//!   instance's tag;
+//! - every `TagRole` (IAM authorizes one for a `CreateRole` with tags)
+//!   stamps this instance's tag: no role is handed to another instance;
 //! - an explicit Deny on the identity's own role;
 //! - Pod Identity: `iam:PassRole` only of the instance's path (PassRole
 //!   ignores resource tags) and only to `pods.eks.amazonaws.com`;
@@ -201,30 +200,22 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
         "Effect": "Allow",
         "Action": ["iam:CreateRole"],
         "Resource": roles,
-        "Condition": {"StringEquals": {
-            "iam:PermissionsBoundary": bounds,
-            tag_key("RequestTag"): instance,
-        }},
-    }));
-    statements.push(json!({
-        "Sid": "TagRolesAsTheyAreCreated",
-        "Effect": "Allow",
-        "Action": ["iam:TagRole"],
-        "Resource": roles,
-        "Condition": {"StringEquals": {
-            "iam:PermissionsBoundary": bounds,
-            tag_key("RequestTag"): instance,
-        }},
-    }));
-    statements.push(json!({
-        "Sid": "RetagRolesOfThisInstance",
-        "Effect": "Allow",
-        "Action": ["iam:TagRole"],
-        "Resource": roles,
         "Condition": {
-            "StringEquals": ours,
-            "StringEqualsIfExists": {tag_key("RequestTag"): instance},
+            "ArnEquals": {"iam:PermissionsBoundary": bounds},
+            "StringEquals": {tag_key("RequestTag"): instance},
         },
+    }));
+    // IAM also authorizes a CreateRole that carries tags as TagRole. Every
+    // TagRole must stamp this instance's tag: no role can be handed to
+    // another instance. (TagRole carries no boundary key, and the role's
+    // own tags are not in the request that creates it: a role someone else
+    // places on this instance's path can be tagged as the instance's.)
+    statements.push(json!({
+        "Sid": "TagRolesOnlyAsThisInstances",
+        "Effect": "Allow",
+        "Action": ["iam:TagRole"],
+        "Resource": roles,
+        "Condition": {"StringEquals": {tag_key("RequestTag"): instance}},
     }));
     statements.push(json!({
         "Sid": "WritePoliciesOfRolesOfThisInstanceWithinTheBoundary",
@@ -232,10 +223,10 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
         "Action": ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
                    "iam:PutRolePermissionsBoundary"],
         "Resource": roles,
-        "Condition": {"StringEquals": {
-            "iam:PermissionsBoundary": bounds,
-            tag_key("ResourceTag"): instance,
-        }},
+        "Condition": {
+            "ArnEquals": {"iam:PermissionsBoundary": bounds},
+            "StringEquals": ours,
+        },
     }));
     let managed = managed_policies(settings);
     if !managed.is_empty() {
@@ -245,11 +236,8 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
             "Action": ["iam:AttachRolePolicy"],
             "Resource": roles,
             "Condition": {
-                "StringEquals": {
-                    "iam:PermissionsBoundary": bounds,
-                    tag_key("ResourceTag"): instance,
-                },
-                "ArnEquals": {"iam:PolicyARN": managed},
+                "StringEquals": ours,
+                "ArnEquals": {"iam:PermissionsBoundary": bounds, "iam:PolicyARN": managed},
             },
         }));
     }
@@ -491,7 +479,12 @@ mod tests {
                 // The one residual: PassRole honours no resource tag (AWS),
                 // so a role someone else puts on this instance's own path
                 // can be passed to Pod Identity (docs/security.md).
-                let residual = *action == "PassRole" && at == path && name != APPLY_ROLE;
+                // And TagRole: the request that creates a role carries no
+                // tag of the role, so a role placed by hand on the
+                // instance's own path can be tagged (then managed) as the
+                // instance's. Only this identity creates roles there.
+                let residual =
+                    matches!(*action, "PassRole" | "TagRole") && at == path && name != APPLY_ROLE;
                 assert_eq!(
                     allowed(&policy, &mut iam, &req),
                     residual,

@@ -13,10 +13,13 @@
 //!   (the namespaces, a shared namespace's admission policy);
 //! - **per managed namespace** (one ClusterRole with no cluster-wide binding,
 //!   bound by a RoleBinding in each planned namespace): the writes of the
-//!   planned namespaced objects by name, `list` of Secrets, and
-//!   `escalate`/`bind` on the planned Roles. A RoleBinding grants its rules
-//!   in its own namespace only, so nothing the identity writes or binds can
-//!   reach a namespace outside this configuration.
+//!   planned namespaced objects by name and `list` of Secrets; and a Role
+//!   there holding exactly the rules of the Roles planned in that namespace
+//!   (the hooks' rights and `extraRules`). RBAC lets an identity write and
+//!   bind a Role whose rules it holds itself, so it needs neither `escalate`
+//!   nor `bind`, and can grant nothing it does not hold. A RoleBinding
+//!   grants its rules in its own namespace only, so nothing the identity
+//!   writes or binds reaches a namespace outside this configuration.
 //!
 //! The planned Namespace objects are printed too, so that the bindings have
 //! somewhere to live: adding a repository is an administrator's step
@@ -49,6 +52,9 @@ pub struct Grants {
     pub namespaces: Vec<Namespace>,
     /// Source Secrets read by name (`githubCredentials.fromSecret`), per namespace.
     pub sources: BTreeMap<String, BTreeSet<String>>,
+    /// Per namespace, the rules of the Roles planned there, held so that
+    /// they can be written and bound without `escalate` or `bind`.
+    pub held: BTreeMap<String, Vec<PolicyRule>>,
 }
 
 impl Grants {
@@ -60,6 +66,7 @@ impl Grants {
     /// Adds `other`'s rules (doctor's to diff's).
     pub fn extend(&mut self, other: Grants) {
         self.bound_in.extend(other.bound_in);
+        self.held.extend(other.held);
         self.cluster.extend(other.cluster);
         self.namespaced.extend(other.namespaced);
         for (namespace, names) in other.sources {
@@ -169,19 +176,43 @@ pub fn apply_grants_of(plan: &Plan, readonly: bool) -> Grants {
             grants.namespaced.push(named);
         }
     }
-    if !readonly && let Some(roles) = names.get(&Kind::Role) {
-        // RBAC's escalation check: writing a Role that grants the hooks'
-        // rights, and binding it, needs `escalate` and `bind` on it (or the
-        // rights themselves). Bound per namespace, this reaches no namespace
-        // outside the configuration.
-        grants.namespaced.push(rule(
-            "rbac.authorization.k8s.io",
-            &["roles"],
-            &["escalate", "bind"],
-            Some(roles),
-        ));
+    if !readonly {
+        // RBAC's escalation check: writing a Role, and binding it, needs
+        // `escalate` and `bind`, or its rules held in that namespace.
+        for repo in &plan.repositories {
+            let held = grants.held.entry(repo.names.namespace.clone()).or_default();
+            for r in repo.role.rules.iter().flatten() {
+                if !held.contains(r) {
+                    held.push(r.clone());
+                }
+            }
+        }
+        // A rule every namespace already holds is not granted twice.
+        let held = &grants.held;
+        grants.namespaced.retain(|rule| {
+            !grants.bound_in.iter().all(|ns| {
+                held.get(ns)
+                    .is_some_and(|rules| rules.iter().any(|h| covers(h, rule)))
+            })
+        });
     }
     grants
+}
+
+/// Whether `wide` grants everything `narrow` does.
+fn covers(wide: &PolicyRule, narrow: &PolicyRule) -> bool {
+    let all = |w: Option<&[String]>, n: Option<&[String]>| {
+        let w = w.unwrap_or_default();
+        w.iter().any(|x| x == "*") || n.unwrap_or_default().iter().all(|x| w.contains(x))
+    };
+    all(wide.api_groups.as_deref(), narrow.api_groups.as_deref())
+        && all(wide.resources.as_deref(), narrow.resources.as_deref())
+        && all(Some(&wide.verbs), Some(&narrow.verbs))
+        && match (&wide.resource_names, &narrow.resource_names) {
+            (None, _) => true,
+            (Some(w), Some(n)) => n.iter().all(|x| w.contains(x)),
+            (Some(_), None) => false,
+        }
 }
 
 /// What `doctor` needs besides `diff`'s rights: reads of scale sets, hook
@@ -256,6 +287,11 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 /// The name of the ClusterRole bound in each managed namespace.
 pub fn namespaced_role_name(name: &str) -> String {
     format!("{name}-namespace")
+}
+
+/// The name of the Role holding the planned Roles' rules in a namespace.
+pub fn held_role_name(name: &str) -> String {
+    format!("{name}-hooks")
 }
 
 /// The name of the Role that reads the source Secrets.
@@ -345,6 +381,26 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
                 RBAC,
                 "RoleBinding",
             ));
+            if let Some(rules) = grants.held.get(ns_name) {
+                let held = held_role_name(name);
+                out.push(typed(
+                    serde_json::to_value(Role {
+                        metadata: meta(&held, Some(ns_name.as_str())),
+                        rules: Some(rules.clone()),
+                    }),
+                    RBAC,
+                    "Role",
+                ));
+                out.push(typed(
+                    serde_json::to_value(RoleBinding {
+                        metadata: meta(&held, Some(ns_name.as_str())),
+                        role_ref: role_ref("Role", &held),
+                        subjects: Some(vec![subject()]),
+                    }),
+                    RBAC,
+                    "RoleBinding",
+                ));
+            }
         }
     }
     let source = source_role_name(name);
@@ -400,9 +456,17 @@ mod tests {
     fn role_writes_and_secret_reads_are_never_bound_cluster_wide() {
         let s = settings("");
         let g = apply_grants(&s, &plan(&s), false);
+        // No escalate or bind anywhere: the planned Roles' rules are held
+        // in their namespaces instead.
+        for verb in ["escalate", "bind"] {
+            assert!(!grants(&g.cluster, "roles", verb) && !grants(&g.namespaced, "roles", verb));
+        }
+        let planned = &plan(&s).repositories[0];
+        assert_eq!(
+            g.held[&planned.names.namespace],
+            planned.role.rules.clone().unwrap()
+        );
         for (resource, verb) in [
-            ("roles", "escalate"),
-            ("roles", "bind"),
             ("roles", "patch"),
             ("rolebindings", "patch"),
             ("rolebindings", "create"),
@@ -495,7 +559,10 @@ mod tests {
             )])
         );
         let objects = kubernetes_objects("ri", "home", &g);
-        let role = objects.iter().find(|o| o["kind"] == "Role").unwrap();
+        let role = objects
+            .iter()
+            .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "ri-source")
+            .unwrap();
         assert_eq!(role["metadata"]["namespace"], "arc-systems");
         assert_eq!(role["rules"][0]["resourceNames"], json!(["org-app"]));
         assert_eq!(role["rules"][0]["verbs"], json!(["get"]));

@@ -12,10 +12,8 @@
 //! Two facts beyond the reference's tables, from AWS's IAM user guide:
 //! `iam:PassRole` ignores resource tags ("Do not use the ResourceTag
 //! condition key in a policy with the iam:PassRole action"), and a
-//! `CreateRole` that carries tags is also authorized as `iam:TagRole`. For
-//! that implied `TagRole`, the context is the `CreateRole` request's own
-//! (its tags and its boundary): an assumption, since AWS documents the
-//! implied action but not its context; the new role has no tags yet.
+//! `CreateRole` that carries tags is also authorized as `iam:TagRole`, with
+//! the keys `TagRole` carries: the request's tags (the new role has none).
 
 use std::collections::BTreeMap;
 
@@ -184,11 +182,11 @@ impl Account {
             resource: resource.clone(),
         }];
         if action == "iam:CreateRole" && !request.tags().is_empty() {
-            // The implied TagRole: CreateRole's own context (see the module).
+            // The implied TagRole, of a role that has no tags yet.
             out.push(Authorization {
+                context: context("iam:TagRole", request, None),
                 action: "iam:TagRole".into(),
                 resource,
-                context: out[0].context.clone(),
             });
         }
         self.record(request, &name, path);

@@ -212,35 +212,59 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
         plan_with_credentials(&settings, &data)
     };
     let sample = bootstrap::apply_grants_of(&planned("sample"), false);
+    let held = sample.held.values().next().unwrap().len();
     assert_eq!(
-        (sample.cluster.len(), sample.namespaced.len()),
-        (7, 8),
+        (
+            sample.cluster.len(),
+            sample.namespaced.len(),
+            sample.held.len()
+        ),
+        (7, 6, 1),
         "{sample:#?}"
     );
+    assert!(held >= 5, "the hooks' rules: {sample:#?}");
     assert!(
         sample
             .namespaced
             .iter()
             .any(|r| r.resources.as_deref() == Some(&["secrets".to_owned()]))
     );
-    // Each rule of either scope, removed in turn.
-    let positions: Vec<(bool, usize)> = (0..sample.cluster.len())
-        .map(|i| (true, i))
-        .chain((0..sample.namespaced.len()).map(|i| (false, i)))
+    // Each rule of every scope, removed in turn: 0 cluster-wide, 1 per
+    // namespace, 2 held in the repository's namespace.
+    let positions: Vec<(u8, usize)> = (0..sample.cluster.len())
+        .map(|i| (0, i))
+        .chain((0..sample.namespaced.len()).map(|i| (1, i)))
+        .chain((0..held).map(|i| (2, i)))
         .collect();
-    for (i, (cluster, at)) in positions.into_iter().enumerate() {
+    for (i, (scope, at)) in positions.into_iter().enumerate() {
         let owner = unique("less");
         let plan = planned(&owner);
         let mut all = bootstrap::apply_grants_of(&plan, false);
-        let removed = if cluster {
-            all.cluster.remove(at)
-        } else {
-            all.namespaced.remove(at)
+        let removed = match scope {
+            0 => all.cluster.remove(at),
+            1 => all.namespaced.remove(at),
+            _ => all.held.values_mut().next().unwrap().remove(at),
         };
         grant(&name, &home, &all).await;
         let client = as_account(&name, &home).await;
         let resource = removed.resources.as_ref().unwrap()[0].clone();
-        let verb = removed.verbs[0].clone();
+        // A verb of the removed rule that no other rule grants (a held rule
+        // may overlap the namespace's other rules).
+        let others: Vec<&k8s_openapi::api::rbac::v1::PolicyRule> =
+            all.rules().chain(all.held.values().flatten()).collect();
+        let verb = removed
+            .verbs
+            .iter()
+            .find(|v| {
+                !others.iter().any(|r| {
+                    r.resources
+                        .as_deref()
+                        .is_some_and(|rs| rs.contains(&resource))
+                        && r.verbs.contains(v)
+                })
+            })
+            .unwrap_or_else(|| panic!("rule {i} is granted by the others too: {removed:?}"))
+            .clone();
         let object = removed
             .resource_names
             .as_ref()

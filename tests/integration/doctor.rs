@@ -824,7 +824,16 @@ async fn an_apply_identity_that_may_escalate_in_every_namespace_is_named() {
     // Roles, bound cluster-wide.
     let mut old = runner_identity::bootstrap::apply_grants_of(&plan, false);
     old.cluster.append(&mut old.namespaced);
+    old.cluster.push(
+        serde_json::from_value(json!({
+            "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+            "verbs": ["escalate", "bind"],
+            "resourceNames": [plan.repositories[0].role.metadata.name],
+        }))
+        .unwrap(),
+    );
     old.bound_in.clear();
+    old.held.clear();
     crate::bootstrap::grant(&name, &home, &old).await;
     let rbac = Rbac::load(&admin_client().await).await.unwrap();
     let found = ours(rbac.apply_identity_findings());
