@@ -415,6 +415,15 @@ mod tests {
         }
     }
 
+    /// A role an attack aims at: name, path, tags, boundary, and what it is.
+    type Target<'a> = (
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        &'a str,
+    );
+
     #[test]
     fn no_write_reaches_its_own_role_a_role_outside_the_path_or_an_untagged_role() {
         let s = settings(&format!(
@@ -447,7 +456,7 @@ mod tests {
                 "{action} on a role of this instance"
             );
         }
-        let targets: [(&str, &str, &[(&str, &str)], Option<&str>, &str); 4] = [
+        let targets: [Target; 4] = [
             // Its own role, even placed on the path, tagged and bounded.
             (APPLY_ROLE, path, &ours, Some(B), "its own role"),
             // A role outside the path, tagged and bounded.
