@@ -551,6 +551,22 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
         ));
     }
     warnings.extend(credential_warnings(settings));
+    if k8s.shared_namespace && !k8s.namespace.contains("{repo}") {
+        warnings.push(format!(
+            "kubernetes.sharedNamespace: in `{}` the admission policy keeps each runner to its own \
+             pods, Jobs and Secrets for every write, exec, attach and port-forward, but admission \
+             never sees reads: every runner there can read the other runners' pods (their \
+             environment), logs and the Secrets the hooks create for container steps (their \
+             `env:`, secrets included). A shared namespace cannot isolate what runners read; give \
+             each repository its own namespace ({{repo}} in kubernetes.namespace) where that matters",
+            k8s.namespace
+        ));
+    }
+    if let Err(e) = crate::bootstrap::requirements(settings) {
+        warnings.push(format!(
+            "bootstrap and apply will refuse this configuration until it is fixed: {e}"
+        ));
+    }
     match k8s.pod_security {
         Some(PodSecurityLevel::Privileged) => warnings.push(
             "kubernetes.podSecurity: privileged lets any pod of a repository namespace use \
