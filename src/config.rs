@@ -238,6 +238,27 @@ impl Partition {
             Partition::AwsUsGov => "aws-us-gov",
         }
     }
+
+    /// The region IAM (a global service) is reached in when none is
+    /// configured: each partition's own.
+    pub fn default_region(self) -> &'static str {
+        match self {
+            Partition::Aws => "us-east-1",
+            Partition::AwsCn => "cn-north-1",
+            Partition::AwsUsGov => "us-gov-west-1",
+        }
+    }
+
+    /// The partition a region belongs to.
+    pub fn of_region(region: &str) -> Partition {
+        if region.starts_with("cn-") {
+            Partition::AwsCn
+        } else if region.starts_with("us-gov-") {
+            Partition::AwsUsGov
+        } else {
+            Partition::Aws
+        }
+    }
 }
 
 /// How the workflow pod gets its AWS role.

@@ -24,7 +24,7 @@ use tracing::instrument;
 
 pub use self::iam::decode_policy;
 pub use self::report::{AwsReport, Change, RoleResult};
-use crate::config::Settings;
+use crate::config::{Partition, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::Plans;
 
@@ -34,29 +34,49 @@ pub const INLINE_POLICY: &str = "runner-identity";
 pub(crate) const CONCURRENCY: usize = 8;
 
 /// The AWS clients, configured from the default chain (environment, profile,
-/// `AWS_ENDPOINT_URL`, region; `us-east-1` when no region is configured,
-/// since IAM is global).
+/// `AWS_ENDPOINT_URL`). The region: the one given, else `AWS_REGION` /
+/// `AWS_DEFAULT_REGION` or the profile's, else the partition's own (IAM is
+/// global) — never the instance metadata service, which runner-identity's
+/// NetworkPolicy blocks in a pod and a laptop does not have.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
 }
 
+/// The region the clients use: the configuration's, else the environment's
+/// or profile's, else the partition's own.
+fn region_for(explicit: Option<&str>, configured: Option<&str>, partition: Partition) -> String {
+    explicit
+        .or(configured)
+        .unwrap_or(partition.default_region())
+        .to_owned()
+}
+
+/// The region the environment or the shared profile names, without asking
+/// the instance metadata service.
+pub async fn configured_region() -> Option<String> {
+    use aws_config::environment::region::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::ProfileFileRegionProvider;
+    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::new());
+    chain.region().await.map(|r| r.to_string())
+}
+
 impl Clients {
     /// Loads the shared configuration once.
-    pub async fn from_env(region: Option<&str>) -> Clients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(8));
-        if let Some(r) = region {
-            loader = loader.region(Region::new(r.to_owned()));
-        }
-        let mut shared = loader.load().await;
-        if shared.region().is_none() {
-            shared = shared
-                .into_builder()
-                .region(Region::from_static("us-east-1"))
-                .build();
-        }
+    pub async fn from_env(region: Option<&str>, partition: Partition) -> Clients {
+        let configured = match region {
+            Some(_) => None,
+            None => configured_region().await,
+        };
+        let region = region_for(region, configured.as_deref(), partition);
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(8))
+            .region(Region::new(region))
+            .load()
+            .await;
         Clients::from_sdk_config(&shared)
     }
 
@@ -226,5 +246,25 @@ pub async fn prune(
     {
         Ok(mut pruned) => report.roles.append(&mut pruned),
         Err(e) => report.problems.push(format!("prune: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_a_region_iam_is_reached_in_the_partitions_own() {
+        use super::{Partition, region_for};
+        // Before, every partition fell back to us-east-1 (the commercial one).
+        assert_eq!(region_for(None, None, Partition::AwsCn), "cn-north-1");
+        assert_eq!(region_for(None, None, Partition::AwsUsGov), "us-gov-west-1");
+        assert_eq!(region_for(None, None, Partition::Aws), "us-east-1");
+        assert_eq!(
+            region_for(None, Some("cn-northwest-1"), Partition::AwsCn),
+            "cn-northwest-1"
+        );
+        assert_eq!(
+            region_for(Some("eu-west-1"), Some("us-east-2"), Partition::Aws),
+            "eu-west-1"
+        );
     }
 }

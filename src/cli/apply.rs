@@ -135,7 +135,11 @@ pub(super) async fn run(
     let aws_report = match &run.aws {
         None => None,
         Some(aws_options) => {
-            let clients = aws::Clients::from_env(settings.config.cluster.region.as_deref()).await;
+            let clients = aws::Clients::from_env(
+                settings.config.cluster.region.as_deref(),
+                settings.config.aws.partition,
+            )
+            .await;
             Some(aws::apply(&clients, settings, &planner, aws_options).await)
         }
     };

@@ -53,10 +53,13 @@ pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Resul
     let region = settings
         .as_ref()
         .and_then(|s| s.config.cluster.region.clone());
+    let partition = settings
+        .as_ref()
+        .map_or(crate::config::Partition::Aws, |s| s.config.aws.partition);
     let clients = if args.skip_aws {
         None
     } else {
-        Some(aws::Clients::from_env(region.as_deref()).await)
+        Some(aws::Clients::from_env(region.as_deref(), partition).await)
     };
     let options = doctor::Options {
         settings: settings.as_ref(),

@@ -85,6 +85,20 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
         );
     }
     let partition = aws.partition.as_str();
+    if let Some(region) = &config.cluster.region {
+        let of_region = crate::config::Partition::of_region(region);
+        if of_region != aws.partition {
+            p.check::<()>(
+                "cluster.region",
+                Err(format!(
+                    "`{region}` is in the `{}` partition, but aws.partition is `{partition}`; set \
+                     aws.partition: {} (or the cluster's real region)",
+                    of_region.as_str(),
+                    of_region.as_str()
+                )),
+            );
+        }
+    }
     for arn in &aws.managed_policy_arns {
         p.check("aws.managedPolicyArns", check_policy_arn(arn, partition));
     }

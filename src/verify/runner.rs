@@ -626,8 +626,8 @@ fn least_privilege_check(
             }
         }
     }
-    let (own, elsewhere) = match reviews {
-        (Ok(a), Ok(b)) => (a.rules, b.rules),
+    let (own, elsewhere, incomplete) = match reviews {
+        (Ok(a), Ok(b)) => (a.rules, b.rules, a.incomplete || b.incomplete),
         (Err(e), _) | (_, Err(e)) => {
             return Check::fail(
                 NAME,
@@ -674,6 +674,23 @@ fn least_privilege_check(
             neighbours.join(", ")
         ));
     }
+    if excess.is_empty() && incomplete {
+        // Another authorizer (a webhook) may grant more than RBAC lists:
+        // an incomplete answer cannot prove an absence.
+        let detail = format!(
+            "the API server's rules review of the runner is incomplete (an authorizer besides \
+             RBAC, such as a webhook, answered for part of it): no right beyond the hooks' is \
+             listed in {namespace} or elsewhere, but that does not prove there is none"
+        );
+        let fix = "check what the other authorizer grants the runner ServiceAccount (on EKS: \
+                   access entries and aws-auth), or run `runner-identity doctor`, which asks \
+                   per right";
+        return if strict {
+            Check::fail(NAME, detail, fix)
+        } else {
+            Check::warn(NAME, detail, fix)
+        };
+    }
     if excess.is_empty() {
         return Check::pass(
             NAME,
@@ -695,6 +712,43 @@ fn least_privilege_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incomplete_rules_review_proves_no_absence() {
+        use crate::verify::report::Status;
+        let hooks = [HookRight {
+            group: "",
+            resource: "pods",
+            subresource: "",
+            verbs: &["get"],
+        }];
+        let rules = |incomplete| Rules {
+            rules: vec![("".into(), "pods".into(), "get".into())],
+            incomplete,
+        };
+        let check = |incomplete, strict| {
+            least_privilege_check(
+                "ns",
+                (
+                    Ok(rules(incomplete)),
+                    Ok(Rules {
+                        rules: vec![],
+                        incomplete: false,
+                    }),
+                ),
+                &hooks,
+                &[],
+                &[],
+                strict,
+            )
+        };
+        // Complete: passes. Incomplete: a warning, a failure with --strict.
+        assert_eq!(check(false, false).status, Status::Pass);
+        let warned = check(true, false);
+        assert_eq!(warned.status, Status::Warn, "{warned:?}");
+        assert!(warned.detail.contains("incomplete"), "{warned:?}");
+        assert_eq!(check(true, true).status, Status::Fail);
+    }
 
     #[test]
     fn rules_cover_exact_and_wildcard_grants() {
