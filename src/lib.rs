@@ -111,12 +111,16 @@ pub enum Error {
         message: String,
         fix: String,
     },
-    /// `--prune` after a discovery that did not complete.
+    /// A discovery that did not read every repository: `refused` says what
+    /// was not done because of it.
     #[error(
-        "refusing to prune: the repository discovery is incomplete ({reason}); nothing was changed. \
-         Re-run when GitHub answers fully, or without --prune"
+        "the repository discovery is incomplete ({reason}); {refused}. Re-run when GitHub answers \
+         fully"
     )]
-    DiscoveryIncomplete { reason: String },
+    DiscoveryIncomplete {
+        reason: String,
+        refused: &'static str,
+    },
     /// Serialising a planned document failed.
     #[error("cannot serialise {what}: {message}")]
     Serialize { what: String, message: String },
@@ -180,21 +184,35 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error (see the README's exit code table):
-    /// 2 for usage and configuration errors, 3 when an external system failed.
+    /// The process exit code for this error (the README's exit code table):
+    /// 1 when a check found the job, the cluster or the plan not as it must
+    /// be; 2 for a local problem or a refusal before anything was written;
+    /// 3 when an external system failed, refused, or lacks what the plan needs.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::KubeConfig { .. }
-            | Error::Kube { .. }
+            Error::VerificationFailed { .. }
+            | Error::DiagnosisFailed { .. }
+            | Error::Drift { .. } => 1,
+            Error::ConfigRead { .. }
+            | Error::ConfigParse { .. }
+            | Error::ConfigInvalid { .. }
+            | Error::ConfigProblems { .. }
+            | Error::NameCollision { .. }
+            | Error::Template { .. }
+            | Error::TemplateOutput { .. }
+            | Error::Io { .. }
+            | Error::Credentials { .. }
+            | Error::Usage { .. }
+            | Error::Serialize { .. }
+            | Error::KubeConfig { .. }
+            | Error::Unmanaged { .. }
+            | Error::Internal { .. } => 2,
+            Error::Kube { .. }
             | Error::PartialFailure { .. }
             | Error::Github { .. }
             | Error::ClusterUnsupported { .. }
             | Error::MissingGrant { .. }
             | Error::DiscoveryIncomplete { .. } => 3,
-            Error::VerificationFailed { .. }
-            | Error::DiagnosisFailed { .. }
-            | Error::Drift { .. } => 1,
-            _ => 2,
         }
     }
 }

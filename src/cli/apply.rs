@@ -110,12 +110,14 @@ pub(super) async fn run(
     if let (true, Some(d)) = (args.prune, &loaded.discovery) {
         if let Some(reason) = &d.incomplete {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
-                reason: reason.clone()
+                reason: reason.clone(),
+                refused: "refusing to prune, nothing was changed (or re-run without --prune)",
             });
         }
         if planner.count() == 0 {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
-                reason: "it selected no repository, which would prune every one".into()
+                reason: "it selected no repository, which would prune every one".into(),
+                refused: "refusing to prune, nothing was changed (or re-run without --prune)",
             });
         }
     }

@@ -58,7 +58,11 @@ pub(super) async fn run(args: &DiscoverArgs, out: &mut dyn Write) -> anyhow::Res
         tracing::warn!("{p}");
     }
     if let Some(reason) = &d.incomplete {
-        tracing::warn!("discovery incomplete: {reason}; `apply --prune` refuses to run on it");
+        anyhow::bail!(crate::Error::DiscoveryIncomplete {
+            reason: reason.clone(),
+            refused: "the list above may lack repositories `select:` picks (`apply --prune` \
+                      refuses to run on it)",
+        });
     }
     Ok(())
 }

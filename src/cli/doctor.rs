@@ -74,6 +74,15 @@ pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Resul
         DoctorFormat::Markdown => write!(out, "{}", report.markdown())?,
         DoctorFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
     }
+    if let Some(source) = report.unreachable {
+        anyhow::bail!(crate::Error::Kube {
+            action: "list",
+            kind: "AutoscalingRunnerSet",
+            namespace: args.namespace.clone().unwrap_or_default(),
+            name: "*".into(),
+            source: Box::new(source),
+        });
+    }
     if report.failed() {
         let errors = report
             .findings

@@ -159,6 +159,17 @@ async fn load(args: &ConfigArgs) -> Result<Loaded> {
             (d.settings(&settings)?, Some(d))
         }
     };
+    if let Some(reason) = discovery
+        .as_ref()
+        .filter(|d| d.selected.is_empty())
+        .and_then(|d| d.incomplete.clone())
+    {
+        // Nothing selected from a partial listing is no plan at all.
+        return Err(crate::Error::DiscoveryIncomplete {
+            reason,
+            refused: "it selected no repository, so nothing was planned",
+        });
+    }
     Ok(Loaded {
         settings,
         templates,

@@ -116,6 +116,11 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
             report
                 .findings
                 .push(list_failure(&e, options.namespace.as_deref()));
+            // ARC not installed is a finding; a refusal or no answer is the
+            // API server's failure.
+            if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                report.unreachable = Some(e);
+            }
             return report.sorted();
         }
     };

@@ -5,11 +5,15 @@ use serde::Serialize;
 use super::{Finding, Severity};
 
 /// Everything a run found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Report {
     /// Scale sets diagnosed.
     pub scale_sets: usize,
     pub findings: Vec<Finding>,
+    /// The API server refused or did not answer the list of scale sets:
+    /// nothing could be diagnosed (an external system failed, not a finding).
+    #[serde(skip)]
+    pub unreachable: Option<kube::Error>,
 }
 
 impl Report {

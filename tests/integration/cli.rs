@@ -503,3 +503,43 @@ fn a_missing_or_malformed_local_credential_exits_2_with_the_fix() {
         assert!(stderr(&o).contains(want), "{auth}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn doctor_exits_3_when_the_api_server_does_not_answer_and_2_for_a_missing_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    // Before, an unreachable server was an "error-level finding" (exit 1).
+    let o = run(
+        &[
+            "doctor",
+            "--skip-aws",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("AutoscalingRunnerSet"),
+        "{}",
+        stderr(&o)
+    );
+    // Before, a kubeconfig that does not exist exited 3 like a failed server.
+    let missing = dir.path().join("nope");
+    for command in [
+        &["doctor", "--skip-aws"][..],
+        &["apply", "-c", "examples/org-irsa.yaml"][..],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--kubeconfig", missing.to_str().unwrap()]);
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{command:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    }
+}

@@ -433,3 +433,15 @@ fn structural_and_value_problems_are_reported_in_one_run() {
     assert!(e.contains("4 problems"), "{e}");
     // Before, the structural problems hid the values' (two, not four).
 }
+
+#[test]
+fn a_region_outside_the_partition_is_named_with_the_fix() {
+    let e = error_of(&with(
+        "  name: prod\n",
+        "  name: prod\n  region: cn-north-1\n",
+    ));
+    assert!(e.contains("cluster.region"), "{e}");
+    assert!(e.contains("aws.partition: aws-cn"), "{e}");
+    // The line of the key, not only its name.
+    assert!(e.contains("bad.yaml:"), "{e}");
+}

@@ -374,7 +374,7 @@ async fn a_github_app_installation_lists_what_it_can_see_and_a_short_listing_is_
             "permissions": {"metadata": "read"},
             "repository_selection": "selected",
         })))
-        .expect(1)
+        .expect(2) // one per discovery: the library's, then the command's
         .mount(&gh.server)
         .await;
     // GitHub counts 3 repositories; the listing holds 2: truncated.
@@ -428,6 +428,42 @@ async fn a_github_app_installation_lists_what_it_can_see_and_a_short_listing_is_
         );
         assert!(exp > iat && exp - iat <= 600, "{claims}");
     }
+
+    // The commands: `discover` lists what it could and exits 3; a saved
+    // discovery that is incomplete and selected nothing plans nothing, exit 3.
+    let config = gh.dir.path().join("config.yaml");
+    std::fs::write(&config, serde_yaml::to_string(&settings.config).unwrap()).unwrap();
+    let config_path = config.clone();
+    let discovered = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+            .args(["discover", "-c"])
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&discovered.stderr).into_owned();
+    assert_eq!(discovered.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("incomplete") && err.contains("counts 3"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&discovered.stdout).contains("acme/svc-a"));
+    let mut nothing = d.clone();
+    nothing.selected.clear();
+    let saved = gh.dir.path().join("repos.json");
+    std::fs::write(&saved, serde_json::to_string(&nothing).unwrap()).unwrap();
+    let planned = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .args(["plan", "--repos-file"])
+        .arg(&saved)
+        .arg("-c")
+        .arg(gh.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&planned.stderr).into_owned();
+    assert_eq!(planned.status.code(), Some(3), "{err}");
+    assert!(err.contains("nothing was planned"), "{err}");
 }
 
 #[tokio::test]
