@@ -23,10 +23,11 @@ pub const READONLY_NAME: &str = "runner-identity-readonly";
 /// Where the tool's own ServiceAccount lives by default.
 pub const NAMESPACE: &str = "runner-identity";
 
-/// A trust policy for running `apply` from a GitHub workflow of
-/// `repository`, pinned to `subject_suffix` (`ref:refs/heads/main` or
-/// `environment:prod`), through GitHub's OIDC provider.
-pub fn github_trust_policy(settings: &Settings, repository: &str, subject_suffix: &str) -> Value {
+/// A trust policy for running `apply` (or, read-only, `diff`) from GitHub
+/// workflows of `repository`, pinned to `subjects` (what follows
+/// `repo:<owner/name>:` in the token's `sub`: `environment:production`,
+/// `pull_request`, `ref:refs/heads/main`), through GitHub's OIDC provider.
+pub fn github_trust_policy(settings: &Settings, repository: &str, subjects: &[String]) -> Value {
     let aws = &settings.config.aws;
     let issuer = settings
         .config
@@ -35,6 +36,10 @@ pub fn github_trust_policy(settings: &Settings, repository: &str, subject_suffix
         .clone()
         .unwrap_or_else(|| crate::verify::github_oidc::issuer_for(&settings.github_url));
     let host = issuer.trim_start_matches("https://").trim_end_matches('/');
+    let subs: Vec<String> = subjects
+        .iter()
+        .map(|s| format!("repo:{repository}:{s}"))
+        .collect();
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -43,7 +48,7 @@ pub fn github_trust_policy(settings: &Settings, repository: &str, subject_suffix
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {"StringEquals": {
                 format!("{host}:aud"): "sts.amazonaws.com",
-                format!("{host}:sub"): format!("repo:{repository}:{subject_suffix}"),
+                format!("{host}:sub"): subs,
             }},
         }],
     })
@@ -66,12 +71,12 @@ mod tests {
         let trust = github_trust_policy(
             &settings("  mode: irsa\n"),
             "acme/platform",
-            "ref:refs/heads/main",
+            &["ref:refs/heads/main".to_owned()],
         );
         let condition = &trust["Statement"][0]["Condition"]["StringEquals"];
         assert_eq!(
             condition["token.actions.githubusercontent.com:sub"],
-            "repo:acme/platform:ref:refs/heads/main"
+            json!(["repo:acme/platform:ref:refs/heads/main"])
         );
         assert_eq!(
             condition["token.actions.githubusercontent.com:aud"],

@@ -704,3 +704,114 @@ async fn apply_names_a_namespace_it_was_not_granted_before_writing_anything() {
         .unwrap();
     assert!(!report.failed(), "{}", report.table());
 }
+
+/// The `sub` of the OIDC token GitHub issues to `job` of a workflow run for
+/// `event` (GitHub's rules: an environment names it; else a pull request;
+/// else the ref, the default branch for schedule and dispatch).
+fn github_subject(job: &serde_yaml::Value, event: &str) -> String {
+    if let Some(environment) = job["environment"].as_str() {
+        return format!("environment:{environment}");
+    }
+    match event {
+        "pull_request" => "pull_request".to_owned(),
+        _ => "ref:refs/heads/main".to_owned(),
+    }
+}
+
+#[test]
+fn every_example_workflow_job_can_assume_the_role_bootstrap_trusts_it_with() {
+    use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        .args([
+            "bootstrap",
+            "-c",
+            "examples/org-irsa.yaml",
+            "--github-repository",
+            "acme/platform",
+            "--out-dir",
+        ])
+        .arg(dir.path())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trust = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap()
+    };
+    let (apply_trust, readonly_trust) = (
+        trust("github-oidc-trust-policy.json"),
+        trust("github-oidc-trust-policy-readonly.json"),
+    );
+    let issuer = "token.actions.githubusercontent.com";
+    let provider = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
+    let allowed = |policy: &serde_json::Value, sub: &str| {
+        matches!(
+            evaluate_web_identity(
+                policy,
+                &WebIdentityRequest {
+                    provider_arn: &provider,
+                    issuer,
+                    sub,
+                    aud: "sts.amazonaws.com"
+                }
+            ),
+            Decision::Allowed(_)
+        )
+    };
+    let mut jobs_checked = 0;
+    for entry in std::fs::read_dir(root().join("examples/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        let workflow: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let events: Vec<String> = workflow["on"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        for (name, job) in workflow["jobs"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            let condition = job["if"].as_str().unwrap_or_default();
+            let role = job["steps"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find_map(|s| s["with"]["role-to-assume"].as_str())
+                .unwrap_or_else(|| panic!("{}: {name} assumes no role", path.display()));
+            let readonly = role.contains("READONLY");
+            for event in &events {
+                if !condition.is_empty() && !condition.contains(&format!("'{event}'")) {
+                    continue;
+                }
+                let sub = format!("repo:acme/platform:{}", github_subject(job, event));
+                let policy = if readonly {
+                    &readonly_trust
+                } else {
+                    &apply_trust
+                };
+                assert!(
+                    allowed(policy, &sub),
+                    "{} job {name} on {event} (sub {sub}) cannot assume its role",
+                    path.display()
+                );
+                // Pull requests never get the write role or its kubeconfig.
+                if event == "pull_request" {
+                    let text = serde_yaml::to_string(job).unwrap();
+                    assert!(readonly, "{name} on pull_request uses the write role");
+                    assert!(
+                        !text.contains("secrets.RUNNER_IDENTITY_KUBECONFIG"),
+                        "{name}: {text}"
+                    );
+                    assert!(!allowed(&apply_trust, &sub), "the apply role trusts {sub}");
+                }
+                jobs_checked += 1;
+            }
+        }
+    }
+    assert!(jobs_checked >= 4, "{jobs_checked}");
+}

@@ -543,3 +543,35 @@ fn doctor_exits_3_when_the_api_server_does_not_answer_and_2_for_a_missing_kubeco
         assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn bootstrap_refuses_a_repository_that_is_not_one_or_that_it_would_ignore() {
+    // Before: `not a repo` was accepted, and without --out-dir ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "bootstrap",
+            "-c",
+            "examples/org-irsa.yaml",
+            "--github-repository",
+            "not a repo",
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("owner/name"), "{}", stderr(&o));
+    let o = run(
+        &[
+            "bootstrap",
+            "-c",
+            "examples/org-irsa.yaml",
+            "--github-repository",
+            "acme/platform",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
+}
