@@ -731,8 +731,15 @@ fn default_fs_group() -> i64 {
 fn default_runner_fs_group() -> i64 {
     123
 }
+/// The runner image the values name by default: a pinned release whose
+/// runner-container-hooks are the ones `verify` and the plan's Role were
+/// checked against (v0.7.0 in `/home/runner/k8s`, v0.8.1 in
+/// `/home/runner/k8s-novolume`). Moving it is a deliberate change: set
+/// `kubernetes.runnerImage` (a digest pins it further).
+pub const DEFAULT_RUNNER_IMAGE: &str = "ghcr.io/actions/actions-runner:2.336.0";
+
 fn default_runner_image() -> String {
-    "ghcr.io/actions/actions-runner:latest".into()
+    DEFAULT_RUNNER_IMAGE.into()
 }
 fn default_github_secret() -> String {
     "github-config".into()

@@ -123,12 +123,17 @@ pub async fn check(
     let sa = match accounts.named(account) {
         Ok(Some(sa)) => sa,
         Ok(None) => {
+            let which = if account == "default" {
+                "the namespace's `default` ServiceAccount, which workflow pods run as here, does \
+                 not exist"
+            } else {
+                "the job ServiceAccount the hook template names does not exist"
+            };
             out.push(Finding::new(
                 Severity::Error,
                 "job-identity",
                 here,
-                "the job ServiceAccount the hook template names does not exist: the API server \
-                 refuses every workflow pod",
+                format!("{which}: the API server refuses every workflow pod"),
                 format!("kubectl create serviceaccount {account} -n {namespace} (or `runner-identity apply`)"),
             ));
             return (out, None);

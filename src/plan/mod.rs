@@ -562,6 +562,16 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
             k8s.namespace
         ));
     }
+    if floating_tag(&k8s.runner_image) {
+        warnings.push(format!(
+            "kubernetes.runnerImage: `{}` can change under you: the runner-container-hooks it \
+             ships decide which rights the runner needs and how the workflow pod is named, which \
+             `verify` and the planned Role depend on. Pin a release (the default is {}), or a \
+             digest (`image:tag@sha256:…`), and move it deliberately",
+            k8s.runner_image,
+            crate::config::DEFAULT_RUNNER_IMAGE
+        ));
+    }
     if let Err(e) = crate::bootstrap::requirements(settings) {
         warnings.push(format!(
             "bootstrap and apply will refuse this configuration until it is fixed: {e}"
@@ -584,6 +594,18 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
         _ => {}
     }
     warnings
+}
+
+/// Whether an image reference floats: no tag, or `latest`, and no digest.
+fn floating_tag(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        None => true,
+        Some((_, tag)) => tag == "latest",
+    }
 }
 
 /// Credentials that reach further than one repository, placed where that
@@ -703,5 +725,19 @@ pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames)
         },
         work_volume_size: cfg.kubernetes.work_volume_size.clone(),
         work_volume_storage_class: cfg.kubernetes.work_volume_storage_class.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_image_without_a_pinned_tag_or_digest_floats() {
+        use super::floating_tag;
+        assert!(floating_tag("ghcr.io/actions/actions-runner:latest"));
+        assert!(floating_tag("ghcr.io/actions/actions-runner"));
+        assert!(floating_tag("registry.example.com:5000/runner"));
+        assert!(!floating_tag("registry.example.com:5000/runner:2.336.0"));
+        assert!(!floating_tag("ghcr.io/actions/actions-runner:2.336.0"));
+        assert!(!floating_tag("ghcr.io/actions/actions-runner@sha256:0123"));
     }
 }

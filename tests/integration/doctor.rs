@@ -165,12 +165,18 @@ async fn a_hook_template_without_the_job_account_or_none_at_all_is_named() {
         f.evidence.contains("no spec.serviceAccountName") && f.fix.contains("serviceAccountName"),
         "{f:?}"
     );
-    // The namespace's `default` then is the job account: it does not exist here.
-    find(
+    // The namespace's `default` then is the job account: it does not exist
+    // here (no controller), and is named as such, not as the template's.
+    let missing = find(
         &findings,
         Severity::Error,
         "job-identity",
         &format!("ServiceAccount/{}/default", s.namespace),
+    );
+    assert!(
+        missing.evidence.contains("`default` ServiceAccount")
+            && !missing.evidence.contains("the hook template names"),
+        "{missing:?}"
     );
 
     // No template variable at all.
