@@ -20,8 +20,9 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("RUNNER_IDENTITY_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")),
+            EnvFilter::try_from_env("RUNNER_IDENTITY_LOG").unwrap_or_else(|_| {
+                EnvFilter::new("info,kube_client::client::builder=off,kube_client::client::tls=off")
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

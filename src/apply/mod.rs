@@ -112,6 +112,16 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
             .map_err(|e| kube_err(e.to_string()))?,
         None => Config::infer().await.map_err(|e| kube_err(e.to_string()))?,
     };
+    if config.accept_invalid_certs {
+        // Said once, in the product's words (kube says it per connection;
+        // its warning is filtered out by default).
+        warn!(
+            server = %config.cluster_url,
+            "the kubeconfig sets insecure-skip-tls-verify: the API server's certificate is not \
+             checked, so anyone on the path can read and change what is sent, tokens included; \
+             set certificate-authority-data instead"
+        );
+    }
     config.read_timeout = Some(REQUEST_TIMEOUT);
     config.write_timeout = Some(REQUEST_TIMEOUT);
     config.connect_timeout = Some(Duration::from_secs(10));

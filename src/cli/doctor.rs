@@ -21,8 +21,8 @@ pub struct DoctorArgs {
     /// A runner-identity configuration: diagnose its planned scale sets.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
-    /// Only this namespace.
-    #[arg(long)]
+    /// Only this namespace (kubectl's -n).
+    #[arg(short = 'n', long)]
     pub namespace: Option<String>,
     /// Only the scale set of this name.
     #[arg(long)]

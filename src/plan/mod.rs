@@ -102,6 +102,37 @@ pub struct RepoPlan {
     pub iam_role: IamRolePlan,
 }
 
+/// Namespaces no repository may use: the cluster's own, and ARC's
+/// controller's. The runner there would hold the hooks' rights (pods,
+/// Secrets) next to the cluster's or the controller's credentials, and so
+/// would the identity that runs `apply` (it holds the Roles it writes).
+fn refuse_system_namespaces(settings: &Settings, names: &[RepoNames]) -> Result<()> {
+    let controller = settings
+        .config
+        .kubernetes
+        .chart
+        .controller_service_account
+        .as_ref()
+        .map(|c| c.namespace.as_str());
+    let reserved = |ns: &str| {
+        matches!(ns, "kube-system" | "kube-public" | "kube-node-lease") || Some(ns) == controller
+    };
+    match names.iter().find(|n| reserved(&n.namespace)) {
+        None => Ok(()),
+        Some(n) => Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "kubernetes.namespace".into(),
+            message: format!(
+                "`{}` puts {} in namespace `{}`, which belongs to the cluster or to ARC's \
+                 controller: its runner, and the identity that runs apply, would hold pods and \
+                 Secrets rights next to their credentials. Use a namespace of its own \
+                 (`gha-{{repo}}`, the default)",
+                settings.config.kubernetes.namespace, n.repository, n.namespace
+            ),
+        }),
+    }
+}
+
 /// The refusal of several repositories in one namespace, with the risk.
 fn shared_namespace_refused(settings: &Settings, namespace: &str, repos: &[&RepoNames]) -> Error {
     let named: Vec<&str> = repos
@@ -231,6 +262,7 @@ impl<'a> Planner<'a> {
             .map(|r| RepoNames::new(settings, r))
             .collect();
         names::check_collisions(&names)?;
+        refuse_system_namespaces(settings, &names)?;
         let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
         for n in &names {
             by_namespace

@@ -575,3 +575,34 @@ fn bootstrap_refuses_a_repository_that_is_not_one_or_that_it_would_ignore() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_insecure_kubeconfig_is_named_once_in_the_products_words() {
+    // Before: kube's `WARN … Server cert bypassed`, once per connection.
+    let mut kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(crate::common::kubeconfig_path()).unwrap())
+            .unwrap();
+    for cluster in kubeconfig["clusters"].as_sequence_mut().unwrap() {
+        let c = cluster["cluster"].as_mapping_mut().unwrap();
+        c.remove("certificate-authority-data");
+        c.remove("certificate-authority");
+        c.insert("insecure-skip-tls-verify".into(), true.into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).unwrap()).unwrap();
+    let o = run(
+        &[
+            "doctor",
+            "--skip-aws",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+            "-n",
+            "no-such-namespace",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(err.matches("insecure-skip-tls-verify").count(), 1, "{err}");
+    assert!(!err.contains("Server cert bypassed"), "{err}");
+}

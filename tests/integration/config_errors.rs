@@ -445,3 +445,24 @@ fn a_region_outside_the_partition_is_named_with_the_fix() {
     // The line of the key, not only its name.
     assert!(e.contains("bad.yaml:"), "{e}");
 }
+
+#[test]
+fn a_namespace_of_the_cluster_or_of_arcs_controller_is_refused() {
+    // Before, `kube-system` was planned, and bootstrap bound the hooks'
+    // rights (pods, Secrets) there to the identity that runs apply.
+    for namespace in ["kube-system", "kube-node-lease"] {
+        let e = error_of(&with(
+            "  hooks: kubernetes\n",
+            &format!("  hooks: kubernetes\n  namespace: {namespace}\n  sharedNamespace: true\n"),
+        ));
+        assert!(
+            e.contains("kubernetes.namespace") && e.contains(namespace),
+            "{e}"
+        );
+    }
+    let e = error_of(&with(
+        "  hooks: kubernetes\n",
+        "  hooks: kubernetes\n  namespace: arc-systems\n  sharedNamespace: true\n  chart:\n    controllerServiceAccount: {name: arc-gha-rs-controller, namespace: arc-systems}\n",
+    ));
+    assert!(e.contains("ARC's"), "{e}");
+}
