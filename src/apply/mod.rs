@@ -323,7 +323,11 @@ async fn check_grants(
     let granted = inventory.namespaces_with_objects();
     let mut first: BTreeMap<&str, &inventory::Key> = BTreeMap::new();
     for repo in planned {
-        for key in repo.keys.iter().filter(|k| !k.1.is_empty()) {
+        // What apply writes itself (not the administrator's objects).
+        let written = |k: &&inventory::Key| {
+            !k.1.is_empty() && Kind::named(k.0).is_some_and(|kind| !kind.administrator_owned())
+        };
+        for key in repo.keys.iter().filter(written) {
             if granted.contains(key.1.as_str()) {
                 continue;
             }
@@ -593,7 +597,16 @@ async fn execute(
                 }
                 Err(e) => {
                     warn!(repository = %repo.names.repository, "{what} failed: {e}");
-                    object.error = Some(format!("{what}: {e}"));
+                    let owned = Kind::named(step.kind).is_some_and(Kind::administrator_owned);
+                    let hint = match &e {
+                        kube::Error::Api(s) if s.code == 403 && owned => {
+                            "; it confines what runs in the namespace, so the identity `bootstrap` \
+                             prints only reads it: an administrator applies bootstrap's output \
+                             for this configuration again"
+                        }
+                        _ => "",
+                    };
+                    object.error = Some(format!("{what}: {e}{hint}"));
                     object.action = Action::Failed;
                     failed = true;
                 }

@@ -85,6 +85,25 @@ pub(super) async fn prune(
                     Ok(_) => info!("{what} (no longer planned)"),
                     // Already gone: the goal of a delete is reached.
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    // The administrator's (bootstrap): left to them, said.
+                    Err(kube::Error::Api(status))
+                        if status.code == 403
+                            && crate::plan::Kind::named(kind)
+                                .is_some_and(crate::plan::Kind::administrator_owned) =>
+                    {
+                        object.action = Action::Keep;
+                        object.reason = Some(format!(
+                            "this identity may not delete it: it confines what runs in the \
+                             namespace, so it is the administrator's; `kubectl delete {} {}` \
+                             once nothing needs it",
+                            kind.to_lowercase(),
+                            if namespace.is_empty() {
+                                name.clone()
+                            } else {
+                                format!("{name} -n {namespace}")
+                            }
+                        ));
+                    }
                     Err(e) => {
                         object.error = Some(format!("{what}: {e}"));
                         object.action = Action::Failed;

@@ -158,8 +158,9 @@ impl Report {
             .filter_map(|(r, o)| match (&o.error, o.action) {
                 (Some(e), _) => Some(format!("{}: {e}", r.repository)),
                 (None, Action::Keep) => Some(format!(
-                    "{}: namespace {} kept: {}",
+                    "{}: {} {} kept: {}",
                     r.repository,
+                    o.kind.to_lowercase(),
                     o.name,
                     o.reason
                         .as_deref()

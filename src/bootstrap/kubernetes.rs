@@ -50,6 +50,11 @@ pub struct Grants {
     /// The namespaces the plan creates, as planned (printed before their
     /// bindings; a shared namespace is not the tool's and must exist).
     pub namespaces: Vec<Namespace>,
+    /// The other planned objects the administrator owns
+    /// ([`Kind::administrator_owned`]), as `apply` would write them (with
+    /// its hash, so that `apply` finds them unchanged): namespace (empty for
+    /// cluster-scoped ones) and object.
+    pub owned: Vec<(String, Value)>,
     /// Source Secrets read by name (`githubCredentials.fromSecret`), per namespace.
     pub sources: BTreeMap<String, BTreeSet<String>>,
     /// Per namespace, the rules of the Roles planned there, held so that
@@ -89,6 +94,28 @@ pub fn planned_names(plan: &Plan) -> BTreeMap<Kind, BTreeSet<String>> {
 }
 
 /// The planned Namespace objects, one per name.
+fn planned_owned(plan: &Plan) -> Vec<(String, Value)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for repo in &plan.repositories {
+        for object in repo.objects() {
+            let kind = object.kind();
+            if !kind.administrator_owned() || kind == Kind::Namespace {
+                continue;
+            }
+            let meta = object.metadata();
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            if seen.insert((kind, namespace.clone(), meta.name.clone())) {
+                let value = crate::apply::compare::with_hash(
+                    serde_json::to_value(object).unwrap_or_default(),
+                );
+                out.push((namespace, value));
+            }
+        }
+    }
+    out
+}
+
 fn planned_namespaces(plan: &Plan) -> Vec<Namespace> {
     let mut seen = BTreeSet::new();
     plan.repositories
@@ -137,6 +164,11 @@ pub fn apply_grants_of(plan: &Plan, readonly: bool) -> Grants {
     let names = planned_names(plan);
     let mut grants = Grants {
         namespaces: planned_namespaces(plan),
+        owned: if readonly {
+            Vec::new()
+        } else {
+            planned_owned(plan)
+        },
         bound_in: plan
             .repositories
             .iter()
@@ -159,13 +191,13 @@ pub fn apply_grants_of(plan: &Plan, readonly: bool) -> Grants {
         };
         let ar = kind.api_resource();
         let list = rule(&ar.group, &[&ar.plural], &["list"], None);
-        // The administrator creates the namespaces (with their bindings);
-        // a planned namespace is never pruned: `get` and `patch` suffice.
-        let verbs: &[&str] = match kind {
-            Kind::Namespace if !readonly => &["get", "patch"],
-            _ => write,
-        };
-        let named = rule(&ar.group, &[&ar.plural], verbs, Some(planned));
+        if kind.administrator_owned() && !readonly {
+            // What confines the pods this identity may start is the
+            // administrator's (printed below): it is only read, in the list.
+            grants.cluster.push(list);
+            continue;
+        }
+        let named = rule(&ar.group, &[&ar.plural], write, Some(planned));
         if kind.cluster_scoped() {
             grants.cluster.extend([list, named]);
         } else if kind == Kind::Secret {
@@ -353,6 +385,14 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
             "ClusterRoleBinding",
         ),
     ];
+    // A shared namespace's admission policy, before any namespace's rights.
+    out.extend(
+        grants
+            .owned
+            .iter()
+            .filter(|(at, _)| at.is_empty())
+            .map(|(_, object)| object.clone()),
+    );
     let per_namespace = namespaced_role_name(name);
     if !grants.namespaced.is_empty() {
         out.push(typed(
@@ -370,8 +410,17 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
                 .iter()
                 .find(|n| n.metadata.name.as_ref() == Some(ns_name));
             if let Some(ns) = planned {
-                out.push(typed(serde_json::to_value(ns), "v1", "Namespace"));
+                out.push(crate::apply::compare::with_hash(
+                    serde_json::to_value(ns).unwrap_or_default(),
+                ));
             }
+            out.extend(
+                grants
+                    .owned
+                    .iter()
+                    .filter(|(at, _)| at == ns_name)
+                    .map(|(_, object)| object.clone()),
+            );
             out.push(typed(
                 serde_json::to_value(RoleBinding {
                     metadata: meta(name, Some(ns_name.as_str())),
@@ -481,22 +530,36 @@ mod tests {
                 .as_deref()
                 .is_some_and(|rs| rs.iter().any(|x| x.starts_with("secrets")))
         }));
-        // Namespaces are cluster-scoped: by name only.
-        let names: Vec<String> = g
-            .namespaces
+        // What confines its pods (Pod Security labels, the instance
+        // metadata policy) is only listed, never written: the administrator
+        // applies it, as planned, from bootstrap's output.
+        for resource in ["namespaces", "networkpolicies"] {
+            for verb in ["create", "patch", "update", "delete"] {
+                assert!(
+                    !grants(&g.cluster, resource, verb) && !grants(&g.namespaced, resource, verb),
+                    "{verb} {resource}"
+                );
+            }
+            assert!(grants(&g.cluster, resource, "list"), "{resource}");
+        }
+        let policies: Vec<&str> = g
+            .owned
             .iter()
-            .filter_map(|n| n.metadata.name.clone())
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-        let ns_write = g
-            .cluster
-            .iter()
-            .find(|r| {
-                r.resources.as_deref() == Some(&["namespaces".to_owned()][..])
-                    && r.verbs.iter().any(|v| v == "patch")
+            .filter_map(|(_, o)| {
+                (o["kind"] == "NetworkPolicy")
+                    .then_some(o["metadata"]["namespace"].as_str())
+                    .flatten()
             })
-            .unwrap();
-        assert_eq!(ns_write.resource_names.clone().unwrap_or_default(), names);
+            .collect();
+        assert_eq!(policies.len(), 2, "{:?}", g.owned);
+        // Printed as apply writes them: with its hash, so apply finds them unchanged.
+        assert!(
+            g.owned.iter().all(|(_, o)| o["metadata"]["annotations"]
+                .as_object()
+                .is_some_and(|a| a.keys().any(|k| k.ends_with("hash")))),
+            "{:?}",
+            g.owned
+        );
     }
 
     #[test]

@@ -50,6 +50,21 @@ impl Kind {
     /// Kinds an API server may not serve (admissionregistration.k8s.io/v1
     /// ValidatingAdmissionPolicy needs Kubernetes ≥ 1.30): a list of one
     /// finds none there, and planning one is refused before any write.
+    /// Kinds that constrain what runs in a namespace (Pod Security labels,
+    /// the instance metadata policy, a shared namespace's admission policy):
+    /// `bootstrap` prints them for the administrator, and the identity that
+    /// runs `apply` only reads them. It may start pods where it manages
+    /// Roles, so it must not be able to lift what confines those pods.
+    pub fn administrator_owned(self) -> bool {
+        matches!(
+            self,
+            Kind::Namespace
+                | Kind::NetworkPolicy
+                | Kind::ValidatingAdmissionPolicy
+                | Kind::ValidatingAdmissionPolicyBinding
+        )
+    }
+
     pub fn may_be_unserved(self) -> bool {
         matches!(
             self,

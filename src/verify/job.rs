@@ -329,24 +329,79 @@ fn web_identity_first(mechanism: Mechanism, env: &BTreeMap<String, String>) -> b
         && !home_file("credentials")
 }
 
+/// An STS call's failure, as `(operation, code, message)`: a refusal by its
+/// error code; a request that never reached STS by the endpoint and the
+/// cause, never the SDK's debug structures.
+trait StsFailure {
+    fn describe(&self, operation: &'static str, endpoint: &str) -> (&'static str, String, String);
+}
+
+impl<E, R> StsFailure for aws_sdk_sts::error::SdkError<E, R>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    fn describe(&self, operation: &'static str, endpoint: &str) -> (&'static str, String, String) {
+        use aws_sdk_sts::error::SdkError;
+        let cause = |e: &dyn std::error::Error| {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        };
+        match self {
+            SdkError::DispatchFailure(_) => (
+                operation,
+                String::new(),
+                format!("cannot reach STS at {endpoint}: {}", cause(self)),
+            ),
+            SdkError::TimeoutError(_) => (
+                operation,
+                String::new(),
+                format!("STS at {endpoint} did not answer in time"),
+            ),
+            _ => (
+                operation,
+                self.code().unwrap_or_default().to_owned(),
+                self.message().map_or_else(|| cause(self), str::to_owned),
+            ),
+        }
+    }
+}
+
 /// Who STS says the caller is: `(arn, account)`, or `(operation, code,
 /// message)` of the refusal.
 async fn caller(
     web_identity_token: Option<&Path>,
     env: &BTreeMap<String, String>,
 ) -> Result<(String, Option<String>), (&'static str, String, String)> {
-    fn refusal<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-        operation: &'static str,
-        e: aws_sdk_sts::error::SdkError<E, R>,
-    ) -> (&'static str, String, String) {
-        let code = e.code().unwrap_or_default().to_owned();
-        let message = e
-            .message()
-            .map(str::to_owned)
-            .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
-        (operation, code, message)
-    }
-    let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    // The region without the instance metadata service (the namespace's
+    // NetworkPolicy blocks it, so the SDK would wait for its timeout): the
+    // environment's or profile's, else the role's partition's own.
+    let partition = env
+        .get("AWS_ROLE_ARN")
+        .and_then(|arn| arn.split(':').nth(1))
+        .map_or(crate::config::Partition::Aws, |p| match p {
+            "aws-cn" => crate::config::Partition::AwsCn,
+            "aws-us-gov" => crate::config::Partition::AwsUsGov,
+            _ => crate::config::Partition::Aws,
+        });
+    let region = crate::aws::configured_region()
+        .await
+        .unwrap_or_else(|| partition.default_region().to_owned());
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.clone()))
+        .load()
+        .await;
+    let endpoint = shared.endpoint_url().map_or_else(
+        || format!("https://sts.{region}.amazonaws.com"),
+        str::to_owned,
+    );
+    let refusal = |operation: &'static str, e: &dyn StsFailure| e.describe(operation, &endpoint);
     let sts = aws_sdk_sts::Client::new(&shared);
     let role_arn = env.get("AWS_ROLE_ARN").filter(|v| !v.is_empty());
     match (web_identity_token, role_arn) {
@@ -370,7 +425,7 @@ async fn caller(
                 .web_identity_token(token.trim())
                 .send()
                 .await
-                .map_err(|e| refusal(OPERATION, e))?;
+                .map_err(|e| refusal(OPERATION, &e))?;
             let arn = out
                 .assumed_role_user()
                 .map(|u| u.arn().to_owned())
@@ -383,7 +438,7 @@ async fn caller(
                 .get_caller_identity()
                 .send()
                 .await
-                .map_err(|e| refusal("GetCallerIdentity", e))?;
+                .map_err(|e| refusal("GetCallerIdentity", &e))?;
             Ok((
                 out.arn().unwrap_or_default().to_owned(),
                 out.account().map(str::to_owned),

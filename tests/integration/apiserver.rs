@@ -10,8 +10,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use runner_identity::config::Hooks;
 use runner_identity::plan::{
-    HOOK_TEMPLATE_KEY, HookRight, INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, RepoPlan,
-    check_hook_template, egress_allowed, hook_rights,
+    HOOK_TEMPLATE_KEY, HookRight, METADATA_POLICY, RepoPlan, check_hook_template, egress_allowed,
+    hook_rights,
 };
 use runner_identity::policy::{self, Decision, WebIdentityRequest};
 
@@ -432,14 +432,21 @@ async fn the_egress_policy_and_pod_security_labels_are_stored_as_planned() {
     let stored = policies.get(METADATA_POLICY).await.unwrap();
     // What the server keeps is what a CNI enforces: IMDS denied, the Pod
     // Identity agent and everything else allowed.
-    for imds in INSTANCE_METADATA {
-        let address = imds.split('/').next().unwrap().parse().unwrap();
-        assert!(!egress_allowed(&stored, address), "{imds}");
+    // Literal addresses (AWS's), not the product's constants: a wrong
+    // constant would otherwise pass.
+    for imds in ["169.254.169.254", "fd00:ec2::254"] {
+        assert!(!egress_allowed(&stored, imds.parse().unwrap()), "{imds}");
     }
-    for agent in POD_IDENTITY_AGENT {
-        let address = agent.split('/').next().unwrap().parse().unwrap();
-        assert!(egress_allowed(&stored, address), "{agent}");
+    for agent in ["169.254.170.23", "fd00:ec2::23", "10.0.0.1", "52.94.0.1"] {
+        assert!(egress_allowed(&stored, agent.parse().unwrap()), "{agent}");
     }
+    // Its rules, as a CNI reads them: everything except the two IMDS hosts.
+    let rules = serde_json::to_value(stored.spec.as_ref().unwrap().egress.clone()).unwrap();
+    let text = rules.to_string();
+    assert!(
+        text.contains("169.254.169.254/32") && text.contains("fd00:ec2::254/128"),
+        "{text}"
+    );
     let spec = stored.spec.unwrap();
     assert_eq!(spec.policy_types.unwrap(), ["Egress"]);
     assert_eq!(spec.pod_selector.unwrap_or_default(), Default::default());

@@ -106,9 +106,13 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         &client,
         &format!("{owner}-app"),
         "",
-        "namespaces",
+        "serviceaccounts",
         "patch",
-        Some(&format!("{owner}-app")),
+        plan.repositories[0]
+            .runner_service_account
+            .metadata
+            .name
+            .as_deref(),
         true,
     )
     .await;
@@ -150,9 +154,38 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         actions.contains(&("ServiceAccount".to_owned(), Action::Prune)),
         "{actions:?}"
     );
+    // The instance metadata policy is the administrator's: kept, and said why.
+    let kept = pruned
+        .repositories
+        .iter()
+        .flat_map(|r| r.objects.iter())
+        .find(|o| o.kind == "NetworkPolicy" && o.namespace.ends_with("-gone"))
+        .unwrap();
+    assert_eq!(kept.action, Action::Keep, "{kept:?}");
+    assert!(
+        kept.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("administrator"),
+        "{kept:?}"
+    );
+    let namespace = pruned
+        .repositories
+        .iter()
+        .flat_map(|r| r.objects.iter())
+        .find(|o| o.kind == "Namespace" && o.name.ends_with("-gone"))
+        .unwrap();
+    assert!(
+        namespace
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("runner-identity does not manage"),
+        "{namespace:?}"
+    );
     assert_eq!(
         pruned.totals().pruned,
-        plan.repositories[1].objects().len() - 1,
+        plan.repositories[1].objects().len() - 2,
         "{}",
         pruned.table()
     );
@@ -219,7 +252,7 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
             sample.namespaced.len(),
             sample.held.len()
         ),
-        (7, 6, 1),
+        (6, 5, 1),
         "{sample:#?}"
     );
     assert!(held >= 5, "the hooks' rules: {sample:#?}");

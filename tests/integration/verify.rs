@@ -1298,3 +1298,29 @@ async fn job_identity_takes_one_sts_request_unless_the_chain_prefers_other_crede
         "{caller}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_sts_is_named_with_its_endpoint_and_no_region_is_asked_of_imds() {
+    let f = Fixture::new("vu").await;
+    let token = job_token(&f, "sts.amazonaws.com").await;
+    let role = &f.plan.repositories[0].iam_role;
+    // Nothing listens on port 1; no AWS_REGION: the partition's region.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    cmd.args(["verify", "job", "--kubernetes-token", "/nonexistent"])
+        .env_clear()
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", f.dir.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ROLE_ARN", &role.arn)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env("INPUT_CONFIG", f.dir.path().join("config.yaml"));
+    let o = cmd.output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("cannot reach STS at http://127.0.0.1:1"), "{t}");
+    assert!(t.contains("Connection refused"), "{t}");
+    for raw in ["DispatchFailure", "imds", "ConnectorError {"] {
+        assert!(!t.contains(raw), "{raw}: {t}");
+    }
+}
