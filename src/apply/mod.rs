@@ -175,6 +175,8 @@ struct Step {
     desired: Value,
     action: Action,
     diff: Option<String>,
+    /// Why the object was not compared ([`Action::NotCompared`]).
+    reason: Option<&'static str>,
     /// In a dry run, the namespace does not exist yet: the server cannot validate.
     unvalidated: bool,
 }
@@ -223,7 +225,13 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     inventory
         .load_secrets(client, &planned_namespaces, options.page_size)
         .await?;
-    inventory.require(&planned_kinds)?;
+    // `diff` without the right to read Secrets (the read-only identity):
+    // they are not compared, and said so; everything else is.
+    let mut required = planned_kinds.clone();
+    if options.diff_only && inventory.unseen.contains("Secret") {
+        required.remove("Secret");
+    }
+    inventory.require(&required)?;
     debug!(requests = inventory.requests, "cluster read");
     // A planned kind the server does not serve stops the apply before any write.
     if let Some(kind) = planned_kinds
@@ -426,6 +434,7 @@ async fn existence_of_unlisted(
 ) -> Result<BTreeMap<inventory::Key, bool>> {
     let unlisted: Vec<(inventory::Key, ApiResource)> = unlisted(inventory, planned)
         .filter(|(kind, namespace, name)| !inventory.of_other_instance(kind, namespace, name))
+        .filter(|(kind, ..)| !inventory.unseen.contains(kind))
         .filter_map(|key| Some((key.clone(), Kind::named(key.0)?.api_resource())))
         .collect();
     let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
@@ -536,6 +545,8 @@ fn classify(
         } else {
             action
         };
+        let unread = options.diff_only && inventory.unseen.contains(kind);
+        let action = if unread { Action::NotCompared } else { action };
         // Diffs are for `diff`; an apply's report does not hold every object's text.
         let diff = (options.diff_only
             && matches!(action, Action::Create | Action::Update | Action::Adopt))
@@ -549,6 +560,10 @@ fn classify(
             desired,
             action,
             diff,
+            reason: unread.then_some(
+                "not compared: this identity may not read Secrets (a read is a read of their \
+                 data; the read-only identity never gets it)",
+            ),
         });
     }
     Ok(steps)
@@ -574,7 +589,7 @@ async fn execute(
             action: step.action,
             diff: step.diff,
             error: None,
-            reason: None,
+            reason: step.reason.map(str::to_owned),
             server_validated: send && !step.unvalidated,
         };
         let needs_write = matches!(step.action, Action::Create | Action::Update | Action::Adopt);

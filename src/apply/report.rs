@@ -24,6 +24,10 @@ pub enum Action {
     Failed,
     /// Not attempted because an earlier object of the repository failed.
     Skipped,
+    /// In a diff: not compared, because the identity may not read it (the
+    /// object's `reason` says why).
+    #[serde(rename = "not-compared")]
+    NotCompared,
 }
 
 /// The result for one object.
@@ -110,7 +114,7 @@ impl RepoResult {
             match o.action {
                 Action::Create | Action::Adopt => c.created += 1,
                 Action::Update => c.updated += 1,
-                Action::Unchanged | Action::Keep => c.unchanged += 1,
+                Action::Unchanged | Action::Keep | Action::NotCompared => c.unchanged += 1,
                 Action::Prune => c.pruned += 1,
                 Action::Failed | Action::Skipped | Action::Conflict => c.failed += 1,
             }
@@ -233,6 +237,14 @@ impl Report {
                     (Action::Prune | Action::Keep, _) => {
                         out.push_str(&header);
                         out.push_str(&format!(" ({})\n", r.repository));
+                    }
+                    (Action::NotCompared, _) => {
+                        out.push_str(&header);
+                        out.push_str(&format!(
+                            " ({}): {}\n",
+                            r.repository,
+                            o.reason.as_deref().unwrap_or("not compared")
+                        ));
                     }
                     _ => {}
                 }

@@ -189,6 +189,12 @@ pub fn apply_grants_of(plan: &Plan, readonly: bool) -> Grants {
         let Some(planned) = names.get(&kind).filter(|n| !n.is_empty()) else {
             continue;
         };
+        if readonly && kind == Kind::Secret {
+            // Reading a Secret is reading its data: the read-only identity
+            // (handed to pull requests) gets none; `diff` says it did not
+            // compare them.
+            continue;
+        }
         let ar = kind.api_resource();
         let list = rule(&ar.group, &[&ar.plural], &["list"], None);
         if kind.administrator_owned() && !readonly {

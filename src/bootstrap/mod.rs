@@ -20,6 +20,7 @@ use crate::config::Settings;
 /// The bootstrap objects' names.
 pub const APPLY_NAME: &str = "runner-identity-apply";
 pub const READONLY_NAME: &str = "runner-identity-readonly";
+pub const DOCTOR_NAME: &str = "runner-identity-doctor";
 /// Where the tool's own ServiceAccount lives by default.
 pub const NAMESPACE: &str = "runner-identity";
 

@@ -15,7 +15,8 @@ use crate::{Error, bootstrap, render};
 pub struct BootstrapArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Write kubernetes.yaml, kubernetes-readonly.yaml, iam-policy.json,
+    /// Write kubernetes.yaml, kubernetes-readonly.yaml (diff),
+    /// kubernetes-doctor.yaml, iam-policy.json,
     /// iam-policy-readonly.json and, with --github-repository,
     /// github-oidc-trust-policy.json and github-oidc-trust-policy-readonly.json.
     #[arg(long)]
@@ -66,13 +67,21 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         write!(out, "{HEADER}{}", yaml(&apply)?)?;
         return Ok(());
     };
-    let mut readonly_grants = bootstrap::apply_grants(settings, &plan, true);
-    readonly_grants.extend(bootstrap::doctor_grants(&plan));
-    let readonly =
-        bootstrap::kubernetes_objects(bootstrap::READONLY_NAME, &args.namespace, &readonly_grants);
+    let readonly = bootstrap::kubernetes_objects(
+        bootstrap::READONLY_NAME,
+        &args.namespace,
+        &bootstrap::apply_grants(settings, &plan, true),
+    );
+    // doctor mints tokens of the job ServiceAccounts and reads the Helm
+    // release's Secret: its own identity, never one a pull request gets.
+    let mut doctor_grants = bootstrap::apply_grants(settings, &plan, true);
+    doctor_grants.extend(bootstrap::doctor_grants(&plan));
+    let doctor =
+        bootstrap::kubernetes_objects(bootstrap::DOCTOR_NAME, &args.namespace, &doctor_grants);
     let mut files = vec![
         ("kubernetes.yaml", format!("{HEADER}{}", yaml(&apply)?)),
         ("kubernetes-readonly.yaml", yaml(&readonly)?),
+        ("kubernetes-doctor.yaml", yaml(&doctor)?),
         (
             "iam-policy.json",
             render::pretty(&bootstrap::iam_policy_for(

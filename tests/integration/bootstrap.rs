@@ -848,3 +848,84 @@ fn every_example_workflow_job_can_assume_the_role_bootstrap_trusts_it_with() {
     }
     assert!(jobs_checked >= 4, "{jobs_checked}");
 }
+
+#[tokio::test]
+async fn the_read_only_identity_reads_no_secret_and_mints_no_token_yet_diff_runs() {
+    // It is the identity pull requests get (examples/workflows): before, it
+    // could list every managed namespace's Secrets and mint a token of any
+    // job ServiceAccount for STS.
+    let home = unique("ri-home");
+    create_namespace(&home).await;
+    let owner = unique("ro");
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "ghp_readonly_test").unwrap();
+    let config = TestConfig::irsa(&owner, &["app"], &stack_issuer()).with(|c| {
+        c.kubernetes.github_credentials = Some(runner_identity::config::ScaleSetCredentials {
+            token: Some(runner_identity::config::SecretSource {
+                env: None,
+                file: Some(token.path().to_owned()),
+            }),
+            app: None,
+            from_secret: None,
+        });
+    });
+    let settings = config.settings();
+    let data = runner_identity::github::credentials::load(&settings, None)
+        .await
+        .unwrap();
+    let plan = plan_with_credentials(&settings, &data);
+    let report = apply::apply(&admin_client().await, &plan, &Options::default())
+        .await
+        .unwrap();
+    assert!(!report.failed(), "{}", report.table());
+    let name = unique("ri-ro");
+    grant(&name, &home, &bootstrap::apply_grants_of(&plan, true)).await;
+    let reader = as_account(&name, &home).await;
+    let managed = format!("{owner}-app");
+    settle(&reader, &managed, "", "configmaps", "list", None, true).await;
+    for (resource, verb) in [
+        ("secrets", "get"),
+        ("secrets", "list"),
+        ("serviceaccounts/token", "create"),
+        ("pods", "create"),
+    ] {
+        assert!(
+            !can_i(&reader, &managed, "", resource, verb).await,
+            "{verb} {resource}"
+        );
+    }
+    let diff = apply::apply(
+        &reader,
+        &plan,
+        &Options {
+            diff_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!diff.failed(), "{}", diff.table());
+    let secret = diff
+        .repositories
+        .iter()
+        .flat_map(|r| r.objects.iter())
+        .find(|o| o.kind == "Secret")
+        .unwrap();
+    assert_eq!(secret.action, Action::NotCompared, "{secret:?}");
+    assert!(
+        secret
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not compared"),
+        "{secret:?}"
+    );
+    // Everything else was compared, and is unchanged.
+    assert!(
+        diff.repositories
+            .iter()
+            .flat_map(|r| r.objects.iter())
+            .filter(|o| o.kind != "Secret")
+            .all(|o| o.action == Action::Unchanged)
+    );
+}
