@@ -267,17 +267,22 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
         statements.push(json!({
             "Sid": "CreatePodIdentityAssociationsTaggedForThisInstance",
             "Effect": "Allow",
-            "Action": ["eks:CreatePodIdentityAssociation", "eks:TagResource"],
-            "Resource": [&cluster_arn, &associations],
+            "Action": ["eks:CreatePodIdentityAssociation"],
+            "Resource": &cluster_arn,
             "Condition": {"StringEquals": {tag_key("RequestTag"): instance}},
         }));
+        // Tagging only what already is this instance's, and only with its
+        // tag: an association of anyone else cannot be tagged into reach.
         statements.push(json!({
             "Sid": "ChangePodIdentityAssociationsOfThisInstance",
             "Effect": "Allow",
             "Action": ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation",
                        "eks:TagResource"],
             "Resource": &associations,
-            "Condition": {"StringEquals": ours},
+            "Condition": {
+                "StringEquals": ours,
+                "StringEqualsIfExists": {tag_key("RequestTag"): instance},
+            },
         }));
         statements.push(json!({
             "Sid": "PassRolesOfThisInstanceToPodIdentity",

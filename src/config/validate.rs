@@ -495,6 +495,14 @@ fn check_cluster_name(name: &str) -> std::result::Result<(), String> {
 
 /// `arn:<partition>:iam::(aws|<account>):policy/<path/name>`.
 fn check_policy_arn(arn: &str, partition: &str) -> std::result::Result<(), String> {
+    if arn.contains(['*', '?']) {
+        // IAM matches `*` and `?` in ArnEquals: `policy/*` as a boundary
+        // would admit AdministratorAccess.
+        return Err(format!(
+            "`{arn}` holds a wildcard: name one policy (the identity that runs apply may attach, \
+             or set as the boundary, exactly the policies named here)"
+        ));
+    }
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [prefix, part, service, region, account, resource] = parts.as_slice() else {
         return Err(format!(

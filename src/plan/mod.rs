@@ -115,8 +115,25 @@ fn refuse_system_namespaces(settings: &Settings, names: &[RepoNames]) -> Result<
         .as_ref()
         .map(|c| c.namespace.as_str());
     let reserved = |ns: &str| {
-        matches!(ns, "kube-system" | "kube-public" | "kube-node-lease") || Some(ns) == controller
+        matches!(
+            ns,
+            "kube-system" | "kube-public" | "kube-node-lease" | "default"
+        ) || Some(ns) == controller
     };
+    if let Some(n) = names
+        .iter()
+        .find(|n| n.role.starts_with("runner-identity-"))
+    {
+        return Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "kubernetes.names.role".into(),
+            message: format!(
+                "`{}` ({}) is a name `bootstrap` gives the rights of the identity that runs apply \
+                 (runner-identity-…); name the runner's Role otherwise",
+                n.role, n.repository
+            ),
+        });
+    }
     match names.iter().find(|n| reserved(&n.namespace)) {
         None => Ok(()),
         Some(n) => Err(Error::ConfigInvalid {
@@ -261,8 +278,8 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|r| RepoNames::new(settings, r))
             .collect();
-        names::check_collisions(&names)?;
         refuse_system_namespaces(settings, &names)?;
+        names::check_collisions(&names)?;
         let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
         for n in &names {
             by_namespace

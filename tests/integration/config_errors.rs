@@ -466,3 +466,29 @@ fn a_namespace_of_the_cluster_or_of_arcs_controller_is_refused() {
     ));
     assert!(e.contains("ARC's"), "{e}");
 }
+
+#[test]
+fn a_wildcard_boundary_or_the_default_namespace_is_refused() {
+    // IAM matches `*` in ArnEquals: `policy/*` would admit AdministratorAccess.
+    let e = error_of(&with(
+        "  mode: irsa\n",
+        "  mode: irsa\n  permissionsBoundary: arn:aws:iam::aws:policy/*\n",
+    ));
+    assert!(
+        e.contains("aws.permissionsBoundary") && e.contains("wildcard"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  hooks: kubernetes\n",
+        "  hooks: kubernetes\n  namespace: default\n  sharedNamespace: true\n",
+    ));
+    assert!(
+        e.contains("kubernetes.namespace") && e.contains("`default`"),
+        "{e}"
+    );
+    let e = error_of(&with(
+        "  hooks: kubernetes\n",
+        "  hooks: kubernetes\n  names: {role: runner-identity-apply-hooks}\n",
+    ));
+    assert!(e.contains("kubernetes.names.role"), "{e}");
+}
