@@ -42,6 +42,8 @@ pub(crate) fn kinds() -> [(&'static str, ApiResource); Kind::DELETE_ORDER.len()]
 pub struct Inventory {
     instance: String,
     namespaces: BTreeSet<String>,
+    /// The Pod Security `enforce` level of the namespaces that set one.
+    enforce: BTreeMap<String, String>,
     managed: BTreeMap<Key, Box<str>>,
     /// Objects runner-identity manages for another configuration instance.
     other_instances: BTreeSet<Key>,
@@ -114,6 +116,7 @@ impl Inventory {
     }
 
     fn add(&mut self, found: Found) {
+        self.enforce.extend(found.enforce);
         self.managed.extend(found.managed);
         self.other_instances.extend(found.others);
         self.namespaces.extend(found.namespaces);
@@ -259,6 +262,11 @@ impl Inventory {
         &self.instance
     }
 
+    /// The Pod Security level the namespace enforces, if any.
+    pub fn pod_security_enforced(&self, namespace: &str) -> Option<&str> {
+        self.enforce.get(namespace).map(String::as_str)
+    }
+
     /// Whether the namespace exists (managed or not).
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         self.namespaces.contains(namespace)
@@ -304,6 +312,9 @@ impl Inventory {
     }
 }
 
+/// The label of a namespace's enforced Pod Security level.
+pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+
 /// Lists an inventory sends at the same time.
 const LIST_CONCURRENCY: usize = 4;
 
@@ -316,6 +327,8 @@ struct Found {
     others: Vec<Key>,
     /// Every namespace's name (the namespace list only).
     namespaces: Vec<String>,
+    /// Pod Security `enforce` levels (the namespace list only).
+    enforce: Vec<(String, String)>,
 }
 
 /// Lists the objects of a kind that this instance manages (namespaces: all
@@ -340,9 +353,16 @@ async fn list_kind(
     };
     list_all(client, ar, kind, scope, page_size, requests, |item| {
         if kind == "Namespace" {
-            found
-                .namespaces
-                .push(item.metadata.name.clone().unwrap_or_default());
+            let name = item.metadata.name.clone().unwrap_or_default();
+            if let Some(level) = item
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POD_SECURITY_ENFORCE))
+            {
+                found.enforce.push((name.clone(), level.clone()));
+            }
+            found.namespaces.push(name);
         }
         let labels = item.metadata.labels.as_ref();
         let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);

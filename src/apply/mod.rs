@@ -233,6 +233,37 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     }
     inventory.require(&required)?;
     debug!(requests = inventory.requests, "cluster read");
+    // A shared namespace's admission policy judges what its runners create;
+    // what it does not judge (hostIPC, capabilities, host ports, sysctls,
+    // seccomp) Pod Security's baseline does: required there.
+    let unconfined: Vec<String> = planned
+        .iter()
+        .filter(|p| {
+            p.keys
+                .iter()
+                .any(|k| k.0 == Kind::ValidatingAdmissionPolicy.as_str())
+        })
+        .map(|p| p.namespace.clone())
+        .filter(|ns| {
+            !matches!(
+                inventory.pod_security_enforced(ns),
+                Some("baseline" | "restricted")
+            )
+        })
+        .collect();
+    if let Some(ns) = unconfined.first() {
+        return Err(Error::ClusterUnsupported {
+            what: format!(
+                "the shared namespace {ns} enforces no Pod Security level: its runners could start \
+                 pods that reach the node in ways its admission policy does not judge (hostIPC, \
+                 added capabilities, host ports, unsafe sysctls, an unconfined seccomp profile)"
+            ),
+            fix: format!(
+                "kubectl label namespace {ns} pod-security.kubernetes.io/enforce=baseline (Pod \
+                 Security admission, Kubernetes ≥ 1.25), then re-run; nothing was changed"
+            ),
+        });
+    }
     // A planned kind the server does not serve stops the apply before any write.
     if let Some(kind) = planned_kinds
         .iter()

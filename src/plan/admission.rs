@@ -144,9 +144,11 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             expression: pod_write(
                 "!(has(variables.podSpec.hostNetwork) && variables.podSpec.hostNetwork) && \
-                 !(has(variables.podSpec.hostPID) && variables.podSpec.hostPID)",
+                 !(has(variables.podSpec.hostPID) && variables.podSpec.hostPID) && \
+                 !(has(variables.podSpec.hostIPC) && variables.podSpec.hostIPC)",
             ),
-            message: "a runner may not start pods in the node's network or PID namespace".into(),
+            message: "a runner may not start pods in the node's network, PID or IPC namespace"
+                .into(),
         },
         Rule {
             expression: pod_write(&containers(
@@ -455,6 +457,7 @@ mod tests {
             json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
             json!({"hostNetwork": true}),
             json!({"hostPID": true}),
+            json!({"hostIPC": true}),
             json!({"containers": [{"name": "c", "securityContext": {"privileged": true}}]}),
             json!({"initContainers": [{"name": "i", "securityContext": {"privileged": true}}]}),
         ];

@@ -93,6 +93,30 @@ async fn an_api_server_without_admission_policies_gets_nothing_written() {
     create_namespace(&namespace).await;
     let plan = shared(&owner, &namespace, true).plan();
     let admin = admin_client().await;
+    // First: a shared namespace that enforces no Pod Security level is
+    // refused (what the admission policy does not judge, baseline does).
+    let err = apply::apply(&admin, &plan, &Options::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), 3, "{text}");
+    assert!(
+        text.contains("enforces no Pod Security level")
+            && text.contains(&format!(
+                "kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=baseline"
+            )),
+        "{text}"
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin.clone());
+    namespaces
+        .patch(
+            &namespace,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "baseline"}}})),
+        )
+        .await
+        .unwrap();
     let err = apply::apply(&admin, &plan, &Options::default())
         .await
         .unwrap_err();
