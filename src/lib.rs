@@ -256,6 +256,19 @@ fn problems_text(path: &std::path::Path, problems: &[ConfigProblem]) -> String {
     }
 }
 
+/// An error and its causes, `: `-separated (what a user needs of a
+/// transport error; never a `Debug` structure).
+pub(crate) fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// How many objects an error message names before it only counts.
 const SHOWN_OBJECTS: usize = 5;
 

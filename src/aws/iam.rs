@@ -427,16 +427,7 @@ pub(crate) fn error_text<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> 
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
+        _ => crate::cause_chain(e),
     }
 }
 

@@ -343,16 +343,7 @@ where
 {
     fn describe(&self, operation: &'static str, endpoint: &str) -> (&'static str, String, String) {
         use aws_sdk_sts::error::SdkError;
-        let cause = |e: &dyn std::error::Error| {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        };
+        let cause = |e: &dyn std::error::Error| crate::cause_chain(e);
         match self {
             SdkError::DispatchFailure(_) => (
                 operation,

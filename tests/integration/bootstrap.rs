@@ -42,6 +42,18 @@ pub(crate) async fn grant(name: &str, namespace: &str, grants: &Grants) {
     }
 }
 
+/// The scale set's credentials from a token file.
+fn token_credentials(file: &std::path::Path) -> runner_identity::config::ScaleSetCredentials {
+    runner_identity::config::ScaleSetCredentials {
+        token: Some(runner_identity::config::SecretSource {
+            env: None,
+            file: Some(file.to_owned()),
+        }),
+        app: None,
+        from_secret: None,
+    }
+}
+
 /// A client authenticated as the bootstrap ServiceAccount `name`.
 async fn as_account(name: &str, namespace: &str) -> Client {
     let token = service_account_token(&admin_client().await, namespace, name, None).await;
@@ -228,14 +240,7 @@ async fn any_rule_removed_makes_apply_fail_naming_the_right() {
     std::fs::write(token.path(), "ghp_bootstrap_test").unwrap();
     let planned = |owner: &str| {
         let config = TestConfig::irsa(owner, &["app"], &stack_issuer()).with(|c| {
-            c.kubernetes.github_credentials = Some(runner_identity::config::ScaleSetCredentials {
-                token: Some(runner_identity::config::SecretSource {
-                    env: None,
-                    file: Some(token.path().to_owned()),
-                }),
-                app: None,
-                from_secret: None,
-            });
+            c.kubernetes.github_credentials = Some(token_credentials(token.path()));
         });
         let settings = config.settings();
         let data = futures::executor::block_on(runner_identity::github::credentials::load(
@@ -860,14 +865,7 @@ async fn the_read_only_identity_reads_no_secret_and_mints_no_token_yet_diff_runs
     let token = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token.path(), "ghp_readonly_test").unwrap();
     let config = TestConfig::irsa(&owner, &["app"], &stack_issuer()).with(|c| {
-        c.kubernetes.github_credentials = Some(runner_identity::config::ScaleSetCredentials {
-            token: Some(runner_identity::config::SecretSource {
-                env: None,
-                file: Some(token.path().to_owned()),
-            }),
-            app: None,
-            from_secret: None,
-        });
+        c.kubernetes.github_credentials = Some(token_credentials(token.path()));
     });
     let settings = config.settings();
     let data = runner_identity::github::credentials::load(&settings, None)

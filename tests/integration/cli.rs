@@ -13,6 +13,16 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// A kubeconfig whose server is a loopback port nothing listens on.
+fn write_unreachable_kubeconfig(path: &std::path::Path) {
+    std::fs::write(
+        path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -223,12 +233,7 @@ fn schema_is_a_json_schema_of_the_config() {
 fn apply_without_a_reachable_cluster_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
-    )
-    .unwrap();
+    write_unreachable_kubeconfig(&kubeconfig);
     let o = run(
         &[
             "apply",
@@ -508,12 +513,7 @@ fn a_missing_or_malformed_local_credential_exits_2_with_the_fix() {
 fn doctor_exits_3_when_the_api_server_does_not_answer_and_2_for_a_missing_kubeconfig() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
-    )
-    .unwrap();
+    write_unreachable_kubeconfig(&kubeconfig);
     // Before, an unreachable server was an "error-level finding" (exit 1).
     let o = run(
         &[
