@@ -22,8 +22,17 @@ pub struct ApplyArgs {
     /// kubeconfig context.
     #[arg(long, env = "INPUT_CONTEXT")]
     pub context: Option<String>,
-    /// Server-side dry run: the API server validates, nothing is persisted.
-    #[arg(long, env = "INPUT_DRY-RUN")]
+    /// Server-side dry run: the API server validates, nothing is persisted
+    /// (`--dry-run`, `--dry-run=server` as kubectl spells it; `none` for none).
+    #[arg(
+        long,
+        env = "INPUT_DRY-RUN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "server",
+        value_parser = dry_run_value,
+    )]
     pub dry_run: bool,
     /// Delete objects of this configuration whose repository left it.
     #[arg(long, env = "INPUT_PRUNE")]
@@ -194,6 +203,21 @@ pub(super) async fn run(
     Ok(())
 }
 
+/// kubectl's `--dry-run` values (and the action's `true`/`false`); a client
+/// dry run is `plan`'s job.
+fn dry_run_value(text: &str) -> std::result::Result<bool, String> {
+    match text {
+        "server" | "true" => Ok(true),
+        "none" | "false" => Ok(false),
+        "client" => Err(
+            "runner-identity's dry run is the API server's (`--dry-run=server`); for what would \
+             be written without asking the server, run `runner-identity plan`"
+                .into(),
+        ),
+        other => Err(format!("`{other}`: use server or none")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +234,21 @@ mod tests {
 
     #[test]
     fn the_arguments_become_each_stages_options_once() {
+        // kubectl's spelling too; before, `--dry-run=server` was refused.
+        for dry in ["--dry-run", "--dry-run=server"] {
+            assert!(
+                Run::new(&args(&["-c", "c.yaml", dry]), false)
+                    .unwrap()
+                    .kubernetes
+                    .dry_run
+            );
+        }
+        assert!(
+            !Run::new(&args(&["-c", "c.yaml", "--dry-run=none"]), false)
+                .unwrap()
+                .kubernetes
+                .dry_run
+        );
         let run = Run::new(&args(&["-c", "c.yaml", "--prune", "--dry-run"]), false).unwrap();
         assert!(run.kubernetes.prune && run.kubernetes.dry_run && !run.kubernetes.diff_only);
         assert_eq!(

@@ -22,7 +22,8 @@ pub struct DiscoverArgs {
     /// Also show the repositories not selected, with the reason.
     #[arg(long)]
     pub explain: bool,
-    /// Output format.
+    /// The selected repositories on stdout: a table, or the JSON document
+    /// `plan`/`apply --repos-file` read.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: ReportFormat,
 }

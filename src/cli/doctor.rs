@@ -34,10 +34,14 @@ pub struct DoctorArgs {
     /// Leave AWS out (no IAM, STS or EKS request).
     #[arg(long)]
     pub skip_aws: bool,
+    /// kubeconfig file (default: the files KUBECONFIG lists, merged as
+    /// kubectl merges them, else ~/.kube/config, then in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+    /// The findings on stdout: a table, Markdown (a step summary), or JSON.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: DoctorFormat,
 }

@@ -75,6 +75,12 @@ pub enum Command {
     /// Check the identity a job actually has; exit 1 when a check fails.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish,
+    /// elvish, powershell): e.g. `source <(runner-identity completion bash)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The container action's entry point: runs `INPUT_COMMAND` (verify-job,
     /// verify-runner, plan, diff, apply) with the other `INPUT_*` variables.
     #[command(hide = true)]
@@ -192,6 +198,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Discover(args) => return discover::run(&args, out).await,
         Command::Doctor(args) => return doctor::run(&args, out).await,
         Command::Bootstrap(args) => return bootstrap::run(&args, out).await,
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "runner-identity", out);
+        }
         Command::Action => return action::run(out).await,
         Command::Apply(args) => return apply::run(&args, false, out).await,
         Command::Diff(args) => return apply::run(&args, true, out).await,

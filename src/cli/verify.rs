@@ -23,7 +23,7 @@ pub enum VerifyCommand {
 /// Output options shared by both verify modes.
 #[derive(Debug, Args)]
 pub struct VerifyOutputArgs {
-    /// Report format on stdout.
+    /// The checks on stdout: a table, or one JSON document (`-o json`).
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "table")]
     pub output: ReportFormat,
     /// Mask the AWS account id in the job log (`::add-mask::`).
@@ -85,11 +85,11 @@ pub struct VerifyJobArgs {
     /// a failed STS call is diagnosed with).
     #[arg(long, env = "INPUT_TEMPLATES")]
     pub templates: Option<PathBuf>,
-    /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
     /// A reachable instance metadata service (the node's role) fails
     /// instead of warning.
     #[arg(long, env = "INPUT_STRICT")]
     pub strict: bool,
+    /// GitHub OIDC check: auto runs it when the job has `id-token: write`.
     #[arg(long, value_enum, env = "INPUT_GITHUB-OIDC", default_value = "auto")]
     pub github_oidc: verify::github_oidc::OidcMode,
     #[command(flatten)]

@@ -606,3 +606,51 @@ fn an_insecure_kubeconfig_is_named_once_in_the_products_words() {
     assert_eq!(err.matches("insecure-skip-tls-verify").count(), 1, "{err}");
     assert!(!err.contains("Server cert bypassed"), "{err}");
 }
+
+#[test]
+fn completion_scripts_name_the_commands_but_not_the_hidden_action() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completion", shell], &[]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        for command in ["plan", "apply", "diff", "doctor", "bootstrap", "verify"] {
+            assert!(script.contains(command), "{shell}: no {command}");
+        }
+        assert!(
+            !script.contains("action"),
+            "{shell} offers the hidden `action`"
+        );
+    }
+}
+
+#[test]
+fn dry_run_takes_kubectls_spelling_and_refuses_a_client_dry_run() {
+    // Before, `--dry-run=server` was refused.
+    let o = run(
+        &["apply", "-c", "examples/org-irsa.yaml", "--dry-run=client"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("runner-identity plan"),
+        "{}",
+        stderr(&o)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_unreachable_kubeconfig(&kubeconfig);
+    let o = run(
+        &[
+            "apply",
+            "-c",
+            "examples/org-irsa.yaml",
+            "--skip-aws",
+            "--dry-run=server",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // Accepted: it gets as far as the (unreachable) server.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
