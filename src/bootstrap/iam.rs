@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::config::{Mode, Settings};
-use crate::kvp::INSTANCE_LABEL;
+use crate::kvp::{INSTANCE_LABEL, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
 use crate::{ConfigProblem, Error, Result};
 
 /// The default name of the role that runs `apply`.
@@ -124,6 +124,23 @@ fn managed_policies(settings: &Settings) -> Vec<String> {
     set.into_iter().collect()
 }
 
+/// The tag keys this instance's roles carry: the ownership and repository
+/// tags and the configured ones.
+fn tag_keys(settings: &Settings) -> Vec<String> {
+    let set: BTreeSet<String> = [MANAGED_BY_LABEL, INSTANCE_LABEL, REPOSITORY_ANNOTATION]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .chain(settings.config.aws.tags.keys().cloned())
+        .chain(
+            settings
+                .repositories
+                .iter()
+                .flat_map(|r| r.tags.keys().cloned()),
+        )
+        .collect();
+    set.into_iter().collect()
+}
+
 /// `aws:ResourceTag/<instance tag>` (or `aws:RequestTag/…`).
 fn tag_key(prefix: &str) -> String {
     format!("aws:{prefix}/{INSTANCE_LABEL}")
@@ -195,6 +212,8 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
     }
     let bounds = boundaries(settings);
     let ours = json!({ tag_key("ResourceTag"): instance });
+    // The tag keys the roles carry: ownership, repository, configured tags.
+    let keys = tag_keys(settings);
     statements.push(json!({
         "Sid": "CreateRolesOnlyWithABoundaryAndThisInstancesTag",
         "Effect": "Allow",
@@ -203,6 +222,7 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
         "Condition": {
             "ArnEquals": {"iam:PermissionsBoundary": bounds},
             "StringEquals": {tag_key("RequestTag"): instance},
+            "ForAllValues:StringEquals": {"aws:TagKeys": keys},
         },
     }));
     // IAM also authorizes a CreateRole that carries tags as TagRole. Every
@@ -215,7 +235,10 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
         "Effect": "Allow",
         "Action": ["iam:TagRole"],
         "Resource": roles,
-        "Condition": {"StringEquals": {tag_key("RequestTag"): instance}},
+        "Condition": {
+            "StringEquals": {tag_key("RequestTag"): instance},
+            "ForAllValues:StringEquals": {"aws:TagKeys": keys},
+        },
     }));
     statements.push(json!({
         "Sid": "WritePoliciesOfRolesOfThisInstanceWithinTheBoundary",
@@ -562,6 +585,18 @@ mod tests {
                 &[
                     ("RoleName", "job"),
                     ("PassedToService", "ec2.amazonaws.com"),
+                ],
+            ),
+            // A tag key the configuration does not name (attribute-based
+            // rules elsewhere may trust it).
+            Request::new(
+                "TagRole",
+                &[
+                    ("RoleName", "job"),
+                    ("Tags.member.1.Key", INSTANCE_LABEL),
+                    ("Tags.member.1.Value", "prod-acme"),
+                    ("Tags.member.2.Key", "team"),
+                    ("Tags.member.2.Value", "platform"),
                 ],
             ),
         ] {

@@ -83,7 +83,7 @@ fn statement_matches(st: &Value, req: &WebIdentityRequest) -> Result<(), String>
     {
         return Err("Action does not include sts:AssumeRoleWithWebIdentity".into());
     }
-    conditions_hold(st, |key| context_value(key, req))
+    conditions_hold(st, |key| context_value(key, req).into_iter().collect())
 }
 
 fn context_value<'a>(key: &str, req: &WebIdentityRequest<'a>) -> Option<&'a str> {
@@ -188,14 +188,16 @@ fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String
     conditions_hold(st, |key| {
         req.context
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| *v)
+            .collect()
     })
 }
 
 /// Whether every condition of `st` holds, `lookup` giving the request's
-/// value of a condition key; the first that does not, and why.
-fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<(), String> {
+/// values of a condition key (several for a multi-valued key such as
+/// `aws:TagKeys`); the first that does not, and why.
+fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Vec<&'a str>) -> Result<(), String> {
     let Some(conditions) = st.get("Condition") else {
         return Ok(());
     };
@@ -206,36 +208,63 @@ fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Option<&'a str>) -> 
         let Some(block) = block.as_object() else {
             return Err(format!("Condition.{operator} is not an object"));
         };
+        // `ForAllValues:`/`ForAnyValue:` for multi-valued keys.
+        let (set, operator) = match operator.split_once(':') {
+            Some((set @ ("ForAllValues" | "ForAnyValue"), op)) => (Some(set), op),
+            _ => (None, operator.as_str()),
+        };
         // `…IfExists`: a key the request does not carry satisfies it.
         let (operator, if_exists) = match operator.strip_suffix("IfExists") {
             Some(base) => (base, true),
-            None => (operator.as_str(), false),
+            None => (operator, false),
         };
         for (key, expected) in block {
-            let Some(actual) = lookup(key) else {
-                // IAM: a negated operator holds for a key the request lacks.
-                if if_exists || operator.contains("Not") {
-                    continue;
-                }
-                return Err(format!(
-                    "condition key `{key}` is not present in the request"
-                ));
-            };
+            let actual = lookup(key);
             let expected = strings(Some(expected));
-            let ok = match operator {
-                "StringEquals" | "ArnEquals" => expected.contains(&actual),
-                "StringLike" | "ArnLike" => expected.iter().any(|e| glob_match(e, actual)),
-                "StringNotEquals" => expected.iter().all(|e| *e != actual),
-                "StringNotLike" => expected.iter().all(|e| !glob_match(e, actual)),
-                other => {
-                    return Err(format!(
-                        "condition operator `{other}` is not supported here"
-                    ));
-                }
+            let matches = |value: &str| -> Result<bool, String> {
+                Ok(match operator {
+                    // IAM matches `*` and `?` in ArnEquals as in ArnLike.
+                    "StringEquals" => expected.contains(&value),
+                    "StringLike" | "ArnLike" | "ArnEquals" => {
+                        expected.iter().any(|e| glob_match(e, value))
+                    }
+                    "StringNotEquals" => expected.iter().all(|e| *e != value),
+                    "StringNotLike" => expected.iter().all(|e| !glob_match(e, value)),
+                    other => {
+                        return Err(format!(
+                            "condition operator `{other}` is not supported here"
+                        ));
+                    }
+                })
+            };
+            let ok = match set {
+                // Every value among the expected ones (no value: true).
+                Some("ForAllValues") => actual
+                    .iter()
+                    .map(|v| matches(v))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .all(|m| m),
+                Some(_) => actual
+                    .iter()
+                    .map(|v| matches(v))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .any(|m| m),
+                None => match actual.first() {
+                    Some(value) => matches(value)?,
+                    // IAM: a negated operator holds for a key the request lacks.
+                    None if if_exists || operator.contains("Not") => true,
+                    None => {
+                        return Err(format!(
+                            "condition key `{key}` is not present in the request"
+                        ));
+                    }
+                },
             };
             if !ok {
                 return Err(format!(
-                    "{operator} `{key}`: `{actual}` does not match {expected:?}"
+                    "{operator} `{key}`: {actual:?} does not match {expected:?}"
                 ));
             }
         }

@@ -73,10 +73,19 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             ));
             (Mechanism::Irsa, PathBuf::from(file))
         }
-        (None, _, Some(_), Some(file)) => {
+        // The SDK's chain uses web identity only with both variables; else
+        // the container credentials come next (a step's stray AWS_ROLE_ARN
+        // does not change that).
+        (role_arn, _, Some(_), Some(file)) => {
+            let note = if role_arn.is_some() {
+                "; AWS_ROLE_ARN is set but no AWS_WEB_IDENTITY_TOKEN_FILE, so the SDK's chain \
+                 does not use it"
+            } else {
+                ""
+            };
             verdict.checks.push(Check::pass(
                 "mechanism",
-                "EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)",
+                format!("EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI){note}"),
             ));
             (Mechanism::PodIdentity, PathBuf::from(file))
         }

@@ -1324,3 +1324,36 @@ async fn an_unreachable_sts_is_named_with_its_endpoint_and_no_region_is_asked_of
         assert!(!t.contains(raw), "{raw}: {t}");
     }
 }
+
+#[tokio::test]
+async fn a_stray_aws_role_arn_beside_pod_identity_is_pod_identity_as_the_sdk_decides() {
+    // Before: "neither IRSA nor Pod Identity", though the SDK's chain skips
+    // web identity without a token file and uses the container credentials.
+    let f = Fixture::new("vpi").await;
+    let token = job_token(&f, "pods.eks.amazonaws.com").await;
+    let role = &f.plan.repositories[0].iam_role;
+    let env = [
+        ("AWS_ROLE_ARN", role.arn.clone()),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:1/v1/credentials".to_owned(),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token.display().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = verify_job_with(
+        &f,
+        &env,
+        &["--kubernetes-token", "/nonexistent", "-o", "json"],
+    );
+    let mechanism = check_of(&o, "mechanism");
+    assert_eq!(mechanism["status"], "pass", "{mechanism}");
+    let detail = mechanism["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("EKS Pod Identity") && detail.contains("AWS_ROLE_ARN is set"),
+        "{detail}"
+    );
+}
