@@ -200,7 +200,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Bootstrap(args) => return bootstrap::run(&args, out).await,
         Command::Completion { shell } => {
             use clap::CommandFactory;
-            let mut command = Cli::command();
+            // Without the hidden `action` (the container's entry point),
+            // which the generators would offer anyway.
+            let full = Cli::command();
+            let mut command = clap::Command::new("runner-identity")
+                .about(full.get_about().cloned().unwrap_or_default())
+                .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
             clap_complete::generate(shell, &mut command, "runner-identity", out);
         }
         Command::Action => return action::run(out).await,
