@@ -122,20 +122,43 @@ impl Inventory {
         self.namespaces.extend(found.namespaces);
     }
 
-    /// Lists this instance's Secrets in each of its namespaces and in each
-    /// of `planned` that exists (a shared namespace is not the tool's). A
-    /// namespace where the caller may not list them makes Secrets unseen (an
-    /// error only when a Secret is planned, [`Inventory::require`]).
+    /// Lists this instance's Secrets: in one list when the caller may list
+    /// them in every namespace (an administrator), else namespace by
+    /// namespace (the identity `bootstrap` prints may list them only where
+    /// it writes them) — in each of `planned` that exists and, with `all`
+    /// (a prune), each of this instance's namespaces. A namespace where the
+    /// caller may not list them makes Secrets unseen (an error only when a
+    /// Secret is planned, [`Inventory::require`]).
     pub async fn load_secrets(
         &mut self,
         client: &Client,
         planned: &BTreeSet<String>,
+        all: bool,
         page_size: u32,
     ) -> Result<()> {
+        let mut requests = 0;
+        let everywhere = list_kind(
+            client,
+            Kind::Secret,
+            None,
+            &self.instance,
+            page_size,
+            &mut requests,
+        )
+        .await;
+        self.requests += requests;
+        match everywhere {
+            Ok(found) => {
+                self.add(found);
+                return Ok(());
+            }
+            Err(e) if forbidden(&e) => {}
+            Err(e) => return Err(e),
+        }
         let ours: BTreeSet<String> = self
             .managed
             .keys()
-            .filter(|(kind, ..)| *kind == Kind::Namespace.as_str())
+            .filter(|(kind, ..)| all && *kind == Kind::Namespace.as_str())
             .map(|(_, _, name)| name.clone())
             .chain(
                 planned

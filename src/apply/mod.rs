@@ -221,9 +221,15 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     let mut inventory = inventory.await.map_err(|e| Error::Internal {
         message: format!("the inventory task stopped: {e}"),
     })??;
-    let planned_namespaces = planned.iter().map(|p| p.namespace.clone()).collect();
+    // Secrets are read where one is planned (and, for a prune, wherever
+    // this instance may have left one).
+    let secret_namespaces = planned
+        .iter()
+        .filter(|p| p.keys.iter().any(|k| k.0 == Kind::Secret.as_str()))
+        .map(|p| p.namespace.clone())
+        .collect();
     inventory
-        .load_secrets(client, &planned_namespaces, options.page_size)
+        .load_secrets(client, &secret_namespaces, options.prune, options.page_size)
         .await?;
     // `diff` without the right to read Secrets (the read-only identity):
     // they are not compared, and said so; everything else is.
