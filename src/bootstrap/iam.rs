@@ -88,40 +88,35 @@ pub fn requirements(settings: &Settings) -> Result<()> {
     }
 }
 
-/// The configured permissions boundaries (global and per repository).
-fn boundaries(settings: &Settings) -> Vec<String> {
-    let set: BTreeSet<String> = settings
-        .config
-        .aws
-        .permissions_boundary
-        .iter()
+/// The values `each` takes from the global settings and every repository's
+/// effective ones, sorted and once each.
+fn configured<'a, I: IntoIterator<Item = &'a String>>(
+    settings: &'a Settings,
+    global: I,
+    each: impl Fn(&'a crate::config::Repository) -> I,
+) -> Vec<String> {
+    let set: BTreeSet<String> = global
+        .into_iter()
+        .chain(settings.repositories.iter().flat_map(each))
         .cloned()
-        .chain(
-            settings
-                .repositories
-                .iter()
-                .filter_map(|r| r.permissions_boundary.clone()),
-        )
         .collect();
     set.into_iter().collect()
 }
 
+/// The configured permissions boundaries (global and per repository).
+fn boundaries(settings: &Settings) -> Vec<String> {
+    let aws = &settings.config.aws;
+    configured(settings, aws.permissions_boundary.iter(), |r| {
+        r.permissions_boundary.iter()
+    })
+}
+
 /// The configured managed policies (global and per repository).
 fn managed_policies(settings: &Settings) -> Vec<String> {
-    let set: BTreeSet<String> = settings
-        .config
-        .aws
-        .managed_policy_arns
-        .iter()
-        .cloned()
-        .chain(
-            settings
-                .repositories
-                .iter()
-                .flat_map(|r| r.managed_policy_arns.iter().cloned()),
-        )
-        .collect();
-    set.into_iter().collect()
+    let aws = &settings.config.aws;
+    configured(settings, aws.managed_policy_arns.iter(), |r| {
+        r.managed_policy_arns.iter()
+    })
 }
 
 /// The tag keys this instance's roles carry: the ownership and repository
