@@ -887,11 +887,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings> {
                         problems: values, ..
                     }) = crate::config::validate::settings(config, path, Some(text))
                 {
-                    problems.extend(values.into_iter().filter(|p| {
-                        !structural.iter().any(|(field, _)| {
-                            p.field == *field || p.field.starts_with(&format!("{field}."))
-                        })
-                    }));
+                    // Removed list entries shifted the later ones: each value
+                    // problem gets its entry's own index and line back.
+                    let removed: Vec<Vec<PathStep>> =
+                        structural.iter().map(|(f, _)| path_steps(f)).collect();
+                    problems.extend(
+                        values
+                            .into_iter()
+                            .map(|mut p| {
+                                let field = renumbered(&p.field, &removed);
+                                if field != p.field {
+                                    p.location = locate::locate(text, &field);
+                                    p.field = field;
+                                }
+                                p
+                            })
+                            .filter(|p| {
+                                !structural.iter().any(|(field, _)| {
+                                    p.field == *field || p.field.starts_with(&format!("{field}."))
+                                })
+                            }),
+                    );
                 }
             }
             return Err(Error::ConfigProblems {
@@ -963,6 +979,53 @@ fn path_steps(field: &str) -> Vec<PathStep> {
         }
     }
     steps
+}
+
+/// The field, in the document before the list entries at `removed` were
+/// taken out, of `field` in the document after: each index past a removed
+/// entry of the same list moves back up.
+fn renumbered(field: &str, removed: &[Vec<PathStep>]) -> String {
+    let mut steps = path_steps(field);
+    for at in 0..steps.len() {
+        let PathStep::Index(new) = steps[at] else {
+            continue;
+        };
+        let parent = &steps[..at];
+        let mut gone: Vec<usize> = removed
+            .iter()
+            .filter(|r| r.len() == at + 1 && r[..at] == *parent)
+            .filter_map(|r| match r[at] {
+                PathStep::Index(i) => Some(i),
+                PathStep::Key(_) => None,
+            })
+            .collect();
+        gone.sort_unstable();
+        let mut old = new;
+        for g in gone {
+            if g <= old {
+                old += 1;
+            }
+        }
+        steps[at] = PathStep::Index(old);
+    }
+    field_of(&steps)
+}
+
+/// `a.b[2].c` from its steps.
+fn field_of(steps: &[PathStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            PathStep::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            PathStep::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
 }
 
 /// Removes the keys at `fields` from `doc` (the later list items first, so

@@ -492,3 +492,37 @@ fn a_wildcard_boundary_or_the_default_namespace_is_refused() {
     ));
     assert!(e.contains("kubernetes.names.role"), "{e}");
 }
+
+#[test]
+fn problems_after_a_refused_list_entry_keep_their_own_index_and_line() {
+    // Before: `web`'s maxSessionDuration was never reported, and `bad name!`
+    // was called repositories[1] at web's line.
+    let text = with(
+        "repositories:\n  - api\n  - name: Web.Frontend\n    aws: { managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess] }\n",
+        "repositories:\n  - nmae: api\n  - name: web\n    aws: {maxSessionDuration: 100}\n  - \"bad name!\"\n",
+    );
+    let e = error_of(&text);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(e.contains("repositories[0]"), "{e}");
+    let session = e
+        .lines()
+        .find(|l| l.contains("maxSessionDuration"))
+        .unwrap_or_else(|| panic!("web's maxSessionDuration is not reported: {e}"));
+    assert!(
+        session.contains("repositories[1].aws.maxSessionDuration"),
+        "{session}"
+    );
+    assert!(
+        session.contains(&format!("bad.yaml:{}:", line_of("maxSessionDuration"))),
+        "{session}"
+    );
+    let bad = e
+        .lines()
+        .find(|l| l.contains("bad name"))
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(bad.contains("repositories[2]"), "{bad}");
+    assert!(
+        bad.contains(&format!("bad.yaml:{}:", line_of("bad name!"))),
+        "{bad}"
+    );
+}
