@@ -190,8 +190,18 @@ fn wildcard_and_escalating_rules_are_rejected() {
         "{e}"
     );
     let rule = "  hooks: kubernetes\n  extraRules:\n    - apiGroups: [rbac.authorization.k8s.io]\n      resources: [roles]\n      verbs: [bind]";
-    let e = error_of(&with("  hooks: kubernetes", rule));
-    assert!(e.contains("bind"), "{e}");
+    let text = with("  hooks: kubernetes", rule);
+    let e = error_of(&text);
+    // The field and its line, not only a word the input itself holds.
+    let line = text
+        .lines()
+        .position(|l| l.contains("- apiGroups"))
+        .unwrap()
+        + 1;
+    assert!(
+        e.contains("kubernetes.extraRules[0]") && e.contains(&format!("bad.yaml:{line}:")),
+        "{e}"
+    );
 }
 
 #[test]
