@@ -150,6 +150,37 @@ fn refuse_system_namespaces(settings: &Settings, names: &[RepoNames]) -> Result<
     }
 }
 
+/// In a shared namespace, a scale set whose name starts with another's and
+/// `-`: ARC names runner pods `<scale set>-<hash>-runner-<hash>`, and the
+/// guard tells a runner's pods by their name's prefix, so one runner could by
+/// chance own a prefix of the other's pods' names and reach them.
+fn refuse_prefix_scale_sets(
+    settings: &Settings,
+    by_namespace: &BTreeMap<&str, Vec<&RepoNames>>,
+) -> Result<()> {
+    for (ns, repos) in by_namespace.iter().filter(|(_, r)| r.len() > 1) {
+        for a in repos {
+            if let Some(b) = repos
+                .iter()
+                .find(|b| b.scale_set.starts_with(&format!("{}-", a.scale_set)))
+            {
+                return Err(Error::ConfigInvalid {
+                    path: settings.source.clone(),
+                    field: "kubernetes.names.scaleSet".into(),
+                    message: format!(
+                        "in the shared namespace `{ns}`, scale set `{}` ({}) starts with scale set \
+                         `{}` ({}) and `-`: their runner pods' names could share the prefix the \
+                         admission policy tells a runner's own pods by. Rename one (or give each \
+                         repository its own namespace)",
+                        b.scale_set, b.repository, a.scale_set, a.repository
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The refusal of several repositories in one namespace, with the risk.
 fn shared_namespace_refused(settings: &Settings, namespace: &str, repos: &[&RepoNames]) -> Error {
     let named: Vec<&str> = repos
@@ -292,6 +323,7 @@ impl<'a> Planner<'a> {
         {
             return Err(shared_namespace_refused(settings, ns, repos));
         }
+        refuse_prefix_scale_sets(settings, &by_namespace)?;
         let shared = by_namespace
             .iter()
             .filter(|(_, repos)| repos.len() > 1)

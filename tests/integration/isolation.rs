@@ -191,3 +191,30 @@ async fn verify_runner_reports_pods_it_can_start_next_to_another_job_account() {
     .await;
     assert!(!strict.passed(), "{strict}");
 }
+
+#[test]
+fn scale_sets_whose_names_prefix_each_other_are_refused_in_a_shared_namespace() {
+    // ARC names runner pods `<scale set>-<hash>-runner-<hash>`: `api` and
+    // `api-7xk2p-runner` could share the prefix the guard tells pods apart by.
+    let config = shared("acme", "ci-shared", true).with(|c| {
+        c.repositories = ["api", "api-7xk2p-runner"]
+            .into_iter()
+            .map(|r| runner_identity::config::RepositoryEntry::Name(r.to_owned()))
+            .collect();
+    });
+    let settings = config.settings();
+    let err = runner_identity::plan::plan(
+        &settings,
+        &runner_identity::templates::Templates::load(None).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("kubernetes.names.scaleSet")
+            && err.contains("`api-7xk2p-runner`")
+            && err.contains("`api`"),
+        "{err}"
+    );
+    // Names that do not prefix each other (`api`, `web`) are fine.
+    assert!(shared("acme", "ci-shared", true).plan().repositories.len() == 2);
+}
