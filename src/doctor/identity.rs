@@ -30,7 +30,7 @@ fn aws_fix(error: &str, permission: &str) -> String {
          --skip-aws"
             .to_owned()
     } else {
-        format!("grant doctor {permission} (README: doctor)")
+        format!("grant doctor {permission} (docs/reference.md: doctor)")
     }
 }
 
@@ -144,7 +144,7 @@ pub async fn check(
                 "job-identity",
                 here,
                 format!("cannot read the job ServiceAccount: {e}"),
-                "grant doctor list on serviceaccounts (README: doctor)",
+                "grant doctor list on serviceaccounts (docs/reference.md: doctor)",
             ));
             return (out, None);
         }
@@ -168,7 +168,7 @@ pub async fn check(
                 format!(
                     "cannot mint a token for the job ServiceAccount to test its trust policy: {e}"
                 ),
-                "grant doctor create on serviceaccounts/token (README: doctor)",
+                "grant doctor create on serviceaccounts/token (docs/reference.md: doctor)",
             ));
             None
         }

@@ -268,7 +268,7 @@ fn list_failure(e: &kube::Error, namespace: Option<&str>) -> Finding {
                 "cannot list AutoscalingRunnerSets in {scope}: {}",
                 s.message
             ),
-            "grant doctor's ClusterRole (README: doctor), or pass --namespace where you may list them",
+            "grant doctor's ClusterRole (docs/reference.md: doctor), or pass --namespace where you may list them",
         ),
         other => Finding::new(
             Severity::Error,

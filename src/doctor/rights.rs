@@ -46,7 +46,7 @@ pub async fn check(
                     "runner-rights",
                     here.clone(),
                     format!("cannot check the runner's rights: {e}"),
-                    "grant doctor create on subjectaccessreviews.authorization.k8s.io (README: doctor)",
+                    "grant doctor create on subjectaccessreviews.authorization.k8s.io (docs/reference.md: doctor)",
                 ));
                 return findings;
             }

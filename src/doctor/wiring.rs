@@ -246,7 +246,7 @@ async fn template(
                 "hook-template",
                 at,
                 format!("cannot read the hook template: {e}"),
-                "grant doctor get on configmaps (README: doctor)",
+                "grant doctor get on configmaps (docs/reference.md: doctor)",
             )));
         }
     };

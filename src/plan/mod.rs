@@ -624,7 +624,7 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
         warnings.push(format!(
             "kubernetes.verifyRunner: the values have no job-started hook, so `verify runner` does not \
              run before jobs: {} cannot mount runner-identity into the runner container. Build a \
-             runner image that carries it (two lines, see the README: FROM {} / COPY --from=<the \
+             runner image that carries it (two lines, see docs/reference.md: FROM {} / COPY --from=<the \
              runner-identity image> /usr/local/bin/runner-identity {IMAGE_JOB_STARTED} {VERIFY_BIN_DIR}/) \
              and set kubernetes.verifyRunner.runnerImage, or set verifyRunner.enabled: false",
             k8s.chart.name.as_str(),
@@ -716,7 +716,7 @@ fn credential_warnings(settings: &Settings) -> Vec<String> {
              get/list there): a job's runner could take a credential that reaches beyond its \
              repository. Prefer a fine-grained token per repository, limited to that repository \
              (repositories[].kubernetes.githubCredentials), or a GitHub App installation limited \
-             to the selected repositories (README: Threat model)",
+             to the selected repositories (docs/reference.md: Threat model)",
             kind(c),
             shared.len(),
             named.join(", "),
