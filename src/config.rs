@@ -249,6 +249,13 @@ impl Partition {
         }
     }
 
+    /// The partition of its ARN spelling (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn named(name: &str) -> Option<Partition> {
+        [Partition::Aws, Partition::AwsCn, Partition::AwsUsGov]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+
     /// The partition a region belongs to.
     pub fn of_region(region: &str) -> Partition {
         if region.starts_with("cn-") {

@@ -83,14 +83,12 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         write!(out, "{HEADER}{}", yaml(&apply)?)?;
         return Ok(());
     };
-    let readonly = bootstrap::kubernetes_objects(
-        bootstrap::READONLY_NAME,
-        &args.namespace,
-        &bootstrap::apply_grants(settings, &plan, true),
-    );
+    let readonly_grants = bootstrap::apply_grants(settings, &plan, true);
+    let readonly =
+        bootstrap::kubernetes_objects(bootstrap::READONLY_NAME, &args.namespace, &readonly_grants);
     // doctor mints tokens of the job ServiceAccounts and reads the Helm
     // release's Secret: its own identity, never one a pull request gets.
-    let mut doctor_grants = bootstrap::apply_grants(settings, &plan, true);
+    let mut doctor_grants = readonly_grants;
     doctor_grants.extend(bootstrap::doctor_grants(&plan));
     let doctor =
         bootstrap::kubernetes_objects(bootstrap::DOCTOR_NAME, &args.namespace, &doctor_grants);

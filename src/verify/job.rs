@@ -385,11 +385,8 @@ async fn caller(
     let partition = env
         .get("AWS_ROLE_ARN")
         .and_then(|arn| arn.split(':').nth(1))
-        .map_or(crate::config::Partition::Aws, |p| match p {
-            "aws-cn" => crate::config::Partition::AwsCn,
-            "aws-us-gov" => crate::config::Partition::AwsUsGov,
-            _ => crate::config::Partition::Aws,
-        });
+        .and_then(crate::config::Partition::named)
+        .unwrap_or_default();
     let region = crate::aws::configured_region()
         .await
         .unwrap_or_else(|| partition.default_region().to_owned());
