@@ -51,6 +51,23 @@ runner_with() { # binary
 }
 runner_ri() { runner_with "$bin"; }
 runner_base() { runner_with "$base"; }
+# The path a runner pod takes: no kubeconfig, the in-cluster configuration
+# (KUBERNETES_SERVICE_HOST/PORT and the service-account CA), in a private
+# mount namespace whose /run holds the files a pod would have.
+incluster_with() { # binary
+  local host=${RUNNER_IDENTITY_ISSUER#https://}
+  unshare -m sh -ec '
+    mount -t tmpfs tmpfs /run
+    d=/run/secrets/kubernetes.io/serviceaccount; mkdir -p "$d"
+    cp "$1" "$d/ca.crt"; printf %s "$2" >"$d/namespace"; cp "$3" "$d/token"
+    shift 3; exec "$@"' sh "$RUNNER_IDENTITY_STACK/pki/ca.crt" "$ns" "$work/runner-token" \
+    env KUBERNETES_SERVICE_HOST="${host%:*}" KUBERNETES_SERVICE_PORT="${host##*:}" \
+    GITHUB_REPOSITORY="$owner/app" ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true \
+    ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE="$work/hook-template.yaml" \
+    "$1" verify runner -c "$work/config.yaml" --token-file "$work/runner-token" >/dev/null
+}
+incluster_ri() { incluster_with "$bin"; }
+incluster_base() { incluster_with "$base"; }
 runner_kubectl() {
   local t; t=$(cat "$work/runner-token")
   for r in "get pods" "list pods" "create pods" "delete pods" "get pods --subresource=exec" "create pods --subresource=exec" \
@@ -79,6 +96,8 @@ echo "namespaces on the stack: $(kubectl get namespaces --no-headers | wc -l)"
 printf '%-48s %s\n' "run (mean of $runs)" "wall (ms)"
 printf '%-48s %s\n' "runner-identity verify runner" "$(mean_ms runner_ri)"
 [ -z "$base" ] || printf '%-48s %s\n' "runner-identity verify runner ($BASELINE)" "$(mean_ms runner_base)"
+printf '%-48s %s\n' "runner-identity verify runner (in-cluster)" "$(mean_ms incluster_ri)"
+[ -z "$base" ] || printf '%-48s %s\n' "runner-identity verify runner (in-cluster, $BASELINE)" "$(mean_ms incluster_base)"
 printf '%-48s %s\n' "17 x kubectl auth can-i" "$(mean_ms runner_kubectl)"
 printf '%-48s %s\n' "runner-identity verify job" "$(mean_ms job_ri)"
 [ -z "$base" ] || printf '%-48s %s\n' "runner-identity verify job ($BASELINE)" "$(mean_ms job_base)"

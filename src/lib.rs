@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod github;
 pub mod kvp;
 pub mod names;
+pub mod net;
 pub mod plan;
 pub mod policy;
 pub mod render;
@@ -259,14 +260,31 @@ fn problems_text(path: &std::path::Path, problems: &[ConfigProblem]) -> String {
 /// An error and its causes, `: `-separated (what a user needs of a
 /// transport error; never a `Debug` structure).
 pub(crate) fn cause_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
+    let mut messages = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        messages.push(s.to_string());
         source = s.source();
     }
-    text
+    joined_causes(messages)
+}
+
+/// Messages of an error and its causes, `: `-separated, each said once: a
+/// message that only prefixes its cause's (kube's `ServiceError: …`) or
+/// repeats what was already said is left out.
+pub fn joined_causes(messages: impl IntoIterator<Item = String>) -> String {
+    let messages: Vec<String> = messages.into_iter().collect();
+    let mut said: Vec<&str> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let restated_below = messages
+            .get(i + 1)
+            .is_some_and(|next| !next.is_empty() && message.ends_with(next.as_str()));
+        let said_above = said.iter().any(|s| s.contains(message.as_str()));
+        if !restated_below && !said_above && !message.is_empty() {
+            said.push(message);
+        }
+    }
+    said.join(": ")
 }
 
 /// How many objects an error message names before it only counts.
@@ -310,6 +328,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let m = |v: &[&str]| joined_causes(v.iter().map(|s| s.to_string()));
+        // kube's `Service` error prints its source, which follows again.
+        assert_eq!(
+            m(&[
+                "list ConfigMap x",
+                "ServiceError: server silent",
+                "server silent",
+                "io"
+            ]),
+            "list ConfigMap x: server silent: io"
+        );
+        assert_eq!(m(&["a", "b", "a"]), "a: b");
+        assert_eq!(m(&["outer", "inner"]), "outer: inner");
+    }
 
     #[test]
     fn an_error_about_many_objects_names_a_few_and_counts_the_rest() {

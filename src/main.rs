@@ -21,7 +21,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RUNNER_IDENTITY_LOG").unwrap_or_else(|_| {
-                EnvFilter::new("info,kube_client::client::builder=off,kube_client::client::tls=off")
+                EnvFilter::new(
+                    "info,kube_client::client::builder=off,kube_client::client::tls=off,octocrab=off",
+                )
             }),
         )
         .with_writer(std::io::stderr)
@@ -48,7 +50,8 @@ fn main() -> ExitCode {
         // A reader that stopped reading (`| head`) is not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let text = runner_identity::joined_causes(err.chain().map(ToString::to_string));
+            eprintln!("error: {text}");
             let code = err
                 .downcast_ref::<runner_identity::Error>()
                 .map_or(2, runner_identity::Error::exit_code);

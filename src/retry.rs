@@ -18,7 +18,10 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 pub fn retryable(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500..=599),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        // A server that did not answer in time is not asked again: the
+        // user would only wait once more.
+        kube::Error::Service(_) => !crate::net::ApiServerError::is_silent(e),
+        kube::Error::HyperError(_) => true,
         _ => false,
     }
 }

@@ -15,16 +15,13 @@ mod prune;
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures::StreamExt;
+use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
-use kube::{Client, Config};
 use serde_json::Value;
 use tracing::{debug, info, instrument, warn};
 
@@ -36,9 +33,6 @@ use crate::{Error, Result};
 
 /// The one field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "runner-identity";
-
-/// Per-request timeout of the Kubernetes client.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What an apply may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,80 +71,6 @@ impl Default for Options {
 pub fn patch_params(dry_run: bool) -> PatchParams {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if dry_run { params.dry_run() } else { params }
-}
-
-/// Builds a client following kubectl's conventions: an explicit kubeconfig
-/// and/or context when given, else the files `KUBECONFIG` lists (merged as
-/// kubectl merges them: the first file to set a value wins, missing files are
-/// skipped), else `~/.kube/config`, then the in-cluster configuration. Every
-/// request has a timeout.
-pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
-    let kube_err = |message: String| Error::KubeConfig { message };
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
-    let listed = std::env::var_os("KUBECONFIG").filter(|l| !l.is_empty());
-    let kubeconfig = match (kubeconfig, &listed) {
-        (Some(path), _) => Some(read_kubeconfig(path)?),
-        (None, Some(list)) => merged_kubeconfig(list)?,
-        (None, None) => None,
-    };
-    let mut config = match kubeconfig {
-        Some(kc) => Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .map_err(|e| kube_err(e.to_string()))?,
-        // KUBECONFIG names no existing file: only a pod can still connect.
-        None if listed.is_some() => Config::incluster().map_err(|e| {
-            kube_err(format!(
-                "no file KUBECONFIG lists exists, and this is not a pod ({e}); \
-                 point KUBECONFIG or --kubeconfig at a kubeconfig file"
-            ))
-        })?,
-        None if context.is_some() => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| kube_err(e.to_string()))?,
-        None => Config::infer().await.map_err(|e| kube_err(e.to_string()))?,
-    };
-    if config.accept_invalid_certs {
-        // Said once, in the product's words (kube says it per connection;
-        // its warning is filtered out by default).
-        warn!(
-            server = %config.cluster_url,
-            "the kubeconfig sets insecure-skip-tls-verify: the API server's certificate is not \
-             checked, so anyone on the path can read and change what is sent, tokens included; \
-             set certificate-authority-data instead"
-        );
-    }
-    config.read_timeout = Some(REQUEST_TIMEOUT);
-    config.write_timeout = Some(REQUEST_TIMEOUT);
-    config.connect_timeout = Some(Duration::from_secs(10));
-    Client::try_from(config).map_err(|e| kube_err(e.to_string()))
-}
-
-fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
-    Kubeconfig::read_from(path).map_err(|e| Error::KubeConfig {
-        message: format!("{}: {e}", path.display()),
-    })
-}
-
-/// The files of a `KUBECONFIG` list merged in order, as kubectl does: empty
-/// entries and files that do not exist are skipped; `None` when none exists.
-pub fn merged_kubeconfig(list: &std::ffi::OsStr) -> Result<Option<Kubeconfig>> {
-    let mut merged: Option<Kubeconfig> = None;
-    for path in std::env::split_paths(list) {
-        if path.as_os_str().is_empty() || !path.exists() {
-            continue;
-        }
-        let next = read_kubeconfig(&path)?;
-        merged = Some(match merged {
-            None => next,
-            Some(m) => m.merge(next).map_err(|e| Error::KubeConfig {
-                message: format!("merging {} into the files before it: {e}", path.display()),
-            })?,
-        });
-    }
-    Ok(merged)
 }
 
 /// `Api::namespaced` for namespaced objects, `Api::all` for namespaces.

@@ -22,6 +22,10 @@ pub struct ApplyArgs {
     /// kubeconfig context.
     #[arg(long, env = "INPUT_CONTEXT")]
     pub context: Option<String>,
+    /// How long one request to the API server may wait for its answer
+    /// (kubectl's flag: `30s`, `2m`); connecting may take 10 s of it.
+    #[arg(long, default_value = "30s", value_parser = super::request_timeout)]
+    pub request_timeout: std::time::Duration,
     /// Server-side dry run: the API server validates, nothing is persisted
     /// (`--dry-run`, `--dry-run=server` as kubectl spells it; `none` for none).
     #[arg(
@@ -130,7 +134,12 @@ pub(super) async fn run(
             });
         }
     }
-    let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let client = crate::net::kube::client(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        crate::net::KubeTimeouts::for_request(args.request_timeout),
+    )
+    .await?;
     let credentials = github::credentials::load(settings, Some(&client)).await?;
     let planner = planner.with_credentials(&credentials);
     let report = match apply::apply(&client, &planner, &run.kubernetes).await {

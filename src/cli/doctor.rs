@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::{apply, aws, config, doctor};
+use crate::{aws, config, doctor};
 
 /// Output format of `doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +41,10 @@ pub struct DoctorArgs {
     /// kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+    /// How long one request to the API server may wait for its answer
+    /// (kubectl's flag: `30s`, `2m`); connecting may take 10 s of it.
+    #[arg(long, default_value = "30s", value_parser = super::request_timeout)]
+    pub request_timeout: std::time::Duration,
     /// The findings on stdout: a table, Markdown (a step summary), or JSON.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: DoctorFormat,
@@ -49,7 +53,12 @@ pub struct DoctorArgs {
 /// Runs `doctor`: exit 1 when any finding is an error.
 pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = args.config.as_deref().map(config::load).transpose()?;
-    let client = apply::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let client = crate::net::kube::client(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        crate::net::KubeTimeouts::for_request(args.request_timeout),
+    )
+    .await?;
     let cluster = args
         .cluster
         .clone()

@@ -117,6 +117,27 @@ pub struct ConfigArgs {
 }
 
 /// Report formats of `apply` and `diff`.
+/// kubectl's `--request-timeout` values: `30s`, `2m`, `1h`, or seconds;
+/// `0` is refused (an interactive tool must end).
+pub fn request_timeout(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{text}`: write a duration such as 30s, 2m or 1h")),
+    };
+    match number.parse::<u64>() {
+        Ok(0) => Err("a timeout of 0 would wait forever; give a duration such as 30s".into()),
+        Ok(n) => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+        Err(_) => Err(format!("`{text}`: write a duration such as 30s, 2m or 1h")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     /// A summary table per repository (and diffs, for `diff`).

@@ -142,6 +142,18 @@ pub fn read_secret(source: &SecretSource, field: &str) -> Result<String> {
     Ok(value)
 }
 
+/// The HTTP client under octocrab: reqwest, which sets `TCP_NODELAY` and
+/// takes `HTTPS_PROXY`/`NO_PROXY` from the environment (octocrab's own
+/// hyper client does neither).
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| github_error("the GitHub client", e.to_string(), "report this bug"))
+}
+
 impl Github {
     /// Builds the client `settings` configure (default: a token in `GITHUB_TOKEN`).
     pub async fn connect(settings: &Settings, policy: RetryPolicy) -> Result<Github> {
@@ -190,7 +202,7 @@ impl Github {
                 let token = read_secret(token.as_ref().unwrap_or(&default), "github.auth.token")?;
                 let crab = builder()?
                     .personal_token(token)
-                    .build()
+                    .build_with_reqwest(http_client()?)
                     .map_err(build_error)?;
                 Ok(Github {
                     crab,
@@ -213,7 +225,7 @@ impl Github {
         })?;
         builder
             .app(AppId(app.id), key)
-            .build()
+            .build_with_reqwest(http_client()?)
             .map_err(|e| github_error("the GitHub App client", e.to_string(), "report this bug"))
     }
 

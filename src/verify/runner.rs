@@ -49,28 +49,33 @@ pub async fn token_client(
     token_file: &std::path::Path,
 ) -> Result<Client, VerifyError> {
     let client_error = |context: String, message: String| VerifyError::Client { context, message };
-    let mut config = match kubeconfig {
+    let (mut config, cluster_proxy) = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| client_error(path.display().to_string(), e.to_string()))?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            let proxy = crate::net::kube::cluster_proxy(&kc, None);
+            let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| client_error(path.display().to_string(), e.to_string()))?
+                .map_err(|e| client_error(path.display().to_string(), e.to_string()))?;
+            (config, proxy)
         }
-        None => Config::incluster().map_err(|e| {
-            client_error(
-                "not in a pod (in-cluster configuration)".into(),
-                e.to_string(),
-            )
-        })?,
+        None => {
+            let config = Config::incluster().map_err(|e| {
+                client_error(
+                    "not in a pod (in-cluster configuration)".into(),
+                    e.to_string(),
+                )
+            })?;
+            (config, None)
+        }
     };
     config.auth_info = AuthInfo {
         token_file: Some(token_file.display().to_string()),
         ..Default::default()
     };
-    config.read_timeout = Some(std::time::Duration::from_secs(10));
-    Client::try_from(config)
-        .map_err(|e| client_error("the Kubernetes client".into(), e.to_string()))
+    let timeouts = crate::net::KubeTimeouts::for_request(std::time::Duration::from_secs(10));
+    crate::net::build_client(config, cluster_proxy.as_deref(), timeouts)
+        .map_err(|e| client_error("the Kubernetes client".into(), e))
 }
 
 /// Runs every runner check.

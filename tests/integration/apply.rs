@@ -440,7 +440,10 @@ async fn server_vanishing_mid_apply_then_rerun_converges() {
         kubeconfig.replace(&server, &format!("https://127.0.0.1:{port}")),
     )
     .unwrap();
-    let through_proxy = apply::client(Some(&proxied), None).await.unwrap();
+    let through_proxy =
+        runner_identity::net::kube::client(Some(&proxied), None, Default::default())
+            .await
+            .unwrap();
 
     let interrupted = apply::apply(&through_proxy, &plan_text(&text), &Options::default()).await;
     assert!(

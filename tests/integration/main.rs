@@ -22,4 +22,5 @@ mod github;
 mod github_oidc;
 mod image;
 mod isolation;
+mod network;
 mod verify;
