@@ -17,7 +17,7 @@ pub struct PlanArgs {
     /// Write one folder per repository (manifests, values, hook template, policies).
     #[arg(long, env = "INPUT_OUT-DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Output format on stdout.
+    /// Output format on stdout (with --out-dir: the folders written).
     #[arg(short, long, value_enum, env = "INPUT_OUTPUT", default_value = "yaml")]
     pub output: Output,
 }
@@ -37,14 +37,26 @@ pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<
     if let Some(dir) = &args.out_dir {
         // What was written, a line per repository (the manifests are in the files).
         let folders = render::write_out_dir(&plan, dir)?;
-        for (repo, folder) in plan.repositories.iter().zip(&folders) {
-            writeln!(out, "{}  {}", folder.display(), repo.names.repository)?;
+        match args.output {
+            Output::Yaml => {
+                for f in &folders {
+                    writeln!(out, "{}  {}", f.folder.display(), f.repository)?;
+                }
+            }
+            Output::Json => {
+                let doc = serde_json::json!({ "outDir": dir, "repositories": folders });
+                write!(out, "{}", render::pretty(&doc)?)?;
+            }
         }
         return Ok(());
     }
     match args.output {
-        Output::Yaml => write!(out, "{}", render::manifests_yaml(&plan)?)?,
-        Output::Json => write!(out, "{}", render::pretty(&render::plan_json(&plan)?)?)?,
+        Output::Yaml => {
+            for repo in &plan.repositories {
+                write!(out, "{}", render::repo_manifests_yaml(repo)?)?;
+            }
+        }
+        Output::Json => render::write_plan_json(&plan, out)?,
     }
     Ok(())
 }

@@ -96,7 +96,9 @@ fn plan_out_dir_writes_one_folder_per_repository() {
     );
     let mut folders: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     folders.sort();
     assert_eq!(folders.len(), 3, "{folders:?}");
@@ -130,6 +132,137 @@ fn plan_out_dir_writes_one_folder_per_repository() {
         values["template"]["spec"]["serviceAccountName"].as_str(),
         Some("gha-runner")
     );
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let plan_into = |config: &str, out: &std::path::Path| {
+        run(
+            &["plan", "-c", config, "--out-dir", out.to_str().unwrap()],
+            &[],
+        )
+    };
+    let o = plan_into("examples/org-irsa.yaml", &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let three = tree(&out);
+    assert!(
+        three.iter().any(|f| f.starts_with("acme.web.frontend/")),
+        "{three:?}"
+    );
+
+    // Two repositories leave the configuration: their folders go too
+    // (before, they stayed beside the new output).
+    let one = tmp.path().join("one.yaml");
+    let text =
+        std::fs::read_to_string(crate::common::root().join("examples/org-irsa.yaml")).unwrap();
+    let start = text.find("repositories:").unwrap();
+    let end = start + text[start..].find("\ncluster:").unwrap();
+    std::fs::write(
+        &one,
+        format!(
+            "{}repositories: [api]\n{}",
+            &text[..start],
+            &text[end + 1..]
+        ),
+    )
+    .unwrap();
+    let o = plan_into(one.to_str().unwrap(), &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let now = tree(&out);
+    assert!(
+        now.iter()
+            .all(|f| f.starts_with("acme.api/") || f.starts_with(".runner-identity")),
+        "{now:?}"
+    );
+    assert!(now.contains(&"acme.api/values.yaml".to_owned()), "{now:?}");
+
+    // A file runner-identity did not write: refused, the folder unchanged.
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let o = plan_into("examples/org-irsa.yaml", &out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("notes.txt"), "{}", stderr(&o));
+    let mut with_notes = now.clone();
+    with_notes.push("notes.txt".into());
+    with_notes.sort();
+    assert_eq!(tree(&out), with_notes);
+    std::fs::remove_file(out.join("notes.txt")).unwrap();
+
+    // A link in the folder is never followed: what it points to is untouched.
+    let outside = tmp.path().join("outside.yaml");
+    std::fs::write(&outside, "precious").unwrap();
+    std::fs::remove_file(out.join("acme.api/values.yaml")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("acme.api/values.yaml")).unwrap();
+    let o = plan_into("examples/org-irsa.yaml", &out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+
+    // The folder itself a link: refused.
+    let linked = tmp.path().join("linked");
+    std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &linked).unwrap();
+    std::fs::create_dir(tmp.path().join("elsewhere")).unwrap();
+    let o = plan_into("examples/org-irsa.yaml", &linked);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        std::fs::read_dir(tmp.path().join("elsewhere"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+
+    // Nothing of the staging tree is left behind.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("runner-identity-new") || n.ends_with(".old"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // `-o json` with --out-dir: the folders and files written, as JSON.
+    let fresh = tmp.path().join("fresh");
+    let o = run(
+        &[
+            "plan",
+            "-c",
+            "examples/org-irsa.yaml",
+            "--out-dir",
+            fresh.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let repos = doc["repositories"].as_array().unwrap();
+    assert_eq!(repos.len(), 3);
+    for r in repos {
+        let folder = std::path::PathBuf::from(r["folder"].as_str().unwrap());
+        for f in r["files"].as_array().unwrap() {
+            assert!(folder.join(f.as_str().unwrap()).is_file(), "{r}");
+        }
+    }
 }
 
 #[test]
