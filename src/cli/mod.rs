@@ -140,9 +140,9 @@ pub fn request_timeout(text: &str) -> std::result::Result<std::time::Duration, S
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// A summary table per repository (and diffs, for `diff`).
+    /// For people: a table (`apply` and `diff`: one per repository, with the diffs).
     Table,
-    /// One JSON document with every object's action.
+    /// For machines: one JSON document.
     Json,
 }
 

@@ -243,8 +243,8 @@ pub fn baseline_violations(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<St
 mod baseline_tests {
     //! The workflow and step pods runner-container-hooks create (v0.7.0's
     //! `createPod`/`createJob`, v0.8.1's `createJobPod`/`createContainerStepPod`,
-    //! read from their source), merged with the planned hook template's spec,
-    //! pass `baseline`.
+    //! read from their source), merged with the hook template a real plan
+    //! renders (each flavour's), pass `baseline`.
     use super::*;
     use k8s_openapi::api::core::v1::PodSpec;
     use serde_json::json;
@@ -253,14 +253,42 @@ mod baseline_tests {
         serde_json::from_value(v).unwrap()
     }
 
-    /// What the planned hook template merges into every pod.
-    fn template() -> serde_json::Value {
-        json!({"serviceAccountName": "gha-job", "securityContext": {"fsGroup": 1001}})
+    /// The `spec` of the hook template planned for a repository with
+    /// `hooks` (`kubernetes` or `kubernetes-novolume`), as rendered.
+    fn template(hooks: &str) -> serde_json::Value {
+        let text = format!(
+            "github:\n  owner: acme\nrepositories: [api]\n\
+             cluster:\n  name: prod\n  oidcIssuer: https://oidc.eks.us-east-1.amazonaws.com/id/X\n\
+             aws:\n  accountId: \"111122223333\"\n  mode: irsa\nkubernetes:\n  hooks: {hooks}\n"
+        );
+        let settings = crate::config::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        let templates = crate::templates::Templates::load(None).unwrap();
+        let plan = crate::plan::plan(&settings, &templates).unwrap();
+        let repo = &plan.repositories[0];
+        let rendered =
+            crate::plan::check_hook_template(repo.hook_template_text().unwrap(), &repo.names)
+                .unwrap();
+        serde_json::to_value(rendered.spec.unwrap()).unwrap()
     }
 
-    fn merged(mut pod: serde_json::Value) -> PodSpec {
-        if let (Some(p), Some(t)) = (pod.as_object_mut(), template().as_object()) {
+    /// The hooks' merge: the template's pod-level fields win; its containers
+    /// (`$job`) merge into the job container.
+    fn merged(mut pod: serde_json::Value, template: &serde_json::Value) -> PodSpec {
+        let mut template = template.clone();
+        let containers = template
+            .as_object_mut()
+            .and_then(|t| t.remove("containers"))
+            .unwrap_or_default();
+        if let (Some(p), Some(t)) = (pod.as_object_mut(), template.as_object()) {
             p.extend(t.clone());
+        }
+        for c in containers.as_array().into_iter().flatten() {
+            if c["name"] == "$job"
+                && let (Some(job), Some(extra)) =
+                    (pod["containers"][0].as_object_mut(), c.as_object())
+            {
+                job.extend(extra.clone().into_iter().filter(|(k, _)| k != "name"));
+            }
         }
         spec(pod)
     }
@@ -301,15 +329,30 @@ mod baseline_tests {
             "restartPolicy": "Never",
             "volumes": [empty("externals"), empty("github"), empty("work")]
         });
-        for (name, pod) in [
-            ("v0.7.0 job pod", v07_job_pod),
-            ("v0.7.0 step job", v07_step_job),
-            ("v0.8.1 job pod", v08_job_pod),
-            ("v0.8.1 step pod", v08_step_pod),
+        let v07 = template("kubernetes");
+        let v08 = template("kubernetes-novolume");
+        for t in [&v07, &v08] {
+            assert_eq!(t["serviceAccountName"], "gha-job", "{t}");
+        }
+        for (name, pod, template) in [
+            ("v0.7.0 job pod", v07_job_pod, &v07),
+            ("v0.7.0 step job", v07_step_job, &v07),
+            ("v0.8.1 job pod", v08_job_pod, &v08),
+            ("v0.8.1 step pod", v08_step_pod, &v08),
         ] {
-            let violations = baseline_violations(&merged(pod));
+            let pod = merged(pod, template);
+            assert_eq!(pod.service_account_name.as_deref(), Some("gha-job"));
+            let violations = baseline_violations(&pod);
             assert!(violations.is_empty(), "{name}: {violations:?}");
         }
+        // The check is live: a template that made the pod privileged fails it.
+        let mut bad = v08.clone();
+        bad["hostNetwork"] = json!(true);
+        assert!(!baseline_violations(&merged(v08_step_pod_again(), &bad)).is_empty());
+    }
+
+    fn v08_step_pod_again() -> serde_json::Value {
+        json!({"containers": [{"name": "job", "image": "node:20"}], "restartPolicy": "Never"})
     }
 
     #[test]

@@ -98,6 +98,8 @@ async fn token_request(base: &str) -> Result<u16, Unanswered> {
         let mut stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|_| Unanswered::Silent("no connection"))?;
+        // One small request: sent at once, not held for an ACK (Nagle).
+        let _ = stream.set_nodelay(true);
         let request = format!(
             "PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\n\
              X-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\
@@ -127,6 +129,7 @@ async fn token_request(base: &str) -> Result<u16, Unanswered> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::report::Status;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -154,10 +157,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn outside_a_pod_without_the_variable_nothing_is_contacted() {
-        // No endpoint: the check returns before any client exists, at once.
-        let started = std::time::Instant::now();
+    async fn outside_a_pod_without_the_variable_there_is_no_check() {
         assert!(check(&env(&[("HOME", "/root")]), true).await.is_none());
-        assert!(started.elapsed() < Duration::from_millis(50));
+    }
+
+    /// A loopback IMDS that answers the token request with `status`.
+    async fn answering(status: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("PUT /latest/api/token "));
+            s.write_all(status.as_bytes()).await.unwrap();
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    #[tokio::test]
+    async fn an_answering_service_warns_and_fails_when_strict() {
+        for (strict, status) in [(false, Status::Warn), (true, Status::Fail)] {
+            let base = answering("HTTP/1.1 401 Unauthorized\r\n\r\n").await;
+            let c = check(&env(&[(ENDPOINT_VARIABLE, &base)]), strict)
+                .await
+                .unwrap();
+            assert_eq!(c.status, status, "{c:?}");
+            assert!(c.detail.contains("HTTP 401"), "{c:?}");
+        }
+        // Nothing listening: out of reach, a pass.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{closed}");
+        let c = check(&env(&[(ENDPOINT_VARIABLE, &url)]), true)
+            .await
+            .unwrap();
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        let c = check(&env(&[(ENDPOINT_VARIABLE, "https://127.0.0.1:1")]), false)
+            .await
+            .unwrap();
+        assert_eq!(c.status, Status::Fail, "not http: {c:?}");
     }
 }

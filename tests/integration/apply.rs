@@ -505,7 +505,7 @@ async fn prune_refuses_an_incomplete_discovery() {
         path
     };
     let apply = |repos: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        crate::common::cli::command()
             .args(["apply", "--skip-aws", "--prune", "-c"])
             .arg(&config)
             .arg("--repos-file")
@@ -577,7 +577,7 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
     };
     std::fs::write(&config, with_credentials(&["app", "other"], token_source)).unwrap();
     let cli = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        let o = crate::common::cli::command()
             .args(args)
             .arg("-c")
             .arg(&config)
@@ -783,7 +783,7 @@ fn diff_with_kubeconfig_list(
     config: &std::path::Path,
     list: &std::ffi::OsStr,
 ) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    crate::common::cli::command()
         .args(["diff", "--skip-aws", "-c"])
         .arg(config)
         .env("KUBECONFIG", list)
@@ -838,7 +838,7 @@ async fn the_action_dry_run_input_persists_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, irsa_config(&owner, &["app"], ISSUER)).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let o = crate::common::cli::command()
         .arg("action")
         .env("KUBECONFIG", kubeconfig_path())
         .env("INPUT_COMMAND", "apply")
@@ -987,7 +987,7 @@ async fn diff_exit_code_reports_drift_as_1() {
     let config = dir.path().join("c.yaml");
     std::fs::write(&config, irsa_config(&owner, &["app"], ISSUER)).unwrap();
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        crate::common::cli::command()
             .args(args)
             .arg("-c")
             .arg(&config)

@@ -760,7 +760,7 @@ fn github_subject(job: &serde_yaml::Value, event: &str) -> String {
 fn every_example_workflow_job_can_assume_the_role_bootstrap_trusts_it_with() {
     use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let out = crate::common::cli::command()
         .args([
             "bootstrap",
             "-c",

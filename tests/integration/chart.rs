@@ -193,7 +193,7 @@ async fn the_chart_job_converges_as_its_service_account() {
         })
         .collect();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        crate::common::cli::command()
             .args(&args)
             .arg("--kubeconfig")
             .arg(&kubeconfig_file)

@@ -1,16 +1,9 @@
 //! Tier 3: the built binary, run the way a user or the action runner runs it.
 
-use std::process::{Command, Output};
+use crate::common::cli::{Ran, ri};
 
-fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
-    cmd.args(args)
-        .current_dir(crate::common::root())
-        .env_remove("KUBECONFIG");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Ran {
+    ri(args).envs(envs).run()
 }
 
 /// A kubeconfig whose server is a loopback port nothing listens on.
@@ -23,19 +16,11 @@ fn write_unreachable_kubeconfig(path: &std::path::Path) {
     .unwrap();
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn plan_prints_every_object_in_a_stable_order() {
     let a = run(&["plan", "-c", "examples/org-irsa.yaml"], &[]);
-    assert!(a.status.success(), "{}", stderr(&a));
-    let text = stdout(&a);
+    assert!(a.code == Some(0), "{}", a.stderr);
+    let text = a.stdout;
     // 3 repositories × (Namespace, NetworkPolicy, 2 ServiceAccounts, Role,
     // RoleBinding, ConfigMap).
     assert_eq!(text.matches("---\n").count(), 21);
@@ -57,18 +42,18 @@ fn plan_prints_every_object_in_a_stable_order() {
         ]
     );
     let b = run(&["plan", "-c", "examples/org-irsa.yaml"], &[]);
-    assert_eq!(text, stdout(&b), "same input, same output");
+    assert_eq!(text, b.stdout, "same input, same output");
 }
 
 #[test]
 fn plan_output_matches_the_snapshot() {
     let o = run(&["plan", "-c", "examples/org-irsa.yaml"], &[]);
-    insta::assert_snapshot!("org_irsa_manifests", stdout(&o));
+    insta::assert_snapshot!("org_irsa_manifests", o.stdout);
     let o = run(
         &["plan", "-c", "examples/pod-identity.yaml", "-o", "json"],
         &[],
     );
-    insta::assert_snapshot!("pod_identity_json", stdout(&o));
+    insta::assert_snapshot!("pod_identity_json", o.stdout);
 }
 
 #[test]
@@ -84,11 +69,11 @@ fn plan_out_dir_writes_one_folder_per_repository() {
         ],
         &[],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.code == Some(0), "{}", o.stderr);
     // stdout says what was written, a line per repository, not the manifests.
-    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
-    assert_eq!(lines.len(), 3, "{}", stdout(&o));
-    assert!(!stdout(&o).contains("kind: "), "{}", stdout(&o));
+    let lines: Vec<String> = o.stdout.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{}", o.stdout);
+    assert!(!o.stdout.contains("kind: "), "{}", o.stdout);
     let api_folder = dir.path().join("acme.api");
     assert!(
         lines.contains(&format!("{}  acme/api", api_folder.display())),
@@ -164,7 +149,7 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
         )
     };
     let o = plan_into("examples/org-irsa.yaml", &out);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.code == Some(0), "{}", o.stderr);
     let three = tree(&out);
     assert!(
         three.iter().any(|f| f.starts_with("acme.web.frontend/")),
@@ -188,7 +173,7 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
     )
     .unwrap();
     let o = plan_into(one.to_str().unwrap(), &out);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.code == Some(0), "{}", o.stderr);
     let now = tree(&out);
     assert!(
         now.iter()
@@ -200,8 +185,8 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
     // A file runner-identity did not write: refused, the folder unchanged.
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let o = plan_into("examples/org-irsa.yaml", &out);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("notes.txt"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("notes.txt"), "{}", o.stderr);
     let mut with_notes = now.clone();
     with_notes.push("notes.txt".into());
     with_notes.sort();
@@ -214,8 +199,8 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
     std::fs::remove_file(out.join("acme.api/values.yaml")).unwrap();
     std::os::unix::fs::symlink(&outside, out.join("acme.api/values.yaml")).unwrap();
     let o = plan_into("examples/org-irsa.yaml", &out);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("symbolic link"), "{}", o.stderr);
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
 
     // The folder itself a link: refused.
@@ -223,7 +208,7 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
     std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &linked).unwrap();
     std::fs::create_dir(tmp.path().join("elsewhere")).unwrap();
     let o = plan_into("examples/org-irsa.yaml", &linked);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
     assert!(
         std::fs::read_dir(tmp.path().join("elsewhere"))
             .unwrap()
@@ -253,8 +238,8 @@ fn plan_out_dir_replaces_its_own_output_as_a_whole_and_nothing_else() {
         ],
         &[],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(o.code == Some(0), "{}", o.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     let repos = doc["repositories"].as_array().unwrap();
     assert_eq!(repos.len(), 3);
     for r in repos {
@@ -277,8 +262,8 @@ fn plan_json_is_one_document_for_machines() {
         ],
         &[],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(o.code == Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     let repos = v["repositories"].as_array().unwrap();
     assert_eq!(repos.len(), 2);
     assert_eq!(repos[1]["repository"], "Platform/infra.live");
@@ -301,8 +286,8 @@ fn plan_json_is_one_document_for_machines() {
 #[test]
 fn config_is_read_from_the_action_input_variable() {
     let o = run(&["plan"], &[("INPUT_CONFIG", "examples/pod-identity.yaml")]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("name: arc-platform-deploy-tools"));
+    assert!(o.code == Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("name: arc-platform-deploy-tools"));
 }
 
 #[test]
@@ -327,21 +312,21 @@ fn bad_config_exits_2_names_the_problem_and_writes_nothing() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("aws.accountId"), "{}", stderr(&o));
-    assert!(stdout(&o).is_empty());
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("aws.accountId"), "{}", o.stderr);
+    assert!(o.stdout.is_empty());
     assert!(!out.exists(), "a failed plan must write nothing");
 
     let o = run(&["plan", "-c", "does-not-exist.yaml"], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("does-not-exist.yaml"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("does-not-exist.yaml"), "{}", o.stderr);
 }
 
 #[test]
 fn schema_is_a_json_schema_of_the_config() {
     let o = run(&["schema"], &[]);
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(o.code == Some(0));
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"));
     let required: Vec<&str> = v["required"]
         .as_array()
@@ -377,8 +362,8 @@ fn apply_without_a_reachable_cluster_exits_3() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let err = stderr(&o);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    let err = o.stderr;
     assert!(
         err.contains("error: list NetworkPolicy") && err.contains("Connection refused"),
         "{err}"
@@ -400,16 +385,16 @@ fn action_entry_point_runs_the_command_input() {
             ("INPUT_OUTPUT", "json"),
         ],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(o.code == Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["repositories"].as_array().unwrap().len(), 3);
 
     let o = run(&["action"], &[("INPUT_COMMAND", "destroy")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, Some(2));
     assert!(
-        stderr(&o).contains("`destroy`") && stderr(&o).contains("verify-job"),
+        o.stderr.contains("`destroy`") && o.stderr.contains("verify-job"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 
     // verify-job without any AWS mechanism: fails closed, exit 1, with an annotation.
@@ -421,11 +406,12 @@ fn action_entry_point_runs_the_command_input() {
             ("INPUT_CONFIG", ""),
         ],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
     assert!(
-        stdout(&o).contains("::error title=runner-identity job%3A mechanism::"),
+        o.stdout
+            .contains("::error title=runner-identity job%3A mechanism::"),
         "{}",
-        stdout(&o)
+        o.stdout
     );
 }
 
@@ -547,10 +533,10 @@ fn action_refuses_an_input_action_yml_does_not_declare() {
             ("INPUT_DRY_RUN", "true"),
         ],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("INPUT_DRY_RUN"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("dry-run"), "{}", stderr(&o));
-    assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("INPUT_DRY_RUN"), "{}", o.stderr);
+    assert!(o.stderr.contains("dry-run"), "{}", o.stderr);
+    assert!(o.stdout.is_empty(), "nothing ran: {}", o.stdout);
 }
 
 #[test]
@@ -561,18 +547,14 @@ fn a_non_utf8_environment_variable_does_not_panic() {
         &["verify", "job"][..],
         &["plan", "-c", "examples/org-irsa.yaml"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
-            .args(args)
-            .current_dir(crate::common::root())
-            .env_remove("KUBECONFIG")
+        let o = ri(args)
             .env("LATIN1_VALUE", bad)
             .env("GITHUB_ACTIONS", "true")
-            .output()
-            .unwrap();
+            .run();
         // verify job: no AWS mechanism here, a failed check (1); plan: 0.
         let want = if args[0] == "verify" { 1 } else { 0 };
-        assert_eq!(o.status.code(), Some(want), "{args:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert_eq!(o.code, Some(want), "{args:?}: {}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
     }
 }
 
@@ -589,7 +571,7 @@ fn a_closed_stdout_exits_0_quietly() {
         crate::common::irsa_config("acme", &refs, "https://x.example/id/1"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let mut child = crate::common::cli::command()
         .args(["plan", "-c", config.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -601,9 +583,9 @@ fn a_closed_stdout_exits_0_quietly() {
         .read_line(&mut first)
         .unwrap();
     assert_eq!(first, "---\n");
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).is_empty(), "quietly: {}", stderr(&o));
+    let o = Ran::from(child.wait_with_output().unwrap());
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stderr.is_empty(), "quietly: {}", o.stderr);
 }
 
 #[test]
@@ -633,12 +615,11 @@ fn a_missing_or_malformed_local_credential_exits_2_with_the_fix() {
             base.replacen("  owner: acme\n", &format!("  owner: acme\n{auth}"), 1),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
-        cmd.args(["discover", "-c", config.to_str().unwrap()])
-            .env_remove("GITHUB_TOKEN");
-        let o = cmd.output().unwrap();
-        assert_eq!(o.status.code(), Some(2), "{auth}: {}", stderr(&o));
-        assert!(stderr(&o).contains(want), "{auth}: {}", stderr(&o));
+        let o = ri(&["discover", "-c", config.to_str().unwrap()])
+            .env_remove("GITHUB_TOKEN")
+            .run();
+        assert_eq!(o.code, Some(2), "{auth}: {}", o.stderr);
+        assert!(o.stderr.contains(want), "{auth}: {}", o.stderr);
     }
 }
 
@@ -657,12 +638,8 @@ fn doctor_exits_3_when_the_api_server_does_not_answer_and_2_for_a_missing_kubeco
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("AutoscalingRunnerSet"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    assert!(o.stderr.contains("AutoscalingRunnerSet"), "{}", o.stderr);
     // Before, a kubeconfig that does not exist exited 3 like a failed server.
     let missing = dir.path().join("nope");
     for command in [
@@ -672,8 +649,8 @@ fn doctor_exits_3_when_the_api_server_does_not_answer_and_2_for_a_missing_kubeco
         let mut args = command.to_vec();
         args.extend(["--kubeconfig", missing.to_str().unwrap()]);
         let o = run(&args, &[]);
-        assert_eq!(o.status.code(), Some(2), "{command:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+        assert_eq!(o.code, Some(2), "{command:?}: {}", o.stderr);
+        assert!(o.stderr.contains("nope"), "{}", o.stderr);
     }
 }
 
@@ -693,8 +670,8 @@ fn bootstrap_refuses_a_repository_that_is_not_one_or_that_it_would_ignore() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("owner/name"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("owner/name"), "{}", o.stderr);
     let o = run(
         &[
             "bootstrap",
@@ -705,8 +682,8 @@ fn bootstrap_refuses_a_repository_that_is_not_one_or_that_it_would_ignore() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--out-dir"), "{}", o.stderr);
 }
 
 #[test]
@@ -735,7 +712,7 @@ fn an_insecure_kubeconfig_is_named_once_in_the_products_words() {
         ],
         &[],
     );
-    let err = stderr(&o);
+    let err = o.stderr;
     assert_eq!(err.matches("insecure-skip-tls-verify").count(), 1, "{err}");
     assert!(!err.contains("Server cert bypassed"), "{err}");
 }
@@ -750,8 +727,8 @@ fn completion_scripts_name_the_commands_but_not_the_hidden_action() {
     };
     for shell in ["bash", "zsh", "fish"] {
         let o = run(&["completion", shell], &[]);
-        assert!(o.status.success(), "{shell}: {}", stderr(&o));
-        let script = stdout(&o);
+        assert!(o.code == Some(0), "{shell}: {}", o.stderr);
+        let script = o.stdout;
         for command in ["plan", "apply", "diff", "doctor", "bootstrap", "verify"] {
             assert!(offers(shell, &script, command), "{shell}: no {command}");
         }
@@ -769,12 +746,8 @@ fn dry_run_takes_kubectls_spelling_and_refuses_a_client_dry_run() {
         &["apply", "-c", "examples/org-irsa.yaml", "--dry-run=client"],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("runner-identity plan"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("runner-identity plan"), "{}", o.stderr);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     write_unreachable_kubeconfig(&kubeconfig);
@@ -791,5 +764,34 @@ fn dry_run_takes_kubectls_spelling_and_refuses_a_client_dry_run() {
         &[],
     );
     // Accepted: it gets as far as the (unreachable) server.
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+}
+
+/// Every visible command's path (`["verify", "job"]`), depth first.
+fn command_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let mut path = prefix.to_vec();
+        path.push(sub.get_name().to_owned());
+        out.push(path.clone());
+        command_paths(sub, &path, out);
+    }
+}
+
+#[test]
+fn help_of_every_command_matches_its_snapshot() {
+    use clap::CommandFactory;
+    let mut paths = vec![Vec::new()];
+    command_paths(&runner_identity::cli::Cli::command(), &[], &mut paths);
+    assert!(paths.len() > 8, "{paths:?}");
+    for path in paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let o = ri(&args).run().expect(0);
+        let name = if path.is_empty() {
+            "help".to_owned()
+        } else {
+            format!("help_{}", path.join("_"))
+        };
+        insta::assert_snapshot!(name, o.stdout);
+    }
 }

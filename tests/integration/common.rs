@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: the real local stack
 //! (`scripts/stack.sh up`) and small builders of test configurations.
 
+pub mod cli;
 pub mod jwt;
 
 use std::path::{Path, PathBuf};

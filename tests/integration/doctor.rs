@@ -532,7 +532,7 @@ async fn the_command_prints_json_findings_and_exits_1_on_an_error() {
     let s = Setup::new("dcl").await;
     let n = s.names().clone();
     s.remove_role_annotation().await;
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let o = crate::common::cli::command()
         .args([
             "doctor",
             "--skip-aws",

@@ -435,7 +435,7 @@ async fn a_github_app_installation_lists_what_it_can_see_and_a_short_listing_is_
     std::fs::write(&config, serde_yaml::to_string(&settings.config).unwrap()).unwrap();
     let config_path = config.clone();
     let discovered = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        crate::common::cli::command()
             .args(["discover", "-c"])
             .arg(&config_path)
             .output()
@@ -454,7 +454,7 @@ async fn a_github_app_installation_lists_what_it_can_see_and_a_short_listing_is_
     nothing.selected.clear();
     let saved = gh.dir.path().join("repos.json");
     std::fs::write(&saved, serde_json::to_string(&nothing).unwrap()).unwrap();
-    let planned = std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let planned = crate::common::cli::command()
         .args(["plan", "--repos-file"])
         .arg(&saved)
         .arg("-c")
@@ -505,7 +505,7 @@ async fn discover_command_explains_and_its_json_feeds_plan() {
     let config_path = config.clone();
     let run = move |args: &[&str]| {
         let config = &config_path;
-        std::process::Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+        crate::common::cli::command()
             .args(args)
             .arg("-c")
             .arg(config)

@@ -5,8 +5,6 @@
 //! another repository's job ServiceAccount. (The CEL of the guard is
 //! evaluated in `plan::admission`'s unit tests.)
 
-use std::process::Command;
-
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 use runner_identity::Error;
@@ -35,7 +33,7 @@ fn a_shared_namespace_is_refused_with_the_risk_unless_opted_in() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yaml");
     std::fs::write(&config, shared("acme", "ci-shared", false).yaml()).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_runner-identity"))
+    let o = crate::common::cli::command()
         .args(["plan", "-c"])
         .arg(&config)
         .output()

@@ -5,9 +5,10 @@
 //! stack's loopback address and refuses every other destination, so nothing
 //! is ever resolved or sent off this machine.
 
+use crate::common::cli::{Ran, ri};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,28 +107,11 @@ fn kubeconfig(dir: &std::path::Path, server: &str, proxy_url: Option<&str>) -> s
     path
 }
 
-fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
-    cmd.args(args)
-        .current_dir(crate::common::root())
-        .env_remove("KUBECONFIG");
-    for name in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        cmd.env_remove(name);
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Ran {
+    ri(args).envs(envs).run()
 }
 
-fn doctor(kubeconfig: &std::path::Path, envs: &[(&str, &str)]) -> Output {
+fn doctor(kubeconfig: &std::path::Path, envs: &[(&str, &str)]) -> Ran {
     run(
         &[
             "doctor",
@@ -139,10 +123,6 @@ fn doctor(kubeconfig: &std::path::Path, envs: &[(&str, &str)]) -> Output {
         ],
         envs,
     )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -157,7 +137,7 @@ fn kubernetes_requests_take_the_proxy_kubectl_would_take() {
     // does. Before, any HTTPS_PROXY failed every Kubernetes command.
     let direct = kubeconfig(dir.path(), &stack_issuer(), None);
     let o = doctor(&direct, &[("HTTPS_PROXY", &proxy)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(
         tunnels().is_empty(),
         "loopback is never proxied: {:?}",
@@ -179,7 +159,7 @@ fn kubernetes_requests_take_the_proxy_kubectl_would_take() {
             ("NO_PROXY", "example.com,127.0.0.1,.cluster.local"),
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
     let want = format!("kubernetes.default.svc:{port}");
     assert!(
         !tunnels().is_empty() && tunnels().iter().all(|(t, _)| *t == want),
@@ -196,7 +176,7 @@ fn kubernetes_requests_take_the_proxy_kubectl_would_take() {
         Some(&format!("http://robot:s3cr%40t@127.0.0.1:{proxy_port}")),
     );
     let o = doctor(&with_url, &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
     let seen_tunnels = tunnels();
     assert!(!seen_tunnels.is_empty());
     for (target, auth) in &seen_tunnels {
@@ -208,15 +188,15 @@ fn kubernetes_requests_take_the_proxy_kubectl_would_take() {
     // A proxy that refuses the tunnel: exit 3, the server and the proxy named.
     let elsewhere = kubeconfig(dir.path(), "https://api.elsewhere.test:443", None);
     let o = doctor(&elsewhere, &[("HTTPS_PROXY", &proxy)]);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let err = stderr(&o);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    let err = o.stderr;
     assert!(err.contains("https://api.elsewhere.test"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{proxy_port}")), "{err}");
 
     // A proxy of a scheme the client cannot speak is a local problem.
     let o = doctor(&named, &[("HTTPS_PROXY", "socks5://127.0.0.1:1")]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("HTTPS_PROXY"), "{}", stderr(&o));
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("HTTPS_PROXY"), "{}", o.stderr);
 }
 
 #[test]
@@ -247,8 +227,8 @@ fn an_api_server_that_never_answers_is_named_within_the_timeout() {
         &[],
     );
     let took = start.elapsed();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(3), "{err}");
+    let err = o.stderr;
+    assert_eq!(o.code, Some(3), "{err}");
     assert!(
         err.contains(&format!(
             "the API server https://127.0.0.1:{port} did not answer"
@@ -263,9 +243,7 @@ fn an_api_server_that_never_answers_is_named_within_the_timeout() {
     // Not retried: one wait of 3 s per request (a few run in parallel),
     // where the old client waited 5 × 30 s.
     assert!(took < Duration::from_secs(20), "{took:?}: {err}");
-    let mut drained = String::new();
-    let _ = (&o.stdout[..]).read_to_string(&mut drained);
-    assert!(!drained.contains("Error"), "{drained}");
+    assert!(!o.stdout.contains("Error"), "{}", o.stdout);
 }
 
 #[test]
@@ -281,14 +259,14 @@ fn a_malformed_request_timeout_is_refused_before_anything_is_asked() {
             ],
             &[],
         );
-        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
-        assert!(stderr(&o).contains("--request-timeout"), "{}", stderr(&o));
+        assert_eq!(o.code, Some(2), "{bad}: {}", o.stderr);
+        assert!(o.stderr.contains("--request-timeout"), "{}", o.stderr);
     }
 }
 
 /// `strace` of `args`: every TCP connection the process opened, and how
 /// many of them set `TCP_NODELAY` on and off.
-fn traced_connections(args: &[&str], envs: &[(&str, &str)]) -> (Output, usize, usize, usize) {
+fn traced_connections(args: &[&str], envs: &[(&str, &str)]) -> (Ran, usize, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace");
     let mut traced = vec![
@@ -307,9 +285,10 @@ fn traced_connections(args: &[&str], envs: &[(&str, &str)]) -> (Output, usize, u
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let o = cmd
-        .output()
-        .expect("strace runs (scripts/stack.sh install installs it)");
+    let o = Ran::from(
+        cmd.output()
+            .expect("strace runs (scripts/stack.sh install installs it)"),
+    );
     let text = std::fs::read_to_string(&trace).unwrap();
     let tcp = text
         .lines()
@@ -353,7 +332,7 @@ fn every_connection_sets_tcp_nodelay() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(
         tcp >= 1 && on >= tcp && off == 0,
         "kube: {tcp} connections, {on} on, {off} off"
@@ -374,10 +353,10 @@ fn every_connection_sets_tcp_nodelay() {
         &["discover", "-c", config.to_str().unwrap()],
         &[("GITHUB_TOKEN", "not-a-real-token")],
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
     assert!(
         tcp >= 1 && on >= tcp && off == 0,
         "GitHub: {tcp} connections, {on} on, {off} off: {}",
-        stderr(&o)
+        o.stderr
     );
 }

@@ -437,7 +437,7 @@ async fn the_experimental_charts_runner_image_runs_verify_runner_from_its_variab
 
 /// Runs `verify job` as the action runs it, with a pod's environment.
 fn verify_job(f: &Fixture, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    let mut cmd = crate::common::cli::command();
     cmd.args(["verify", "job", "--kubernetes-token", "/nonexistent"])
         .args(args)
         .env_clear()
@@ -499,7 +499,7 @@ async fn job_with_its_role_passes_and_writes_github_files_without_tokens() {
     std::fs::write(&config, f.config.clone().github_url(&github.uri()).yaml()).unwrap();
     let request_url = format!("{}/idtoken?api-version=2.0", github.uri());
     // Exactly as the runner starts the action: `action` with INPUT_* variables.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    let mut cmd = crate::common::cli::command();
     cmd.arg("action")
         .env_clear()
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
@@ -813,7 +813,7 @@ fn base64_url(s: &str) -> String {
 /// `verify job` with the pod's environment, `extra` args, and `env`; the
 /// Kubernetes token and kubeconfig given (not the `/nonexistent` default).
 fn verify_job_with(f: &Fixture, env: &[(&str, &str)], extra: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    let mut cmd = crate::common::cli::command();
     cmd.args(["verify", "job"])
         .args(extra)
         .env_clear()
@@ -1305,7 +1305,7 @@ async fn an_unreachable_sts_is_named_with_its_endpoint_and_no_region_is_asked_of
     let token = job_token(&f, "sts.amazonaws.com").await;
     let role = &f.plan.repositories[0].iam_role;
     // Nothing listens on port 1; no AWS_REGION: the partition's region.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner-identity"));
+    let mut cmd = crate::common::cli::command();
     cmd.args(["verify", "job", "--kubernetes-token", "/nonexistent"])
         .env_clear()
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_FAKE)
