@@ -198,6 +198,51 @@ pub fn reads(chart: ChartName, path: &str) -> bool {
         .any(|k| path == k.path || (k.subtree && under(k.path)))
 }
 
+/// A version as ARC's `parseSemver` reads it (`apis/actions.github.com/
+/// v1alpha1/version.go`): `major[.minor[.patch…]]`, digits without a leading
+/// zero, no `v`; whatever follows the patch number is not looked at.
+fn arc_semver(text: &str) -> Option<(u64, u64)> {
+    let number = |part: &str| -> Option<u64> {
+        if part.is_empty() || (part.len() > 1 && part.starts_with('0')) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let mut parts = text.splitn(3, '.');
+    let major = number(parts.next()?)?;
+    let minor = match parts.next() {
+        Some(m) => number(m)?,
+        None => 0,
+    };
+    if let Some(rest) = parts.next() {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        number(&digits)?;
+    }
+    Some((major, minor))
+}
+
+/// The first controller that keeps scale sets of another patch version
+/// (ARC #4080); older ones delete every scale set whose version label is not
+/// exactly their own.
+pub const PATCH_SKEW_SINCE: Version = Version::new(0, 12, 0);
+
+/// Whether an ARC controller of `controller` version keeps an
+/// AutoscalingRunnerSet labelled `app.kubernetes.io/version: scale_set`
+/// (ARC's `IsVersionAllowed`; the controller deletes the scale set
+/// otherwise): a `dev` or `canary-…` controller keeps all; the same text is
+/// kept; from 0.12 the same major and minor version is; before, only the
+/// same version.
+pub fn controller_keeps(scale_set: &str, controller: &str) -> bool {
+    if controller == "dev" || controller.starts_with("canary-") || scale_set == controller {
+        return true;
+    }
+    let patch_skew = parse_version(controller).is_ok_and(|v| v >= PATCH_SKEW_SINCE);
+    match (arc_semver(scale_set), arc_semver(controller)) {
+        (Some(s), Some(c)) => patch_skew && s == c,
+        _ => false,
+    }
+}
+
 /// The `helm upgrade --install` source of `chart` (ARC's OCI registry).
 pub fn oci_reference(chart: ChartName) -> String {
     format!(
@@ -229,6 +274,40 @@ mod tests {
             None
         );
         assert!(parse_version("latest").unwrap_err().contains("0.14.2"));
+    }
+
+    #[test]
+    fn the_controller_keeps_what_arcs_version_rule_keeps() {
+        // The cases of ARC's version_test.go (resource, build → allowed).
+        for (scale_set, controller, kept) in [
+            ("0.11.0", "dev", true),
+            ("dev", "0.11.0", false),
+            ("0.11.0", "NA", false),
+            ("0.11.0", "1.11.0", false),
+            ("0.11.0", "0.10.0", false),
+            ("abc", "abc", true),
+        ] {
+            assert_eq!(
+                controller_keeps(scale_set, controller),
+                kept,
+                "{scale_set} under {controller}"
+            );
+        }
+        // ARC's "patch version mismatch" case (0.11.1 under 0.11.0) holds for
+        // the rule as it is since 0.12 (#4080): the same minor, any patch.
+        assert!(controller_keeps("0.15.1", "0.15.0"));
+        assert!(controller_keeps("0.14.2", "0.14.0"));
+        // A controller before 0.12 compared the label exactly.
+        assert!(!controller_keeps("0.11.1", "0.11.0"));
+        assert!(controller_keeps("0.11.0", "0.11.0"));
+        // The case of this issue: 0.14.2 values under a 0.15 controller.
+        assert!(!controller_keeps("0.14.2", "0.15.0"));
+        assert!(controller_keeps("0.15.0", "canary-3f2a1b"));
+        // ARC's parser: no `v`, no leading zero, an empty label is refused.
+        assert!(!controller_keeps("v0.15.0", "0.15.0"));
+        assert!(!controller_keeps("0.015.0", "0.15.0"));
+        assert!(!controller_keeps("", "0.15.0"));
+        assert!(controller_keeps("0.15.0-rc1", "0.15.2"));
     }
 
     #[test]

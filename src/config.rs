@@ -638,6 +638,12 @@ pub struct ChartConfig {
     /// up in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_service_account: Option<ControllerServiceAccount>,
+    /// The ARC controller's Deployment: `apply`, `diff` and `doctor` read its
+    /// version (a `get` by name that `bootstrap` grants) and refuse values
+    /// the controller would delete. Default: `arc-systems/arc-gha-rs-controller`
+    /// (ARC's quick start: `helm install arc --namespace arc-systems …`).
+    #[serde(default, skip_serializing_if = "ControllerDeployment::is_default")]
+    pub controller: ControllerDeployment,
 }
 
 impl Default for ChartConfig {
@@ -646,8 +652,43 @@ impl Default for ChartConfig {
             name: ChartName::default(),
             version: default_chart_version(),
             controller_service_account: None,
+            controller: ControllerDeployment::default(),
         }
     }
+}
+
+/// Where the ARC controller runs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerDeployment {
+    #[serde(default = "default_controller_namespace")]
+    pub namespace: String,
+    /// The Deployment's name (`<release>-gha-rs-controller`).
+    #[serde(default = "default_controller_deployment")]
+    pub deployment: String,
+}
+
+impl ControllerDeployment {
+    fn is_default(&self) -> bool {
+        *self == ControllerDeployment::default()
+    }
+}
+
+impl Default for ControllerDeployment {
+    fn default() -> Self {
+        ControllerDeployment {
+            namespace: default_controller_namespace(),
+            deployment: default_controller_deployment(),
+        }
+    }
+}
+
+fn default_controller_namespace() -> String {
+    "arc-systems".into()
+}
+
+fn default_controller_deployment() -> String {
+    "arc-gha-rs-controller".into()
 }
 
 fn default_chart_version() -> String {

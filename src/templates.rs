@@ -52,6 +52,9 @@ pub struct Context {
     pub owner: String,
     pub repo: String,
     pub cluster: String,
+    /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`, when
+    /// `cluster.region` is set.
+    pub cluster_arn: Option<String>,
     pub namespace: String,
     pub runner_service_account: String,
     pub job_service_account: String,

@@ -10,6 +10,7 @@
 //! configuration's instance.
 
 pub mod compare;
+pub mod controller;
 pub mod inventory;
 mod prune;
 pub mod report;

@@ -319,38 +319,57 @@ pub(super) async fn write_change(
                 .map_err(|e| call_error("PutRolePolicy", name, &e))
         }
         Change::DeleteInlinePolicy => delete_inline(iam, name, INLINE_POLICY).await,
-        Change::CreateAssociation { .. } => clients
-            .eks
-            .create_pod_identity_association()
-            .cluster_name(&settings.config.cluster.name)
-            .namespace(namespace)
-            .service_account(sa)
-            .role_arn(&role.arn)
-            .set_tags(Some(
-                role.tags
-                    .iter()
-                    .map(|(k, v)| (eks_tag_key(k), v.clone()))
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| call_error("CreatePodIdentityAssociation", name, &e)),
-        Change::UpdateAssociation { id } => clients
+        Change::CreateAssociation { .. } => {
+            create_association(clients, settings, role, (namespace, sa)).await
+        }
+        Change::UpdateAssociation { id, .. } => clients
             .eks
             .update_pod_identity_association()
             .cluster_name(&settings.config.cluster.name)
             .association_id(id)
             .role_arn(&role.arn)
+            .disable_session_tags(false)
             .send()
             .await
             .map(drop)
             .map_err(|e| call_error("UpdatePodIdentityAssociation", name, &e)),
+        Change::ReplaceAssociation { id, .. } => {
+            super::pod_identity::delete_association(clients, settings, id).await?;
+            create_association(clients, settings, role, (namespace, sa)).await
+        }
         Change::DeleteRole | Change::DeleteAssociation { .. } => Err(AwsError::Document {
             role: name.to_owned(),
             message: format!("{change:?} is only used by prune"),
         }),
     }
+}
+
+/// The planned association: (cluster, namespace, job ServiceAccount) →
+/// role, session tags on, no target role, no session policy.
+async fn create_association(
+    clients: &Clients,
+    settings: &Settings,
+    role: &IamRolePlan,
+    (namespace, sa): (&str, &str),
+) -> Result<(), AwsError> {
+    clients
+        .eks
+        .create_pod_identity_association()
+        .cluster_name(&settings.config.cluster.name)
+        .namespace(namespace)
+        .service_account(sa)
+        .role_arn(&role.arn)
+        .disable_session_tags(false)
+        .set_tags(Some(
+            role.tags
+                .iter()
+                .map(|(k, v)| (eks_tag_key(k), v.clone()))
+                .collect(),
+        ))
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| call_error("CreatePodIdentityAssociation", &role.name, &e))
 }
 
 pub(super) async fn detach(

@@ -48,12 +48,47 @@ pub(super) async fn association_changes(
         }]);
     };
     let described = describe(clients, cluster, &id).await?;
-    let current = described.as_ref().and_then(|a| a.role_arn());
-    Ok(if current == Some(role.arn.as_str()) {
-        Vec::new()
+    Ok(association_drift(id, described.as_ref(), &role.arn))
+}
+
+/// What of an association differs from the plan: its role, session tags on
+/// (the trust conditions on them), no target role and no session policy.
+pub(super) fn association_drift(
+    id: String,
+    current: Option<&PodIdentityAssociation>,
+    role_arn: &str,
+) -> Vec<Change> {
+    let mut update = Vec::new();
+    let mut replace = Vec::new();
+    if current.and_then(|a| a.role_arn()) != Some(role_arn) {
+        update.push("roleArn".to_owned());
+    }
+    if current.and_then(|a| a.disable_session_tags()) == Some(true) {
+        update.push("disableSessionTags".to_owned());
+    }
+    if current
+        .and_then(|a| a.target_role_arn())
+        .is_some_and(|t| !t.is_empty())
+    {
+        replace.push("targetRoleArn".to_owned());
+    }
+    if current
+        .and_then(|a| a.policy())
+        .is_some_and(|p| !p.is_empty())
+    {
+        replace.push("policy".to_owned());
+    }
+    if !replace.is_empty() {
+        replace.extend(update);
+        vec![Change::ReplaceAssociation {
+            id,
+            fields: replace,
+        }]
+    } else if !update.is_empty() {
+        vec![Change::UpdateAssociation { id, fields: update }]
     } else {
-        vec![Change::UpdateAssociation { id }]
-    })
+        Vec::new()
+    }
 }
 
 /// The pod identity associations of the cluster that point at one of `arns`,

@@ -33,8 +33,18 @@ pub enum Change {
         namespace: String,
         service_account: String,
     },
+    /// The association's role, or its session tags, drifted: set back.
     UpdateAssociation {
         id: String,
+        /// The fields that differ from the plan (`roleArn`, `disableSessionTags`).
+        fields: Vec<String>,
+    },
+    /// The association carries a target role or a session policy the plan
+    /// does not: deleted and created again as planned (the API cannot be
+    /// relied on to clear either).
+    ReplaceAssociation {
+        id: String,
+        fields: Vec<String>,
     },
     DeleteRole,
     DeleteAssociation {

@@ -60,6 +60,9 @@ pub struct Grants {
     /// Per namespace, the rules of the Roles planned there, held so that
     /// they can be written and bound without `escalate` or `bind`.
     pub held: BTreeMap<String, Vec<PolicyRule>>,
+    /// The ARC controller's Deployment (namespace, name), read by name for
+    /// its version.
+    pub controller: Option<(String, String)>,
 }
 
 impl Grants {
@@ -76,6 +79,9 @@ impl Grants {
         self.namespaced.extend(other.namespaced);
         for (namespace, names) in other.sources {
             self.sources.entry(namespace).or_default().extend(names);
+        }
+        if other.controller.is_some() {
+            self.controller = other.controller;
         }
     }
 }
@@ -144,6 +150,8 @@ pub(super) fn rule(
 /// source Secrets `githubCredentials.fromSecret` of `settings` names.
 pub fn apply_grants(settings: &Settings, plan: &Plan, readonly: bool) -> Grants {
     let mut grants = apply_grants_of(plan, readonly);
+    let controller = &settings.config.kubernetes.chart.controller;
+    grants.controller = Some((controller.namespace.clone(), controller.deployment.clone()));
     for source in settings
         .repositories
         .iter()
@@ -332,6 +340,11 @@ pub fn held_role_name(name: &str) -> String {
     format!("{name}-hooks")
 }
 
+/// The name of the Role that reads the ARC controller's Deployment.
+pub fn controller_role_name(name: &str) -> String {
+    format!("{name}-arc-controller")
+}
+
 /// The name of the Role that reads the source Secrets.
 pub fn source_role_name(name: &str) -> String {
     format!("{name}-source")
@@ -457,6 +470,27 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
                 ));
             }
         }
+    }
+    if let Some((ns, deployment)) = &grants.controller {
+        let role = controller_role_name(name);
+        let names = BTreeSet::from([deployment.clone()]);
+        out.push(typed(
+            serde_json::to_value(Role {
+                metadata: meta(&role, Some(ns)),
+                rules: Some(vec![rule("apps", &["deployments"], &["get"], Some(&names))]),
+            }),
+            RBAC,
+            "Role",
+        ));
+        out.push(typed(
+            serde_json::to_value(RoleBinding {
+                metadata: meta(&role, Some(ns)),
+                role_ref: role_ref("Role", &role),
+                subjects: Some(vec![subject()]),
+            }),
+            RBAC,
+            "RoleBinding",
+        ));
     }
     let source = source_role_name(name);
     for (ns, names) in &grants.sources {

@@ -140,6 +140,26 @@ pub(super) async fn run(
         crate::net::KubeTimeouts::for_request(args.request_timeout),
     )
     .await?;
+    // The controller deletes scale sets of a version it does not keep:
+    // refused before anything is written (diff says it).
+    match apply::controller::read(&client, settings).await {
+        Ok(controller) => {
+            let chart = &settings.config.kubernetes.chart;
+            if let Some((what, fix)) =
+                apply::controller::refusal(&controller, &chart.version, chart.name.as_str())
+            {
+                if diff_only {
+                    tracing::error!("{what}; {fix}");
+                } else {
+                    anyhow::bail!(crate::Error::ClusterUnsupported {
+                        what: format!("{what}; nothing was changed"),
+                        fix,
+                    });
+                }
+            }
+        }
+        Err(why) => tracing::warn!("{}", apply::controller::unknown_text(settings, &why)),
+    }
     let credentials = github::credentials::load(settings, Some(&client)).await?;
     let planner = planner.with_credentials(&credentials);
     let report = match apply::apply(&client, &planner, &run.kubernetes).await {

@@ -85,6 +85,14 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
         );
     }
     let partition = aws.partition.as_str();
+    if aws.mode == Mode::PodIdentity && config.cluster.region.is_none() {
+        p.add(
+            "cluster.region",
+            "required in `pod-identity` mode: the role's trust pins the cluster by its ARN \
+             (`arn:<partition>:eks:<region>:<account>:cluster/<name>`), so that a same-named \
+             cluster in another region cannot assume it; set it to the cluster's region",
+        );
+    }
     if let Some(region) = &config.cluster.region {
         let of_region = crate::config::Partition::of_region(region);
         if of_region != aws.partition {

@@ -489,10 +489,10 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
         .association_id(id)
         .send()
         .await;
-    let Some(role_arn) = described.ok().and_then(|d| {
-        d.association()
-            .and_then(|a| a.role_arn().map(str::to_owned))
-    }) else {
+    let Some(association) = described.ok().and_then(|d| d.association().cloned()) else {
+        return Vec::new();
+    };
+    let Some(role_arn) = association.role_arn().map(str::to_owned) else {
         return Vec::new();
     };
     let Some(role) = RoleArn::parse(&role_arn) else {
@@ -514,7 +514,66 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
     let Some(trust) = trust else {
         return Vec::new();
     };
-    pod_identity_trust(&trust, &role_object)
+    let mut findings = pod_identity_trust(&trust, &role_object);
+    findings.extend(association_settings(&association, &trust, &role_object));
+    findings
+}
+
+/// What an association's settings do to the chain: session tags off while
+/// the trust conditions on them (every assume fails), a target role (the
+/// job ends as another role), a session policy (fewer rights than the role).
+pub fn association_settings(
+    association: &aws_sdk_eks::types::PodIdentityAssociation,
+    trust: &Value,
+    role_object: &str,
+) -> Vec<Finding> {
+    let id = association.association_id().unwrap_or("?");
+    let cluster = association.cluster_name().unwrap_or("<cluster>");
+    let mut out = Vec::new();
+    let trust_text = trust.to_string();
+    if association.disable_session_tags() == Some(true) && trust_text.contains("aws:RequestTag/") {
+        out.push(Finding::new(
+            Severity::Error,
+            "association-session-tags",
+            role_object,
+            format!(
+                "the Pod Identity association {id} has session tags disabled, but the role's \
+                 trust conditions on aws:RequestTag/… tags: every assume is refused and jobs \
+                 get no credentials"
+            ),
+            format!(
+                "aws eks update-pod-identity-association --cluster-name {cluster} \
+                 --association-id {id} --no-disable-session-tags (or runner-identity apply)"
+            ),
+        ));
+    }
+    if let Some(target) = association.target_role_arn().filter(|t| !t.is_empty()) {
+        out.push(Finding::new(
+            Severity::Warning,
+            "association-target-role",
+            role_object,
+            format!(
+                "the Pod Identity association {id} chains to the target role {target}: jobs run \
+                 as that role, not as {role_object}; its trust must allow this role with \
+                 sts:ExternalId {}",
+                association.external_id().unwrap_or("(the association's externalId)")
+            ),
+            "if runner-identity did not plan it, run runner-identity apply to restore the planned association",
+        ));
+    }
+    if association.policy().is_some_and(|p| !p.is_empty()) {
+        out.push(Finding::new(
+            Severity::Info,
+            "association-policy",
+            role_object,
+            format!(
+                "the Pod Identity association {id} carries a session policy: jobs get only what \
+                 both it and the role allow"
+            ),
+            "expected only when you set it; runner-identity apply removes a policy it did not plan",
+        ));
+    }
+    out
 }
 
 /// A Pod Identity role's trust: `pods.eks.amazonaws.com` with
@@ -735,6 +794,40 @@ pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn association_settings_that_break_or_bend_the_chain_are_named() {
+        use aws_sdk_eks::types::PodIdentityAssociation;
+        let trust = serde_json::json!({"Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:RequestTag/kubernetes-namespace": "ns"}}}]});
+        let base = || {
+            PodIdentityAssociation::builder()
+                .association_id("a-1")
+                .cluster_name("ci")
+                .role_arn("arn:aws:iam::111122223333:role/r")
+        };
+        assert!(association_settings(&base().build(), &trust, "Role/r").is_empty());
+        let untagged = base().disable_session_tags(true).build();
+        let f = association_settings(&untagged, &trust, "Role/r");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(f[0].fix.contains("--no-disable-session-tags"), "{f:?}");
+        // Without tag conditions, disabled tags break nothing.
+        let plain = serde_json::json!({"Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+        assert!(association_settings(&untagged, &plain, "Role/r").is_empty());
+        let chained = base()
+            .target_role_arn("arn:aws:iam::999999999999:role/t")
+            .external_id("ext-1")
+            .build();
+        let f = association_settings(&chained, &trust, "Role/r");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].evidence.contains("999999999999:role/t") && f[0].evidence.contains("ext-1"));
+    }
+
     use super::*;
 
     #[test]

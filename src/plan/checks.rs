@@ -187,20 +187,94 @@ pub(super) fn check_trust_policy(
             }
             Ok(())
         }
-        _ => {
-            let service_ok = policy::statements(doc).iter().any(|st| {
-                st.get("Principal")
-                    .and_then(|p| p.get("Service"))
-                    .and_then(Value::as_str)
-                    == Some("pods.eks.amazonaws.com")
-            });
-            if service_ok {
-                Ok(())
-            } else {
-                Err("no statement trusts the `pods.eks.amazonaws.com` service principal".into())
+        (_, _, Mode::PodIdentity) => check_pod_identity_trust(doc, settings, names, ctx),
+        _ => Err("IRSA needs the cluster's OIDC issuer (cluster.oidcIssuer)".into()),
+    }
+}
+
+/// The Pod Identity trust lets exactly the job ServiceAccount of this
+/// repository, on this cluster (by ARN when its region is known), in this
+/// account, with session tags, assume the role — judged by the evaluator
+/// against the requests EKS Pod Identity makes, and against the ones an
+/// attacker could get it to make.
+fn check_pod_identity_trust(
+    doc: &Value,
+    settings: &Settings,
+    names: &RepoNames,
+    ctx: &Context,
+) -> std::result::Result<(), String> {
+    let account = settings.config.aws.account_id.as_str();
+    let cluster = settings.config.cluster.name.as_str();
+    let arn = ctx.cluster_arn.clone().unwrap_or_default();
+    let request =
+        |account: &str, cluster: &str, arn: &str, namespace: &str, sa: &str, tags: bool| {
+            let mut context = vec![("aws:SourceAccount", account)];
+            if tags {
+                context.extend([
+                    ("aws:RequestTag/eks-cluster-name", cluster),
+                    ("aws:RequestTag/eks-cluster-arn", arn),
+                    ("aws:RequestTag/kubernetes-namespace", namespace),
+                    ("aws:RequestTag/kubernetes-service-account", sa),
+                ]);
             }
+            policy::evaluate_service_assume(
+                doc,
+                &policy::ServiceRequest {
+                    service: "pods.eks.amazonaws.com",
+                    context: &context,
+                },
+            )
+        };
+    let (ns, sa) = (names.namespace.as_str(), names.job_service_account.as_str());
+    match request(account, cluster, &arn, ns, sa, true) {
+        Decision::Allowed(_) => {}
+        Decision::Denied(i) => return Err(format!("statement {i} denies {ns}/{sa} the role")),
+        Decision::NotAllowed(reasons) => {
+            return Err(format!(
+                "it does not let Pod Identity assume the role for {ns}/{sa}: {}",
+                reasons.join("; ")
+            ));
         }
     }
+    let other_region = arn.replacen(":eks:", ":eks:other-region-", 1);
+    let attacks = [
+        (
+            "another ServiceAccount of the namespace",
+            request(account, cluster, &arn, ns, "default", true),
+        ),
+        (
+            "another namespace's ServiceAccount of this name",
+            request(account, cluster, &arn, "other", sa, true),
+        ),
+        (
+            "a same-named cluster of another account",
+            request("999999999999", cluster, &arn, ns, sa, true),
+        ),
+        (
+            "an association with session tags disabled",
+            request(account, cluster, &arn, ns, sa, false),
+        ),
+    ];
+    for (who, decision) in attacks {
+        if matches!(decision, Decision::Allowed(_)) {
+            return Err(format!(
+                "it also lets {who} assume the role; condition on aws:SourceAccount and the \
+                 aws:RequestTag/ cluster, namespace and service-account tags"
+            ));
+        }
+    }
+    if ctx.cluster_arn.is_some()
+        && matches!(
+            request(account, cluster, &other_region, ns, sa, true),
+            Decision::Allowed(_)
+        )
+    {
+        return Err(format!(
+            "it also lets a same-named cluster in another region assume the role; condition on \
+             aws:RequestTag/eks-cluster-arn = {arn}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -219,6 +293,60 @@ mod tests {
         )
         .unwrap();
         RepoNames::new(&settings, &settings.repositories[0])
+    }
+
+    const POD_IDENTITY: &str = "github: {owner: acme}\nrepositories: [api]\ncluster: {name: ci, region: eu-west-1}\naws: {accountId: '111122223333', mode: pod-identity}\n";
+
+    fn plan_with(trust: Option<&str>) -> crate::Result<crate::plan::Plan> {
+        let settings = crate::config::parse(POD_IDENTITY, std::path::Path::new("t")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = trust {
+            std::fs::write(dir.path().join(crate::templates::TRUST_POD_IDENTITY), text).unwrap();
+        }
+        let templates = crate::templates::Templates::load(Some(dir.path())).unwrap();
+        crate::plan::plan(&settings, &templates)
+    }
+
+    #[test]
+    fn the_pod_identity_trust_pins_the_cluster_by_arn_and_refuses_what_an_attacker_could_send() {
+        let plan = plan_with(None).unwrap();
+        let trust = &plan.repositories[0].iam_role.trust_policy;
+        assert_eq!(
+            trust.pointer("/Statement/0/Condition/StringEquals/aws:RequestTag~1eks-cluster-arn"),
+            Some(&serde_json::json!(
+                "arn:aws:eks:eu-west-1:111122223333:cluster/ci"
+            ))
+        );
+        // A trust that names the cluster only by name: a same-named cluster
+        // in another region could assume the role.
+        let by_name = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": "111122223333",
+              "aws:RequestTag/eks-cluster-name": "ci",
+              "aws:RequestTag/kubernetes-namespace": "{{ namespace }}",
+              "aws:RequestTag/kubernetes-service-account": "{{ job_service_account }}"}}}]}"#;
+        let e = plan_with(Some(by_name)).unwrap_err().to_string();
+        assert!(e.contains("another region"), "{e}");
+        // No namespace condition: any namespace's ServiceAccount of the name.
+        let any_namespace = by_name.replace(
+            r#""aws:RequestTag/kubernetes-namespace": "{{ namespace }}","#,
+            r#""aws:RequestTag/eks-cluster-arn": "{{ cluster_arn }}","#,
+        );
+        let e = plan_with(Some(&any_namespace)).unwrap_err().to_string();
+        assert!(e.contains("another namespace"), "{e}");
+        // Only the service principal (the EKS user guide's first example).
+        let open = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}"#;
+        assert!(plan_with(Some(open)).is_err());
+    }
+
+    #[test]
+    fn pod_identity_without_a_region_is_refused_with_the_fix() {
+        let text = POD_IDENTITY.replace(", region: eu-west-1", "");
+        let e = crate::config::parse(&text, std::path::Path::new("t"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.region") && e.contains("ARN"), "{e}");
     }
 
     #[test]

@@ -761,6 +761,12 @@ pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames)
         owner: repo.owner.clone(),
         repo: repo.name.clone(),
         cluster: cfg.cluster.name.clone(),
+        cluster_arn: cfg.cluster.region.as_ref().map(|region| {
+            format!(
+                "arn:{partition}:eks:{region}:{}:cluster/{}",
+                cfg.aws.account_id, cfg.cluster.name
+            )
+        }),
         namespace: names.namespace.clone(),
         runner_service_account: names.runner_service_account.clone(),
         job_service_account: names.job_service_account.clone(),

@@ -62,6 +62,58 @@ pub fn evaluate_web_identity(policy: &Value, req: &WebIdentityRequest) -> Decisi
     }
 }
 
+/// An `sts:AssumeRole` (with `sts:TagSession`) by an AWS service principal,
+/// as EKS Pod Identity makes it: the condition keys it carries
+/// (`aws:SourceAccount`, `aws:RequestTag/…` unless session tags are off).
+#[derive(Debug, Clone)]
+pub struct ServiceRequest<'a> {
+    /// `pods.eks.amazonaws.com`.
+    pub service: &'a str,
+    pub context: &'a [(&'a str, &'a str)],
+}
+
+/// Evaluates a trust policy for a service principal's `sts:AssumeRole` and
+/// `sts:TagSession`: both must be allowed (Pod Identity makes both).
+pub fn evaluate_service_assume(policy: &Value, req: &ServiceRequest) -> Decision {
+    let mut decision = Decision::NotAllowed(Vec::new());
+    for action in ["sts:assumerole", "sts:tagsession"] {
+        let mut allowed = None;
+        let mut reasons = Vec::new();
+        for (i, st) in statements(policy).iter().enumerate() {
+            let service = st.get("Principal").and_then(|p| p.get("Service"));
+            let matched = if !strings(service).contains(&req.service) {
+                Err(format!("Principal.Service is not `{}`", req.service))
+            } else if !strings(st.get("Action"))
+                .iter()
+                .any(|a| glob_match(&a.to_lowercase(), action))
+            {
+                Err(format!("Action does not include {action}"))
+            } else {
+                conditions_hold(st, |key| {
+                    req.context
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                        .map(|(_, v)| *v)
+                        .collect()
+                })
+            };
+            match matched {
+                Ok(()) => match st.get("Effect").and_then(Value::as_str) {
+                    Some("Deny") => return Decision::Denied(i),
+                    Some("Allow") if allowed.is_none() => allowed = Some(i),
+                    _ => {}
+                },
+                Err(reason) => reasons.push(format!("statement {i}: {reason}")),
+            }
+        }
+        decision = match allowed {
+            Some(i) => Decision::Allowed(i),
+            None => return Decision::NotAllowed(reasons),
+        };
+    }
+    decision
+}
+
 /// The statements of a policy (a single object or an array).
 pub fn statements(policy: &Value) -> Vec<Value> {
     match policy.get("Statement") {

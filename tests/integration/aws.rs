@@ -430,7 +430,7 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
     let sdk = moto_config().await;
     let owner = unique("pid");
     let text = format!(
-        "github:\n  owner: {owner}\nrepositories: [app]\ncluster:\n  name: ci\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
+        "github:\n  owner: {owner}\nrepositories: [app]\ncluster:\n  name: ci\n  region: us-east-1\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
     );
     let (s, plan) = (settings(&text), plan_text(&text));
     let repo = &plan.repositories[0];
@@ -521,13 +521,122 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
     assert!(!report.failed(), "{}", report.table());
     assert_eq!(
         report.roles[0].changes,
-        vec![Change::UpdateAssociation { id: "a-1".into() }]
+        vec![Change::UpdateAssociation {
+            id: "a-1".into(),
+            fields: vec!["roleArn".into()]
+        }]
     );
     assert_eq!(
         (update.num_calls(), report.writes),
         (1, 1),
         "the role itself was unchanged"
     );
+
+    // Session tags turned off by hand: every assume would fail the trust's
+    // tag conditions; found and turned back on.
+    let untagged = |arn: String| {
+        mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output(move || {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-1")
+                        .role_arn(arn.clone())
+                        .disable_session_tags(true)
+                        .build(),
+                )
+                .build()
+        })
+    };
+    let describe = untagged(repo.iam_role.arn.clone());
+    let update = mock!(aws_sdk_eks::Client::update_pod_identity_association)
+        .match_requests(|r| {
+            r.association_id() == Some("a-1") && r.disable_session_tags() == Some(false)
+        })
+        .then_output(|| UpdatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(
+        aws_sdk_eks,
+        RuleMode::MatchAny,
+        [&list_one, &describe, &update]
+    );
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!report.failed(), "{}", report.table());
+    assert_eq!(
+        report.roles[0].changes,
+        vec![Change::UpdateAssociation {
+            id: "a-1".into(),
+            fields: vec!["disableSessionTags".into()]
+        }]
+    );
+    assert_eq!(update.num_calls(), 1);
+
+    // A target role and a session policy added by hand: the job would run
+    // as another role, or with other rights; the association is replaced.
+    let chained = mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output({
+        let arn = repo.iam_role.arn.clone();
+        move || {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-1")
+                        .role_arn(arn.clone())
+                        .target_role_arn("arn:aws:iam::999999999999:role/elsewhere")
+                        .policy("{}")
+                        .disable_session_tags(true)
+                        .build(),
+                )
+                .build()
+        }
+    });
+    use aws_sdk_eks::operation::delete_pod_identity_association::DeletePodIdentityAssociationOutput;
+    let delete = mock!(aws_sdk_eks::Client::delete_pod_identity_association)
+        .match_requests(|r| r.association_id() == Some("a-1"))
+        .then_output(|| DeletePodIdentityAssociationOutput::builder().build());
+    let recreate = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .match_requests(|r| {
+            r.target_role_arn().is_none()
+                && r.policy().is_none()
+                && r.disable_session_tags() == Some(false)
+        })
+        .then_output(|| CreatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(
+        aws_sdk_eks,
+        RuleMode::MatchAny,
+        [&list_one, &chained, &delete, &recreate]
+    );
+    let clients = Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
+    // `diff` shows it and changes nothing.
+    let shown = aws::apply(
+        &clients,
+        &s,
+        &plan,
+        &AwsOptions {
+            no_writes: true,
+            ..AwsOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        shown.roles[0].changes,
+        vec![Change::ReplaceAssociation {
+            id: "a-1".into(),
+            fields: vec![
+                "targetRoleArn".into(),
+                "policy".into(),
+                "disableSessionTags".into()
+            ]
+        }]
+    );
+    assert_eq!((delete.num_calls(), recreate.num_calls()), (0, 0));
+    let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
+    assert!(!report.failed(), "{}", report.table());
+    assert_eq!((delete.num_calls(), recreate.num_calls()), (1, 1));
 }
 
 #[tokio::test]
@@ -537,7 +646,7 @@ async fn prune_deletes_the_pod_identity_association_before_the_role() {
     let owner = unique("pidp");
     let text = |repos: &str| {
         format!(
-            "github:\n  owner: {owner}\nrepositories: [{repos}]\ncluster:\n  name: ci\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
+            "github:\n  owner: {owner}\nrepositories: [{repos}]\ncluster:\n  name: ci\n  region: us-east-1\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
         )
     };
     let (both, kept) = (text("app, gone"), text("app"));
