@@ -28,6 +28,7 @@ cluster:
 aws:
   accountId: "123456789012"
   mode: irsa
+  permissionsBoundary: arn:aws:iam::123456789012:policy/gha-boundary
 kubernetes:
   namespace: "{owner}-{repo}"
 EOF

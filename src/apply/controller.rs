@@ -40,7 +40,14 @@ pub enum Unknown {
 
 /// Reads the controller `settings` names.
 pub async fn read(client: &Client, settings: &Settings) -> Result<Controller, Unknown> {
-    let at = &settings.config.kubernetes.chart.controller;
+    read_at(client, &settings.config.kubernetes.chart.controller).await
+}
+
+/// Reads the controller Deployment `at`.
+pub async fn read_at(
+    client: &Client,
+    at: &crate::config::ControllerDeployment,
+) -> Result<Controller, Unknown> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), &at.namespace);
     let deployment = match api.get(&at.deployment).await {
         Ok(d) => d,
@@ -125,7 +132,11 @@ pub fn refusal(
 
 /// One line for people: what was found, or why nothing was.
 pub fn unknown_text(settings: &Settings, why: &Unknown) -> String {
-    let at = &settings.config.kubernetes.chart.controller;
+    unknown_text_at(&settings.config.kubernetes.chart.controller, why)
+}
+
+/// [`unknown_text`] for the controller Deployment `at`.
+pub fn unknown_text_at(at: &crate::config::ControllerDeployment, why: &Unknown) -> String {
     let place = format!("Deployment {}/{}", at.namespace, at.deployment);
     match why {
         Unknown::Missing => format!(

@@ -45,6 +45,11 @@ pub struct DoctorArgs {
     /// (kubectl's flag: `30s`, `2m`); connecting may take 10 s of it.
     #[arg(long, default_value = "30s", value_parser = super::request_timeout)]
     pub request_timeout: std::time::Duration,
+    /// The ARC controller's Deployment (`NAMESPACE/NAME`), whose version
+    /// each scale set's is compared with; default: the configuration's
+    /// `kubernetes.chart.controller`, else `arc-systems/arc-gha-rs-controller`.
+    #[arg(long, value_parser = controller_at)]
+    pub arc_controller: Option<crate::config::ControllerDeployment>,
     /// The findings on stdout: a table, Markdown (a step summary), or JSON.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: DoctorFormat,
@@ -80,6 +85,7 @@ pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Resul
         scale_set: args.scale_set.clone(),
         cluster,
         aws: clients,
+        controller: args.arc_controller.clone(),
     };
     let report = doctor::diagnose(&client, &options).await;
     match args.output {
@@ -105,4 +111,17 @@ pub(super) async fn run(args: &DoctorArgs, out: &mut dyn Write) -> anyhow::Resul
         anyhow::bail!(crate::Error::DiagnosisFailed { errors });
     }
     Ok(())
+}
+
+/// `NAMESPACE/NAME` of a Deployment.
+fn controller_at(text: &str) -> Result<crate::config::ControllerDeployment, String> {
+    match text.split_once('/') {
+        Some((namespace, deployment)) if !namespace.is_empty() && !deployment.is_empty() => {
+            Ok(crate::config::ControllerDeployment {
+                namespace: namespace.to_owned(),
+                deployment: deployment.to_owned(),
+            })
+        }
+        _ => Err(format!("`{text}`: write it as NAMESPACE/NAME, like arc-systems/arc-gha-rs-controller")),
+    }
 }

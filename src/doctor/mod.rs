@@ -92,6 +92,8 @@ pub struct Options<'a> {
     pub cluster: Option<String>,
     /// AWS clients; `None` leaves out every AWS check (said as a finding).
     pub aws: Option<Clients>,
+    /// Where the ARC controller runs, when not the configuration's.
+    pub controller: Option<crate::config::ControllerDeployment>,
 }
 
 /// ARC's AutoscalingRunnerSet.
@@ -181,6 +183,31 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
         report.findings.extend(rbac.apply_identity_findings());
     }
     let rbac = rbac.as_ref();
+    // The controller's version, against each scale set's version label.
+    let at = options.controller.clone().unwrap_or_else(|| {
+        options
+            .settings
+            .map(|s| s.config.kubernetes.chart.controller.clone())
+            .unwrap_or_default()
+    });
+    match crate::apply::controller::read_at(client, &at).await {
+        Ok(controller) => {
+            for set in &sets {
+                report.findings.extend(version_skew(set, &controller));
+            }
+        }
+        Err(why) => report.findings.push(Finding::new(
+            Severity::Info,
+            "controller-version",
+            object("Deployment", &at.namespace, &at.deployment),
+            crate::apply::controller::unknown_text_at(&at, &why),
+            "with a configuration, set kubernetes.chart.controller; the scale sets' versions were \
+             not compared with the controller's",
+        )),
+    }
+    for set in &sets {
+        report.findings.extend(phase(set));
+    }
     let progress = crate::apply::report::Progress::new(sets.len() as u64, "scale sets");
     let per_set: Vec<(Vec<Finding>, Option<String>)> = futures::stream::iter(&sets)
         .map(|set| {
@@ -213,6 +240,77 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
         }
     }
     report.sorted()
+}
+
+/// A scale set whose version label the controller's rule refuses: the
+/// controller deletes it (and keeps deleting it while the label stays).
+fn version_skew(set: &DynamicObject, controller: &crate::apply::controller::Controller) -> Option<Finding> {
+    let labels = set.metadata.labels.clone().unwrap_or_default();
+    let version = labels
+        .get(crate::apply::controller::VERSION_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    if crate::chart::controller_keeps(&version, &controller.version) {
+        return None;
+    }
+    let namespace = set.namespace().unwrap_or_default();
+    let release = set
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("meta.helm.sh/release-name"))
+        .cloned()
+        .unwrap_or_else(|| set.name_any());
+    let chart = if labels
+        .get("helm.sh/chart")
+        .is_some_and(|c| c.contains("experimental"))
+    {
+        crate::chart::ChartName::Experimental
+    } else {
+        crate::chart::ChartName::Classic
+    };
+    let shown = if version.is_empty() { "(none)" } else { version.as_str() };
+    Some(Finding::new(
+        Severity::Error,
+        "controller-version",
+        object("AutoscalingRunnerSet", &namespace, &set.name_any()),
+        format!(
+            "the controller deletes this scale set: it is labelled {}: {shown}, and the ARC \
+             controller {}/{} runs {} ({}), which keeps only its own major.minor version",
+            crate::apply::controller::VERSION_LABEL,
+            controller.namespace,
+            controller.deployment,
+            controller.version,
+            controller.source
+        ),
+        format!(
+            "helm upgrade {release} {} --namespace {namespace} --version {} --reuse-values \
+             (and kubernetes.chart.version: {} in the runner-identity configuration)",
+            crate::chart::oci_reference(chart),
+            controller.version,
+            controller.version
+        ),
+    ))
+}
+
+/// ARC's `.status.phase` (0.15 keeps the phase in status and moved the
+/// runner counts to metrics): anything but `Running` is said.
+fn phase(set: &DynamicObject) -> Option<Finding> {
+    let phase = set.data.pointer("/status/phase").and_then(|p| p.as_str())?;
+    if phase == "Running" {
+        return None;
+    }
+    Some(Finding::new(
+        if phase == "Outdated" { Severity::Warning } else { Severity::Info },
+        "scale-set-phase",
+        object(
+            "AutoscalingRunnerSet",
+            &set.namespace().unwrap_or_default(),
+            &set.name_any(),
+        ),
+        format!("status.phase is {phase}"),
+        "see the controller's log for this scale set (kubectl logs -n <controller namespace> deploy/<controller>)",
+    ))
 }
 
 /// One scale set's chain; also the issuer of its job tokens, when minted.

@@ -88,6 +88,7 @@ impl Setup {
             scale_set: None,
             cluster: None,
             aws: Some(self.clients.clone()),
+            controller: None,
         };
         doctor::diagnose(&admin_client().await, &options)
             .await
@@ -137,6 +138,61 @@ async fn a_setup_made_by_apply_has_no_error() {
         !findings.iter().any(|f| f.severity == Severity::Warning),
         "{findings:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_scale_set_the_controller_deletes_is_named_with_the_helm_fix() {
+    let s = Setup::new("dsk").await;
+    let arc = unique("arc");
+    let diagnose = |arc: String| {
+        let s = &s;
+        async move {
+            let options = Options {
+                settings: None,
+                namespace: Some(s.namespace.clone()),
+                scale_set: None,
+                cluster: None,
+                aws: Some(s.clients.clone()),
+                controller: Some(runner_identity::config::ControllerDeployment {
+                    namespace: arc,
+                    deployment: "arc-gha-rs-controller".into(),
+                }),
+            };
+            doctor::diagnose(&admin_client().await, &options)
+                .await
+                .findings
+        }
+    };
+    // The scale set is the real chart's 0.14.2 rendering; the controller 0.15.0.
+    crate::controller::controller(&arc, "0.15.0").await;
+    let findings = diagnose(arc.clone()).await;
+    let skew: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.check == "controller-version")
+        .collect();
+    assert_eq!(skew.len(), 1, "{findings:#?}");
+    assert_eq!(skew[0].severity, Severity::Error);
+    assert!(skew[0].evidence.contains("the controller deletes this scale set"), "{skew:?}");
+    assert!(skew[0].evidence.contains("0.14.2"), "{skew:?}");
+    assert!(
+        skew[0].fix.starts_with("helm upgrade ") && skew[0].fix.contains("--version 0.15.0"),
+        "{skew:?}"
+    );
+    // A controller of the same minor version keeps it.
+    crate::controller::controller(&arc, "0.14.0").await;
+    let findings = diagnose(arc.clone()).await;
+    assert!(
+        !findings.iter().any(|f| f.check == "controller-version"),
+        "{findings:#?}"
+    );
+    // No controller there: said, nothing compared.
+    let findings = diagnose("no-such-arc".into()).await;
+    let info: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.check == "controller-version")
+        .collect();
+    assert_eq!(info.len(), 1, "{findings:#?}");
+    assert_eq!(info[0].severity, Severity::Info);
 }
 
 #[tokio::test]
@@ -491,6 +547,7 @@ async fn a_missing_oidc_provider_and_another_clusters_issuer_are_named() {
         scale_set: None,
         cluster: Some(cluster.clone()),
         aws: Some(clients.clone()),
+        controller: None,
     };
     let findings = oidc_provider(&clients, &issuer, &options).await;
     let f = find(
@@ -673,6 +730,7 @@ async fn pod_identity_associations_and_their_trust_are_checked() {
                 scale_set: None,
                 cluster: Some("prod".into()),
                 aws: Some(Clients { iam, eks }),
+                controller: None,
             };
             let report = doctor::diagnose(&admin_client().await, &options).await;
             (report.findings, list.num_calls())
@@ -720,6 +778,7 @@ async fn with_a_configuration_its_planned_scale_sets_are_diagnosed() {
         scale_set: None,
         cluster: None,
         aws: Some(s.clients.clone()),
+        controller: None,
     };
     let report = doctor::diagnose(&admin_client().await, &options).await;
     assert_eq!(report.scale_sets, 1, "{:#?}", report.findings);
@@ -738,6 +797,7 @@ async fn with_a_configuration_its_planned_scale_sets_are_diagnosed() {
             .iter()
             .all(|f| f.object.contains(&s.namespace)
                 || f.object.contains(&web.namespace)
+                || f.check == "controller-version"
                 || !f.object.contains('/')
                 || f.object.starts_with("OpenIDConnectProvider/")
                 || f.object.starts_with("Role/")),

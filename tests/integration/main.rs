@@ -17,6 +17,7 @@ mod chart;
 mod charts;
 mod cli;
 mod config_errors;
+mod controller;
 mod doctor;
 mod github;
 mod github_oidc;
