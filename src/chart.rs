@@ -243,6 +243,16 @@ pub fn controller_keeps(scale_set: &str, controller: &str) -> bool {
     }
 }
 
+/// The controller versions that keep a scale set installed with chart
+/// `version`, for people (`0.14.x`).
+pub fn controller_versions(version: &str) -> String {
+    match parse_version(version) {
+        Ok(v) if v >= PATCH_SKEW_SINCE => format!("{}.{}.x", v.major, v.minor),
+        Ok(v) => v.to_string(),
+        Err(_) => version.to_owned(),
+    }
+}
+
 /// The `helm upgrade --install` source of `chart` (ARC's OCI registry).
 pub fn oci_reference(chart: ChartName) -> String {
     format!(
@@ -308,6 +318,8 @@ mod tests {
         assert!(!controller_keeps("0.015.0", "0.15.0"));
         assert!(!controller_keeps("", "0.15.0"));
         assert!(controller_keeps("0.15.0-rc1", "0.15.2"));
+        assert_eq!(controller_versions("0.14.2"), "0.14.x");
+        assert_eq!(controller_versions("0.11.0"), "0.11.0");
     }
 
     #[test]

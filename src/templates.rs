@@ -84,6 +84,9 @@ pub struct Context {
     /// `gha-runner-scale-set` or `gha-runner-scale-set-experimental`.
     pub chart_name: String,
     pub chart_version: String,
+    /// The ARC controller versions that keep a scale set of `chart_version`
+    /// (`0.14.x`; before 0.12, exactly the version).
+    pub controller_versions: String,
     /// `oci://…` of the chart, for the `helm upgrade` line.
     pub chart_reference: String,
     /// `{name, namespace}` of ARC's controller, for offline rendering.

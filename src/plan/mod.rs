@@ -797,6 +797,7 @@ pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames)
         runner_fs_group: cfg.kubernetes.runner_fs_group,
         chart_name: chart.as_str().to_owned(),
         chart_version: cfg.kubernetes.chart.version.clone(),
+        controller_versions: crate::chart::controller_versions(&cfg.kubernetes.chart.version),
         chart_reference: crate::chart::oci_reference(chart),
         controller_service_account: cfg.kubernetes.chart.controller_service_account.clone(),
         hook_path: hook_path(cfg.kubernetes.hooks).to_owned(),

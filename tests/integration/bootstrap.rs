@@ -927,3 +927,36 @@ async fn the_read_only_identity_reads_no_secret_and_mints_no_token_yet_diff_runs
             .all(|o| o.action == Action::Unchanged)
     );
 }
+
+#[tokio::test]
+async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_else_there() {
+    let owner = unique("bctl");
+    let home = unique("ri-home");
+    create_namespace(&home).await;
+    let arc = unique("arc");
+    crate::controller::controller(&arc, "0.15.0").await;
+    let config = TestConfig::irsa(&owner, &["app"], &stack_issuer()).with(|c| {
+        c.kubernetes.chart.controller.namespace = arc.clone();
+    });
+    let (settings, plan) = (config.settings(), config.plan());
+    for readonly in [false, true] {
+        let name = unique("ri-ctl");
+        grant(&name, &home, &bootstrap::apply_grants(&settings, &plan, readonly)).await;
+        let client = as_account(&name, &home).await;
+        settle(&client, &arc, "apps", "deployments", "get", Some("arc-gha-rs-controller"), true)
+            .await;
+        // What apply and diff do with it: the version, from the image tag.
+        let seen = apply::controller::read(&client, &settings).await.unwrap();
+        assert_eq!(seen.version, "0.15.0");
+        // Nothing else of the controller's namespace.
+        for (verb, resource, object) in [
+            ("get", "deployments", Some("another-deployment")),
+            ("list", "deployments", None),
+            ("patch", "deployments", Some("arc-gha-rs-controller")),
+            ("get", "secrets", None),
+            ("list", "pods", None),
+        ] {
+            settle(&client, &arc, if resource == "deployments" { "apps" } else { "" }, resource, verb, object, false).await;
+        }
+    }
+}
