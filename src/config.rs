@@ -65,6 +65,35 @@ pub struct GithubConfig {
     /// OIDC token's `repository_owner_id` (discovery fills it in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<u64>,
+    /// Which forms of GitHub's OIDC `sub` the trusts `bootstrap` writes
+    /// accept (docs/reference.md, "GitHub OIDC subjects").
+    #[serde(default, skip_serializing_if = "SubjectForms::is_default")]
+    pub oidc_subjects: SubjectForms,
+}
+
+/// The forms of a GitHub Actions OIDC `sub` a trust accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectForms {
+    /// The migration window (default): the immutable form
+    /// `repo:OWNER@OWNER_ID/REPO@REPO_ID:…` (repositories created, renamed or
+    /// transferred from 2026-07-15, or opted in) and the name form
+    /// `repo:OWNER/REPO:…` (older ones). The name form is met by whoever
+    /// registers the name next, once the repository is gone.
+    #[default]
+    Both,
+    /// Only the immutable form: a recycled name matches nothing. Needs the
+    /// owner's and the repository's ids.
+    Immutable,
+    /// Only the name form (GitHub Enterprise Server, which has no immutable
+    /// subjects).
+    Name,
+}
+
+impl SubjectForms {
+    fn is_default(&self) -> bool {
+        *self == SubjectForms::Both
+    }
 }
 
 /// `github.auth:` exactly one of `token` and `app`.

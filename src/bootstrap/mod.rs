@@ -15,7 +15,8 @@ pub use self::iam::{iam_policy, iam_policy_for, requirements};
 pub use self::kubernetes::{
     Grants, apply_grants, apply_grants_of, doctor_grants, kubernetes_objects, planned_names,
 };
-use crate::config::Settings;
+use crate::config::{Settings, SubjectForms};
+use crate::verify::github_oidc::SubjectRepository;
 
 /// The bootstrap objects' names.
 pub const APPLY_NAME: &str = "runner-identity-apply";
@@ -28,7 +29,49 @@ pub const NAMESPACE: &str = "runner-identity";
 /// workflows of `repository`, pinned to `subjects` (what follows
 /// `repo:<owner/name>:` in the token's `sub`: `environment:production`,
 /// `pull_request`, `ref:refs/heads/main`), through GitHub's OIDC provider.
-pub fn github_trust_policy(settings: &Settings, repository: &str, subjects: &[String]) -> Value {
+/// The `sub` values a trust of `repository` accepts for each context in
+/// `subjects` (`ref:refs/heads/main`…), in the forms `forms` allows; an
+/// error when the immutable form alone is asked for without the ids.
+pub fn github_subjects(
+    repository: &SubjectRepository,
+    subjects: &[String],
+    forms: SubjectForms,
+) -> Result<Vec<String>, String> {
+    let name = format!("repo:{}", repository.full_name());
+    let immutable = match (repository.owner_id, repository.repo_id) {
+        (Some(owner_id), Some(repo_id)) => Some(format!(
+            "repo:{}@{owner_id}/{}@{repo_id}",
+            repository.owner, repository.repo
+        )),
+        _ => None,
+    };
+    let prefixes: Vec<String> = match (forms, immutable) {
+        (SubjectForms::Name, _) => vec![name],
+        (SubjectForms::Both, Some(immutable)) => vec![immutable, name],
+        (SubjectForms::Both, None) => vec![name],
+        (SubjectForms::Immutable, Some(immutable)) => vec![immutable],
+        (SubjectForms::Immutable, None) => {
+            return Err(format!(
+                "github.oidcSubjects is `immutable`, but the ids of {} are not known; pass \
+                 --github-repository OWNER@OWNER_ID/REPO@REPO_ID (GitHub's \
+                 `GET /repos/{}/actions/oidc/customization/sub` says it as sub_claim_prefix)",
+                repository.full_name(),
+                repository.full_name()
+            ));
+        }
+    };
+    Ok(prefixes
+        .iter()
+        .flat_map(|p| subjects.iter().map(move |s| format!("{p}:{s}")))
+        .collect())
+}
+
+pub fn github_trust_policy(
+    settings: &Settings,
+    repository: &SubjectRepository,
+    subjects: &[String],
+) -> Result<Value, String> {
+    let subs = github_subjects(repository, subjects, settings.config.github.oidc_subjects)?;
     let aws = &settings.config.aws;
     let issuer = settings
         .config
@@ -37,11 +80,7 @@ pub fn github_trust_policy(settings: &Settings, repository: &str, subjects: &[St
         .clone()
         .unwrap_or_else(|| crate::verify::github_oidc::issuer_for(&settings.github_url));
     let host = issuer.trim_start_matches("https://").trim_end_matches('/');
-    let subs: Vec<String> = subjects
-        .iter()
-        .map(|s| format!("repo:{repository}:{s}"))
-        .collect();
-    json!({
+    Ok(json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
@@ -52,7 +91,7 @@ pub fn github_trust_policy(settings: &Settings, repository: &str, subjects: &[St
                 format!("{host}:sub"): subs,
             }},
         }],
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -71,9 +110,10 @@ mod tests {
     fn the_github_trust_pins_repository_and_ref() {
         let trust = github_trust_policy(
             &settings("  mode: irsa\n"),
-            "acme/platform",
+            &SubjectRepository::parse("repo:acme/platform:x").unwrap(),
             &["ref:refs/heads/main".to_owned()],
-        );
+        )
+        .unwrap();
         let condition = &trust["Statement"][0]["Condition"]["StringEquals"];
         assert_eq!(
             condition["token.actions.githubusercontent.com:sub"],

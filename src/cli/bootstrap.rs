@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{ConfigArgs, load};
+use crate::verify::github_oidc::SubjectRepository;
 use crate::{Error, bootstrap, render};
 
 /// `bootstrap` arguments.
@@ -24,10 +25,13 @@ pub struct BootstrapArgs {
     /// Namespace of the tool's own ServiceAccounts.
     #[arg(long, default_value = bootstrap::NAMESPACE)]
     pub namespace: String,
-    /// The repository (`owner/name`) whose workflows run `apply`, for the
-    /// GitHub OIDC trust policies (written with --out-dir).
+    /// The repository whose workflows run `apply`, for the GitHub OIDC trust
+    /// policies (written with --out-dir): `owner/name`, or with GitHub's
+    /// immutable ids `owner@OWNER_ID/name@REPO_ID` (then the trust pins them;
+    /// `gh api repos/OWNER/NAME/actions/oidc/customization/sub` shows it as
+    /// sub_claim_prefix).
     #[arg(long, value_parser = repository_name, requires = "out_dir")]
-    pub github_repository: Option<String>,
+    pub github_repository: Option<SubjectRepository>,
     /// The name of the IAM role that runs `apply` (its policy denies every
     /// IAM action on this role).
     #[arg(long, default_value = bootstrap::iam::APPLY_ROLE)]
@@ -114,21 +118,27 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         ),
     ];
     if let Some(repository) = &args.github_repository {
+        let trust = |subjects: &[String]| {
+            bootstrap::github_trust_policy(settings, repository, subjects)
+                .map_err(|message| Error::Usage { message })
+        };
+        if settings.config.github.oidc_subjects == crate::config::SubjectForms::Both
+            && repository.repo_id.is_none()
+        {
+            tracing::warn!(
+                "the GitHub OIDC trusts name {} only by name: whoever registers that name after \
+                 the repository is gone could assume the roles; pass --github-repository \
+                 OWNER@OWNER_ID/NAME@REPO_ID to pin the immutable form",
+                repository.full_name()
+            );
+        }
         files.push((
             "github-oidc-trust-policy.json",
-            render::pretty(&bootstrap::github_trust_policy(
-                settings,
-                repository,
-                &args.github_subject,
-            ))?,
+            render::pretty(&trust(&args.github_subject)?)?,
         ));
         files.push((
             "github-oidc-trust-policy-readonly.json",
-            render::pretty(&bootstrap::github_trust_policy(
-                settings,
-                repository,
-                &args.github_readonly_subject,
-            ))?,
+            render::pretty(&trust(&args.github_readonly_subject)?)?,
         ));
     }
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -145,17 +155,21 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
 }
 
 /// `owner/name` as GitHub spells them.
-fn repository_name(text: &str) -> Result<String, String> {
+fn repository_name(text: &str) -> Result<SubjectRepository, String> {
     let ok = |part: &str| {
         !part.is_empty()
             && part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    match text.split_once('/') {
-        Some((owner, name)) if ok(owner) && ok(name) => Ok(text.to_owned()),
+    let text = text.trim().trim_start_matches("repo:");
+    match SubjectRepository::parse(&format!("repo:{text}:")) {
+        Some(r) if ok(&r.owner) && ok(&r.repo) && r.owner_id.is_some() == r.repo_id.is_some() => {
+            Ok(r)
+        }
         _ => Err(format!(
-            "`{text}` is not a repository: write owner/name (letters, digits, `-`, `_`, `.`)"
+            "`{text}` is not a repository: write owner/name (letters, digits, `-`, `_`, `.`), or \
+             owner@OWNER_ID/name@REPO_ID with GitHub's ids"
         )),
     }
 }

@@ -295,12 +295,28 @@ async fn verify(
     }
     pinned_claims(&claims, expect, claimed, sub)?;
     Ok(format!(
-        "signed by {}, repository {claimed}{}, sub {sub}",
+        "signed by {}, repository {claimed}{}, sub {sub} ({})",
         expect.issuer,
         expect
             .repository_id
-            .map_or_else(String::new, |id| format!(" (id {id})"))
+            .map_or_else(String::new, |id| format!(" (id {id})")),
+        subject_form(sub)
     ))
+}
+
+/// Which form a `sub` has, in words a trust policy's author can act on.
+pub fn subject_form(sub: &str) -> &'static str {
+    match SubjectRepository::parse(sub) {
+        Some(s) if s.repo_id.is_some() => {
+            "the immutable form, with the owner's and repository's ids: a trust must name them \
+             (repo:OWNER@OWNER_ID/REPO@REPO_ID:…)"
+        }
+        Some(_) => {
+            "the name form: a trust written for the immutable form does not match it; GitHub \
+             sends it for repositories created before 2026-07-15 that did not opt in"
+        }
+        None => "a customised subject (include_claim_keys): a trust must match that template",
+    }
 }
 
 /// What a name cannot pin: the runner environment, GitHub's immutable ids
@@ -360,7 +376,9 @@ fn pinned_claims(
         if !subject.full_name().eq_ignore_ascii_case(claimed) || !ids_agree {
             return Err(failure(
                 format!(
-                    "the GitHub OIDC token's sub `{sub}` names another repository than `{claimed}`"
+                    "the GitHub OIDC token's sub `{sub}` ({}) names another repository than \
+                     `{claimed}`",
+                    subject_form(sub)
                 ),
                 "the token does not come from GitHub Actions",
             ));
@@ -455,6 +473,9 @@ mod tests {
             (Some(4242), Some(987654))
         );
         assert_eq!(SubjectRepository::parse("repo:acme@x/api:ref:main"), None);
+        assert!(subject_form("repo:acme@1/api@2:ref:refs/heads/main").starts_with("the immutable form"));
+        assert!(subject_form("repo:acme/api:pull_request").starts_with("the name form"));
+        assert!(subject_form("repository_owner:acme:environment:prod").starts_with("a customised"));
         assert_eq!(
             SubjectRepository::parse("system:serviceaccount:ns:sa"),
             None

@@ -960,3 +960,80 @@ async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_els
         }
     }
 }
+
+#[test]
+fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
+    use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root().join("examples/org-irsa.yaml")).unwrap();
+    let bootstrap = |forms: Option<&str>, repository: &str| {
+        let config = dir.path().join("config.yaml");
+        let text = match forms {
+            Some(f) => example.replacen("github:\n", &format!("github:\n  oidcSubjects: {f}\n"), 1),
+            None => example.clone(),
+        };
+        std::fs::write(&config, text).unwrap();
+        let out = dir.path().join(format!("out-{}-{}", forms.unwrap_or("default"), repository.len()));
+        let ran = crate::common::cli::ri(&[
+            "bootstrap",
+            "-c",
+            config.to_str().unwrap(),
+            "--github-repository",
+            repository,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+        .run();
+        (ran, out)
+    };
+    let issuer = "token.actions.githubusercontent.com";
+    let provider = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
+    let allowed = |out: &std::path::Path, sub: &str| {
+        let trust: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("github-oidc-trust-policy.json")).unwrap(),
+        )
+        .unwrap();
+        matches!(
+            evaluate_web_identity(
+                &trust,
+                &WebIdentityRequest { provider_arn: &provider, issuer, sub, aud: "sts.amazonaws.com" }
+            ),
+            Decision::Allowed(_)
+        )
+    };
+    let ours = "repo:acme@4242/platform@987654:environment:production";
+    let by_name = "repo:acme/platform:environment:production";
+    // A repository registered under the freed name gets new ids.
+    let recycled = "repo:acme@4242/platform@555:environment:production";
+    let other_owner = "repo:acme@1/platform@987654:environment:production";
+
+    // Default (`both`, the migration window): either form of this repository.
+    let (ran, out) = bootstrap(None, "acme@4242/platform@987654");
+    ran.expect(0);
+    assert!(allowed(&out, ours) && allowed(&out, by_name));
+    assert!(!allowed(&out, recycled) && !allowed(&out, other_owner));
+
+    // `immutable`: the name form, which a recycled name could carry, is refused.
+    let (ran, out) = bootstrap(Some("immutable"), "acme@4242/platform@987654");
+    ran.expect(0);
+    assert!(allowed(&out, ours));
+    for sub in [by_name, recycled, other_owner] {
+        assert!(!allowed(&out, sub), "{sub}");
+    }
+    // Without the ids it cannot be pinned: refused with the way to get them.
+    let (ran, _) = bootstrap(Some("immutable"), "acme/platform");
+    let ran = ran.expect(2);
+    assert!(ran.stderr.contains("OWNER@OWNER_ID/REPO@REPO_ID"), "{}", ran.stderr);
+    // `both` without ids: the name form only, and a warning that says so.
+    let (ran, out) = bootstrap(None, "acme/platform");
+    let ran = ran.expect(0);
+    assert!(ran.stderr.contains("only by name"), "{}", ran.stderr);
+    assert!(allowed(&out, by_name) && !allowed(&out, ours));
+    // `name` (GitHub Enterprise Server): the name form only, even with ids.
+    let (ran, out) = bootstrap(Some("name"), "acme@4242/platform@987654");
+    ran.expect(0);
+    assert!(allowed(&out, by_name) && !allowed(&out, ours));
+    // Half an id is not a repository.
+    let (ran, _) = bootstrap(None, "acme@4242/platform");
+    ran.expect(2);
+}
