@@ -26,7 +26,7 @@ pub struct Controller {
 }
 
 /// Why the controller's version is not known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Unknown {
     /// No such Deployment.
     Missing,
@@ -35,7 +35,7 @@ pub enum Unknown {
     /// Neither an image tag nor a version label says it.
     Unlabelled,
     /// The API server failed.
-    Failed(String),
+    Failed(Box<kube::Error>),
 }
 
 /// Reads the controller `settings` names.
@@ -53,7 +53,7 @@ pub async fn read_at(
         Ok(d) => d,
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(Unknown::Missing),
         Err(kube::Error::Api(s)) if s.code == 403 => return Err(Unknown::Forbidden),
-        Err(e) => return Err(Unknown::Failed(crate::cause_chain(&e))),
+        Err(e) => return Err(Unknown::Failed(Box::new(e))),
     };
     version_of(&deployment)
         .map(|(version, source)| Controller {
@@ -151,7 +151,10 @@ pub fn unknown_text_at(at: &crate::config::ControllerDeployment, why: &Unknown) 
             "the ARC controller's {place} names no version (image tag or {VERSION_LABEL}): the \
              chart version was not checked against it"
         ),
-        Unknown::Failed(e) => format!("cannot read the ARC controller's {place}: {e}"),
+        Unknown::Failed(e) => format!(
+            "cannot read the ARC controller's {place}: {}",
+            crate::cause_chain(e.as_ref())
+        ),
     }
 }
 

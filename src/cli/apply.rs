@@ -158,6 +158,17 @@ pub(super) async fn run(
                 }
             }
         }
+        Err(apply::controller::Unknown::Failed(source)) => {
+            // The API server itself failed: nothing else would work either.
+            let at = &settings.config.kubernetes.chart.controller;
+            anyhow::bail!(crate::Error::Kube {
+                action: "get",
+                kind: "Deployment",
+                namespace: at.namespace.clone(),
+                name: at.deployment.clone(),
+                source,
+            });
+        }
         Err(why) => tracing::warn!("{}", apply::controller::unknown_text(settings, &why)),
     }
     let credentials = github::credentials::load(settings, Some(&client)).await?;

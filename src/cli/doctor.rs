@@ -122,6 +122,8 @@ fn controller_at(text: &str) -> Result<crate::config::ControllerDeployment, Stri
                 deployment: deployment.to_owned(),
             })
         }
-        _ => Err(format!("`{text}`: write it as NAMESPACE/NAME, like arc-systems/arc-gha-rs-controller")),
+        _ => Err(format!(
+            "`{text}`: write it as NAMESPACE/NAME, like arc-systems/arc-gha-rs-controller"
+        )),
     }
 }

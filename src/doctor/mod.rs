@@ -244,7 +244,10 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
 
 /// A scale set whose version label the controller's rule refuses: the
 /// controller deletes it (and keeps deleting it while the label stays).
-fn version_skew(set: &DynamicObject, controller: &crate::apply::controller::Controller) -> Option<Finding> {
+fn version_skew(
+    set: &DynamicObject,
+    controller: &crate::apply::controller::Controller,
+) -> Option<Finding> {
     let labels = set.metadata.labels.clone().unwrap_or_default();
     let version = labels
         .get(crate::apply::controller::VERSION_LABEL)
@@ -269,7 +272,11 @@ fn version_skew(set: &DynamicObject, controller: &crate::apply::controller::Cont
     } else {
         crate::chart::ChartName::Classic
     };
-    let shown = if version.is_empty() { "(none)" } else { version.as_str() };
+    let shown = if version.is_empty() {
+        "(none)"
+    } else {
+        version.as_str()
+    };
     Some(Finding::new(
         Severity::Error,
         "controller-version",
@@ -301,7 +308,11 @@ fn phase(set: &DynamicObject) -> Option<Finding> {
         return None;
     }
     Some(Finding::new(
-        if phase == "Outdated" { Severity::Warning } else { Severity::Info },
+        if phase == "Outdated" {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
         "scale-set-phase",
         object(
             "AutoscalingRunnerSet",

@@ -64,6 +64,7 @@ pub fn pod_security_labels(level: PodSecurityLevel) -> BTreeMap<String, String> 
 
 /// Whether `address` (v4 or v6) falls in one of the policy's `cidr`s minus
 /// its `except`s: what a CNI enforcing the policy lets through.
+#[cfg(any(test, feature = "test-support"))]
 pub fn egress_allowed(policy: &NetworkPolicy, address: std::net::IpAddr) -> bool {
     let Some(rules) = policy.spec.as_ref().and_then(|s| s.egress.as_ref()) else {
         return false;
@@ -79,6 +80,7 @@ pub fn egress_allowed(policy: &NetworkPolicy, address: std::net::IpAddr) -> bool
     })
 }
 
+#[cfg(any(test, feature = "test-support"))]
 fn in_cidr(address: std::net::IpAddr, cidr: &str) -> bool {
     use std::net::IpAddr;
     let Some((net, len)) = cidr.split_once('/') else {
@@ -135,6 +137,7 @@ mod tests {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 /// Capabilities the Pod Security Standard `baseline` allows to add.
 const BASELINE_CAPABILITIES: [&str; 13] = [
     "AUDIT_WRITE",
@@ -152,6 +155,7 @@ const BASELINE_CAPABILITIES: [&str; 13] = [
     "SYS_CHROOT",
 ];
 
+#[cfg(any(test, feature = "test-support"))]
 /// Sysctls `baseline` allows.
 const SAFE_SYSCTLS: [&str; 5] = [
     "kernel.shm_rmid_forced",
@@ -165,6 +169,7 @@ const SAFE_SYSCTLS: [&str; 5] = [
 /// namespaces, privileged containers, added capabilities beyond its list,
 /// hostPath volumes, host ports, an unmasked /proc, unconfined seccomp,
 /// unsafe sysctls); empty when the pod passes.
+#[cfg(any(test, feature = "test-support"))]
 pub fn baseline_violations(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<String> {
     let mut out = Vec::new();
     for (set, what) in [

@@ -38,9 +38,11 @@ use self::hook::{RunnerConfig, job_started_script};
 use self::iam::plan_iam_role;
 pub use self::iam::trust_policy;
 pub use self::isolation::{
-    INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, baseline_violations, egress_allowed,
-    instance_metadata_policy, pod_security_labels,
+    INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, instance_metadata_policy,
+    pod_security_labels,
 };
+#[cfg(any(test, feature = "test-support"))]
+pub use self::isolation::{baseline_violations, egress_allowed};
 pub use self::objects::{CONTENT_DIGEST_ANNOTATION, Kind, Object, redacted};
 use self::rights::role_rules;
 pub use self::rights::{HookRight, HookVersion, hook_asks, hook_rights, hook_versions};

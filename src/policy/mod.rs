@@ -199,6 +199,7 @@ pub struct ApiRequest<'a> {
 /// case-insensitive) and the `String(Not)Equals`, `String(Not)Like`,
 /// `ArnEquals` and `ArnLike` operators; a statement with anything else
 /// (`NotAction`, `NotResource`, another operator) never matches and says so.
+#[cfg(any(test, feature = "test-support"))]
 pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
     let mut allowed = None;
     let mut reasons = Vec::new();
@@ -218,6 +219,7 @@ pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String> {
     for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
         if st.get(unsupported).is_some() {

@@ -473,7 +473,9 @@ mod tests {
             (Some(4242), Some(987654))
         );
         assert_eq!(SubjectRepository::parse("repo:acme@x/api:ref:main"), None);
-        assert!(subject_form("repo:acme@1/api@2:ref:refs/heads/main").starts_with("the immutable form"));
+        assert!(
+            subject_form("repo:acme@1/api@2:ref:refs/heads/main").starts_with("the immutable form")
+        );
         assert!(subject_form("repo:acme/api:pull_request").starts_with("the name form"));
         assert!(subject_form("repository_owner:acme:environment:prod").starts_with("a customised"));
         assert_eq!(

@@ -941,10 +941,23 @@ async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_els
     let (settings, plan) = (config.settings(), config.plan());
     for readonly in [false, true] {
         let name = unique("ri-ctl");
-        grant(&name, &home, &bootstrap::apply_grants(&settings, &plan, readonly)).await;
+        grant(
+            &name,
+            &home,
+            &bootstrap::apply_grants(&settings, &plan, readonly),
+        )
+        .await;
         let client = as_account(&name, &home).await;
-        settle(&client, &arc, "apps", "deployments", "get", Some("arc-gha-rs-controller"), true)
-            .await;
+        settle(
+            &client,
+            &arc,
+            "apps",
+            "deployments",
+            "get",
+            Some("arc-gha-rs-controller"),
+            true,
+        )
+        .await;
         // What apply and diff do with it: the version, from the image tag.
         let seen = apply::controller::read(&client, &settings).await.unwrap();
         assert_eq!(seen.version, "0.15.0");
@@ -956,7 +969,20 @@ async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_els
             ("get", "secrets", None),
             ("list", "pods", None),
         ] {
-            settle(&client, &arc, if resource == "deployments" { "apps" } else { "" }, resource, verb, object, false).await;
+            settle(
+                &client,
+                &arc,
+                if resource == "deployments" {
+                    "apps"
+                } else {
+                    ""
+                },
+                resource,
+                verb,
+                object,
+                false,
+            )
+            .await;
         }
     }
 }
@@ -973,7 +999,11 @@ fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
             None => example.clone(),
         };
         std::fs::write(&config, text).unwrap();
-        let out = dir.path().join(format!("out-{}-{}", forms.unwrap_or("default"), repository.len()));
+        let out = dir.path().join(format!(
+            "out-{}-{}",
+            forms.unwrap_or("default"),
+            repository.len()
+        ));
         let ran = crate::common::cli::ri(&[
             "bootstrap",
             "-c",
@@ -996,7 +1026,12 @@ fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
         matches!(
             evaluate_web_identity(
                 &trust,
-                &WebIdentityRequest { provider_arn: &provider, issuer, sub, aud: "sts.amazonaws.com" }
+                &WebIdentityRequest {
+                    provider_arn: &provider,
+                    issuer,
+                    sub,
+                    aud: "sts.amazonaws.com"
+                }
             ),
             Decision::Allowed(_)
         )
@@ -1023,7 +1058,11 @@ fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
     // Without the ids it cannot be pinned: refused with the way to get them.
     let (ran, _) = bootstrap(Some("immutable"), "acme/platform");
     let ran = ran.expect(2);
-    assert!(ran.stderr.contains("OWNER@OWNER_ID/REPO@REPO_ID"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("OWNER@OWNER_ID/REPO@REPO_ID"),
+        "{}",
+        ran.stderr
+    );
     // `both` without ids: the name form only, and a warning that says so.
     let (ran, out) = bootstrap(None, "acme/platform");
     let ran = ran.expect(0);

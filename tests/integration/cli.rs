@@ -364,8 +364,11 @@ fn apply_without_a_reachable_cluster_exits_3() {
     );
     assert_eq!(o.code, Some(3), "{}", o.stderr);
     let err = o.stderr;
+    // The first request (the ARC controller's version) names the server.
     assert!(
-        err.contains("error: list NetworkPolicy") && err.contains("Connection refused"),
+        err.contains("error: get Deployment arc-systems/arc-gha-rs-controller")
+            && err.contains("cannot reach the API server https://127.0.0.1:1")
+            && err.contains("Connection refused"),
         "{err}"
     );
     assert_eq!(

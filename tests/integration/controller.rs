@@ -72,16 +72,28 @@ async fn apply_refuses_values_the_controller_would_delete_before_any_write() {
 
     // 0.14.2 values under a 0.15.0 controller: refused, nothing written.
     let o = run("apply", "0.14.2").expect(3);
-    assert!(o.stderr.contains("0.15.0") && o.stderr.contains("0.14.2"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("0.15.0") && o.stderr.contains("0.14.2"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("nothing was changed"), "{}", o.stderr);
-    assert!(o.stderr.contains("kubernetes.chart.version"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("kubernetes.chart.version"),
+        "{}",
+        o.stderr
+    );
     assert!(
         namespaces.get_opt(&planned).await.unwrap().is_none(),
         "refused before any write"
     );
     // `diff` says it and compares.
     let o = run("diff", "0.14.2");
-    assert!(o.stderr.contains("deletes every AutoscalingRunnerSet"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("deletes every AutoscalingRunnerSet"),
+        "{}",
+        o.stderr
+    );
 
     // A patch version apart is kept (0.12 and later).
     run("apply", "0.15.1").expect(0);

@@ -172,7 +172,12 @@ async fn a_scale_set_the_controller_deletes_is_named_with_the_helm_fix() {
         .collect();
     assert_eq!(skew.len(), 1, "{findings:#?}");
     assert_eq!(skew[0].severity, Severity::Error);
-    assert!(skew[0].evidence.contains("the controller deletes this scale set"), "{skew:?}");
+    assert!(
+        skew[0]
+            .evidence
+            .contains("the controller deletes this scale set"),
+        "{skew:?}"
+    );
     assert!(skew[0].evidence.contains("0.14.2"), "{skew:?}");
     assert!(
         skew[0].fix.starts_with("helm upgrade ") && skew[0].fix.contains("--version 0.15.0"),
