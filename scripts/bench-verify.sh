@@ -44,7 +44,7 @@ print(cm["data"]["hook-template.yaml"])' >"$work/hook-template.yaml"
 kubectl create token gha-runner -n "$ns" --duration=1h >"$work/runner-token"
 kubectl create token gha-job -n "$ns" --audience sts.amazonaws.com --duration=1h >"$work/job-token"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-role=arn:aws:iam::123456789012:role/gha-bench-$owner-app
+role=$("$bin" plan -c "$work/config.yaml" -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)["repositories"][0]["iamRole"]["arn"])')
 
 runner_with() { # binary
   GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
