@@ -471,45 +471,42 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
             }
         }
     }
+    // A Role in one namespace, bound to the identity there.
+    let bound_role = |role: &str, ns: &str, rules: Vec<PolicyRule>| {
+        [
+            typed(
+                serde_json::to_value(Role {
+                    metadata: meta(role, Some(ns)),
+                    rules: Some(rules),
+                }),
+                RBAC,
+                "Role",
+            ),
+            typed(
+                serde_json::to_value(RoleBinding {
+                    metadata: meta(role, Some(ns)),
+                    role_ref: role_ref("Role", role),
+                    subjects: Some(vec![subject()]),
+                }),
+                RBAC,
+                "RoleBinding",
+            ),
+        ]
+    };
     if let Some((ns, deployment)) = &grants.controller {
-        let role = controller_role_name(name);
         let names = BTreeSet::from([deployment.clone()]);
-        out.push(typed(
-            serde_json::to_value(Role {
-                metadata: meta(&role, Some(ns)),
-                rules: Some(vec![rule("apps", &["deployments"], &["get"], Some(&names))]),
-            }),
-            RBAC,
-            "Role",
-        ));
-        out.push(typed(
-            serde_json::to_value(RoleBinding {
-                metadata: meta(&role, Some(ns)),
-                role_ref: role_ref("Role", &role),
-                subjects: Some(vec![subject()]),
-            }),
-            RBAC,
-            "RoleBinding",
+        out.extend(bound_role(
+            &controller_role_name(name),
+            ns,
+            vec![rule("apps", &["deployments"], &["get"], Some(&names))],
         ));
     }
     let source = source_role_name(name);
     for (ns, names) in &grants.sources {
-        out.push(typed(
-            serde_json::to_value(Role {
-                metadata: meta(&source, Some(ns)),
-                rules: Some(vec![rule("", &["secrets"], &["get"], Some(names))]),
-            }),
-            RBAC,
-            "Role",
-        ));
-        out.push(typed(
-            serde_json::to_value(RoleBinding {
-                metadata: meta(&source, Some(ns)),
-                role_ref: role_ref("Role", &source),
-                subjects: Some(vec![subject()]),
-            }),
-            RBAC,
-            "RoleBinding",
+        out.extend(bound_role(
+            &source,
+            ns,
+            vec![rule("", &["secrets"], &["get"], Some(names))],
         ));
     }
     out

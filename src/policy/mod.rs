@@ -89,13 +89,7 @@ pub fn evaluate_service_assume(policy: &Value, req: &ServiceRequest) -> Decision
             {
                 Err(format!("Action does not include {action}"))
             } else {
-                conditions_hold(st, |key| {
-                    req.context
-                        .iter()
-                        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-                        .map(|(_, v)| *v)
-                        .collect()
-                })
+                conditions_hold(st, |key| context_values(req.context, key))
             };
             match matched {
                 Ok(()) => match st.get("Effect").and_then(Value::as_str) {
@@ -239,13 +233,17 @@ fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String
     {
         return Err(format!("Resource does not include {}", req.resource));
     }
-    conditions_hold(st, |key| {
-        req.context
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| *v)
-            .collect()
-    })
+    conditions_hold(st, |key| context_values(req.context, key))
+}
+
+/// The values a request's context holds for a condition key (keys compare
+/// case-insensitively, as IAM's do).
+fn context_values<'a>(context: &[(&'a str, &'a str)], key: &str) -> Vec<&'a str> {
+    context
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| *v)
+        .collect()
 }
 
 /// Whether every condition of `st` holds, `lookup` giving the request's

@@ -55,8 +55,8 @@ async fn apply_refuses_values_the_controller_would_delete_before_any_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let kubeconfig = kubeconfig_path();
-    let run = |command: &str, chart_version: &str| {
-        std::fs::write(&path, config(&owner, chart_version, &arc)).unwrap();
+    let run_at = |command: &str, chart_version: &str, controller_ns: &str| {
+        std::fs::write(&path, config(&owner, chart_version, controller_ns)).unwrap();
         ri(&[
             command,
             "--skip-aws",
@@ -67,6 +67,7 @@ async fn apply_refuses_values_the_controller_would_delete_before_any_write() {
         ])
         .run()
     };
+    let run = |command: &str, chart_version: &str| run_at(command, chart_version, &arc);
     let namespaces: Api<Namespace> = Api::all(admin_client().await);
     let planned = format!("{owner}-app");
 
@@ -105,18 +106,6 @@ async fn apply_refuses_values_the_controller_would_delete_before_any_write() {
     run("apply", "0.14.0").expect(0);
 
     // Without the controller where the configuration says: a warning, not a refusal.
-    let o = {
-        std::fs::write(&path, config(&owner, "0.14.2", "no-such-arc-namespace")).unwrap();
-        ri(&[
-            "apply",
-            "--skip-aws",
-            "-c",
-            path.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .run()
-        .expect(0)
-    };
+    let o = run_at("apply", "0.14.2", "no-such-arc-namespace").expect(0);
     assert!(o.stderr.contains("no ARC controller at"), "{}", o.stderr);
 }

@@ -111,18 +111,21 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Ran {
     ri(args).envs(envs).run()
 }
 
+/// `doctor` of a namespace without scale sets: every request it makes, none
+/// of the findings a scale set would bring.
+fn doctor_args(kubeconfig: &std::path::Path) -> Vec<&str> {
+    vec![
+        "doctor",
+        "--skip-aws",
+        "-n",
+        "runner-identity-no-such-namespace",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]
+}
+
 fn doctor(kubeconfig: &std::path::Path, envs: &[(&str, &str)]) -> Ran {
-    run(
-        &[
-            "doctor",
-            "--skip-aws",
-            "-n",
-            "runner-identity-no-such-namespace",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        envs,
-    )
+    run(&doctor_args(kubeconfig), envs)
 }
 
 #[test]
@@ -321,17 +324,7 @@ fn every_connection_sets_tcp_nodelay() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(dir.path(), &stack_issuer(), None);
     // Kubernetes (kube): before, `TCP_NODELAY` was set off.
-    let (o, tcp, on, off) = traced_connections(
-        &[
-            "doctor",
-            "--skip-aws",
-            "-n",
-            "runner-identity-no-such-namespace",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (o, tcp, on, off) = traced_connections(&doctor_args(&kubeconfig), &[]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(
         tcp >= 1 && on >= tcp && off == 0,
