@@ -428,6 +428,10 @@ async fn the_live_role_trusts_the_live_job_token_and_nothing_else() {
 #[tokio::test]
 async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
     let sdk = moto_config().await;
+    let clients_with = |eks| Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
     let owner = unique("pid");
     let text = format!(
         "github:\n  owner: {owner}\nrepositories: [app]\ncluster:\n  name: ci\n  region: us-east-1\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
@@ -465,10 +469,7 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
         })
         .then_output(|| CreatePodIdentityAssociationOutput::builder().build());
     let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list_empty, &create]);
-    let clients = Clients {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        eks,
-    };
+    let clients = clients_with(eks);
     let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
     assert!(!report.failed(), "{}", report.table());
     assert!(
@@ -513,10 +514,7 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
         RuleMode::MatchAny,
         [&list_one, &describe, &update]
     );
-    let clients = Clients {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        eks,
-    };
+    let clients = clients_with(eks);
     let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
     assert!(!report.failed(), "{}", report.table());
     assert_eq!(
@@ -558,10 +556,7 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
         RuleMode::MatchAny,
         [&list_one, &describe, &update]
     );
-    let clients = Clients {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        eks,
-    };
+    let clients = clients_with(eks);
     let report = aws::apply(&clients, &s, &plan, &AwsOptions::default()).await;
     assert!(!report.failed(), "{}", report.table());
     assert_eq!(
@@ -607,10 +602,7 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
         RuleMode::MatchAny,
         [&list_one, &chained, &delete, &recreate]
     );
-    let clients = Clients {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        eks,
-    };
+    let clients = clients_with(eks);
     // `diff` shows it and changes nothing.
     let shown = aws::apply(
         &clients,

@@ -758,7 +758,6 @@ fn github_subject(job: &serde_yaml::Value, event: &str) -> String {
 
 #[test]
 fn every_example_workflow_job_can_assume_the_role_bootstrap_trusts_it_with() {
-    use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
     let dir = tempfile::tempdir().unwrap();
     let out = crate::common::cli::command()
         .args([
@@ -785,22 +784,7 @@ fn every_example_workflow_job_can_assume_the_role_bootstrap_trusts_it_with() {
         trust("github-oidc-trust-policy.json"),
         trust("github-oidc-trust-policy-readonly.json"),
     );
-    let issuer = "token.actions.githubusercontent.com";
-    let provider = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
-    let allowed = |policy: &serde_json::Value, sub: &str| {
-        matches!(
-            evaluate_web_identity(
-                policy,
-                &WebIdentityRequest {
-                    provider_arn: &provider,
-                    issuer,
-                    sub,
-                    aud: "sts.amazonaws.com"
-                }
-            ),
-            Decision::Allowed(_)
-        )
-    };
+    let allowed = github_token_allowed;
     let mut jobs_checked = 0;
     for entry in std::fs::read_dir(root().join("examples/workflows")).unwrap() {
         let path = entry.unwrap().path();
@@ -989,7 +973,6 @@ async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_els
 
 #[test]
 fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
-    use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(root().join("examples/org-irsa.yaml")).unwrap();
     let bootstrap = |forms: Option<&str>, repository: &str| {
@@ -1016,25 +999,12 @@ fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
         .run();
         (ran, out)
     };
-    let issuer = "token.actions.githubusercontent.com";
-    let provider = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
     let allowed = |out: &std::path::Path, sub: &str| {
         let trust: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join("github-oidc-trust-policy.json")).unwrap(),
         )
         .unwrap();
-        matches!(
-            evaluate_web_identity(
-                &trust,
-                &WebIdentityRequest {
-                    provider_arn: &provider,
-                    issuer,
-                    sub,
-                    aud: "sts.amazonaws.com"
-                }
-            ),
-            Decision::Allowed(_)
-        )
+        github_token_allowed(&trust, sub)
     };
     let ours = "repo:acme@4242/platform@987654:environment:production";
     let by_name = "repo:acme/platform:environment:production";
@@ -1075,4 +1045,24 @@ fn github_trusts_pin_the_immutable_subject_and_refuse_a_recycled_name() {
     // Half an id is not a repository.
     let (ran, _) = bootstrap(None, "acme@4242/platform");
     ran.expect(2);
+}
+
+/// Whether a GitHub OIDC token with `sub` (audience sts.amazonaws.com, from
+/// github.com) may assume a role of trust `policy`, by the product's evaluator.
+fn github_token_allowed(policy: &serde_json::Value, sub: &str) -> bool {
+    use runner_identity::policy::{Decision, WebIdentityRequest, evaluate_web_identity};
+    let issuer = "token.actions.githubusercontent.com";
+    let provider = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
+    matches!(
+        evaluate_web_identity(
+            policy,
+            &WebIdentityRequest {
+                provider_arn: &provider,
+                issuer,
+                sub,
+                aud: "sts.amazonaws.com"
+            }
+        ),
+        Decision::Allowed(_)
+    )
 }
