@@ -10,6 +10,7 @@
 //! bounded.
 
 mod diff;
+pub mod error_kind;
 pub(crate) mod iam;
 mod pod_identity;
 mod prune;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{Finding, Options, Severity, object};
 use crate::aws::Clients;
+use crate::aws::error_kind::AwsErrorKind;
 use crate::aws::iam::{decode_policy, error_text};
 use crate::policy::{self, Decision, WebIdentityRequest};
 
@@ -23,20 +24,25 @@ const STS_AUDIENCE: &str = "sts.amazonaws.com";
 /// The minted token's lifetime: the API server's minimum.
 const TOKEN_SECONDS: i64 = 600;
 
-/// The fix of an AWS call that failed: credentials first, then the permission.
-fn aws_fix(error: &str, permission: &str) -> String {
-    if error.contains("no providers in chain") || error.contains("credentials") {
-        "configure AWS credentials for the account (environment, AWS_PROFILE, SSO), or pass \
-         --skip-aws"
-            .to_owned()
-    } else {
-        format!("grant doctor {permission} (docs/reference.md: doctor)")
+/// The fix of an AWS call that failed, by the failure's kind.
+fn aws_fix(kind: AwsErrorKind, permission: &str) -> String {
+    match kind {
+        AwsErrorKind::Credentials => "configure AWS credentials for the account (environment, \
+             AWS_PROFILE, SSO; renew them when they expired), or pass --skip-aws"
+            .to_owned(),
+        AwsErrorKind::Transport => "check the network path to AWS (proxy, VPC endpoint, \
+             AWS_ENDPOINT_URL), or pass --skip-aws"
+            .to_owned(),
+        AwsErrorKind::Throttled => "AWS throttled the call: run doctor again later".to_owned(),
+        AwsErrorKind::AccessDenied | AwsErrorKind::NotFound | AwsErrorKind::Other => {
+            format!("grant doctor {permission} (docs/reference.md: doctor)")
+        }
     }
 }
 
 /// The trust policy of the role `name` (`None` when IAM returns none that
-/// parses), or the IAM error as text.
-async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, String> {
+/// parses), or the IAM error as text and kind.
+async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, (String, AwsErrorKind)> {
     aws.iam
         .get_role()
         .role_name(name)
@@ -47,7 +53,7 @@ async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, String> 
                 .and_then(|r| r.assume_role_policy_document())
                 .and_then(decode_policy)
         })
-        .map_err(|e| error_text(&e))
+        .map_err(|e| (error_text(&e), AwsErrorKind::of(&e)))
 }
 
 /// A role ARN, split.
@@ -203,8 +209,8 @@ pub async fn check(
     let role_object = object("Role", "", &role.name);
     let trust = match role_trust(aws, &role.name).await {
         Ok(trust) => trust,
-        Err(text) => {
-            let missing = text.starts_with("NoSuchEntity");
+        Err((text, kind)) => {
+            let missing = kind == AwsErrorKind::NotFound;
             out.push(Finding::new(
                 if missing {
                     Severity::Error
@@ -221,7 +227,7 @@ pub async fn check(
                 if missing {
                     "create the role (`runner-identity apply`), or fix the annotation".to_owned()
                 } else {
-                    aws_fix(&text, "iam:GetRole")
+                    aws_fix(kind, "iam:GetRole")
                 },
             ));
             return (out, issuer);
@@ -501,7 +507,7 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
     let role_object = object("Role", "", &role.name);
     let trust = match role_trust(aws, &role.name).await {
         Ok(trust) => trust,
-        Err(text) => {
+        Err((text, _)) => {
             return vec![Finding::new(
                 Severity::Error,
                 "trust-policy",
@@ -617,7 +623,7 @@ pub async fn oidc_provider(aws: &Clients, issuer: &str, options: &Options<'_>) -
                 here,
                 format!("cannot list IAM OIDC providers: {}", error_text(&e)),
                 aws_fix(
-                    &error_text(&e),
+                    AwsErrorKind::of(&e),
                     "iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider",
                 ),
             )];
@@ -665,7 +671,7 @@ pub async fn oidc_provider(aws: &Clients, issuer: &str, options: &Options<'_>) -
             "oidc-provider",
             here,
             format!("cannot read the provider: {}", error_text(&e)),
-            aws_fix(&error_text(&e), "iam:GetOpenIDConnectProvider"),
+            aws_fix(AwsErrorKind::of(&e), "iam:GetOpenIDConnectProvider"),
         )],
     }
 }
@@ -686,7 +692,10 @@ pub async fn cluster_issuer<'a>(
                 "cluster-identity",
                 here,
                 format!("cannot describe the cluster: {}", error_text(&e)),
-                aws_fix(&error_text(&e), "eks:DescribeCluster (or check --cluster)"),
+                aws_fix(
+                    AwsErrorKind::of(&e),
+                    "eks:DescribeCluster (or check --cluster)",
+                ),
             )];
         }
     };
@@ -794,6 +803,37 @@ pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn an_expired_token_gets_the_credentials_fix_not_a_permission_to_grant() {
+        use aws_sdk_iam::error::ErrorMetadata;
+        use aws_sdk_iam::operation::get_role::GetRoleError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let fix_for = |code: &'static str, message: &'static str| async move {
+            let rule = mock!(aws_sdk_iam::Client::get_role).then_error(move || {
+                GetRoleError::generic(ErrorMetadata::builder().code(code).message(message).build())
+            });
+            let clients = Clients {
+                iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&rule]),
+                eks: mock_client!(aws_sdk_eks, RuleMode::MatchAny, []),
+            };
+            let (_, kind) = role_trust(&clients, "gha-app").await.unwrap_err();
+            aws_fix(kind, "iam:GetRole")
+        };
+        // Before, the fix was chosen by finding "credentials" in the text.
+        let expired = fix_for(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+        .await;
+        assert!(expired.contains("configure AWS credentials"), "{expired}");
+        let denied = fix_for(
+            "AccessDenied",
+            "User is not authorized to perform iam:GetRole",
+        )
+        .await;
+        assert!(denied.contains("grant doctor iam:GetRole"), "{denied}");
+    }
 
     #[test]
     fn association_settings_that_break_or_bend_the_chain_are_named() {

@@ -1,0 +1,103 @@
+//! What kind of failure an AWS call met, decided once from the SDK's error
+//! (its service error code, or the credentials error among its causes), so
+//! that the advice given for it is chosen by kind, never by searching text.
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+
+/// The kind of an AWS call's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// No credentials, or ones AWS does not accept (expired, unknown key,
+    /// bad signature): the caller's identity is the problem.
+    Credentials,
+    /// The identity is known but may not make the call.
+    AccessDenied,
+    /// The resource does not exist.
+    NotFound,
+    /// AWS throttled the call.
+    Throttled,
+    /// No service answer: connection, timeout, or a request never sent.
+    Transport,
+    /// Any other service error.
+    Other,
+}
+
+/// Service error codes of rejected credentials (STS, IAM, EKS).
+const CREDENTIAL_CODES: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+    "InvalidSignatureException",
+];
+
+impl AwsErrorKind {
+    /// The kind of `error` (an `SdkError` of any operation).
+    pub fn of<E>(error: &E) -> AwsErrorKind
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match error.code() {
+            Some(code) => Self::of_code(code),
+            None => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+                while let Some(e) = cause {
+                    if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+                        return AwsErrorKind::Credentials;
+                    }
+                    cause = e.source();
+                }
+                AwsErrorKind::Transport
+            }
+        }
+    }
+
+    /// The kind of a service error code.
+    pub fn of_code(code: &str) -> AwsErrorKind {
+        match code {
+            c if CREDENTIAL_CODES.contains(&c) => AwsErrorKind::Credentials,
+            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+                AwsErrorKind::AccessDenied
+            }
+            "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
+                AwsErrorKind::NotFound
+            }
+            "Throttling" | "ThrottlingException" | "TooManyRequestsException" => {
+                AwsErrorKind::Throttled
+            }
+            _ => AwsErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_token_is_a_credentials_failure_not_a_missing_permission() {
+        // Its message ("The security token included in the request is
+        // expired") never says "credentials".
+        assert_eq!(
+            AwsErrorKind::of_code("ExpiredToken"),
+            AwsErrorKind::Credentials
+        );
+        assert_eq!(
+            AwsErrorKind::of_code("InvalidClientTokenId"),
+            AwsErrorKind::Credentials
+        );
+        assert_eq!(
+            AwsErrorKind::of_code("AccessDenied"),
+            AwsErrorKind::AccessDenied
+        );
+        assert_eq!(
+            AwsErrorKind::of_code("NoSuchEntity"),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(AwsErrorKind::of_code("ServiceFailure"), AwsErrorKind::Other);
+    }
+}
