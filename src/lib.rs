@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 pub mod apply;
+pub mod arn;
 pub mod aws;
 pub mod bootstrap;
 pub mod chart;

@@ -511,30 +511,27 @@ fn check_policy_arn(arn: &str, partition: &str) -> std::result::Result<(), Strin
              or set as the boundary, exactly the policies named here)"
         ));
     }
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [prefix, part, service, region, account, resource] = parts.as_slice() else {
-        return Err(format!(
-            "`{arn}` is not an ARN (arn:{partition}:iam::<account>:policy/<name>)"
-        ));
-    };
-    if *prefix != "arn" || *service != "iam" || !region.is_empty() {
+    let parsed = crate::arn::Arn::parse(arn).map_err(|_| {
+        format!("`{arn}` is not an ARN (arn:{partition}:iam::<account>:policy/<name>)")
+    })?;
+    if parsed.service != "iam" || !parsed.region.is_empty() {
         return Err(format!(
             "`{arn}` is not an IAM ARN (arn:{partition}:iam::<account>:policy/<name>)"
         ));
     }
-    if *part != partition {
+    if parsed.partition.as_str() != partition {
         return Err(format!(
-            "`{arn}` is in partition `{part}`, but `aws.partition` is `{partition}`"
+            "`{arn}` is in partition `{}`, but `aws.partition` is `{partition}`",
+            parsed.partition.as_str()
         ));
     }
-    let account_ok =
-        *account == "aws" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
-    if !account_ok {
+    if parsed.account != "aws" && !parsed.has_account_id() {
         return Err(format!(
-            "`{arn}`: `{account}` is not `aws` or a 12-digit account id"
+            "`{arn}`: `{}` is not `aws` or a 12-digit account id",
+            parsed.account
         ));
     }
-    match resource.strip_prefix("policy/") {
+    match parsed.resource.strip_prefix("policy/") {
         Some(name) if !name.is_empty() => Ok(()),
         _ => Err(format!("`{arn}` does not name a policy (`policy/<name>`)")),
     }

@@ -67,25 +67,11 @@ pub struct RoleArn {
 impl RoleArn {
     /// Parses `arn:<partition>:iam::<12 digits>:role/<path/>name`.
     pub fn parse(arn: &str) -> Option<RoleArn> {
-        let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
-        let name = resource.strip_prefix("role/")?.rsplit('/').next()?;
-        (matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
-            && account.len() == 12
-            && account.bytes().all(|b| b.is_ascii_digit())
-            && !name.is_empty())
-        .then(|| RoleArn {
-            partition: partition.to_owned(),
-            account: account.to_owned(),
+        let arn = crate::arn::Arn::parse(arn).ok()?;
+        let name = arn.role_name()?;
+        (arn.region.is_empty() && arn.has_account_id()).then(|| RoleArn {
+            partition: arn.partition.as_str().to_owned(),
+            account: arn.account.clone(),
             name: name.to_owned(),
         })
     }

@@ -384,8 +384,8 @@ async fn caller(
     // environment's or profile's, else the role's partition's own.
     let partition = env
         .get("AWS_ROLE_ARN")
-        .and_then(|arn| arn.split(':').nth(1))
-        .and_then(crate::config::Partition::named)
+        .and_then(|arn| crate::arn::Arn::parse(arn).ok())
+        .map(|arn| arn.partition)
         .unwrap_or_default();
     let region = crate::aws::configured_region()
         .await
@@ -427,7 +427,7 @@ async fn caller(
                 .assumed_role_user()
                 .map(|u| u.arn().to_owned())
                 .unwrap_or_default();
-            let account = arn.split(':').nth(4).map(str::to_owned);
+            let account = crate::arn::Arn::parse(&arn).ok().map(|a| a.account);
             Ok((arn, account))
         }
         _ => {
@@ -495,7 +495,11 @@ async fn caller_check(
         );
     };
     if let Some(mismatch) = role_mismatch(expected, &arn) {
-        let (_, session) = assumed_role(&arn);
+        let caller = crate::arn::Arn::parse(&arn).ok();
+        let session = caller
+            .as_ref()
+            .and_then(|c| c.assumed_role())
+            .and_then(|(_, s)| s);
         if session.is_some_and(|s| s.starts_with("i-")) {
             return Check::fail(
                 NAME,
@@ -518,38 +522,21 @@ async fn caller_check(
 /// (`None`: it is one): the same partition, account and role name (a role of the same name in another
 /// account or partition is another identity).
 fn role_mismatch(expected_role_arn: &str, caller_arn: &str) -> Option<String> {
-    let parts = |arn: &str| -> Option<(String, String, String)> {
-        let mut it = arn.splitn(6, ':');
-        let (prefix, partition, _service, _region, account, resource) = (
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-        );
-        (prefix == "arn").then(|| {
-            (
-                partition.to_owned(),
-                account.to_owned(),
-                resource.to_owned(),
-            )
-        })
+    use crate::arn::Arn;
+    let want = match Arn::parse(expected_role_arn) {
+        Ok(a) => a,
+        Err(e) => return Some(e),
     };
-    let (want_partition, want_account, want_resource) = match parts(expected_role_arn) {
-        Some(p) => p,
-        None => return Some(format!("`{expected_role_arn}` is not an ARN")),
-    };
-    let Some(want_name) = want_resource
-        .strip_prefix("role/")
-        .and_then(|r| r.rsplit('/').next())
-    else {
+    let Some(want_name) = want.role_name() else {
         return Some(format!("`{expected_role_arn}` is not an IAM role ARN"));
     };
-    let Some((partition, account, _)) = parts(caller_arn) else {
-        return Some(format!("`{caller_arn}` is not an ARN"));
+    let caller = match Arn::parse(caller_arn) {
+        Ok(a) => a,
+        Err(e) => return Some(e),
     };
-    let (role, _) = assumed_role(caller_arn);
+    let role = caller.assumed_role().map(|(role, _)| role);
+    let (partition, account) = (caller.partition.as_str(), caller.account.as_str());
+    let (want_partition, want_account) = (want.partition.as_str(), want.account.as_str());
     let mut problems = Vec::new();
     if role != Some(want_name) {
         problems.push(format!(
@@ -564,17 +551,6 @@ fn role_mismatch(expected_role_arn: &str, caller_arn: &str) -> Option<String> {
         problems.push(format!("partition {partition} is not {want_partition}"));
     }
     (!problems.is_empty()).then(|| problems.join(", "))
-}
-
-/// `(role, session)` of an `assumed-role` ARN.
-fn assumed_role(arn: &str) -> (Option<&str>, Option<&str>) {
-    let Some(rest) = arn.split_once(":assumed-role/").map(|(_, r)| r) else {
-        return (None, None);
-    };
-    match rest.split_once('/') {
-        Some((role, session)) => (Some(role), Some(session)),
-        None => (Some(rest), None),
-    }
 }
 
 async fn kubernetes_rights_check(inputs: &JobInputs) -> Option<Check> {
@@ -775,14 +751,20 @@ mod tests {
 
     #[test]
     fn assumed_role_arns() {
+        let assumed = |arn: &str| {
+            crate::arn::Arn::parse(arn).ok().and_then(|a| {
+                a.assumed_role()
+                    .map(|(r, s)| (r.to_owned(), s.map(str::to_owned)))
+            })
+        };
         assert_eq!(
-            assumed_role("arn:aws:sts::1:assumed-role/gha-x/botocore-session-1"),
-            (Some("gha-x"), Some("botocore-session-1"))
+            assumed("arn:aws:sts::1:assumed-role/gha-x/botocore-session-1"),
+            Some(("gha-x".into(), Some("botocore-session-1".into())))
         );
         assert_eq!(
-            assumed_role("arn:aws:sts::1:assumed-role/eks-node/i-0123"),
-            (Some("eks-node"), Some("i-0123"))
+            assumed("arn:aws:sts::1:assumed-role/eks-node/i-0123"),
+            Some(("eks-node".into(), Some("i-0123".into())))
         );
-        assert_eq!(assumed_role("arn:aws:iam::1:user/bob"), (None, None));
+        assert_eq!(assumed("arn:aws:iam::1:user/bob"), None);
     }
 }
