@@ -25,7 +25,7 @@ for n in "$@"; do
       name=${entry%%=*}; bin=${entry#*=}
       /usr/bin/time -f '%e %M' -o "$work/time" "$bin" plan -c "$cfg" -o "$format" >"$work/out"
       read -r wall rss <"$work/time"
-      objects=$(grep -c -E '^kind:|^ {8}"kind":' "$work/out" || true)
+      objects=$(grep -c -E '^kind:|^ {10}"kind":' "$work/out" || true)
       printf '%-12s %-6s %-8s %-12s %-12s %s\n' "$name" "$format" "$n" "$wall" "$((rss / 1024))" "$objects"
     done
   done

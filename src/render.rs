@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::plan::{Object, Plan, RepoPlan};
+use crate::plan::{Object, Plan, Plans, RepoPlan};
 use crate::{Error, Result};
 
 /// Every Kubernetes object of the plan as multi-document YAML, in stable order.
@@ -52,13 +52,13 @@ pub fn repo_json(repo: &RepoPlan) -> Result<Value> {
 /// The plan as one JSON document for machines
 /// (`{"instance": …, "repositories": [...]}`, pretty-printed), written a
 /// repository at a time so memory stays flat in the number of repositories.
-pub fn write_plan_json(plan: &Plan, out: &mut dyn std::io::Write) -> Result<()> {
+pub fn write_plan_json(plan: &dyn Plans, out: &mut dyn std::io::Write) -> Result<()> {
     let io = |source: std::io::Error| Error::Io {
         action: "cannot write",
         path: "standard output".into(),
         source,
     };
-    let instance = serde_json::to_string(&plan.instance).map_err(|e| Error::Serialize {
+    let instance = serde_json::to_string(plan.instance()).map_err(|e| Error::Serialize {
         what: "the instance name".into(),
         message: e.to_string(),
     })?;
@@ -67,8 +67,8 @@ pub fn write_plan_json(plan: &Plan, out: &mut dyn std::io::Write) -> Result<()> 
         "{{\n  \"instance\": {instance},\n  \"repositories\": ["
     )
     .map_err(io)?;
-    for (i, repo) in plan.repositories.iter().enumerate() {
-        let text = pretty(&repo_json(repo)?)?;
+    for i in 0..plan.count() {
+        let text = pretty(&repo_json(&*plan.repository_again(i)?)?)?;
         out.write_all(if i == 0 { b"\n" } else { b",\n" })
             .map_err(io)?;
         for (n, line) in text.trim_end().lines().enumerate() {
@@ -78,7 +78,7 @@ pub fn write_plan_json(plan: &Plan, out: &mut dyn std::io::Write) -> Result<()> 
             write!(out, "    {line}").map_err(io)?;
         }
     }
-    let close = if plan.repositories.is_empty() {
+    let close = if plan.count() == 0 {
         "]\n}\n"
     } else {
         "\n  ]\n}\n"
@@ -129,25 +129,13 @@ fn repo_files(repo: &RepoPlan) -> Result<Vec<(&'static str, String)>> {
 /// only when it is empty or holds exactly what an earlier run wrote (its
 /// [`OUT_DIR_MARKER`] lists it); a symbolic link, in it or as it, is refused
 /// and never followed. Returns the folders written.
-pub fn write_out_dir(plan: &Plan, dir: &Path) -> Result<Vec<WrittenFolder>> {
+pub fn write_out_dir(plan: &dyn Plans, dir: &Path) -> Result<Vec<WrittenFolder>> {
     let refuse = |path: &Path, why: String| Error::Io {
         action: "will not replace",
         path: path.to_owned(),
         source: std::io::Error::other(why),
     };
     let previous = existing_out_dir(dir, &refuse)?;
-    // Everything is rendered before anything is written.
-    let mut folders = Vec::with_capacity(plan.repositories.len());
-    let mut rendered = Vec::with_capacity(plan.repositories.len());
-    for repo in &plan.repositories {
-        let files = repo_files(repo)?;
-        folders.push(WrittenFolder {
-            repository: repo.names.repository.clone(),
-            folder: dir.join(&repo.names.repository_label),
-            files: files.iter().map(|(name, _)| (*name).to_owned()).collect(),
-        });
-        rendered.push((repo.names.repository_label.clone(), files));
-    }
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => std::path::PathBuf::from("."),
@@ -169,13 +157,24 @@ pub fn write_out_dir(plan: &Plan, dir: &Path) -> Result<Vec<WrittenFolder>> {
             })
         };
         create(&staging)?;
+        // A repository at a time (memory flat in their number); the staging
+        // folder is removed if any fails.
         let mut listed = Vec::new();
-        for (label, files) in &rendered {
+        let mut folders = Vec::with_capacity(plan.count());
+        for i in 0..plan.count() {
+            let repo = plan.repository_again(i)?;
+            let label = &repo.names.repository_label;
+            let files = repo_files(&repo)?;
             create(&staging.join(label))?;
-            for (name, text) in files {
+            for (name, text) in &files {
                 write_file(&staging.join(label).join(name), text)?;
                 listed.push(format!("{label}/{name}"));
             }
+            folders.push(WrittenFolder {
+                repository: repo.names.repository.clone(),
+                folder: dir.join(label),
+                files: files.iter().map(|(name, _)| (*name).to_owned()).collect(),
+            });
         }
         let marker = json!({
             "writtenBy": "runner-identity plan --out-dir",
@@ -184,12 +183,13 @@ pub fn write_out_dir(plan: &Plan, dir: &Path) -> Result<Vec<WrittenFolder>> {
             "files": listed,
         });
         write_file(&staging.join(OUT_DIR_MARKER), &pretty(&marker)?)?;
-        replace_dir(&staging, dir, previous)
+        replace_dir(&staging, dir, previous)?;
+        Ok(folders)
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
-    result.map(|()| folders)
+    result
 }
 
 /// Whether `dir` exists (and may be replaced): `Ok(true)` when it holds an

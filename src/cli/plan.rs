@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{ConfigArgs, Output, load};
+use crate::plan::Plans;
 use crate::{github, render};
 
 /// `plan` arguments.
@@ -30,13 +31,20 @@ pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<
         .await
         .inspect_err(|e| tracing::warn!("the GitHub credentials Secret is not shown: {e}"))
         .ok();
-    let plan = match &credentials {
-        Some(c) => planner.with_credentials(c).plan()?,
-        None => planner.plan()?,
+    let planner = match &credentials {
+        Some(c) => planner.with_credentials(c),
+        None => planner,
     };
+    // Every repository is planned (and its output checked) before anything
+    // is printed, without keeping the plans: memory stays flat in their
+    // number, and a failing repository leaves stdout empty.
+    for i in 0..planner.count() {
+        planner.repository(i)?;
+    }
+    let mut out = std::io::BufWriter::new(out);
     if let Some(dir) = &args.out_dir {
         // What was written, a line per repository (the manifests are in the files).
-        let folders = render::write_out_dir(&plan, dir)?;
+        let folders = render::write_out_dir(&planner, dir)?;
         match args.output {
             Output::Yaml => {
                 for f in &folders {
@@ -48,15 +56,21 @@ pub(super) async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<
                 write!(out, "{}", render::pretty(&doc)?)?;
             }
         }
+        out.flush()?;
         return Ok(());
     }
     match args.output {
         Output::Yaml => {
-            for repo in &plan.repositories {
-                write!(out, "{}", render::repo_manifests_yaml(repo)?)?;
+            for i in 0..planner.count() {
+                write!(
+                    out,
+                    "{}",
+                    render::repo_manifests_yaml(&*planner.repository_again(i)?)?
+                )?;
             }
         }
-        Output::Json => render::write_plan_json(&plan, out)?,
+        Output::Json => render::write_plan_json(&planner, &mut out)?,
     }
+    out.flush()?;
     Ok(())
 }
