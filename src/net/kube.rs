@@ -353,10 +353,6 @@ pub async fn client(
     timeouts: KubeTimeouts,
 ) -> Result<Client> {
     let kube_err = |message: String| Error::KubeConfig { message };
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
     let listed = std::env::var_os("KUBECONFIG").filter(|l| !l.is_empty());
     let file = match (kubeconfig, &listed) {
         (Some(path), _) => Some(read_kubeconfig(path)?),
@@ -364,13 +360,7 @@ pub async fn client(
         (None, None) => default_kubeconfig()?,
     };
     let (config, cluster_proxy) = match file {
-        Some(kc) => {
-            let proxy = cluster_proxy(&kc, context);
-            let config = Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| kube_err(e.to_string()))?;
-            (config, proxy)
-        }
+        Some(kc) => from_kubeconfig(kc, context).await.map_err(kube_err)?,
         None => {
             let config = Config::incluster().map_err(|e| {
                 kube_err(match (&listed, context) {
@@ -402,6 +392,23 @@ pub async fn client(
         );
     }
     build_client(config, cluster_proxy.as_deref(), timeouts).map_err(kube_err)
+}
+
+/// The configuration of `kubeconfig` at `context` (or its current one) and
+/// that cluster's `proxy-url`; the error says what is wrong in the file.
+pub async fn from_kubeconfig(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+) -> std::result::Result<(Config, Option<String>), String> {
+    let proxy = cluster_proxy(&kubeconfig, context);
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((config, proxy))
 }
 
 /// The `proxy-url` of the cluster `context` (or the current context) uses.

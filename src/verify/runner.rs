@@ -10,7 +10,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::config::{AuthInfo, Kubeconfig};
 use kube::{Client, Config};
 
 use super::{Check, Subject, Verdict, VerifyError, jwt_claims};
@@ -53,11 +53,9 @@ pub async fn token_client(
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| client_error(path.display().to_string(), e.to_string()))?;
-            let proxy = crate::net::kube::cluster_proxy(&kc, None);
-            let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            crate::net::kube::from_kubeconfig(kc, None)
                 .await
-                .map_err(|e| client_error(path.display().to_string(), e.to_string()))?;
-            (config, proxy)
+                .map_err(|e| client_error(path.display().to_string(), e))?
         }
         None => {
             let config = Config::incluster().map_err(|e| {

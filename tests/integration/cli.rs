@@ -7,6 +7,17 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Ran {
 }
 
 /// A kubeconfig whose server is a loopback port nothing listens on.
+/// `runner-identity ARGS --kubeconfig K`, with K a kubeconfig whose server
+/// nothing listens on.
+fn run_unreachable(args: &[&str]) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_unreachable_kubeconfig(&kubeconfig);
+    let mut args = args.to_vec();
+    args.extend(["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    run(&args, &[])
+}
+
 fn write_unreachable_kubeconfig(path: &std::path::Path) {
     std::fs::write(
         path,
@@ -349,19 +360,7 @@ fn schema_is_a_json_schema_of_the_config() {
 
 #[test]
 fn apply_without_a_reachable_cluster_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_unreachable_kubeconfig(&kubeconfig);
-    let o = run(
-        &[
-            "apply",
-            "-c",
-            "examples/org-irsa.yaml",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = run_unreachable(&["apply", "-c", "examples/org-irsa.yaml"]);
     assert_eq!(o.code, Some(3), "{}", o.stderr);
     let err = o.stderr;
     // The first request (the ARC controller's version) names the server.
@@ -751,21 +750,13 @@ fn dry_run_takes_kubectls_spelling_and_refuses_a_client_dry_run() {
     );
     assert_eq!(o.code, Some(2), "{}", o.stderr);
     assert!(o.stderr.contains("runner-identity plan"), "{}", o.stderr);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_unreachable_kubeconfig(&kubeconfig);
-    let o = run(
-        &[
-            "apply",
-            "-c",
-            "examples/org-irsa.yaml",
-            "--skip-aws",
-            "--dry-run=server",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = run_unreachable(&[
+        "apply",
+        "-c",
+        "examples/org-irsa.yaml",
+        "--skip-aws",
+        "--dry-run=server",
+    ]);
     // Accepted: it gets as far as the (unreachable) server.
     assert_eq!(o.code, Some(3), "{}", o.stderr);
 }
