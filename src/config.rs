@@ -389,6 +389,13 @@ pub struct AwsOverride {
     /// Added to `aws.tags`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `pod-identity` only: a role (usually in another account) the
+    /// association chains to. EKS Pod Identity assumes the repository's role,
+    /// then this one with the association's `externalId`; the job runs as
+    /// this role. Its trust is written by whoever owns it: `apply` and
+    /// `doctor` print it (docs/reference.md, "Target roles").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_role_arn: Option<String>,
 }
 
 /// The runner-container-hooks flavour the runners use.
@@ -870,6 +877,9 @@ pub struct Repository {
     pub annotations: BTreeMap<String, String>,
     /// GitHub's immutable repository id, when configured or discovered.
     pub id: Option<u64>,
+    /// The Pod Identity target role the association chains to (checked: an
+    /// IAM role ARN in `aws.partition`).
+    pub target_role_arn: Option<String>,
     /// The scale set's credentials: the repository's own, else the global ones.
     pub github_credentials: Option<ScaleSetCredentials>,
     /// Whether `github_credentials` are the repository's own.

@@ -81,6 +81,7 @@ mod tests {
             managed_policy_arns: vec!["arn:aws:iam::aws:policy/A".into()],
             permissions_boundary: None,
             max_session_duration: 3600,
+            target_role_arn: None,
             tags: BTreeMap::from([("k".into(), "v".into())]),
         }
     }

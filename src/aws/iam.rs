@@ -9,7 +9,9 @@ use tracing::info;
 
 use super::diff::role_changes;
 use super::pod_identity::{association_changes, eks_tag_key};
-use super::{AwsError, AwsOptions, Change, Clients, INLINE_POLICY, RoleResult, call_error};
+use super::{
+    AwsError, AwsOptions, Change, Clients, INLINE_POLICY, RoleResult, TargetTrust, call_error,
+};
 use crate::apply::Action;
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
@@ -95,6 +97,7 @@ pub(super) async fn reconcile_role(
         action: Action::Unchanged,
         changes: Vec::new(),
         error: None,
+        target_trust: None,
     };
     let outcome = async {
         let live = match known_path {
@@ -141,6 +144,14 @@ pub(super) async fn reconcile_role(
                 *writes += 1;
                 write_change(clients, settings, role, identity, change).await?;
             }
+        }
+        if let Some(target) = &role.target_role_arn {
+            let external_id = super::pod_identity::external_id(clients, settings, identity).await?;
+            result.target_trust = external_id.map(|external_id| TargetTrust {
+                target_role_arn: target.clone(),
+                trust_policy: crate::plan::target_trust_policy(&role.arn, &external_id),
+                external_id,
+            });
         }
         Ok(())
     }
@@ -329,6 +340,7 @@ pub(super) async fn write_change(
             .association_id(id)
             .role_arn(&role.arn)
             .disable_session_tags(false)
+            .set_target_role_arn(role.target_role_arn.clone())
             .send()
             .await
             .map(drop)
@@ -345,7 +357,8 @@ pub(super) async fn write_change(
 }
 
 /// The planned association: (cluster, namespace, job ServiceAccount) →
-/// role, session tags on, no target role, no session policy.
+/// role, session tags on, the planned target role (or none), no session
+/// policy.
 async fn create_association(
     clients: &Clients,
     settings: &Settings,
@@ -360,6 +373,7 @@ async fn create_association(
         .service_account(sa)
         .role_arn(&role.arn)
         .disable_session_tags(false)
+        .set_target_role_arn(role.target_role_arn.clone())
         .set_tags(Some(
             role.tags
                 .iter()

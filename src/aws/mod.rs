@@ -24,7 +24,7 @@ use futures::StreamExt;
 use tracing::instrument;
 
 pub use self::iam::decode_policy;
-pub use self::report::{AwsReport, Change, RoleResult};
+pub use self::report::{AwsReport, Change, RoleResult, TargetTrust};
 use crate::config::{Partition, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::Plans;

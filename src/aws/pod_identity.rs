@@ -48,15 +48,24 @@ pub(super) async fn association_changes(
         }]);
     };
     let described = describe(clients, cluster, &id).await?;
-    Ok(association_drift(id, described.as_ref(), &role.arn))
+    Ok(association_drift(
+        id,
+        described.as_ref(),
+        &role.arn,
+        role.target_role_arn.as_deref(),
+    ))
 }
 
 /// What of an association differs from the plan: its role, session tags on
-/// (the trust conditions on them), no target role and no session policy.
+/// (the trust conditions on them), the planned target role (or none), no
+/// session policy. A wrong or missing target is set in place; a target or a
+/// policy the plan does not hold is removed by replacing the association
+/// (the API cannot be relied on to clear either).
 pub(super) fn association_drift(
     id: String,
     current: Option<&PodIdentityAssociation>,
     role_arn: &str,
+    target_role_arn: Option<&str>,
 ) -> Vec<Change> {
     let mut update = Vec::new();
     let mut replace = Vec::new();
@@ -66,11 +75,15 @@ pub(super) fn association_drift(
     if current.and_then(|a| a.disable_session_tags()) == Some(true) {
         update.push("disableSessionTags".to_owned());
     }
-    if current
+    let current_target = current
         .and_then(|a| a.target_role_arn())
-        .is_some_and(|t| !t.is_empty())
-    {
-        replace.push("targetRoleArn".to_owned());
+        .filter(|t| !t.is_empty());
+    match (target_role_arn, current_target) {
+        (Some(planned), current) if current != Some(planned) => {
+            update.push("targetRoleArn".to_owned());
+        }
+        (None, Some(_)) => replace.push("targetRoleArn".to_owned()),
+        _ => {}
     }
     if current
         .and_then(|a| a.policy())
@@ -89,6 +102,42 @@ pub(super) fn association_drift(
     } else {
         Vec::new()
     }
+}
+
+/// The `externalId` EKS gave the association of (namespace, ServiceAccount)
+/// for its target role (`None`: no association, or no target).
+pub(super) async fn external_id(
+    clients: &Clients,
+    settings: &Settings,
+    (namespace, sa): (&str, &str),
+) -> Result<Option<String>, AwsError> {
+    let cluster = &settings.config.cluster.name;
+    let listed = clients
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .namespace(namespace)
+        .service_account(sa)
+        .send()
+        .await
+        .map_err(|e| {
+            call_error(
+                "ListPodIdentityAssociations",
+                format!("{cluster} {namespace}/{sa}"),
+                &e,
+            )
+        })?;
+    let Some(id) = listed
+        .associations()
+        .first()
+        .and_then(|a| a.association_id())
+    else {
+        return Ok(None);
+    };
+    Ok(describe(clients, cluster, id)
+        .await?
+        .and_then(|a| a.external_id().map(str::to_owned))
+        .filter(|e| !e.is_empty()))
 }
 
 /// The pod identity associations of the cluster that point at one of `arns`,

@@ -99,6 +99,7 @@ pub(super) async fn prune_roles(
             action: Action::Prune,
             changes,
             error: None,
+            target_trust: None,
         };
         if !options.no_writes {
             let mut outcome = Ok(());

@@ -62,6 +62,19 @@ pub struct RoleResult {
     pub changes: Vec<Change>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The trust the Pod Identity target role must hold, once the
+    /// association (and so its `externalId`) exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_trust: Option<TargetTrust>,
+}
+
+/// What the owner of a target role writes into its trust.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetTrust {
+    pub target_role_arn: String,
+    pub external_id: String,
+    pub trust_policy: Value,
 }
 
 /// The whole AWS result.
@@ -106,6 +119,13 @@ impl AwsReport {
             ));
             if let Some(e) = &r.error {
                 out.push_str(&format!("  error: {e}\n"));
+            }
+            if let Some(t) = &r.target_trust {
+                out.push_str(&format!(
+                    "  chains to {}: its trust must allow {} sts:AssumeRole with sts:ExternalId \
+                     {} and sts:TagSession (-o json has the policy; runner-identity doctor checks it)\n",
+                    t.target_role_arn, r.role, t.external_id
+                ));
             }
         }
         for p in &self.problems {

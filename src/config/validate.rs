@@ -272,6 +272,12 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
             check_session(repo.max_session_duration),
         );
         p.check(&format!("{field}.aws.tags"), check_tags(&repo.tags));
+        if let Some(arn) = &repo.target_role_arn {
+            p.check(
+                &format!("{field}.aws.targetRoleArn"),
+                check_target_role(arn, partition, config.aws.mode),
+            );
+        }
         for (j, rule) in repo.extra_rules.iter().enumerate() {
             p.check(
                 &format!("{field}.kubernetes.extraRules[{j}]"),
@@ -394,6 +400,7 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
         github_credentials: k.github_credentials.clone(),
         own_github_credentials: false,
         id: None,
+        target_role_arn: None,
     };
     match entry {
         RepositoryEntry::Name(name) => repo.name = name.clone(),
@@ -413,6 +420,7 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
                 repo.max_session_duration = d;
             }
             repo.tags.extend(o.aws.tags.clone());
+            repo.target_role_arn = o.aws.target_role_arn.clone();
             repo.extra_rules
                 .extend(o.kubernetes.extra_rules.iter().cloned());
             repo.labels.extend(o.kubernetes.labels.clone());
@@ -502,6 +510,37 @@ fn check_cluster_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// `arn:<partition>:iam::(aws|<account>):policy/<path/name>`.
+/// A Pod Identity target role: an IAM role ARN without wildcards, in the
+/// configured partition, in `pod-identity` mode.
+fn check_target_role(arn: &str, partition: &str, mode: Mode) -> std::result::Result<(), String> {
+    if mode != Mode::PodIdentity {
+        return Err(
+            "a target role is chained by EKS Pod Identity only; set aws.mode: pod-identity, or \
+             remove it and give the repository's own role the rights"
+                .to_owned(),
+        );
+    }
+    let parsed = crate::arn::Arn::parse(arn)?;
+    if arn.contains(['*', '?']) || parsed.service != "iam" || parsed.role_name().is_none() {
+        return Err(format!(
+            "`{arn}` is not one IAM role (arn:{partition}:iam::<account>:role/<name>)"
+        ));
+    }
+    if !parsed.has_account_id() || !parsed.region.is_empty() {
+        return Err(format!(
+            "`{arn}`: a role ARN has no region and a 12-digit account id"
+        ));
+    }
+    if parsed.partition.as_str() != partition {
+        return Err(format!(
+            "`{arn}` is in partition `{}`, but `aws.partition` is `{partition}`: EKS Pod \
+             Identity chains within one partition",
+            parsed.partition.as_str()
+        ));
+    }
+    Ok(())
+}
+
 fn check_policy_arn(arn: &str, partition: &str) -> std::result::Result<(), String> {
     if arn.contains(['*', '?']) {
         // IAM matches `*` and `?` in ArnEquals: `policy/*` as a boundary
@@ -619,6 +658,33 @@ fn check_metadata(map: &BTreeMap<String, String>, labels: bool) -> std::result::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_role_is_one_role_in_the_partition_chained_by_pod_identity() {
+        let ok = "arn:aws:iam::444455556666:role/data/reader";
+        assert_eq!(check_target_role(ok, "aws", Mode::PodIdentity), Ok(()));
+        let irsa = check_target_role(ok, "aws", Mode::Irsa).unwrap_err();
+        assert!(irsa.contains("aws.mode: pod-identity"), "{irsa}");
+        for (arn, says) in [
+            ("arn:aws:iam::444455556666:role/*", "not one IAM role"),
+            ("arn:aws:iam::444455556666:policy/p", "not one IAM role"),
+            ("arn:aws:s3:::bucket", "not one IAM role"),
+            ("arn:aws:iam::4444:role/r", "12-digit"),
+            ("arn:aws-cn:iam::444455556666:role/r", "partition `aws-cn`"),
+            ("role/r", "not an ARN"),
+        ] {
+            let e = check_target_role(arn, "aws", Mode::PodIdentity).unwrap_err();
+            assert!(e.contains(says), "{arn}: {e}");
+        }
+        // Through the whole configuration: named by its field.
+        let text = "github: {owner: acme}\nrepositories:\n  - name: api\n    aws: {targetRoleArn: 'arn:aws:iam::1:role/x'}\n\
+                    cluster: {name: prod, region: eu-west-1, oidcIssuer: https://o.example/id/1}\n\
+                    aws: {accountId: '111122223333', mode: irsa}\n";
+        let e = crate::config::parse(text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repositories[0].aws.targetRoleArn"), "{e}");
+    }
 
     #[test]
     fn urls() {

@@ -506,9 +506,181 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
     let Some(trust) = trust else {
         return Vec::new();
     };
+    let planned = planned_target(options, namespace, account);
     let mut findings = pod_identity_trust(&trust, &role_object);
-    findings.extend(association_settings(&association, &trust, &role_object));
+    findings.extend(association_settings(
+        &association,
+        &trust,
+        &role_object,
+        planned.as_deref(),
+    ));
+    if let Some(target) = association.target_role_arn().filter(|t| !t.is_empty()) {
+        let external_id = association.external_id().unwrap_or_default();
+        findings.extend(target_chain(aws, &role_arn, target, external_id).await);
+    }
     findings
+}
+
+/// The target role the configuration plans for the repository whose job
+/// ServiceAccount is `namespace/account`.
+fn planned_target(options: &Options<'_>, namespace: &str, account: &str) -> Option<String> {
+    let settings = options.settings?;
+    settings
+        .repositories
+        .iter()
+        .find(|r| {
+            let names = crate::names::RepoNames::new(settings, r);
+            names.namespace == namespace && names.job_service_account == account
+        })
+        .and_then(|r| r.target_role_arn.clone())
+}
+
+/// The two links of a chain to a target role: the association's role may
+/// assume and tag it (its inline policies), and the target's trust admits
+/// that role with the association's `externalId`. A target in another
+/// account cannot be read with doctor's credentials: its required trust is
+/// shown instead.
+async fn target_chain(
+    aws: &Clients,
+    role_arn: &str,
+    target: &str,
+    external_id: &str,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let (Some(role), Some(target_role)) = (RoleArn::parse(role_arn), RoleArn::parse(target)) else {
+        return out;
+    };
+    let role_object = object("Role", "", &role.name);
+    let target_object = object("Role", "", &target_role.name);
+    let required = crate::plan::target_trust_policy(role_arn, external_id);
+    let required_text = serde_json::to_string(&required).unwrap_or_default();
+    if let Some(missing) = chain_permission(aws, &role.name, target).await {
+        out.push(Finding::new(
+            Severity::Error,
+            "target-role-permission",
+            role_object,
+            format!(
+                "the Pod Identity association chains {role_arn} to {target}, but {missing}: EKS \
+                 Pod Identity cannot assume the target and jobs get no credentials"
+            ),
+            format!(
+                "allow sts:AssumeRole and sts:TagSession on {target} in the role's policy \
+                 (runner-identity apply writes it from repositories[].aws.targetRoleArn)"
+            ),
+        ));
+    }
+    if target_role.account != role.account {
+        out.push(Finding::new(
+            Severity::Info,
+            "target-role-trust",
+            target_object,
+            format!(
+                "the target role is in account {}, which doctor's credentials do not read; its \
+                 trust must hold: {required_text}",
+                target_role.account
+            ),
+            format!(
+                "ask the owner of account {} to compare the role's trust with it",
+                target_role.account
+            ),
+        ));
+        return out;
+    }
+    let trust = match role_trust(aws, &target_role.name).await {
+        Ok(Some(trust)) => trust,
+        Ok(None) => return out,
+        Err((text, kind)) => {
+            out.push(Finding::new(
+                Severity::Error,
+                "target-role-trust",
+                target_object,
+                format!("cannot read the target role {target}: {text}"),
+                match kind {
+                    AwsErrorKind::NotFound => format!(
+                        "create the role with the trust {required_text}, or change \
+                         repositories[].aws.targetRoleArn"
+                    ),
+                    _ => aws_fix(kind, "iam:GetRole"),
+                },
+            ));
+            return out;
+        }
+    };
+    let context = [("sts:ExternalId", external_id)];
+    let decision = policy::evaluate_role_assume(
+        &trust,
+        &policy::RoleRequest {
+            role_arn,
+            account: &role.account,
+            context: &context,
+        },
+    );
+    if let Some(why) = match decision {
+        Decision::Allowed(_) => None,
+        Decision::Denied(i) => Some(format!("statement {i} denies it")),
+        Decision::NotAllowed(reasons) => Some(reasons.join("; ")),
+    } {
+        out.push(Finding::new(
+            Severity::Error,
+            "target-role-trust",
+            target_object,
+            format!(
+                "the trust of the target role {target} does not let {role_arn} assume it with \
+                 sts:ExternalId {external_id} and tag the session ({why}): every chain fails and \
+                 jobs get no credentials"
+            ),
+            format!("set its trust to {required_text}"),
+        ));
+    }
+    out
+}
+
+/// Why the role `name`'s inline policies do not allow chaining to `target`
+/// (`None`: they do, or they cannot be read, which other checks report).
+async fn chain_permission(aws: &Clients, name: &str, target: &str) -> Option<String> {
+    let listed = aws
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .ok()?;
+    let mut documents = Vec::new();
+    for policy_name in listed.policy_names() {
+        let got = aws
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy_name)
+            .send()
+            .await
+            .ok()?;
+        documents.extend(decode_policy(got.policy_document()));
+    }
+    let missing: Vec<&str> = ["sts:AssumeRole", "sts:TagSession"]
+        .into_iter()
+        .filter(|action| {
+            !documents.iter().any(|doc| {
+                matches!(
+                    policy::evaluate_identity(
+                        doc,
+                        &policy::ApiRequest {
+                            action,
+                            resource: target,
+                            context: &[],
+                        }
+                    ),
+                    Decision::Allowed(_)
+                )
+            })
+        })
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "its inline policies do not allow {} on it (attached managed policies were not read)",
+            missing.join(" and ")
+        )
+    })
 }
 
 /// What an association's settings do to the chain: session tags off while
@@ -518,6 +690,7 @@ pub fn association_settings(
     association: &aws_sdk_eks::types::PodIdentityAssociation,
     trust: &Value,
     role_object: &str,
+    planned_target: Option<&str>,
 ) -> Vec<Finding> {
     let id = association.association_id().unwrap_or("?");
     let cluster = association.cluster_name().unwrap_or("<cluster>");
@@ -539,18 +712,31 @@ pub fn association_settings(
             ),
         ));
     }
-    if let Some(target) = association.target_role_arn().filter(|t| !t.is_empty()) {
+    let target = association.target_role_arn().filter(|t| !t.is_empty());
+    if target != planned_target {
+        let planned = match planned_target {
+            Some(p) => format!("the configuration plans {p}"),
+            None => "the configuration plans none".to_owned(),
+        };
         out.push(Finding::new(
             Severity::Warning,
             "association-target-role",
             role_object,
-            format!(
-                "the Pod Identity association {id} chains to the target role {target}: jobs run \
-                 as that role, not as {role_object}; its trust must allow this role with \
-                 sts:ExternalId {}",
-                association.external_id().unwrap_or("(the association's externalId)")
-            ),
-            "if runner-identity did not plan it, run runner-identity apply to restore the planned association",
+            match target {
+                Some(target) => format!(
+                    "the Pod Identity association {id} chains to the target role {target} \
+                     ({planned}): jobs run as that role, not as {role_object}; its trust must \
+                     allow this role with sts:ExternalId {}",
+                    association
+                        .external_id()
+                        .unwrap_or("(the association's externalId)")
+                ),
+                None => format!(
+                    "the Pod Identity association {id} chains to no target role ({planned}): \
+                     jobs run as {role_object}"
+                ),
+            },
+            "run runner-identity apply to restore the planned association",
         ));
     }
     if association.policy().is_some_and(|p| !p.is_empty()) {
@@ -834,9 +1020,9 @@ mod tests {
                 .cluster_name("ci")
                 .role_arn("arn:aws:iam::111122223333:role/r")
         };
-        assert!(association_settings(&base().build(), &trust, "Role/r").is_empty());
+        assert!(association_settings(&base().build(), &trust, "Role/r", None).is_empty());
         let untagged = base().disable_session_tags(true).build();
-        let f = association_settings(&untagged, &trust, "Role/r");
+        let f = association_settings(&untagged, &trust, "Role/r", None);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].severity, Severity::Error);
         assert!(f[0].fix.contains("--no-disable-session-tags"), "{f:?}");
@@ -844,14 +1030,19 @@ mod tests {
         let plain = serde_json::json!({"Statement": [{"Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"},
             "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
-        assert!(association_settings(&untagged, &plain, "Role/r").is_empty());
+        assert!(association_settings(&untagged, &plain, "Role/r", None).is_empty());
         let chained = base()
             .target_role_arn("arn:aws:iam::999999999999:role/t")
             .external_id("ext-1")
             .build();
-        let f = association_settings(&chained, &trust, "Role/r");
+        let f = association_settings(&chained, &trust, "Role/r", None);
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(f[0].evidence.contains("999999999999:role/t") && f[0].evidence.contains("ext-1"));
+        // The planned target is no finding; a missing planned one is.
+        let planned = Some("arn:aws:iam::999999999999:role/t");
+        assert!(association_settings(&chained, &trust, "Role/r", planned).is_empty());
+        let f = association_settings(&base().build(), &trust, "Role/r", planned);
+        assert!(f[0].evidence.contains("chains to no target role"), "{f:?}");
     }
 
     use super::*;

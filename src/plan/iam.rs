@@ -1,7 +1,7 @@
 //! The IAM role planned for a repository: trust policy (checked), inline
 //! permissions policy, managed policies, boundary, tags.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::config::{Mode, Repository, Settings};
 use crate::kvp;
@@ -26,10 +26,13 @@ pub(super) fn plan_iam_role(
         OutputChecks::Run => checked_trust_policy(settings, templates, names, ctx)?,
         OutputChecks::Passed => render_json(templates, trust_template(settings), ctx)?,
     };
-    let permissions_policy = match &repo.inline_policy_template {
+    let mut permissions_policy = match &repo.inline_policy_template {
         Some(name) => Some(render_json(templates, name, ctx)?),
         None => None,
     };
+    if let Some(target) = &repo.target_role_arn {
+        permissions_policy = Some(with_target_statement(permissions_policy, target));
+    }
     let mut tags = repo.tags.clone();
     tags.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
     tags.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
@@ -43,7 +46,54 @@ pub(super) fn plan_iam_role(
         managed_policy_arns: repo.managed_policy_arns.clone(),
         permissions_boundary: repo.permissions_boundary.clone(),
         max_session_duration: repo.max_session_duration,
+        target_role_arn: repo.target_role_arn.clone(),
         tags,
+    })
+}
+
+/// The `Sid` of the statement that lets a role chain to its target role.
+pub const TARGET_STATEMENT: &str = "ChainToTargetRole";
+
+/// `policy` with the statement EKS Pod Identity needs to chain from the
+/// repository's role to `target`: `sts:AssumeRole` and `sts:TagSession` on
+/// that one role, nothing else.
+fn with_target_statement(policy: Option<Value>, target: &str) -> Value {
+    let statement = json!({
+        "Sid": TARGET_STATEMENT,
+        "Effect": "Allow",
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Resource": target,
+    });
+    let mut policy = policy.unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
+    match policy.get_mut("Statement") {
+        Some(Value::Array(statements)) => statements.push(statement),
+        Some(single) => *single = json!([single.take(), statement]),
+        None => policy["Statement"] = json!([statement]),
+    }
+    policy
+}
+
+/// The trust the target role of a Pod Identity association must hold (its
+/// owner writes it): the repository's role may assume it with the
+/// association's `externalId` and tag the session; nobody else, nothing more.
+pub fn target_trust_policy(role_arn: &str, external_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumeFromPodIdentityAssociation",
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            },
+            {
+                "Sid": "TagSessionFromPodIdentityAssociation",
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": "sts:TagSession",
+            },
+        ],
     })
 }
 

@@ -36,7 +36,7 @@ pub use self::checks::check_hook_template;
 use self::checks::check_values;
 use self::hook::{RunnerConfig, job_started_script};
 use self::iam::plan_iam_role;
-pub use self::iam::trust_policy;
+pub use self::iam::{TARGET_STATEMENT, target_trust_policy, trust_policy};
 pub use self::isolation::{
     INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, instance_metadata_policy,
     pod_security_labels,
@@ -76,6 +76,8 @@ pub struct IamRolePlan {
     pub managed_policy_arns: Vec<String>,
     pub permissions_boundary: Option<String>,
     pub max_session_duration: u32,
+    /// The Pod Identity target role the association chains to.
+    pub target_role_arn: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 

@@ -75,22 +75,75 @@ pub struct ServiceRequest<'a> {
 /// Evaluates a trust policy for a service principal's `sts:AssumeRole` and
 /// `sts:TagSession`: both must be allowed (Pod Identity makes both).
 pub fn evaluate_service_assume(policy: &Value, req: &ServiceRequest) -> Decision {
+    evaluate_assume(policy, req.context, |st| {
+        let service = st.get("Principal").and_then(|p| p.get("Service"));
+        if strings(service).contains(&req.service) {
+            Ok(())
+        } else {
+            Err(format!("Principal.Service is not `{}`", req.service))
+        }
+    })
+}
+
+/// An `sts:AssumeRole` (with `sts:TagSession`) by an IAM role, as EKS Pod
+/// Identity makes it when it chains to a target role.
+#[derive(Debug, Clone)]
+pub struct RoleRequest<'a> {
+    /// The calling role's ARN (`arn:aws:iam::111122223333:role/path/name`).
+    pub role_arn: &'a str,
+    /// Its account.
+    pub account: &'a str,
+    /// `sts:ExternalId` and the other keys the request carries.
+    pub context: &'a [(&'a str, &'a str)],
+}
+
+/// Evaluates a trust policy for an IAM role's `sts:AssumeRole` and
+/// `sts:TagSession` (both must be allowed). `Principal.AWS` matches the
+/// role's ARN, its account (`arn:…:iam::<account>:root` or the bare id) or
+/// `*`; a condition on a key the request lacks does not hold.
+pub fn evaluate_role_assume(policy: &Value, req: &RoleRequest) -> Decision {
+    evaluate_assume(policy, req.context, |st| {
+        let aws = st.get("Principal").and_then(|p| match p {
+            Value::String(s) if s == "*" => Some(p),
+            _ => p.get("AWS"),
+        });
+        let matches = strings(aws).iter().any(|p| {
+            *p == "*"
+                || *p == req.role_arn
+                || *p == req.account
+                || p.strip_suffix(&format!(":iam::{}:root", req.account))
+                    .is_some_and(|prefix| prefix.starts_with("arn:") && !prefix[4..].contains(':'))
+        });
+        if matches {
+            Ok(())
+        } else {
+            Err(format!("Principal.AWS does not name `{}`", req.role_arn))
+        }
+    })
+}
+
+/// Both `sts:AssumeRole` and `sts:TagSession`, each allowed by a statement
+/// whose principal `principal` accepts and whose conditions hold.
+fn evaluate_assume(
+    policy: &Value,
+    context: &[(&str, &str)],
+    principal: impl Fn(&Value) -> Result<(), String>,
+) -> Decision {
     let mut decision = Decision::NotAllowed(Vec::new());
     for action in ["sts:assumerole", "sts:tagsession"] {
         let mut allowed = None;
         let mut reasons = Vec::new();
         for (i, st) in statements(policy).iter().enumerate() {
-            let service = st.get("Principal").and_then(|p| p.get("Service"));
-            let matched = if !strings(service).contains(&req.service) {
-                Err(format!("Principal.Service is not `{}`", req.service))
-            } else if !strings(st.get("Action"))
-                .iter()
-                .any(|a| glob_match(&a.to_lowercase(), action))
-            {
-                Err(format!("Action does not include {action}"))
-            } else {
-                conditions_hold(st, |key| context_values(req.context, key))
-            };
+            let matched = principal(st).and_then(|()| {
+                if strings(st.get("Action"))
+                    .iter()
+                    .any(|a| glob_match(&a.to_lowercase(), action))
+                {
+                    conditions_hold(st, |key| context_values(context, key))
+                } else {
+                    Err(format!("Action does not include {action}"))
+                }
+            });
             match matched {
                 Ok(()) => match st.get("Effect").and_then(Value::as_str) {
                     Some("Deny") => return Decision::Denied(i),
@@ -193,7 +246,6 @@ pub struct ApiRequest<'a> {
 /// case-insensitive) and the `String(Not)Equals`, `String(Not)Like`,
 /// `ArnEquals` and `ArnLike` operators; a statement with anything else
 /// (`NotAction`, `NotResource`, another operator) never matches and says so.
-#[cfg(any(test, feature = "test-support"))]
 pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
     let mut allowed = None;
     let mut reasons = Vec::new();
@@ -213,7 +265,6 @@ pub fn evaluate_identity(policy: &Value, req: &ApiRequest) -> Decision {
     }
 }
 
-#[cfg(any(test, feature = "test-support"))]
 fn identity_statement_matches(st: &Value, req: &ApiRequest) -> Result<(), String> {
     for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
         if st.get(unsupported).is_some() {
@@ -328,6 +379,60 @@ fn conditions_hold<'a>(st: &Value, lookup: impl Fn(&str) -> Vec<&'a str>) -> Res
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_role_principal_is_its_arn_its_account_or_everyone() {
+        let role = "arn:aws:iam::111122223333:role/ci/app";
+        let request = |context: &'static [(&'static str, &'static str)]| RoleRequest {
+            role_arn: role,
+            account: "111122223333",
+            context,
+        };
+        let trust = |principal: Value| {
+            json!({"Statement": [{"Effect": "Allow", "Principal": principal,
+                "Action": ["sts:AssumeRole", "sts:TagSession"]}]})
+        };
+        for principal in [
+            json!({"AWS": role}),
+            json!({"AWS": "arn:aws:iam::111122223333:root"}),
+            json!({"AWS": ["111122223333"]}),
+            json!("*"),
+        ] {
+            let d = evaluate_role_assume(&trust(principal.clone()), &request(&[]));
+            assert!(matches!(d, Decision::Allowed(0)), "{principal}: {d:?}");
+        }
+        for principal in [
+            json!({"AWS": "arn:aws:iam::111122223333:role/ci/other"}),
+            json!({"AWS": "arn:aws:iam::999999999999:root"}),
+            json!({"AWS": "arn:aws:iam::111122223333:user/root"}),
+            json!({"Service": "pods.eks.amazonaws.com"}),
+        ] {
+            let d = evaluate_role_assume(&trust(principal.clone()), &request(&[]));
+            assert!(matches!(d, Decision::NotAllowed(_)), "{principal}: {d:?}");
+        }
+        // AssumeRole alone is not enough: the session is tagged too.
+        let untagged = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
+            "Action": "sts:AssumeRole"}]});
+        assert!(matches!(
+            evaluate_role_assume(&untagged, &request(&[])),
+            Decision::NotAllowed(_)
+        ));
+        // An ExternalId condition holds only with that id.
+        let pinned = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"sts:ExternalId": "e-1"}}}]});
+        assert!(matches!(
+            evaluate_role_assume(&pinned, &request(&[("sts:ExternalId", "e-1")])),
+            Decision::Allowed(0)
+        ));
+        for context in [&[][..], &[("sts:ExternalId", "e-2")][..]] {
+            let context: &'static [(&str, &str)] = Box::leak(context.to_vec().into_boxed_slice());
+            assert!(matches!(
+                evaluate_role_assume(&pinned, &request(context)),
+                Decision::NotAllowed(_)
+            ));
+        }
+    }
 
     #[test]
     fn identity_policies_allow_deny_and_condition() {

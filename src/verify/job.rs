@@ -115,10 +115,27 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     }
     // Rendered only when STS refuses the job (the diagnosis shows it).
     let trust_policy = || expected_trust_policy(inputs, mechanism, bound.as_ref());
-    let expected_role = inputs
-        .expected_role_arn
-        .clone()
-        .or_else(|| bound.as_ref().map(|b| b.iam_role_arn.clone()));
+    // A Pod Identity target role: the job ends as it, chained from the
+    // repository's role.
+    let chained_from = bound.as_ref().and_then(|b| {
+        let settings = inputs.settings.as_ref()?;
+        let target = settings
+            .repositories
+            .iter()
+            .find(|r| r.full_name() == b.repository)?
+            .target_role_arn
+            .clone()?;
+        Some((b.iam_role_arn.clone(), target))
+    });
+    if let Some((from, _)) = &chained_from {
+        verdict.facts.insert("chained-from", from.clone());
+    }
+    let expected_role = inputs.expected_role_arn.clone().or_else(|| {
+        chained_from
+            .as_ref()
+            .map(|(_, target)| target.clone())
+            .or_else(|| bound.as_ref().map(|b| b.iam_role_arn.clone()))
+    });
     match (&expected_role, &subject) {
         (Some(arn), _) => {
             verdict.facts.insert("role-arn", arn.clone());
@@ -153,6 +170,7 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             expected_role.as_deref(),
             web_identity_first(mechanism, &inputs.env).then_some(token_path.as_path()),
             &inputs.env,
+            chained_from.as_ref().map(|(from, _)| from.as_str()),
             trust_policy,
         ),
         instance_metadata::check(&inputs.env, inputs.strict)
@@ -449,6 +467,7 @@ async fn caller_check(
     expected_role: Option<&str>,
     web_identity_token: Option<&Path>,
     env: &BTreeMap<String, String>,
+    chained_from: Option<&str>,
     trust: impl FnOnce() -> Option<Value>,
 ) -> Check {
     const NAME: &str = "caller-identity";
@@ -509,13 +528,33 @@ async fn caller_check(
                 "the pod has no IRSA/Pod Identity credentials the SDK accepts; block IMDS for pods (hop limit 1) and fix the job ServiceAccount",
             );
         }
+        if let Some(from) = chained_from.filter(|from| role_mismatch(from, &arn).is_none()) {
+            return Check::fail(
+                NAME,
+                format!(
+                    "caller is {arn}, the repository's own role: EKS Pod Identity did not chain \
+                     to the target role {expected}"
+                ),
+                format!(
+                    "the job's Pod Identity association has no targetRoleArn {expected}: run \
+                     `runner-identity apply`; `runner-identity doctor` checks both links ({from} \
+                     may assume it; its trust admits {from} with the association's externalId)"
+                ),
+            );
+        }
         return Check::fail(
             NAME,
             format!("caller is {arn}, expected the role {expected} ({mismatch})"),
             "the job runs with another identity: check the job ServiceAccount and the hook template",
         );
     }
-    Check::pass(NAME, format!("caller is {arn}"))
+    match chained_from {
+        Some(from) => Check::pass(
+            NAME,
+            format!("caller is {arn}: the target role, chained by EKS Pod Identity from {from}"),
+        ),
+        None => Check::pass(NAME, format!("caller is {arn}")),
+    }
 }
 
 /// How an STS caller ARN differs from a session of the expected IAM role

@@ -631,6 +631,177 @@ async fn pod_identity_association_is_created_then_updated_through_the_sdk() {
     assert_eq!((delete.num_calls(), recreate.num_calls()), (1, 1));
 }
 
+/// Whether `policy` lets the role `role_arn` (account `account`) assume and
+/// tag a session of its role with `external_id`, by the product's evaluator.
+fn chain_allowed(policy: &Value, role_arn: &str, account: &str, external_id: Option<&str>) -> bool {
+    use runner_identity::policy::{Decision, RoleRequest, evaluate_role_assume};
+    let context: Vec<(&str, &str)> = external_id
+        .map(|e| ("sts:ExternalId", e))
+        .into_iter()
+        .collect();
+    matches!(
+        evaluate_role_assume(
+            policy,
+            &RoleRequest {
+                role_arn,
+                account,
+                context: &context
+            }
+        ),
+        Decision::Allowed(_)
+    )
+}
+
+#[tokio::test]
+async fn a_planned_target_role_is_set_kept_repaired_and_its_trust_reported() {
+    use runner_identity::policy::{ApiRequest, Decision, evaluate_identity};
+    let sdk = moto_config().await;
+    let clients_with = |eks| Clients {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        eks,
+    };
+    let owner = unique("pit");
+    let target = "arn:aws:iam::444455556666:role/data/reader";
+    let text = format!(
+        "github:\n  owner: {owner}\nrepositories:\n  - name: app\n    aws:\n      targetRoleArn: {target}\n\
+         cluster:\n  name: ci\n  region: us-east-1\naws:\n  accountId: \"{ACCOUNT}\"\n  mode: pod-identity\n"
+    );
+    let (s, plan) = (settings(&text), plan_text(&text));
+    let repo = &plan.repositories[0];
+    let role_arn = repo.iam_role.arn.clone();
+
+    // The repository's role may assume and tag the target, and no other role.
+    let permissions = repo.iam_role.permissions_policy.clone().expect("a policy");
+    let may = |action: &str, resource: &str| {
+        matches!(
+            evaluate_identity(
+                &permissions,
+                &ApiRequest {
+                    action,
+                    resource,
+                    context: &[]
+                }
+            ),
+            Decision::Allowed(_)
+        )
+    };
+    assert!(may("sts:AssumeRole", target) && may("sts:TagSession", target));
+    assert!(!may(
+        "sts:AssumeRole",
+        "arn:aws:iam::444455556666:role/data/admin"
+    ));
+    assert!(!may("sts:AssumeRole", "arn:aws:iam::444455556666:role/*"));
+
+    let list_one = mock!(aws_sdk_eks::Client::list_pod_identity_associations).then_output(|| {
+        ListPodIdentityAssociationsOutput::builder()
+            .associations(
+                PodIdentityAssociationSummary::builder()
+                    .association_id("a-1")
+                    .build(),
+            )
+            .build()
+    });
+    let described = |target: Option<&'static str>| {
+        let arn = role_arn.clone();
+        mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output(move || {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-1")
+                        .role_arn(arn.clone())
+                        .set_target_role_arn(target.map(str::to_owned))
+                        .external_id("ext-9")
+                        .build(),
+                )
+                .build()
+        })
+    };
+    let update = mock!(aws_sdk_eks::Client::update_pod_identity_association)
+        .match_requests(move |r| {
+            r.association_id() == Some("a-1")
+                && r.target_role_arn() == Some(target)
+                && r.disable_session_tags() == Some(false)
+        })
+        .then_output(|| UpdatePodIdentityAssociationOutput::builder().build());
+
+    // First apply: no association; it is created with the target.
+    let list_empty = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .then_output(|| ListPodIdentityAssociationsOutput::builder().build());
+    let create = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .match_requests(move |r| r.target_role_arn() == Some(target) && r.policy().is_none())
+        .then_output(|| CreatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list_empty, &create]);
+    let report = aws::apply(&clients_with(eks), &s, &plan, &AwsOptions::default()).await;
+    assert!(!report.failed(), "{}", report.table());
+    assert_eq!(create.num_calls(), 1);
+
+    // The association chains nowhere, or to another role: set in place.
+    for found in [None, Some("arn:aws:iam::999999999999:role/elsewhere")] {
+        let describe = described(found);
+        let eks = mock_client!(
+            aws_sdk_eks,
+            RuleMode::MatchAny,
+            [&list_one, &describe, &update]
+        );
+        let before = update.num_calls();
+        let report = aws::apply(&clients_with(eks), &s, &plan, &AwsOptions::default()).await;
+        assert!(!report.failed(), "{}", report.table());
+        assert_eq!(
+            report.roles[0].changes,
+            vec![Change::UpdateAssociation {
+                id: "a-1".into(),
+                fields: vec!["targetRoleArn".into()]
+            }],
+            "{found:?}"
+        );
+        assert_eq!(update.num_calls(), before + 1);
+    }
+
+    // As planned: nothing to change, and the trust the target's owner
+    // writes, with the association's externalId.
+    let describe = described(Some(target));
+    let eks = mock_client!(
+        aws_sdk_eks,
+        RuleMode::MatchAny,
+        [&list_one, &describe, &update]
+    );
+    let report = aws::apply(&clients_with(eks), &s, &plan, &AwsOptions::default()).await;
+    assert!(report.roles[0].changes.is_empty(), "{}", report.table());
+    let trust = report.roles[0]
+        .target_trust
+        .clone()
+        .expect("the target's trust");
+    assert_eq!(
+        (trust.target_role_arn.as_str(), trust.external_id.as_str()),
+        (target, "ext-9")
+    );
+    assert!(
+        report.table().contains("sts:ExternalId ext-9"),
+        "{}",
+        report.table()
+    );
+    let policy = &trust.trust_policy;
+    assert!(chain_allowed(policy, &role_arn, ACCOUNT, Some("ext-9")));
+    // The confused deputy: without, or with another association's externalId.
+    assert!(!chain_allowed(policy, &role_arn, ACCOUNT, None));
+    assert!(!chain_allowed(
+        policy,
+        &role_arn,
+        ACCOUNT,
+        Some("ext-other")
+    ));
+    // Another role of the same account, or the same name elsewhere.
+    let other = role_arn.replace(&repo.iam_role.name, "someone-else");
+    assert!(!chain_allowed(policy, &other, ACCOUNT, Some("ext-9")));
+    let elsewhere = role_arn.replace(ACCOUNT, "210987654321");
+    assert!(!chain_allowed(
+        policy,
+        &elsewhere,
+        "210987654321",
+        Some("ext-9")
+    ));
+}
+
 #[tokio::test]
 async fn prune_deletes_the_pod_identity_association_before_the_role() {
     use aws_sdk_eks::operation::delete_pod_identity_association::DeletePodIdentityAssociationOutput;
