@@ -170,6 +170,22 @@ pub fn iam_policy_for(settings: &Settings, readonly: bool, apply_role: &str) -> 
             "Resource": "*",
         }),
     ];
+    // doctor reads the trust of a target role in this account (one in
+    // another account is read by its owner): named, never a wildcard.
+    let targets: std::collections::BTreeSet<&str> = settings
+        .repositories
+        .iter()
+        .filter_map(|r| r.target_role_arn.as_deref())
+        .filter(|arn| crate::arn::Arn::parse(arn).is_ok_and(|a| a.account == *account))
+        .collect();
+    if !targets.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadTargetRoles",
+            "Effect": "Allow",
+            "Action": "iam:GetRole",
+            "Resource": targets,
+        }));
+    }
     if aws.mode == Mode::Irsa {
         statements.push(json!({
             "Sid": "ReadOidcProvider",

@@ -631,6 +631,28 @@ async fn target_chain(
             ),
             format!("set its trust to {required_text}"),
         ));
+    } else if matches!(
+        policy::evaluate_role_assume(
+            &trust,
+            &policy::RoleRequest {
+                role_arn,
+                account: &role.account,
+                context: &[],
+            },
+        ),
+        Decision::Allowed(_)
+    ) {
+        out.push(Finding::new(
+            Severity::Warning,
+            "target-role-external-id",
+            target_object,
+            format!(
+                "the trust of the target role {target} admits {role_arn} without \
+                 sts:ExternalId {external_id}: whatever else runs as that role, not only this \
+                 association, can become the target (the confused deputy)"
+            ),
+            format!("set its trust to {required_text}"),
+        ));
     }
     out
 }

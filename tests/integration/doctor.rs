@@ -923,3 +923,183 @@ async fn an_apply_identity_that_may_escalate_in_every_namespace_is_named() {
         "{found:?}"
     );
 }
+
+#[tokio::test]
+async fn each_link_of_a_chain_to_a_target_role_is_checked() {
+    use aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput;
+    use aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput;
+    use aws_sdk_eks::types::{PodIdentityAssociation, PodIdentityAssociationSummary};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    let s = Setup::new("dtr").await;
+    s.remove_role_annotation().await;
+    let iam = aws_sdk_iam::Client::new(&moto_config().await);
+    let create = |name: String, trust: Value| {
+        let iam = iam.clone();
+        async move {
+            iam.create_role()
+                .role_name(&name)
+                .assume_role_policy_document(trust.to_string())
+                .send()
+                .await
+                .unwrap();
+            format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+        }
+    };
+    let agent = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+    let first_name = unique("chain-first");
+    let first = create(first_name.clone(), agent).await;
+    // The target trusts the first role, but without the externalId.
+    let target_name = unique("chain-target");
+    let loose = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": first}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+    let target = create(target_name.clone(), loose).await;
+    let diagnose = |target: String| {
+        let (first, namespace, iam) = (first.clone(), s.namespace.clone(), iam.clone());
+        async move {
+            let list =
+                mock!(aws_sdk_eks::Client::list_pod_identity_associations).then_output(|| {
+                    ListPodIdentityAssociationsOutput::builder()
+                        .associations(
+                            PodIdentityAssociationSummary::builder()
+                                .association_id("a-1")
+                                .build(),
+                        )
+                        .build()
+                });
+            let describe = mock!(aws_sdk_eks::Client::describe_pod_identity_association)
+                .then_output(move || {
+                    DescribePodIdentityAssociationOutput::builder()
+                        .association(
+                            PodIdentityAssociation::builder()
+                                .association_id("a-1")
+                                .cluster_name("prod")
+                                .role_arn(first.clone())
+                                .target_role_arn(target.clone())
+                                .external_id("ext-7")
+                                .build(),
+                        )
+                        .build()
+                });
+            // The cluster's issuer is the one its tokens carry: no finding.
+            let cluster = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
+                use aws_sdk_eks::types::{Cluster, Identity, Oidc};
+                aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
+                    .cluster(
+                        Cluster::builder()
+                            .name("prod")
+                            .identity(
+                                Identity::builder()
+                                    .oidc(Oidc::builder().issuer(stack_issuer()).build())
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+            let eks = mock_client!(
+                aws_sdk_eks,
+                RuleMode::MatchAny,
+                [&list, &describe, &cluster]
+            );
+            let options = Options {
+                settings: None,
+                namespace: Some(namespace),
+                scale_set: None,
+                cluster: Some("prod".into()),
+                aws: Some(Clients { iam, eks }),
+                controller: None,
+            };
+            doctor::diagnose(&admin_client().await, &options)
+                .await
+                .findings
+        }
+    };
+
+    // Both links broken: the first role may not assume the target, and the
+    // target's trust lacks the externalId (the confused deputy).
+    let findings = diagnose(target.clone()).await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "target-role-permission",
+        &format!("Role/{first_name}"),
+    );
+    assert!(
+        f.evidence.contains("sts:AssumeRole and sts:TagSession"),
+        "{f:?}"
+    );
+    let f = find(
+        &findings,
+        Severity::Warning,
+        "target-role-external-id",
+        &format!("Role/{target_name}"),
+    );
+    assert!(f.evidence.contains("without sts:ExternalId ext-7"), "{f:?}");
+    assert!(f.fix.contains("\"sts:ExternalId\":\"ext-7\""), "{f:?}");
+    // A trust for another association's externalId admits nothing.
+    iam.update_assume_role_policy()
+        .role_name(&target_name)
+        .policy_document(
+            runner_identity::plan::target_trust_policy(&first, "ext-other").to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let findings = diagnose(target.clone()).await;
+    let f = find(
+        &findings,
+        Severity::Error,
+        "target-role-trust",
+        &format!("Role/{target_name}"),
+    );
+    assert!(f.evidence.contains("with sts:ExternalId ext-7"), "{f:?}");
+
+    // Fixed as the findings say: no error left.
+    iam.put_role_policy()
+        .role_name(&first_name)
+        .policy_name("chain")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": target}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.update_assume_role_policy()
+        .role_name(&target_name)
+        .policy_document(runner_identity::plan::target_trust_policy(&first, "ext-7").to_string())
+        .send()
+        .await
+        .unwrap();
+    let findings = diagnose(target.clone()).await;
+    let chain: Vec<_> = findings
+        .iter()
+        .filter(|f| f.check.starts_with("target-role"))
+        .collect();
+    assert!(chain.is_empty(), "{chain:#?}");
+
+    // A target in another account cannot be read: its required trust is said.
+    let elsewhere = "arn:aws:iam::444455556666:role/data/reader".to_owned();
+    let findings = diagnose(elsewhere).await;
+    let f = find(
+        &findings,
+        Severity::Info,
+        "target-role-trust",
+        "Role/reader",
+    );
+    assert!(
+        f.evidence.contains("444455556666") && f.evidence.contains(&first),
+        "{f:?}"
+    );
+    let f = find(
+        &findings,
+        Severity::Error,
+        "target-role-permission",
+        &format!("Role/{first_name}"),
+    );
+    assert!(f.evidence.contains("data/reader"), "{f:?}");
+}

@@ -1357,3 +1357,127 @@ async fn a_stray_aws_role_arn_beside_pod_identity_is_pod_identity_as_the_sdk_dec
         "{detail}"
     );
 }
+
+/// Credentials of `role_arn` from moto's STS, assumed with `credentials`
+/// (moto's default when `None`) and `external_id`.
+async fn assumed(
+    credentials: Option<aws_sdk_sts::types::Credentials>,
+    role_arn: &str,
+    external_id: Option<&str>,
+) -> aws_sdk_sts::types::Credentials {
+    let mut sdk = moto_config().await.into_builder();
+    if let Some(c) = credentials {
+        sdk.set_credentials_provider(Some(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_owned()),
+                    None,
+                    "chain",
+                ),
+            ),
+        ));
+    }
+    let sts = aws_sdk_sts::Client::new(&sdk.build());
+    sts.assume_role()
+        .role_arn(role_arn)
+        .role_session_name("eks-ci-pod")
+        .set_external_id(external_id.map(str::to_owned))
+        .send()
+        .await
+        .unwrap()
+        .credentials()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_job_chained_to_its_target_role_is_verified_as_the_target() {
+    use runner_identity::config::{Mode, RepositoryEntry, RepositoryOverride};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let target = "arn:aws:iam::444455556666:role/data/reader";
+    let f = Fixture::with("vtr", |c| {
+        c.with(|c| {
+            c.aws.mode = Mode::PodIdentity;
+            c.cluster.region = Some("us-east-1".into());
+            let mut app = RepositoryOverride {
+                name: "app".into(),
+                ..Default::default()
+            };
+            app.aws.target_role_arn = Some(target.into());
+            c.repositories[0] = RepositoryEntry::Detailed(Box::new(app));
+        })
+    })
+    .await;
+    let token = job_token(&f, "pods.eks.amazonaws.com").await;
+    let role_arn = f.plan.repositories[0].iam_role.arn.clone();
+    // What the EKS Pod Identity Agent hands the pod: the chain's end, or,
+    // when the association does not chain, the repository's own role.
+    let agent = MockServer::start().await;
+    let serve = |c: aws_sdk_sts::types::Credentials| {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "AccessKeyId": c.access_key_id(),
+            "SecretAccessKey": c.secret_access_key(),
+            "Token": c.session_token(),
+            "AccountId": "444455556666",
+            "Expiration": "2099-01-01T00:00:00Z",
+        }))
+    };
+    let first = assumed(None, &role_arn, None).await;
+    let chained = assumed(Some(first.clone()), target, Some("ext-1")).await;
+    Mock::given(method("GET"))
+        .and(path("/chained"))
+        .respond_with(serve(chained))
+        .mount(&agent)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/unchained"))
+        .respond_with(serve(first))
+        .mount(&agent)
+        .await;
+    let run = |route: &str| {
+        let uri = format!("{}/{route}", agent.uri());
+        let env = [
+            ("AWS_ENDPOINT_URL", moto_url()),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                token.display().to_string(),
+            ),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        verify_job_with(
+            &f,
+            &env,
+            &[
+                "--kubernetes-token",
+                "/nonexistent",
+                "--github-oidc",
+                "off",
+                "-o",
+                "json",
+            ],
+        )
+    };
+    let o = run("chained");
+    let caller = check_of(&o, "caller-identity");
+    assert_eq!(caller["status"], "pass", "{}", text(&o));
+    let detail = caller["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("assumed-role/reader/")
+            && detail.contains(&format!("chained by EKS Pod Identity from {role_arn}")),
+        "{detail}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The association lost its target: the job runs as the first role.
+    let o = run("unchained");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let caller = check_of(&o, "caller-identity");
+    let said = format!("{} {}", caller["detail"], caller["remediation"]);
+    assert!(
+        said.contains("did not chain to the target role") && said.contains("targetRoleArn"),
+        "{said}"
+    );
+}
