@@ -72,6 +72,12 @@ pub fn github_trust_policy(
     subjects: &[String],
 ) -> Result<Value, String> {
     let subs = github_subjects(repository, subjects, settings.config.github.oidc_subjects)?;
+    Ok(github_trust_policy_exact(settings, &subs))
+}
+
+/// A trust policy for GitHub workflows whose token's `sub` is one of `subs`
+/// exactly (a customised subject template: the whole subjects).
+pub fn github_trust_policy_exact(settings: &Settings, subs: &[String]) -> Value {
     let aws = &settings.config.aws;
     let issuer = settings
         .config
@@ -80,7 +86,7 @@ pub fn github_trust_policy(
         .clone()
         .unwrap_or_else(|| crate::verify::github_oidc::issuer_for(&settings.github_url));
     let host = issuer.trim_start_matches("https://").trim_end_matches('/');
-    Ok(json!({
+    json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
@@ -91,7 +97,7 @@ pub fn github_trust_policy(
                 format!("{host}:sub"): subs,
             }},
         }],
-    }))
+    })
 }
 
 #[cfg(test)]

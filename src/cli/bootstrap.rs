@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{ConfigArgs, load};
+use crate::github::subject::Subjects;
 use crate::verify::github_oidc::SubjectRepository;
 use crate::{Error, bootstrap, render};
 
@@ -32,6 +33,13 @@ pub struct BootstrapArgs {
     /// sub_claim_prefix).
     #[arg(long, value_parser = repository_name, requires = "out_dir")]
     pub github_repository: Option<SubjectRepository>,
+    /// Ask GitHub how it spells that repository's `sub` (`GET
+    /// /repos/OWNER/NAME/actions/oidc/customization/sub`, with github.auth)
+    /// and write the trusts for it: the immutable form with its ids when
+    /// GitHub sends it; with a customised template (include_claim_keys),
+    /// --github-subject and --github-readonly-subject are whole subjects.
+    #[arg(long, requires = "github_repository")]
+    pub github_subject_from_api: bool,
     /// The name of the IAM role that runs `apply` (its policy denies every
     /// IAM action on this role).
     #[arg(long, default_value = bootstrap::iam::APPLY_ROLE)]
@@ -117,18 +125,43 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
             ))?,
         ),
     ];
-    if let Some(repository) = &args.github_repository {
-        let trust = |subjects: &[String]| {
-            bootstrap::github_trust_policy(settings, repository, subjects)
-                .map_err(|message| Error::Usage { message })
+    if let Some(given) = &args.github_repository {
+        let mut repository = with_configured_ids(settings, given);
+        let mut custom = None;
+        if args.github_subject_from_api {
+            let github =
+                crate::github::Github::connect(settings, crate::github::RetryPolicy::default())
+                    .await?;
+            let template = crate::github::subject::read(&github, &repository).await?;
+            match template
+                .subjects(&repository)
+                .map_err(|message| Error::Usage { message })?
+            {
+                Subjects::Default(sent) => repository = sent,
+                Subjects::Custom(keys) => custom = Some(keys),
+            }
+        }
+        let trust = |subjects: &[String]| -> anyhow::Result<Value> {
+            match &custom {
+                Some(keys) => {
+                    crate::github::subject::check_custom(keys, subjects)
+                        .map_err(|message| Error::Usage { message })?;
+                    Ok(bootstrap::github_trust_policy_exact(settings, subjects))
+                }
+                None => Ok(
+                    bootstrap::github_trust_policy(settings, &repository, subjects)
+                        .map_err(|message| Error::Usage { message })?,
+                ),
+            }
         };
         if settings.config.github.oidc_subjects == crate::config::SubjectForms::Both
             && repository.repo_id.is_none()
+            && custom.is_none()
         {
             tracing::warn!(
                 "the GitHub OIDC trusts name {} only by name: whoever registers that name after \
                  the repository is gone could assume the roles; pass --github-repository \
-                 OWNER@OWNER_ID/NAME@REPO_ID to pin the immutable form",
+                 OWNER@OWNER_ID/NAME@REPO_ID (or --github-subject-from-api) to pin the immutable form",
                 repository.full_name()
             );
         }
@@ -152,6 +185,32 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
         writeln!(out, "{}", path.display())?;
     }
     Ok(())
+}
+
+/// `given` with the ids the configuration holds for it (`github.ownerId`
+/// and the repository's `id`, which discovery fills in), when it names none.
+fn with_configured_ids(
+    settings: &crate::config::Settings,
+    given: &SubjectRepository,
+) -> SubjectRepository {
+    let github = &settings.config.github;
+    let configured = settings
+        .repositories
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(&given.repo))
+        .and_then(|r| r.id);
+    match (given.owner_id, given.repo_id, github.owner_id, configured) {
+        (None, None, Some(owner_id), Some(repo_id))
+            if given.owner.eq_ignore_ascii_case(&github.owner) =>
+        {
+            SubjectRepository {
+                owner_id: Some(owner_id),
+                repo_id: Some(repo_id),
+                ..given.clone()
+            }
+        }
+        _ => given.clone(),
+    }
 }
 
 /// `owner/name` as GitHub spells them.

@@ -9,6 +9,7 @@
 pub mod credentials;
 pub mod discover;
 pub mod select;
+pub mod subject;
 
 use std::time::Duration;
 

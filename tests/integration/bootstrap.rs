@@ -1066,3 +1066,184 @@ fn github_token_allowed(policy: &serde_json::Value, sub: &str) -> bool {
         Decision::Allowed(_)
     )
 }
+
+#[tokio::test]
+async fn github_trusts_follow_the_subject_template_github_reports() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let github = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root().join("examples/org-irsa.yaml")).unwrap();
+    let answer = |body: serde_json::Value| {
+        let github = &github;
+        async move {
+            github.reset().await;
+            Mock::given(method("GET"))
+                .and(path(
+                    "/api/v3/repos/acme/platform/actions/oidc/customization/sub",
+                ))
+                .and(header("authorization", "Bearer ghp_subject_test"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body))
+                .mount(github)
+                .await;
+        }
+    };
+    let run = |forms: &str, extra: &[&str]| {
+        let config = dir.path().join(format!("config-{forms}.yaml"));
+        let text = example
+            .replacen("  url: https://github.com\n", &format!("  url: {}\n", github.uri()), 1)
+            .replacen(
+                "github:\n",
+                &format!(
+                    "github:\n  oidcSubjects: {forms}\n  actionsIssuer: https://token.actions.githubusercontent.com\n"
+                ),
+                1,
+            );
+        std::fs::write(&config, text).unwrap();
+        let out = dir.path().join(crate::common::unique("out"));
+        let mut args = vec![
+            "bootstrap".to_owned(),
+            "-c".into(),
+            config.display().to_string(),
+            "--out-dir".into(),
+            out.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let ran = crate::common::cli::ri(&args)
+            .env("GITHUB_TOKEN", "ghp_subject_test")
+            .run();
+        (ran, out)
+    };
+    let allowed = |out: &std::path::Path, sub: &str| {
+        let trust: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("github-oidc-trust-policy.json")).unwrap(),
+        )
+        .unwrap();
+        github_token_allowed(&trust, sub)
+    };
+    let ours = "repo:acme@4242/platform@987654:environment:production";
+    let by_name = "repo:acme/platform:environment:production";
+    let recycled = "repo:acme@4242/platform@555:environment:production";
+
+    // GitHub sends the immutable form (its flag says otherwise, as stored
+    // answers show): `immutable` pins the ids it reports, from the name alone.
+    answer(
+        serde_json::json!({"use_default": true, "use_immutable_subject": false,
+        "sub_claim_prefix": "repo:acme@4242/platform@987654"}),
+    )
+    .await;
+    let from_api = [
+        "--github-repository",
+        "acme/platform",
+        "--github-subject-from-api",
+    ];
+    let (ran, out) = run("immutable", &from_api);
+    let ran = ran.expect(0);
+    assert!(allowed(&out, ours), "{}", ran.stderr);
+    for sub in [by_name, recycled] {
+        assert!(!allowed(&out, sub), "{sub}");
+    }
+    assert!(!ran.stdout.contains("ghp_subject_test") && !ran.stderr.contains("ghp_subject_test"));
+    // Ids given that GitHub contradicts: the name was registered again.
+    let (ran, out) = run(
+        "both",
+        &[
+            "--github-repository",
+            "acme@4242/platform@555",
+            "--github-subject-from-api",
+        ],
+    );
+    let ran = ran.expect(2);
+    assert!(ran.stderr.contains("repository id 555"), "{}", ran.stderr);
+    assert!(!out.exists(), "nothing written");
+
+    // The name form, as GitHub sends it: `immutable` cannot be pinned.
+    answer(serde_json::json!({"use_default": true, "sub_claim_prefix": "repo:acme/platform"}))
+        .await;
+    let (ran, _) = run("immutable", &from_api);
+    ran.expect(2);
+
+    // A customised template: whole subjects in its order, exactly.
+    answer(serde_json::json!({"use_default": false,
+        "include_claim_keys": ["repository_owner_id", "context"]}))
+    .await;
+    let custom = "repository_owner_id:4242:environment:production";
+    let mut args = from_api.to_vec();
+    args.extend([
+        "--github-subject",
+        custom,
+        "--github-readonly-subject",
+        "repository_owner_id:4242:pull_request",
+    ]);
+    let (ran, out) = run("both", &args);
+    ran.expect(0);
+    assert!(allowed(&out, custom));
+    assert!(!allowed(&out, ours) && !allowed(&out, "repository_owner_id:1:environment:production"));
+    // The default context is not a subject of that template.
+    let (ran, _) = run("both", &from_api);
+    let ran = ran.expect(2);
+    assert!(
+        ran.stderr.contains("repository_owner_id:"),
+        "{}",
+        ran.stderr
+    );
+
+    // GitHub refuses: an external failure, named with the fix.
+    github.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
+        )
+        .mount(&github)
+        .await;
+    let (ran, _) = run("both", &from_api);
+    let ran = ran.expect(3);
+    assert!(
+        ran.stderr.contains("customization/sub") && ran.stderr.contains("404"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn configured_ids_pin_the_immutable_subject_without_asking_github() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root().join("examples/org-irsa.yaml")).unwrap();
+    let text = example
+        .replacen(
+            "github:\n",
+            "github:\n  ownerId: 4242\n  oidcSubjects: immutable\n",
+            1,
+        )
+        .replacen(
+            "  - api\n",
+            "  - api\n  - name: platform\n    id: 987654\n",
+            1,
+        );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("out");
+    crate::common::cli::ri(&[
+        "bootstrap",
+        "-c",
+        config.to_str().unwrap(),
+        "--github-repository",
+        "acme/platform",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ])
+    .run()
+    .expect(0);
+    let trust: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("github-oidc-trust-policy.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(github_token_allowed(
+        &trust,
+        "repo:acme@4242/platform@987654:environment:production"
+    ));
+    assert!(!github_token_allowed(
+        &trust,
+        "repo:acme/platform:environment:production"
+    ));
+}
