@@ -76,14 +76,14 @@ impl SubjectTemplate {
             (repository.owner_id, named.owner_id, "owner"),
             (repository.repo_id, named.repo_id, "repository"),
         ] {
-            if let (Some(given), Some(sent)) = (given, sent) {
-                if given != sent {
-                    return Err(format!(
-                        "the {what} id {given} given for {} is not the {sent} GitHub sends \
-                         (`{prefix}`): the name now belongs to another {what}",
-                        repository.full_name()
-                    ));
-                }
+            if let (Some(given), Some(sent)) = (given, sent)
+                && given != sent
+            {
+                return Err(format!(
+                    "the {what} id {given} given for {} is not the {sent} GitHub sends \
+                     (`{prefix}`): the name now belongs to another {what}",
+                    repository.full_name()
+                ));
             }
         }
         Ok(Subjects::Default(named))
