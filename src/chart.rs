@@ -167,17 +167,54 @@ pub const EXPERIMENTAL_KEYS: &[ReadKey] = &[
     subtree("runner.pod.spec", "gha-runner-scale-set-0.14.2"),
 ];
 
-/// Keys `gha-runner-scale-set-experimental` 0.14.x accepts and drops
-/// without a word: setting one of them would be a silent no-op.
+/// Keys of `gha-runner-scale-set-experimental` the planned values must not
+/// set, with why: setting one would be a silent no-op, or would replace what
+/// the values plan.
 pub const EXPERIMENTAL_IGNORED: &[&str] = &[
-    // `omit $runnerPodSpec ... "serviceAccountName"`: only
-    // runner.kubernetesMode.serviceAccountName names the runner's account.
+    // `omit $runnerPodSpec ... "serviceAccountName"` (0.14.2 and the newest
+    // stored templates, 3558503d): only runner.kubernetesMode.serviceAccountName
+    // names the runner's account.
     "runner.pod.spec.serviceAccountName",
-    // The runner container's variables come from runner.env alone.
+    // 0.14.x: the runner container's variables come from runner.env alone.
+    // The newest stored templates (3558503d, after 0.15.0's listener changes)
+    // merge runner.container.env first and runner.env ("legacyEnv") after it:
+    // there it would replace the planned variables. runner.env is read by
+    // both, so the values use it and refuse this key.
     "runner.container.env",
-    // The runner container's mounts are a fixed list (work, hook extension, TLS).
+    // 0.14.x: the runner container's mounts are a fixed list (work, hook
+    // extension, TLS); 3558503d merges them by mountPath.
     "runner.container.volumeMounts",
 ];
+
+/// Why the planned values must not set `path` of the experimental chart.
+pub fn why_refused(path: &str) -> &'static str {
+    match path {
+        "runner.pod.spec.serviceAccountName" => {
+            "the chart drops it; runner.kubernetesMode.serviceAccountName names the runner's account"
+        }
+        "runner.container.env" => {
+            "0.14 ignores it and newer charts let it override runner.env, which holds the planned variables"
+        }
+        _ => "0.14 ignores it and newer charts merge it over the planned mounts",
+    }
+}
+
+// What is known of the 0.15 line (released 2026-10-01), and where it was
+// read. ARC's release tags after June 2026 could not be read here; the
+// facts come from the newest stored templates, which carry 0.15.0's changes
+// (listener QPS/burst, runner counts moved out of status). Each key the
+// values set is read the same way there as at 0.14.2:
+// - classic (`templates/autoscalingrunnerset.yaml`, `_helpers.tpl` at
+//   142132e5): githubConfigUrl, githubConfigSecret, runnerScaleSetName,
+//   containerMode.type (`kubernetes`, `kubernetes-novolume`),
+//   containerMode.kubernetesModeWorkVolumeClaim, controllerServiceAccount,
+//   template.spec (serviceAccountName from the values, else the chart's);
+//   template.metadata now renders labels and annotations only, as strings.
+// - experimental (0.15.0 `Chart.yaml` at 0942d69f; templates at c23180c0 and
+//   3558503d): scaleset.name, auth.*, runner.mode, runner.kubernetesMode.*,
+//   runner.pod.*; runner.env is read by both (see EXPERIMENTAL_IGNORED).
+// - `app.kubernetes.io/version` on the AutoscalingRunnerSet is the chart's
+//   appVersion (equal to its version in every release so far).
 
 /// Whether `chart` reads the value at dotted `path` (a leaf of the values).
 pub fn reads(chart: ChartName, path: &str) -> bool {

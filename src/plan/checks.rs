@@ -104,7 +104,8 @@ pub(super) fn check_values(
         for ignored in chart::EXPERIMENTAL_IGNORED {
             if at(ignored).is_some() {
                 return Err(format!(
-                    "`{ignored}` is set, but gha-runner-scale-set-experimental ignores it"
+                    "`{ignored}` is set, but gha-runner-scale-set-experimental must not get it: {}",
+                    chart::why_refused(ignored)
                 ));
             }
         }

@@ -789,3 +789,46 @@ fn help_of_every_command_matches_its_snapshot() {
         insta::assert_snapshot!(name, o.stdout);
     }
 }
+
+#[test]
+fn experimental_values_that_set_runner_container_env_are_refused_with_why() {
+    // 0.14 ignores runner.container.env; the newest templates (0.15 line) let
+    // it override runner.env, where the planned variables are: either way
+    // the runner would not get what was planned.
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let stock =
+        std::fs::read_to_string(crate::common::root().join("templates/values-experimental.yaml"))
+            .unwrap();
+    let changed = stock.replacen(
+        "  container:\n",
+        "  container:\n    env: [{name: ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE, value: /tmp/x.yaml}]\n",
+        1,
+    );
+    assert_ne!(stock, changed);
+    std::fs::write(templates.join("values-experimental.yaml"), changed).unwrap();
+    let config = dir.path().join("config.yaml");
+    let text = crate::common::TestConfig::irsa("acme", &["api"], "https://o.example/id/1")
+        .with(|c| {
+            c.kubernetes.chart.name = runner_identity::config::ChartName::Experimental;
+            c.kubernetes.chart.version = "0.15.0".into();
+        })
+        .yaml();
+    std::fs::write(&config, text).unwrap();
+    let ran = ri(&[
+        "plan",
+        "-c",
+        config.to_str().unwrap(),
+        "--templates",
+        templates.to_str().unwrap(),
+    ])
+    .run()
+    .expect(2);
+    assert!(
+        ran.stderr.contains("runner.container.env") && ran.stderr.contains("override runner.env"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+}
