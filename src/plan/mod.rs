@@ -77,6 +77,7 @@ pub struct IamRolePlan {
     pub permissions_boundary: Option<String>,
     pub max_session_duration: u32,
     /// The Pod Identity target role the association chains to.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_role_arn: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
