@@ -6,32 +6,7 @@
 //! on the way is returned, so a problem always points as close as the file
 //! allows.
 
-/// One step of a field path.
-#[derive(Debug, PartialEq, Eq)]
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// `a.b[2].c` → `[Key(a), Key(b), Index(2), Key(c)]`.
-fn steps(path: &str) -> Vec<Step<'_>> {
-    let mut out = Vec::new();
-    for part in path.split('.') {
-        let (key, indices) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !key.is_empty() {
-            out.push(Step::Key(key));
-        }
-        for index in indices.split('[').filter(|s| !s.is_empty()) {
-            if let Ok(i) = index.trim_end_matches(']').parse() {
-                out.push(Step::Index(i));
-            }
-        }
-    }
-    out
-}
+use super::path::{PathStep, path_steps};
 
 /// What one line holds: the column of its first character, the columns of
 /// the sequence dashes it starts with, and the key after them (if any).
@@ -74,27 +49,28 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     // The column a scope's entries start at; `None` until its first line.
     let mut column: Option<usize> = None;
     let mut found = None;
-    for step in steps(path) {
+    for step in path_steps(path) {
         let scope = lines
             .iter()
             .enumerate()
             .take(to)
             .skip(from)
             .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)));
-        let hit = match step {
-            Step::Key(key) => {
+        let hit = match &step {
+            PathStep::Key(key) => {
                 let mut hit = None;
                 for (i, l) in scope {
                     let Some((col, k)) = l.key else { continue };
                     let col_of_scope = *column.get_or_insert(col);
-                    if col == col_of_scope && k == key {
+                    if col == col_of_scope && k == key.as_str() {
                         hit = Some((i, col));
                         break;
                     }
                 }
                 hit
             }
-            Step::Index(n) => {
+            PathStep::Index(n) => {
+                let n = *n;
                 let mut hit = None;
                 let mut seen = 0;
                 for (i, l) in scope {
@@ -121,8 +97,8 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
         // its own line, where its first key stands) until one at its column
         // or less.
         let (start, next_column) = match step {
-            Step::Key(_) => (line + 1, None),
-            Step::Index(_) => (
+            PathStep::Key(_) => (line + 1, None),
+            PathStep::Index(_) => (
                 line,
                 lines[line]
                     .as_ref()
