@@ -34,7 +34,7 @@ use k8s_openapi::api::rbac::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
-use crate::config::Settings;
+use crate::config::{RunnerCredentials, Settings};
 use crate::kvp;
 use crate::plan::{Kind, Plan};
 
@@ -152,10 +152,14 @@ pub fn apply_grants(settings: &Settings, plan: &Plan, readonly: bool) -> Grants 
     let mut grants = apply_grants_of(plan, readonly);
     let controller = &settings.config.kubernetes.chart.controller;
     grants.controller = Some((controller.namespace.clone(), controller.deployment.clone()));
-    for source in settings
-        .repositories
-        .iter()
-        .filter_map(|r| r.github_credentials.as_ref()?.from_secret.as_ref())
+    for source in
+        settings
+            .repositories
+            .iter()
+            .filter_map(|r| match r.github_credentials.as_ref()? {
+                RunnerCredentials::FromSecret(from) => Some(from),
+                _ => None,
+            })
     {
         // `apply` copies the source Secret's keys (read by name, in its namespace).
         grants

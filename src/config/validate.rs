@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::locate::locate;
 use super::{
-    ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, ScaleSetCredentials, SecretSource,
-    Selector, Settings, check_rule, folded,
+    ApiAuth, ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, RunnerCredentials,
+    ScaleSetCredentials, Selector, Settings, check_rule, folded,
 };
 use crate::chart;
 use crate::kvp::{self, MANAGED_BY_LABEL, PREFIX};
@@ -218,17 +218,14 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
     {
         p.add(&format!("select.{f}"), m);
     }
-    if let Some(auth) = &config.github.auth {
-        match (&auth.token, &auth.app) {
-            (Some(t), None) => {
-                p.check("github.auth.token", check_source(t));
-            }
-            (None, Some(app)) => {
-                p.check("github.auth.app.privateKey", check_source(&app.private_key));
-            }
-            _ => p.add("github.auth", "set exactly one of `token` and `app`"),
+    let github_auth = match config.github.auth.as_ref().map(ApiAuth::try_from) {
+        None => ApiAuth::default(),
+        Some(Ok(auth)) => auth,
+        Some(Err((field, message))) => {
+            p.add(field, message);
+            ApiAuth::default()
         }
-    }
+    };
     p.check(
         "kubernetes.githubConfigSecret",
         kvp::check_dns_subdomain(&k.github_config_secret),
@@ -292,8 +289,8 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
             &format!("{field}.kubernetes.annotations"),
             check_metadata(&repo.annotations, false),
         );
-        if let (RepositoryEntry::Detailed(o), Some(c)) = (entry, &repo.github_credentials)
-            && o.kubernetes.github_credentials.is_some()
+        if let RepositoryEntry::Detailed(o) = entry
+            && let Some(c) = &o.kubernetes.github_credentials
         {
             check_credentials(&mut p, &format!("{field}.kubernetes.githubCredentials"), c);
         }
@@ -308,6 +305,7 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
             instance,
             repositories,
             config,
+            github_auth,
         }),
         _ => Err(Error::ConfigProblems {
             path: p.path.to_owned(),
@@ -316,12 +314,26 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
     }
 }
 
-/// A secret source names exactly one of `env` and `file`.
-fn check_source(source: &SecretSource) -> std::result::Result<(), String> {
-    match (&source.env, &source.file) {
-        (Some(e), None) if !e.is_empty() => Ok(()),
-        (None, Some(f)) if !f.as_os_str().is_empty() => Ok(()),
-        _ => Err("set exactly one of `env` (a variable name) and `file` (a path)".into()),
+/// `kubernetes.githubCredentials` (or a repository's): exactly one of
+/// `token`, `app` and `fromSecret`, each with a readable source declaration.
+fn check_credentials(p: &mut Problems<'_>, field: &str, c: &ScaleSetCredentials) {
+    if let Err((below, message)) = RunnerCredentials::try_from(c) {
+        let at = if below.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{field}.{below}")
+        };
+        p.add(&at, message);
+    }
+    if let Some(r) = &c.from_secret {
+        p.check(
+            &format!("{field}.fromSecret.namespace"),
+            kvp::check_dns_label(&r.namespace),
+        );
+        p.check(
+            &format!("{field}.fromSecret.name"),
+            kvp::check_dns_subdomain(&r.name),
+        );
     }
 }
 
@@ -351,37 +363,6 @@ fn check_selector(sel: &Selector) -> std::result::Result<(), (String, String)> {
 }
 
 /// Merges the global settings with a repository's overrides.
-/// `githubCredentials` (global or a repository's): exactly one kind, and
-/// readable source declarations.
-fn check_credentials(p: &mut Problems<'_>, field: &str, c: &ScaleSetCredentials) {
-    let set = [c.token.is_some(), c.app.is_some(), c.from_secret.is_some()];
-    if set.iter().filter(|s| **s).count() != 1 {
-        p.add(
-            field,
-            "set exactly one of `token`, `app` and `fromSecret` (ARC refuses a Secret holding both kinds)",
-        );
-    }
-    if let Some(t) = &c.token {
-        p.check(&format!("{field}.token"), check_source(t));
-    }
-    if let Some(a) = &c.app {
-        p.check(
-            &format!("{field}.app.privateKey"),
-            check_source(&a.private_key),
-        );
-    }
-    if let Some(r) = &c.from_secret {
-        p.check(
-            &format!("{field}.fromSecret.namespace"),
-            kvp::check_dns_label(&r.namespace),
-        );
-        p.check(
-            &format!("{field}.fromSecret.name"),
-            kvp::check_dns_subdomain(&r.name),
-        );
-    }
-}
-
 fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
     let aws = &config.aws;
     let k = &config.kubernetes;
@@ -397,7 +378,10 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
         extra_rules: k.extra_rules.clone(),
         labels: k.labels.clone(),
         annotations: k.annotations.clone(),
-        github_credentials: k.github_credentials.clone(),
+        github_credentials: k
+            .github_credentials
+            .as_ref()
+            .and_then(|c| RunnerCredentials::try_from(c).ok()),
         own_github_credentials: false,
         id: None,
         target_role_arn: None,
@@ -426,7 +410,7 @@ fn effective(config: &Config, entry: &RepositoryEntry) -> Repository {
             repo.labels.extend(o.kubernetes.labels.clone());
             repo.annotations.extend(o.kubernetes.annotations.clone());
             if let Some(c) = &o.kubernetes.github_credentials {
-                repo.github_credentials = Some(c.clone());
+                repo.github_credentials = RunnerCredentials::try_from(c).ok();
                 repo.own_github_credentials = true;
             }
         }

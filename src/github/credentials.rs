@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{credential_error, read_secret};
-use crate::config::{ScaleSetCredentials, Settings};
+use crate::config::{RunnerCredentials, Settings};
 use crate::{Error, Result};
 
 /// ARC's keys for a GitHub App.
@@ -56,35 +56,35 @@ pub async fn load(
 
 /// What one credentials source holds, as ARC's keys.
 async fn load_one(
-    c: &ScaleSetCredentials,
+    c: &RunnerCredentials,
     field: &str,
     client: Option<&kube::Client>,
 ) -> Result<SecretData> {
-    if let Some(token) = &c.token {
-        let value = read_secret(token, &format!("{field}.token"))?;
-        return Ok(BTreeMap::from([(TOKEN_KEY.to_owned(), value)]));
-    }
-    if let Some(app) = &c.app {
-        let pem = read_secret(&app.private_key, &format!("{field}.app.privateKey"))?;
-        if !pem.contains("PRIVATE KEY-----") {
-            return Err(credential_error(
-                format!("{field}.app.privateKey"),
-                "not a PEM private key",
-                "use the .pem file GitHub generated for the App",
-            ));
+    let from = match c {
+        RunnerCredentials::Token(token) => {
+            let value = read_secret(token, &format!("{field}.token"))?;
+            return Ok(BTreeMap::from([(TOKEN_KEY.to_owned(), value)]));
         }
-        return Ok(BTreeMap::from([
-            (APP_KEYS[0].to_owned(), app.id.to_string()),
-            (APP_KEYS[1].to_owned(), app.installation_id.to_string()),
-            (APP_KEYS[2].to_owned(), pem),
-        ]));
-    }
-    let Some(from) = &c.from_secret else {
-        return Err(credential_error(
-            field.to_owned(),
-            "names no source",
-            "set exactly one of `token`, `app` and `fromSecret`",
-        ));
+        RunnerCredentials::App {
+            id,
+            installation_id,
+            private_key,
+        } => {
+            let pem = read_secret(private_key, &format!("{field}.app.privateKey"))?;
+            if !pem.contains("PRIVATE KEY-----") {
+                return Err(credential_error(
+                    format!("{field}.app.privateKey"),
+                    "not a PEM private key",
+                    "use the .pem file GitHub generated for the App",
+                ));
+            }
+            return Ok(BTreeMap::from([
+                (APP_KEYS[0].to_owned(), id.to_string()),
+                (APP_KEYS[1].to_owned(), installation_id.to_string()),
+                (APP_KEYS[2].to_owned(), pem),
+            ]));
+        }
+        RunnerCredentials::FromSecret(from) => from,
     };
     let source = format!("Secret {}/{}", from.namespace, from.name);
     let Some(client) = client else {

@@ -19,7 +19,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::service::middleware::retry::RetryConfig;
 use serde_json::Value;
 
-use crate::config::{GithubApp, SecretSource, Settings};
+use crate::config::{ApiAuth, Secret, Settings};
 use crate::{Error, Result};
 
 pub use discover::{Discovery, discover};
@@ -105,9 +105,9 @@ pub(crate) fn credential_error(
 }
 
 /// Reads a secret from its source; the error names the source, never the value.
-pub fn read_secret(source: &SecretSource, field: &str) -> Result<String> {
-    let value = match (&source.env, &source.file) {
-        (Some(var), _) => std::env::var(var).map_err(|e| {
+pub fn read_secret(source: &Secret, field: &str) -> Result<String> {
+    let value = match source {
+        Secret::Env(var) => std::env::var(var).map_err(|e| {
             credential_error(
                 field,
                 match e {
@@ -121,16 +121,13 @@ pub fn read_secret(source: &SecretSource, field: &str) -> Result<String> {
                 format!("export {var}, or point `{field}` at a file"),
             )
         })?,
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+        Secret::File(path) => std::fs::read_to_string(path).map_err(|e| {
             credential_error(
                 field,
                 format!("cannot read {}: {e}", path.display()),
                 "check the path and its permissions",
             )
         })?,
-        (None, None) => {
-            return Err(credential_error(field, "no source", "set `env` or `file`"));
-        }
     };
     let value = value.trim().to_owned();
     if value.is_empty() {
@@ -167,21 +164,24 @@ impl Github {
                 .base_uri(api.as_str())
                 .map_err(|e| credential_error("github.url", e.to_string(), "check `github.url`"))
         };
-        let auth = settings.config.github.auth.clone().unwrap_or_default();
         let build_error = |e: octocrab::Error| {
             github_error("the GitHub client", e.to_string(), "report this bug")
         };
-        match (&auth.token, &auth.app) {
-            (_, Some(app)) => {
-                let app_crab = Self::app_client(builder()?, app)?;
+        match &settings.github_auth {
+            ApiAuth::App {
+                id,
+                installation_id,
+                private_key,
+            } => {
+                let app_crab = Self::app_client(builder()?, *id, private_key)?;
                 let mut github = Github {
                     crab: app_crab,
                     policy,
                     api_base: api.clone(),
                     app_installation: false,
                 };
-                let id = match app.installation_id {
-                    Some(id) => id,
+                let id = match installation_id {
+                    Some(id) => *id,
                     None => {
                         github
                             .installation_of(&settings.config.github.owner)
@@ -195,12 +195,8 @@ impl Github {
                 github.app_installation = true;
                 Ok(github)
             }
-            (token, None) => {
-                let default = SecretSource {
-                    env: Some("GITHUB_TOKEN".into()),
-                    file: None,
-                };
-                let token = read_secret(token.as_ref().unwrap_or(&default), "github.auth.token")?;
+            ApiAuth::Token(token) => {
+                let token = read_secret(token, "github.auth.token")?;
                 let crab = builder()?
                     .personal_token(token)
                     .build_with_reqwest(http_client()?)
@@ -215,8 +211,8 @@ impl Github {
         }
     }
 
-    fn app_client(builder: Builder, app: &GithubApp) -> Result<Octocrab> {
-        let pem = read_secret(&app.private_key, "github.auth.app.privateKey")?;
+    fn app_client(builder: Builder, app_id: u64, private_key: &Secret) -> Result<Octocrab> {
+        let pem = read_secret(private_key, "github.auth.app.privateKey")?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
             credential_error(
                 "github.auth.app.privateKey",
@@ -225,7 +221,7 @@ impl Github {
             )
         })?;
         builder
-            .app(AppId(app.id), key)
+            .app(AppId(app_id), key)
             .build_with_reqwest(http_client()?)
             .map_err(|e| github_error("the GitHub App client", e.to_string(), "report this bug"))
     }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{
-    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, ScaleSetCredentials,
+    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, RunnerCredentials,
     Settings,
 };
 use crate::kvp;
@@ -698,11 +698,6 @@ fn floating_tag(image: &str) -> bool {
 /// repository's runner can read them (the hooks need secrets get/list in the
 /// namespace, and ARC needs the Secret there).
 fn credential_warnings(settings: &Settings) -> Vec<String> {
-    let kind = |c: &ScaleSetCredentials| match (&c.token, &c.app) {
-        (Some(_), _) => "token",
-        (None, Some(_)) => "GitHub App private key",
-        _ => "credential (copied from an existing Secret)",
-    };
     let mut warnings = Vec::new();
     let shared: Vec<&str> = settings
         .repositories
@@ -710,10 +705,12 @@ fn credential_warnings(settings: &Settings) -> Vec<String> {
         .filter(|r| r.github_credentials.is_some() && !r.own_github_credentials)
         .map(|r| r.name.as_str())
         .collect();
-    if let (Some(c), false) = (
-        &settings.config.kubernetes.github_credentials,
-        shared.is_empty(),
-    ) {
+    let global = settings
+        .repositories
+        .iter()
+        .filter(|r| !r.own_github_credentials)
+        .find_map(|r| r.github_credentials.as_ref());
+    if let (Some(c), false) = (global, shared.is_empty()) {
         let named: Vec<&str> = shared.iter().take(3).copied().collect();
         warnings.push(format!(
             "kubernetes.githubCredentials: the same {} goes into the namespace of {} repositories \
@@ -722,7 +719,7 @@ fn credential_warnings(settings: &Settings) -> Vec<String> {
              repository. Prefer a fine-grained token per repository, limited to that repository \
              (repositories[].kubernetes.githubCredentials), or a GitHub App installation limited \
              to the selected repositories (docs/reference.md: Threat model)",
-            kind(c),
+            c.kind(),
             shared.len(),
             named.join(", "),
             if shared.len() > named.len() {
@@ -740,7 +737,7 @@ fn credential_warnings(settings: &Settings) -> Vec<String> {
         if let Some(c) = repo
             .github_credentials
             .as_ref()
-            .filter(|c| c.token.is_none())
+            .filter(|c| !matches!(c, RunnerCredentials::Token(_)))
         {
             warnings.push(format!(
                 "repositories[{}].kubernetes.githubCredentials: a {} in the namespace, readable \
@@ -748,7 +745,7 @@ fn credential_warnings(settings: &Settings) -> Vec<String> {
                  covers; limit the installation to the selected repositories, or use a \
                  fine-grained token limited to {}",
                 repo.name,
-                kind(c),
+                c.kind(),
                 repo.full_name()
             ));
         }
