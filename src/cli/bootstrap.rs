@@ -141,11 +141,13 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
                 Subjects::Custom(keys) => custom = Some(keys),
             }
         }
+        let name_only = std::cell::Cell::new(false);
         let trust = |subjects: &[String]| -> anyhow::Result<Value> {
             match &custom {
                 Some(keys) => {
-                    crate::github::subject::check_custom(keys, subjects)
+                    let by_name = crate::github::subject::check_custom(keys, subjects, &repository)
                         .map_err(|message| Error::Usage { message })?;
+                    name_only.set(name_only.get() || by_name);
                     Ok(bootstrap::github_trust_policy_exact(settings, subjects))
                 }
                 None => Ok(
@@ -154,24 +156,26 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
                 ),
             }
         };
-        if settings.config.github.oidc_subjects == crate::config::SubjectForms::Both
-            && repository.repo_id.is_none()
-            && custom.is_none()
+        let written = trust(&args.github_subject)?;
+        let written_readonly = trust(&args.github_readonly_subject)?;
+        let forms = settings.config.github.oidc_subjects;
+        if name_only.get()
+            || (forms == crate::config::SubjectForms::Both
+                && repository.repo_id.is_none()
+                && custom.is_none())
         {
             tracing::warn!(
                 "the GitHub OIDC trusts name {} only by name: whoever registers that name after \
                  the repository is gone could assume the roles; pass --github-repository \
-                 OWNER@OWNER_ID/NAME@REPO_ID (or --github-subject-from-api) to pin the immutable form",
+                 OWNER@OWNER_ID/NAME@REPO_ID (or --github-subject-from-api) to pin the immutable \
+                 form, or add repository_id to a customised subject template",
                 repository.full_name()
             );
         }
-        files.push((
-            "github-oidc-trust-policy.json",
-            render::pretty(&trust(&args.github_subject)?)?,
-        ));
+        files.push(("github-oidc-trust-policy.json", render::pretty(&written)?));
         files.push((
             "github-oidc-trust-policy-readonly.json",
-            render::pretty(&trust(&args.github_readonly_subject)?)?,
+            render::pretty(&written_readonly)?,
         ));
     }
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {

@@ -1163,30 +1163,82 @@ async fn github_trusts_follow_the_subject_template_github_reports() {
     let (ran, _) = run("immutable", &from_api);
     ran.expect(2);
 
-    // A customised template: whole subjects in its order, exactly.
+    // A customised template that names no repository (the owner's id and
+    // the context): any repository of the owner with an environment called
+    // `production` would get in. Refused.
     answer(serde_json::json!({"use_default": false,
         "include_claim_keys": ["repository_owner_id", "context"]}))
     .await;
-    let custom = "repository_owner_id:4242:environment:production";
     let mut args = from_api.to_vec();
     args.extend([
         "--github-subject",
-        custom,
+        "repository_owner_id:4242:environment:production",
         "--github-readonly-subject",
         "repository_owner_id:4242:pull_request",
     ]);
     let (ran, out) = run("both", &args);
+    let ran = ran.expect(2);
+    assert!(ran.stderr.contains("names no repository"), "{}", ran.stderr);
+    assert!(!out.exists());
+
+    // One that holds repository_id: whole subjects of this repository only.
+    answer(serde_json::json!({"use_default": false,
+        "include_claim_keys": ["repository_id", "context"]}))
+    .await;
+    let custom = "repository_id:987654:environment:production";
+    let by_id = [
+        "--github-repository",
+        "acme@4242/platform@987654",
+        "--github-subject-from-api",
+        "--github-subject",
+        custom,
+        "--github-readonly-subject",
+        "repository_id:987654:pull_request",
+    ];
+    let (ran, out) = run("both", &by_id);
     ran.expect(0);
     assert!(allowed(&out, custom));
-    assert!(!allowed(&out, ours) && !allowed(&out, "repository_owner_id:1:environment:production"));
-    // The default context is not a subject of that template.
-    let (ran, _) = run("both", &from_api);
+    assert!(!allowed(&out, ours) && !allowed(&out, "repository_id:555:environment:production"));
+    // Another repository's id, or the default context alone: refused.
+    let mut other = by_id.to_vec();
+    other[4] = "repository_id:555:environment:production";
+    let (ran, _) = run("both", &other);
     let ran = ran.expect(2);
-    assert!(
-        ran.stderr.contains("repository_owner_id:"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("repository_id `555`"), "{}", ran.stderr);
+    let (ran, _) = run("both", &by_id[..3]);
+    ran.expect(2);
+
+    // `use_default: false` without keys: the organization's template.
+    github.reset().await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/api/v3/repos/acme/platform/actions/oidc/customization/sub",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"use_default": false})),
+        )
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/orgs/acme/actions/oidc/customization/sub"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"include_claim_keys": ["repo", "context"]})),
+        )
+        .mount(&github)
+        .await;
+    let by_org = "repo:acme/platform:environment:production";
+    let mut args = from_api.to_vec();
+    args.extend([
+        "--github-subject",
+        by_org,
+        "--github-readonly-subject",
+        "repo:acme/platform:pull_request",
+    ]);
+    let (ran, out) = run("both", &args);
+    let ran = ran.expect(0);
+    assert!(allowed(&out, by_org) && !allowed(&out, "repo:acme/other:environment:production"));
+    assert!(ran.stderr.contains("only by name"), "{}", ran.stderr);
 
     // GitHub refuses: an external failure, named with the fix.
     github.reset().await;
