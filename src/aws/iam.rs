@@ -147,8 +147,17 @@ pub(super) async fn reconcile_role(
         }
         if let Some(target) = &role.target_role_arn {
             let external_id = super::pod_identity::external_id(clients, settings, identity).await?;
+            let new_external_id = !options.no_writes
+                && result.changes.iter().any(|c| {
+                    matches!(
+                        c,
+                        Change::CreateAssociation { .. } | Change::ReplaceAssociation { .. }
+                    )
+                });
             result.target_trust = external_id.map(|external_id| TargetTrust {
                 target_role_arn: target.clone(),
+                role_arn: role.arn.clone(),
+                new_external_id,
                 trust_policy: crate::plan::target_trust_policy(&role.arn, &external_id),
                 external_id,
             });

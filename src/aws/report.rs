@@ -73,6 +73,11 @@ pub struct RoleResult {
 #[serde(rename_all = "camelCase")]
 pub struct TargetTrust {
     pub target_role_arn: String,
+    /// The repository's role, which the trust admits.
+    pub role_arn: String,
+    /// The association was created in this run: its `externalId` is new,
+    /// and a trust written for an earlier one no longer admits the chain.
+    pub new_external_id: bool,
     pub external_id: String,
     pub trust_policy: Value,
 }
@@ -124,8 +129,14 @@ impl AwsReport {
                 out.push_str(&format!(
                     "  chains to {}: its trust must allow {} sts:AssumeRole with sts:ExternalId \
                      {} and sts:TagSession (-o json has the policy; runner-identity doctor checks it)\n",
-                    t.target_role_arn, r.role, t.external_id
+                    t.target_role_arn, t.role_arn, t.external_id
                 ));
+                if t.new_external_id {
+                    out.push_str(
+                        "  the association is new, and so is its externalId: update the target's \
+                         trust before jobs run\n",
+                    );
+                }
             }
         }
         for p in &self.problems {

@@ -137,7 +137,24 @@ pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Re
                 .subjects(&repository)
                 .map_err(|message| Error::Usage { message })?
             {
-                Subjects::Default(sent) => repository = sent,
+                Subjects::Default(sent) => {
+                    if sent.repo_id.is_none()
+                        && settings.config.github.oidc_subjects
+                            == crate::config::SubjectForms::Immutable
+                    {
+                        return Err(Error::Usage {
+                            message: format!(
+                                "github.oidcSubjects is `immutable`, but GitHub sends the name \
+                                 form for {}: its tokens carry no ids yet. Move the repository \
+                                 to immutable subjects (opt in, or rename) first, or set \
+                                 oidcSubjects: both for the migration window",
+                                sent.full_name()
+                            ),
+                        }
+                        .into());
+                    }
+                    repository = sent;
+                }
                 Subjects::Custom(keys) => custom = Some(keys),
             }
         }

@@ -505,9 +505,17 @@ fn check_target_role(arn: &str, partition: &str, mode: Mode) -> std::result::Res
         );
     }
     let parsed = crate::arn::Arn::parse(arn)?;
-    if arn.contains(['*', '?']) || parsed.service != "iam" || parsed.role_name().is_none() {
+    // IAM's role name (`[\w+=,.@-]{1,64}`) and path characters: no wildcard
+    // and no policy variable (`${…}`), which IAM would expand in the
+    // statements that name it.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c);
+    let name_ok = parsed
+        .role_name()
+        .is_some_and(|n| n.len() <= 64 && n.chars().all(|c| c != '/' && allowed(c)));
+    if parsed.service != "iam" || !name_ok || !parsed.resource.chars().all(allowed) {
         return Err(format!(
-            "`{arn}` is not one IAM role (arn:{partition}:iam::<account>:role/<name>)"
+            "`{arn}` is not one IAM role (arn:{partition}:iam::<account>:role/<path/><name>; \
+             letters, digits and +=,.@_- only)"
         ));
     }
     if !parsed.has_account_id() || !parsed.region.is_empty() {
@@ -651,6 +659,11 @@ mod tests {
         assert!(irsa.contains("aws.mode: pod-identity"), "{irsa}");
         for (arn, says) in [
             ("arn:aws:iam::444455556666:role/*", "not one IAM role"),
+            (
+                "arn:aws:iam::444455556666:role/${aws:PrincipalTag/x}",
+                "not one IAM role",
+            ),
+            ("arn:aws:iam::444455556666:role/a?b", "not one IAM role"),
             ("arn:aws:iam::444455556666:policy/p", "not one IAM role"),
             ("arn:aws:s3:::bucket", "not one IAM role"),
             ("arn:aws:iam::4444:role/r", "12-digit"),

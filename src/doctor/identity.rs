@@ -514,7 +514,14 @@ async fn pod_identity(options: &Options<'_>, namespace: &str, account: &str) -> 
         &role_object,
         planned.as_deref(),
     ));
-    if let Some(target) = association.target_role_arn().filter(|t| !t.is_empty()) {
+    // The chain is checked when it is the one planned (or nothing is
+    // planned: a diagnosis from outside); a target nobody planned is only
+    // named, so that doctor never asks anyone to trust it.
+    if let Some(target) = association
+        .target_role_arn()
+        .filter(|t| !t.is_empty())
+        .filter(|t| options.settings.is_none() || planned.as_deref() == Some(*t))
+    {
         let external_id = association.external_id().unwrap_or_default();
         findings.extend(target_chain(aws, &role_arn, target, external_id).await);
     }
@@ -606,15 +613,20 @@ async fn target_chain(
             return out;
         }
     };
-    let context = [("sts:ExternalId", external_id)];
-    let decision = policy::evaluate_role_assume(
-        &trust,
-        &policy::RoleRequest {
-            role_arn,
-            account: &role.account,
-            context: &context,
-        },
-    );
+    // What STS puts in the request of a role in `account` with `external_id`.
+    let ask = |arn: &str, account: &str, external_id: Option<&str>| {
+        let mut context = vec![("aws:PrincipalArn", arn), ("aws:PrincipalAccount", account)];
+        context.extend(external_id.map(|e| ("sts:ExternalId", e)));
+        policy::evaluate_role_assume(
+            &trust,
+            &policy::RoleRequest {
+                role_arn: arn,
+                account,
+                context: &context,
+            },
+        )
+    };
+    let decision = ask(role_arn, &role.account, Some(external_id));
     if let Some(why) = match decision {
         Decision::Allowed(_) => None,
         Decision::Denied(i) => Some(format!("statement {i} denies it")),
@@ -631,17 +643,7 @@ async fn target_chain(
             ),
             format!("set its trust to {required_text}"),
         ));
-    } else if matches!(
-        policy::evaluate_role_assume(
-            &trust,
-            &policy::RoleRequest {
-                role_arn,
-                account: &role.account,
-                context: &[],
-            },
-        ),
-        Decision::Allowed(_)
-    ) {
+    } else if matches!(ask(role_arn, &role.account, None), Decision::Allowed(_)) {
         out.push(Finding::new(
             Severity::Warning,
             "target-role-external-id",
@@ -653,6 +655,41 @@ async fn target_chain(
             ),
             format!("set its trust to {required_text}"),
         ));
+    } else {
+        // The externalId is no secret (apply prints it, the association
+        // returns it): a trust that admits other principals with it admits
+        // them.
+        let partition = &role.partition;
+        let same_account = format!(
+            "arn:{partition}:iam::{}:role/runner-identity-doctor-probe",
+            role.account
+        );
+        let elsewhere =
+            format!("arn:{partition}:iam::000000000000:role/runner-identity-doctor-probe");
+        let wide: Vec<&str> = [
+            (same_account.as_str(), role.account.as_str()),
+            (elsewhere.as_str(), "000000000000"),
+        ]
+        .into_iter()
+        .filter(|(arn, account)| {
+            matches!(ask(arn, account, Some(external_id)), Decision::Allowed(_))
+        })
+        .map(|(arn, _)| arn)
+        .collect();
+        if !wide.is_empty() {
+            out.push(Finding::new(
+                Severity::Warning,
+                "target-role-trust-wide",
+                target_object,
+                format!(
+                    "the trust of the target role {target} admits other principals than {role_arn} \
+                     that present sts:ExternalId {external_id} (e.g. {}): the externalId is no \
+                     secret, so they can become the target",
+                    wide.join(", ")
+                ),
+                format!("set its trust to {required_text}"),
+            ));
+        }
     }
     out
 }

@@ -31,6 +31,22 @@ pub(super) fn plan_iam_role(
         None => None,
     };
     if let Some(target) = &repo.target_role_arn {
+        let taken = permissions_policy.as_ref().is_some_and(|p| {
+            policy::statements(p)
+                .iter()
+                .any(|st| st.get("Sid").and_then(Value::as_str) == Some(TARGET_STATEMENT))
+        });
+        if taken {
+            return Err(Error::TemplateOutput {
+                template: templates
+                    .describe(repo.inline_policy_template.as_deref().unwrap_or_default()),
+                repository: names.repository.clone(),
+                message: format!(
+                    "a statement has Sid `{TARGET_STATEMENT}`, which runner-identity adds for the \
+                     target role: rename it"
+                ),
+            });
+        }
         permissions_policy = Some(with_target_statement(permissions_policy, target));
     }
     let mut tags = repo.tags.clone();

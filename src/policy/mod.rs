@@ -134,16 +134,45 @@ fn evaluate_assume(
         let mut allowed = None;
         let mut reasons = Vec::new();
         for (i, st) in statements(policy).iter().enumerate() {
-            let matched = principal(st).and_then(|()| {
+            let deny = st.get("Effect").and_then(Value::as_str) == Some("Deny");
+            let unsupported = ["NotPrincipal", "NotAction"]
+                .into_iter()
+                .find(|k| st.get(*k).is_some());
+            if let Some(key) = unsupported {
+                if deny {
+                    // A Deny this evaluator cannot decide may deny: never
+                    // report Allowed past it.
+                    return Decision::NotAllowed(vec![format!(
+                        "statement {i}: a Deny with `{key}`, which this evaluator does not decide"
+                    )]);
+                }
+                reasons.push(format!("statement {i}: `{key}` is not supported here"));
+                continue;
+            }
+            let applies = principal(st).and_then(|()| {
                 if strings(st.get("Action"))
                     .iter()
                     .any(|a| glob_match(&a.to_lowercase(), action))
                 {
-                    conditions_hold(st, |key| context_values(context, key))
+                    Ok(())
                 } else {
                     Err(format!("Action does not include {action}"))
                 }
             });
+            let conditions = applies
+                .is_ok()
+                .then(|| conditions_hold(st, |key| context_values(context, key)));
+            if let (true, Some(Err(reason))) = (deny, &conditions)
+                && !reason.contains("does not match")
+            {
+                // A Deny whose conditions cannot be decided here (a key the
+                // request does not model, an operator not supported) may
+                // deny: never report Allowed past it.
+                return Decision::NotAllowed(vec![format!(
+                    "statement {i}: a Deny this evaluator cannot decide ({reason})"
+                )]);
+            }
+            let matched = applies.and_then(|()| conditions.unwrap_or(Ok(())));
             match matched {
                 Ok(()) => match st.get("Effect").and_then(Value::as_str) {
                     Some("Deny") => return Decision::Denied(i),
@@ -417,6 +446,25 @@ mod tests {
             evaluate_role_assume(&untagged, &request(&[])),
             Decision::NotAllowed(_)
         ));
+        // A Deny it cannot decide is never passed as Allowed.
+        for deny in [
+            json!({"Effect": "Deny", "NotPrincipal": {"AWS": "x"}, "Action": "sts:AssumeRole"}),
+            json!({"Effect": "Deny", "Principal": {"AWS": role}, "Action": "sts:AssumeRole",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
+        ] {
+            let mut policy = trust(json!({"AWS": role}));
+            policy["Statement"]
+                .as_array_mut()
+                .unwrap()
+                .push(deny.clone());
+            assert!(
+                matches!(
+                    evaluate_role_assume(&policy, &request(&[])),
+                    Decision::NotAllowed(_)
+                ),
+                "{deny}"
+            );
+        }
         // An ExternalId condition holds only with that id.
         let pinned = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
             "Action": ["sts:AssumeRole", "sts:TagSession"],

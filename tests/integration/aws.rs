@@ -734,6 +734,39 @@ async fn a_planned_target_role_is_set_kept_repaired_and_its_trust_reported() {
     let report = aws::apply(&clients_with(eks), &s, &plan, &AwsOptions::default()).await;
     assert!(!report.failed(), "{}", report.table());
     assert_eq!(create.num_calls(), 1);
+    // Replaced (a session policy added by hand): a new association, a new
+    // externalId, and the report says the target's trust must follow.
+    let with_policy = {
+        let arn = role_arn.clone();
+        mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output(move || {
+            DescribePodIdentityAssociationOutput::builder()
+                .association(
+                    PodIdentityAssociation::builder()
+                        .association_id("a-1")
+                        .role_arn(arn.clone())
+                        .target_role_arn(target)
+                        .policy("{}")
+                        .external_id("ext-new")
+                        .build(),
+                )
+                .build()
+        })
+    };
+    use aws_sdk_eks::operation::delete_pod_identity_association::DeletePodIdentityAssociationOutput;
+    let delete = mock!(aws_sdk_eks::Client::delete_pod_identity_association)
+        .then_output(|| DeletePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(
+        aws_sdk_eks,
+        RuleMode::MatchAny,
+        [&list_one, &with_policy, &delete, &create]
+    );
+    let report = aws::apply(&clients_with(eks), &s, &plan, &AwsOptions::default()).await;
+    let table = report.table();
+    assert!(table.contains("so is its externalId"), "{table}");
+    assert!(
+        table.contains(&format!("must allow {role_arn} ")),
+        "{table}"
+    );
 
     // The association chains nowhere, or to another role: set in place.
     for found in [None, Some("arn:aws:iam::999999999999:role/elsewhere")] {

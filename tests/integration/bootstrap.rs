@@ -1161,7 +1161,12 @@ async fn github_trusts_follow_the_subject_template_github_reports() {
     answer(serde_json::json!({"use_default": true, "sub_claim_prefix": "repo:acme/platform"}))
         .await;
     let (ran, _) = run("immutable", &from_api);
-    ran.expect(2);
+    let ran = ran.expect(2);
+    assert!(
+        ran.stderr.contains("GitHub sends the name form"),
+        "{}",
+        ran.stderr
+    );
 
     // A customised template that names no repository (the owner's id and
     // the context): any repository of the owner with an environment called

@@ -832,3 +832,41 @@ fn experimental_values_that_set_runner_container_env_are_refused_with_why() {
     );
     assert!(ran.stdout.is_empty(), "{}", ran.stdout);
 }
+
+#[test]
+fn an_inline_policy_that_takes_the_chain_statement_id_is_refused_before_apply() {
+    // IAM refuses a policy with two statements of one Sid: at apply (exit
+    // 3, after other writes) unless plan refuses it first.
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("permissions-policy.json"),
+        r#"{"Version": "2012-10-17", "Statement": [{"Sid": "ChainToTargetRole", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("config.yaml");
+    let text = "github: {owner: acme}\nrepositories:\n  - name: api\n    aws: {targetRoleArn: 'arn:aws:iam::444455556666:role/reader'}\n\
+                cluster: {name: prod, region: us-east-1}\n\
+                aws: {accountId: '111122223333', mode: pod-identity, permissionsBoundary: 'arn:aws:iam::111122223333:policy/b'}\n";
+    std::fs::write(&config, text).unwrap();
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "-c", config.to_str().unwrap(), "-o", "json"];
+        args.extend_from_slice(extra);
+        ri(&args).run()
+    };
+    let ran = plan(&["--templates", templates.to_str().unwrap()]).expect(2);
+    assert!(
+        ran.stderr.contains("Sid `ChainToTargetRole`"),
+        "{}",
+        ran.stderr
+    );
+    // With the embedded template, the statement is added once.
+    let ran = plan(&[]).expect(0);
+    assert_eq!(
+        ran.stdout.matches("\"ChainToTargetRole\"").count(),
+        1,
+        "{}",
+        ran.stdout
+    );
+}

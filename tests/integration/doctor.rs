@@ -956,7 +956,7 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
     let loose = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"AWS": first}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
     let target = create(target_name.clone(), loose).await;
-    let diagnose = |target: String| {
+    let diagnose_with = |target: String, settings: Option<runner_identity::config::Settings>| {
         let (first, namespace, iam) = (first.clone(), s.namespace.clone(), iam.clone());
         async move {
             let list =
@@ -1005,7 +1005,7 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
                 [&list, &describe, &cluster]
             );
             let options = Options {
-                settings: None,
+                settings: settings.as_ref(),
                 namespace: Some(namespace),
                 scale_set: None,
                 cluster: Some("prod".into()),
@@ -1017,6 +1017,7 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
                 .findings
         }
     };
+    let diagnose = |target: String| diagnose_with(target, None);
 
     // Both links broken: the first role may not assume the target, and the
     // target's trust lacks the externalId (the confused deputy).
@@ -1081,6 +1082,45 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
         .filter(|f| f.check.starts_with("target-role"))
         .collect();
     assert!(chain.is_empty(), "{chain:#?}");
+
+    // The externalId is no secret: a trust that admits the whole account
+    // with it admits every role there.
+    iam.update_assume_role_policy()
+        .role_name(&target_name)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": {"sts:ExternalId": "ext-7"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let findings = diagnose(target.clone()).await;
+    let f = find(
+        &findings,
+        Severity::Warning,
+        "target-role-trust-wide",
+        &format!("Role/{target_name}"),
+    );
+    assert!(f.evidence.contains("runner-identity-doctor-probe"), "{f:?}");
+
+    // With a configuration that plans another target (or none), the live
+    // target is only named, never its trust advised.
+    let settings = s.config.clone().settings();
+    let findings = diagnose_with(target.clone(), Some(settings)).await;
+    assert!(
+        !findings.iter().any(|f| f.check.starts_with("target-role")),
+        "{findings:#?}"
+    );
+    let f = find(
+        &findings,
+        Severity::Warning,
+        "association-target-role",
+        &format!("Role/{first_name}"),
+    );
+    assert!(f.evidence.contains("plans none"), "{f:?}");
 
     // A target in another account cannot be read: its required trust is said.
     let elsewhere = "arn:aws:iam::444455556666:role/data/reader".to_owned();
