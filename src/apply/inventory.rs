@@ -28,13 +28,29 @@ pub const PAGE: u32 = 500;
 /// `(namespace, name)`.
 type NamespacedName = (String, String);
 
-/// `(kind, namespace, name)`; the namespace is empty for namespaces.
-pub type Key = (&'static str, String, String);
+/// One object's identity; the namespace is empty for cluster-scoped kinds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// `Kind namespace/name` (or `Kind name`), for people.
+    pub fn describe(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
 
 /// The kinds runner-identity manages ([`Kind::DELETE_ORDER`]) with their
 /// API resources.
-pub(crate) fn kinds() -> [(&'static str, ApiResource); Kind::DELETE_ORDER.len()] {
-    Kind::DELETE_ORDER.map(|k| (k.as_str(), k.api_resource()))
+pub(crate) fn kinds() -> [(Kind, ApiResource); Kind::DELETE_ORDER.len()] {
+    Kind::DELETE_ORDER.map(|k| (k, k.api_resource()))
 }
 
 /// What the cluster holds of interest to one apply.
@@ -44,20 +60,20 @@ pub struct Inventory {
     namespaces: BTreeSet<String>,
     /// The Pod Security `enforce` level of the namespaces that set one.
     enforce: BTreeMap<String, String>,
-    managed: BTreeMap<Key, Box<str>>,
+    managed: BTreeMap<ObjectKey, Box<str>>,
     /// Objects runner-identity manages for another configuration instance.
-    other_instances: BTreeSet<Key>,
+    other_instances: BTreeSet<ObjectKey>,
     /// List requests sent to build this inventory.
     pub requests: usize,
     /// Kinds the API server does not serve ([`Kind::may_be_unserved`]).
-    pub unserved: BTreeSet<&'static str>,
+    pub unserved: BTreeSet<Kind>,
     /// Kinds the caller may not list (a least-privilege identity:
     /// `bootstrap` grants no right on Secrets when no credentials are
     /// planned): nothing of them is managed or pruned. A planned kind among
     /// them is an error ([`Inventory::require`]).
-    pub unseen: BTreeSet<&'static str>,
+    pub unseen: BTreeSet<Kind>,
     /// Why each unseen kind could not be listed.
-    refusals: BTreeMap<&'static str, Error>,
+    refusals: BTreeMap<Kind, Error>,
 }
 
 impl Inventory {
@@ -80,7 +96,7 @@ impl Inventory {
             .into_iter()
             .filter(|k| *k != Kind::Secret)
             .enumerate();
-        let mut listed: Vec<(usize, &'static str, Result<Found>, usize)> =
+        let mut listed: Vec<(usize, Kind, Result<Found>, usize)> =
             futures::stream::iter(cluster_wide)
                 .map(|(i, kind): (usize, Kind)| {
                     let (client, instance) = (client.clone(), inv.instance.clone());
@@ -89,7 +105,7 @@ impl Inventory {
                         let found =
                             list_kind(&client, kind, None, &instance, page_size, &mut requests)
                                 .await;
-                        (i, kind.as_str(), found, requests)
+                        (i, kind, found, requests)
                     }
                 })
                 .buffer_unordered(LIST_CONCURRENCY)
@@ -104,7 +120,7 @@ impl Inventory {
                     inv.unserved.insert(kind);
                 }
                 // Every namespace's name is needed: its list must succeed.
-                Err(e) if kind != "Namespace" && forbidden(&e) => {
+                Err(e) if kind != Kind::Namespace && forbidden(&e) => {
                     inv.unseen.insert(kind);
                     inv.refusals.insert(kind, e);
                 }
@@ -158,8 +174,8 @@ impl Inventory {
         let ours: BTreeSet<String> = self
             .managed
             .keys()
-            .filter(|(kind, ..)| all && *kind == Kind::Namespace.as_str())
-            .map(|(_, _, name)| name.clone())
+            .filter(|key| all && key.kind == Kind::Namespace)
+            .map(|key| key.name.clone())
             .chain(
                 planned
                     .iter()
@@ -187,7 +203,7 @@ impl Inventory {
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
             .await;
-        let kind = Kind::Secret.as_str();
+        let kind = Kind::Secret;
         for (found, requests) in listed {
             self.requests += requests;
             match found {
@@ -211,7 +227,7 @@ impl Inventory {
     pub async fn load_others(
         &mut self,
         client: &Client,
-        kinds: &BTreeSet<&'static str>,
+        kinds: &BTreeSet<Kind>,
         page_size: u32,
     ) -> Result<()> {
         let others = format!(
@@ -221,7 +237,7 @@ impl Inventory {
         let wanted: Vec<Kind> = kinds
             .iter()
             .filter(|k| !self.unserved.contains(*k) && !self.unseen.contains(*k))
-            .filter_map(|k| Kind::named(k))
+            .copied()
             // Namespaces are all listed; Secrets are never listed across
             // namespaces (their data): an existence check reads each name.
             .filter(|k| !matches!(k, Kind::Namespace | Kind::Secret))
@@ -249,18 +265,19 @@ impl Inventory {
             .await;
         for (kind, names, requests) in listed {
             self.requests += requests;
-            self.other_instances.extend(
-                names?
-                    .into_iter()
-                    .map(|(namespace, name)| (kind.as_str(), namespace, name)),
-            );
+            self.other_instances
+                .extend(names?.into_iter().map(|(namespace, name)| ObjectKey {
+                    kind,
+                    namespace,
+                    name,
+                }));
         }
         Ok(())
     }
 
     /// Fails with the refusal of the first `planned` kind the caller may
     /// not list: an apply cannot tell what of it exists.
-    pub fn require(&mut self, planned: &BTreeSet<&'static str>) -> Result<()> {
+    pub fn require(&mut self, planned: &BTreeSet<Kind>) -> Result<()> {
         match planned.iter().find_map(|kind| self.refusals.remove(kind)) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
@@ -299,33 +316,31 @@ impl Inventory {
     pub fn namespaces_with_objects(&self) -> BTreeSet<&str> {
         self.managed
             .keys()
-            .map(|(_, namespace, _)| namespace.as_str())
+            .map(|key| key.namespace.as_str())
             .filter(|n| !n.is_empty())
             .collect()
     }
 
     /// Whether this instance manages an object of that key.
-    pub fn is_managed(&self, kind: &str, namespace: &str, name: &str) -> bool {
-        self.managed
-            .contains_key(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+    pub fn is_managed(&self, key: &ObjectKey) -> bool {
+        self.managed.contains_key(key)
     }
 
     /// The live managed object of that key, if any (parsed on each call).
-    pub fn managed(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+    pub fn managed(&self, key: &ObjectKey) -> Option<Value> {
         self.managed
-            .get(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+            .get(key)
             .and_then(|text| serde_json::from_str(text).ok())
     }
 
     /// Whether runner-identity manages an object of that key for another
     /// configuration instance.
-    pub fn of_other_instance(&self, kind: &str, namespace: &str, name: &str) -> bool {
-        self.other_instances
-            .contains(&(kind_static(kind), namespace.to_owned(), name.to_owned()))
+    pub fn of_other_instance(&self, key: &ObjectKey) -> bool {
+        self.other_instances.contains(key)
     }
 
     /// The managed objects of this instance whose key `keep` accepts, parsed.
-    pub fn of_instance(&self, keep: impl Fn(&Key) -> bool) -> Vec<(&Key, Value)> {
+    pub fn of_instance(&self, keep: impl Fn(&ObjectKey) -> bool) -> Vec<(&ObjectKey, Value)> {
         self.managed
             .iter()
             .filter(|(k, _)| keep(k))
@@ -345,9 +360,9 @@ const LIST_CONCURRENCY: usize = 4;
 #[derive(Default)]
 struct Found {
     /// This instance's objects.
-    managed: Vec<(Key, Box<str>)>,
+    managed: Vec<(ObjectKey, Box<str>)>,
     /// Objects runner-identity manages for other instances.
-    others: Vec<Key>,
+    others: Vec<ObjectKey>,
     /// Every namespace's name (the namespace list only).
     namespaces: Vec<String>,
     /// Pod Security `enforce` levels (the namespace list only).
@@ -365,44 +380,51 @@ async fn list_kind(
     page_size: u32,
     requests: &mut usize,
 ) -> Result<Found> {
-    let (ar, kind) = (kind.api_resource(), kind.as_str());
-    let ar = &ar;
+    let ar = &kind.api_resource();
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={instance}");
-    let selector = (kind != "Namespace").then_some(ours.as_str());
+    let selector = (kind != Kind::Namespace).then_some(ours.as_str());
     let mut found = Found::default();
     let scope = Scope {
         namespace,
         selector,
     };
-    list_all(client, ar, kind, scope, page_size, requests, |item| {
-        if kind == "Namespace" {
-            let name = item.metadata.name.clone().unwrap_or_default();
-            if let Some(level) = item
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(POD_SECURITY_ENFORCE))
-            {
-                found.enforce.push((name.clone(), level.clone()));
+    list_all(
+        client,
+        ar,
+        kind.as_str(),
+        scope,
+        page_size,
+        requests,
+        |item| {
+            if kind == Kind::Namespace {
+                let name = item.metadata.name.clone().unwrap_or_default();
+                if let Some(level) = item
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(POD_SECURITY_ENFORCE))
+                {
+                    found.enforce.push((name.clone(), level.clone()));
+                }
+                found.namespaces.push(name);
             }
-            found.namespaces.push(name);
-        }
-        let labels = item.metadata.labels.as_ref();
-        let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-        if label(MANAGED_BY_LABEL) != Some(MANAGED_BY) {
-            return Ok(());
-        }
-        if label(INSTANCE_LABEL) == Some(instance) {
-            found.managed.push(managed_text(kind, ar, item)?);
-        } else {
-            found.others.push((
-                kind,
-                item.metadata.namespace.unwrap_or_default(),
-                item.metadata.name.unwrap_or_default(),
-            ));
-        }
-        Ok(())
-    })
+            let labels = item.metadata.labels.as_ref();
+            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+            if label(MANAGED_BY_LABEL) != Some(MANAGED_BY) {
+                return Ok(());
+            }
+            if label(INSTANCE_LABEL) == Some(instance) {
+                found.managed.push(managed_text(kind, ar, item)?);
+            } else {
+                found.others.push(ObjectKey {
+                    kind,
+                    namespace: item.metadata.namespace.unwrap_or_default(),
+                    name: item.metadata.name.unwrap_or_default(),
+                });
+            }
+            Ok(())
+        },
+    )
     .await?;
     Ok(found)
 }
@@ -411,10 +433,10 @@ async fn list_kind(
 /// value is several times larger; it is parsed again when its repository
 /// is compared).
 fn managed_text(
-    kind: &'static str,
+    kind: Kind,
     ar: &ApiResource,
     item: DynamicObject,
-) -> Result<(Key, Box<str>)> {
+) -> Result<(ObjectKey, Box<str>)> {
     let namespace = item.metadata.namespace.clone().unwrap_or_default();
     let name = item.metadata.name.clone().unwrap_or_default();
     let mut value = serde_json::to_value(&item).map_err(|e| Error::Serialize {
@@ -423,13 +445,20 @@ fn managed_text(
     })?;
     // List items carry no apiVersion/kind; the planned objects do.
     value["apiVersion"] = Value::String(ar.api_version.clone());
-    value["kind"] = Value::String(kind.to_owned());
-    Ok(((kind, namespace, name), value.to_string().into_boxed_str()))
+    value["kind"] = Value::String(kind.as_str().to_owned());
+    Ok((
+        ObjectKey {
+            kind,
+            namespace,
+            name,
+        },
+        value.to_string().into_boxed_str(),
+    ))
 }
 
 /// Whether `error` is a 404 on listing a kind the server may not serve.
-fn not_served(kind: &str, error: &Error) -> bool {
-    Kind::named(kind).is_some_and(Kind::may_be_unserved)
+fn not_served(kind: Kind, error: &Error) -> bool {
+    kind.may_be_unserved()
         && matches!(error, Error::Kube { source, .. }
             if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 404))
 }
@@ -583,13 +612,13 @@ pub(crate) async fn exists(
 }
 
 /// The key of a planned object.
-pub fn key_of(object: &Object) -> Key {
+pub fn key_of(object: &Object) -> ObjectKey {
     let meta = object.metadata();
-    (
-        object.kind().as_str(),
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
+    ObjectKey {
+        kind: object.kind(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    }
 }
 
 /// The instance label of a live object.

@@ -26,7 +26,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 use tracing::{debug, info, instrument, warn};
 
-pub use self::inventory::Inventory;
+pub use self::inventory::{Inventory, ObjectKey};
 pub use self::report::{Action, ObjectResult, RepoResult, Report};
 use crate::plan::{Kind, Plans, RepoPlan};
 use crate::retry;
@@ -89,7 +89,7 @@ pub(crate) fn dynamic_api(
 
 /// One planned object with what the read told about it.
 struct Step {
-    kind: &'static str,
+    kind: Kind,
     namespace: String,
     name: String,
     ar: ApiResource,
@@ -109,7 +109,7 @@ const EXISTENCE_CONCURRENCY: usize = 16;
 /// spanning repositories (conflicts, existence, prune) need to know.
 struct PlannedKeys {
     namespace: String,
-    keys: Vec<inventory::Key>,
+    keys: Vec<ObjectKey>,
 }
 
 /// Applies the plans: reads, compares, writes what changed, prunes when asked.
@@ -138,7 +138,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
         .inspect_err(|_| inventory.abort())?;
     debug!(repositories = planned.len(), "planned");
     let all_keys = || planned.iter().flat_map(|p| &p.keys);
-    let planned_kinds: std::collections::BTreeSet<&'static str> = all_keys().map(|k| k.0).collect();
+    let planned_kinds: std::collections::BTreeSet<Kind> = all_keys().map(|k| k.kind).collect();
     let mut inventory = inventory.await.map_err(|e| Error::Internal {
         message: format!("the inventory task stopped: {e}"),
     })??;
@@ -146,7 +146,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     // this instance may have left one).
     let secret_namespaces = planned
         .iter()
-        .filter(|p| p.keys.iter().any(|k| k.0 == Kind::Secret.as_str()))
+        .filter(|p| p.keys.iter().any(|k| k.kind == Kind::Secret))
         .map(|p| p.namespace.clone())
         .collect();
     inventory
@@ -155,8 +155,8 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     // `diff` without the right to read Secrets (the read-only identity):
     // they are not compared, and said so; everything else is.
     let mut required = planned_kinds.clone();
-    if options.diff_only && inventory.unseen.contains("Secret") {
-        required.remove("Secret");
+    if options.diff_only && inventory.unseen.contains(&Kind::Secret) {
+        required.remove(&Kind::Secret);
     }
     inventory.require(&required)?;
     debug!(requests = inventory.requests, "cluster read");
@@ -168,7 +168,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
         .filter(|p| {
             p.keys
                 .iter()
-                .any(|k| k.0 == Kind::ValidatingAdmissionPolicy.as_str())
+                .any(|k| k.kind == Kind::ValidatingAdmissionPolicy)
         })
         .map(|p| p.namespace.clone())
         .filter(|ns| {
@@ -195,7 +195,6 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     if let Some(kind) = planned_kinds
         .iter()
         .find(|k| inventory.unserved.contains(*k))
-        .and_then(|k| Kind::named(k))
     {
         let ar = kind.api_resource();
         return Err(Error::ClusterUnsupported {
@@ -211,7 +210,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     }
     // Where a planned name is not this instance's, in a namespace that
     // exists, another instance's or someone's object may have it.
-    let unlisted_kinds = unlisted(&inventory, &planned).map(|k| k.0).collect();
+    let unlisted_kinds = unlisted(&inventory, &planned).map(|k| k.kind).collect();
     inventory
         .load_others(client, &unlisted_kinds, options.page_size)
         .await?;
@@ -219,7 +218,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     // Every conflict is found, from the keys alone, before anything is written.
     let conflicts: Vec<String> = all_keys()
         .filter(|key| existing(&inventory, &unknown, key) == Existing::Foreign)
-        .map(|(kind, namespace, name)| format!("{kind} {}", qualified(namespace, name)))
+        .map(|key| format!("{} {}", key.kind, qualified(&key.namespace, &key.name)))
         .collect();
     if !conflicts.is_empty() && !options.adopt {
         return Err(Error::Unmanaged { objects: conflicts });
@@ -287,29 +286,28 @@ async fn check_grants(
     // The first namespaced object of each namespace the instance has no
     // object in yet.
     let granted = inventory.namespaces_with_objects();
-    let mut first: BTreeMap<&str, &inventory::Key> = BTreeMap::new();
+    let mut first: BTreeMap<&str, &ObjectKey> = BTreeMap::new();
     for repo in planned {
         // What apply writes itself (not the administrator's objects).
-        let written = |k: &&inventory::Key| {
-            !k.1.is_empty() && Kind::named(k.0).is_some_and(|kind| !kind.administrator_owned())
-        };
+        let written = |k: &&ObjectKey| !k.namespace.is_empty() && !k.kind.administrator_owned();
         for key in repo.keys.iter().filter(written) {
-            if granted.contains(key.1.as_str()) {
+            if granted.contains(key.namespace.as_str()) {
                 continue;
             }
-            first.entry(key.1.as_str()).or_insert(key);
+            first.entry(key.namespace.as_str()).or_insert(key);
         }
     }
     let Some(sample) = first.values().next() else {
         return Ok(());
     };
-    if may_patch(client, "", sample.0, None).await? {
+    if may_patch(client, "", sample.kind.as_str(), None).await? {
         return Ok(());
     }
     let reviewed: Vec<Result<(String, bool)>> = futures::stream::iter(first.into_values())
-        .map(|(kind, namespace, name)| async move {
-            let allowed = may_patch(client, namespace, kind, Some(name)).await?;
-            Ok((namespace.clone(), allowed))
+        .map(|key| async move {
+            let allowed =
+                may_patch(client, &key.namespace, key.kind.as_str(), Some(&key.name)).await?;
+            Ok((key.namespace.clone(), allowed))
         })
         .buffer_unordered(REVIEW_CONCURRENCY)
         .collect()
@@ -389,15 +387,15 @@ async fn existence_of_unlisted(
     client: &Client,
     inventory: &Inventory,
     planned: &[PlannedKeys],
-) -> Result<BTreeMap<inventory::Key, bool>> {
-    let unlisted: Vec<(inventory::Key, ApiResource)> = unlisted(inventory, planned)
-        .filter(|(kind, namespace, name)| !inventory.of_other_instance(kind, namespace, name))
-        .filter(|(kind, ..)| !inventory.unseen.contains(kind))
-        .filter_map(|key| Some((key.clone(), Kind::named(key.0)?.api_resource())))
+) -> Result<BTreeMap<ObjectKey, bool>> {
+    let unlisted: Vec<(ObjectKey, ApiResource)> = unlisted(inventory, planned)
+        .filter(|key| !inventory.of_other_instance(key))
+        .filter(|key| !inventory.unseen.contains(&key.kind))
+        .map(|key| (key.clone(), key.kind.api_resource()))
         .collect();
-    let found: Vec<Result<(inventory::Key, bool)>> = futures::stream::iter(unlisted)
+    let found: Vec<Result<(ObjectKey, bool)>> = futures::stream::iter(unlisted)
         .map(|(key, ar)| async move {
-            let exists = inventory::exists(client, &ar, &key.1, &key.2).await?;
+            let exists = inventory::exists(client, &ar, &key.namespace, &key.name).await?;
             Ok((key, exists))
         })
         .buffer_unordered(EXISTENCE_CONCURRENCY)
@@ -412,18 +410,16 @@ async fn existence_of_unlisted(
 fn unlisted<'a>(
     inventory: &'a Inventory,
     planned: &'a [PlannedKeys],
-) -> impl Iterator<Item = &'a inventory::Key> {
+) -> impl Iterator<Item = &'a ObjectKey> {
     planned
         .iter()
         .flat_map(|repo| {
             let namespace_exists = inventory.namespace_exists(&repo.namespace);
             repo.keys
                 .iter()
-                .filter(move |key| namespace_exists || key.1.is_empty())
+                .filter(move |key| namespace_exists || key.namespace.is_empty())
         })
-        .filter(|(kind, namespace, name)| {
-            *kind != "Namespace" && !inventory.is_managed(kind, namespace, name)
-        })
+        .filter(|key| key.kind != Kind::Namespace && !inventory.is_managed(key))
 }
 
 /// Whether an object of a planned key exists, and whose it is.
@@ -440,18 +436,17 @@ enum Existing {
 /// What the inventory and the existence checks say about one planned key.
 fn existing(
     inventory: &Inventory,
-    unlisted: &BTreeMap<inventory::Key, bool>,
-    key: &inventory::Key,
+    unlisted: &BTreeMap<ObjectKey, bool>,
+    key: &ObjectKey,
 ) -> Existing {
-    let (kind, namespace, name) = key;
     // The inventory holds this instance's objects only (its lists select on
     // the instance label).
-    match inventory.is_managed(kind, namespace, name) {
+    match inventory.is_managed(key) {
         true => Existing::Ours,
-        false if inventory.of_other_instance(kind, namespace, name) => Existing::Foreign,
+        false if inventory.of_other_instance(key) => Existing::Foreign,
         false => {
-            let exists = if *kind == "Namespace" {
-                inventory.namespace_exists(name)
+            let exists = if key.kind == Kind::Namespace {
+                inventory.namespace_exists(&key.name)
             } else {
                 unlisted.get(key).copied().unwrap_or(false)
             };
@@ -468,7 +463,7 @@ fn existing(
 /// a repository needs.
 fn classify(
     inventory: &Inventory,
-    unlisted: &BTreeMap<inventory::Key, bool>,
+    unlisted: &BTreeMap<ObjectKey, bool>,
     repo: &RepoPlan,
     options: &Options,
 ) -> Result<Vec<Step>> {
@@ -477,13 +472,17 @@ fn classify(
     for object in repo.objects() {
         let key = inventory::key_of(&object);
         let ar = object.kind().api_resource();
-        let (kind, namespace, name) = key.clone();
+        let ObjectKey {
+            kind,
+            namespace,
+            name,
+        } = key.clone();
         let desired =
             compare::with_hash(serde_json::to_value(object).map_err(|e| Error::Serialize {
                 what: format!("{kind} {name}"),
                 message: e.to_string(),
             })?);
-        let live = inventory.managed(kind, &namespace, &name);
+        let live = inventory.managed(&key);
         let action = match existing(inventory, unlisted, &key) {
             Existing::Ours => {
                 if live
@@ -503,7 +502,7 @@ fn classify(
         } else {
             action
         };
-        let unread = options.diff_only && inventory.unseen.contains(kind);
+        let unread = options.diff_only && inventory.unseen.contains(&kind);
         let action = if unread { Action::NotCompared } else { action };
         // Diffs are for `diff`; an apply's report does not hold every object's text.
         let diff = (options.diff_only
@@ -566,11 +565,11 @@ async fn execute(
             writes.fetch_add(1, Ordering::Relaxed);
             match outcome {
                 Ok(_) => {
-                    debug!(kind = step.kind, namespace = %step.namespace, name = %step.name, action = ?step.action, "applied")
+                    debug!(kind = %step.kind, namespace = %step.namespace, name = %step.name, action = ?step.action, "applied")
                 }
                 Err(e) => {
                     warn!(repository = %repo.names.repository, "{what} failed: {e}");
-                    let owned = Kind::named(step.kind).is_some_and(Kind::administrator_owned);
+                    let owned = step.kind.administrator_owned();
                     let hint = match &e {
                         kube::Error::Api(s) if s.code == 403 && owned => {
                             "; it confines what runs in the namespace, so the identity `bootstrap` \
@@ -604,6 +603,14 @@ pub(crate) fn qualified(namespace: &str, name: &str) -> String {
 mod tests {
     use super::*;
 
+    fn key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn a_cluster_scoped_planned_name_is_checked_even_in_a_new_namespace() {
         // Before, every key of a repository whose namespace did not exist
@@ -612,24 +619,16 @@ mod tests {
         let planned = [PlannedKeys {
             namespace: "new".into(),
             keys: vec![
-                ("Namespace", String::new(), "new".into()),
-                (
-                    "ValidatingAdmissionPolicy",
-                    String::new(),
-                    "guard-new".into(),
-                ),
-                ("ServiceAccount", "new".into(), "gha-runner".into()),
+                key(Kind::Namespace, "", "new"),
+                key(Kind::ValidatingAdmissionPolicy, "", "guard-new"),
+                key(Kind::ServiceAccount, "new", "gha-runner"),
             ],
         }];
         let inventory = Inventory::with_namespaces("i", ["old"]);
-        let keys: Vec<&inventory::Key> = unlisted(&inventory, &planned).collect();
+        let keys: Vec<&ObjectKey> = unlisted(&inventory, &planned).collect();
         assert_eq!(
             keys,
-            [&(
-                "ValidatingAdmissionPolicy",
-                String::new(),
-                "guard-new".to_owned()
-            )]
+            [&key(Kind::ValidatingAdmissionPolicy, "", "guard-new")]
         );
         let existing = Inventory::with_namespaces("i", ["new"]);
         assert_eq!(unlisted(&existing, &planned).count(), 2);

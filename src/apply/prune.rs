@@ -14,28 +14,29 @@ use kube::discovery::{Discovery, Scope, verbs};
 use serde_json::Value;
 use tracing::info;
 
-use super::inventory::{Inventory, Key, PAGE, kinds};
+use super::inventory::{Inventory, ObjectKey, PAGE, kinds};
 use super::report::{Action, ObjectResult, RepoResult};
 use super::{Options, dynamic_api, qualified};
 use crate::kvp::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
+use crate::plan::Kind;
 use crate::retry;
 use crate::{Error, Result};
 
 pub(super) async fn prune(
     client: &Client,
     inventory: &Inventory,
-    planned: &BTreeSet<Key>,
+    planned: &BTreeSet<ObjectKey>,
     options: &Options,
     writes: &AtomicUsize,
 ) -> Result<Vec<RepoResult>> {
-    let candidates: Vec<(&Key, Value)> = inventory.of_instance(|k| !planned.contains(k));
+    let candidates: Vec<(&ObjectKey, Value)> = inventory.of_instance(|k| !planned.contains(k));
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
     let namespaces: Vec<&str> = candidates
         .iter()
-        .filter(|(k, _)| k.0 == "Namespace")
-        .map(|(k, _)| k.2.as_str())
+        .filter(|(k, _)| k.kind == Kind::Namespace)
+        .map(|(k, _)| k.name.as_str())
         .collect();
     let keep = if namespaces.is_empty() {
         BTreeMap::new()
@@ -51,14 +52,14 @@ pub(super) async fn prune(
 
     let mut by_repo: BTreeMap<String, RepoResult> = BTreeMap::new();
     for (kind, ar) in kinds() {
-        for (key, live) in candidates.iter().filter(|(k, _)| k.0 == kind) {
+        for (key, live) in candidates.iter().filter(|(k, _)| k.kind == kind) {
             let repository = live
                 .pointer("/metadata/annotations")
                 .and_then(|a| a.get(REPOSITORY_ANNOTATION))
                 .and_then(Value::as_str)
                 .unwrap_or("(unknown repository)")
                 .to_owned();
-            let (_, namespace, name) = key;
+            let (namespace, name) = (&key.namespace, &key.name);
             let mut object = ObjectResult {
                 kind,
                 namespace: namespace.clone(),
@@ -69,7 +70,7 @@ pub(super) async fn prune(
                 reason: None,
                 server_validated: !options.diff_only,
             };
-            if let Some(held) = keep.get(name.as_str()).filter(|_| kind == "Namespace") {
+            if let Some(held) = keep.get(name.as_str()).filter(|_| kind == Kind::Namespace) {
                 object.action = Action::Keep;
                 object.reason = Some(held.reason(name));
             } else if !options.diff_only {
@@ -87,16 +88,14 @@ pub(super) async fn prune(
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
                     // The administrator's (bootstrap): left to them, said.
                     Err(kube::Error::Api(status))
-                        if status.code == 403
-                            && crate::plan::Kind::named(kind)
-                                .is_some_and(crate::plan::Kind::administrator_owned) =>
+                        if status.code == 403 && kind.administrator_owned() =>
                     {
                         object.action = Action::Keep;
                         object.reason = Some(format!(
                             "this identity may not delete it: it confines what runs in the \
                              namespace, so it is the administrator's; `kubectl delete {} {}` \
                              once nothing needs it",
-                            kind.to_lowercase(),
+                            kind.as_str().to_lowercase(),
                             if namespace.is_empty() {
                                 name.clone()
                             } else {

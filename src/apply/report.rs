@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::plan::Kind;
+
 /// What happened (or, in a diff, would happen) to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,7 +36,7 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub namespace: String,
     pub name: String,
     pub action: Action,
@@ -164,7 +166,7 @@ impl Report {
                 (None, Action::Keep) => Some(format!(
                     "{}: {} {} kept: {}",
                     r.repository,
-                    o.kind.to_lowercase(),
+                    o.kind.as_str().to_lowercase(),
                     o.name,
                     o.reason
                         .as_deref()

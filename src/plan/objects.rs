@@ -33,6 +33,22 @@ pub enum Kind {
     Namespace,
 }
 
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A kind is written as Kubernetes names it (`ServiceAccount`).
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl Kind {
     /// Every managed kind, in the order they are deleted (dependents first).
     pub const DELETE_ORDER: [Kind; 9] = [

@@ -79,7 +79,7 @@ async fn examples_apply_cleanly_and_dry_run_persists_nothing() {
             // dry-run by the server; the rest is reported as not validated.
             assert_eq!(
                 a.server_validated,
-                a.kind == "Namespace",
+                a.kind == runner_identity::plan::Kind::Namespace,
                 "{example}: {a:?}"
             );
         }

@@ -156,7 +156,7 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         .repositories
         .iter()
         .flat_map(|r| r.objects.iter())
-        .map(|o| (o.kind.to_owned(), o.action))
+        .map(|o| (o.kind.to_string(), o.action))
         .collect();
     assert!(
         actions.contains(&("Namespace".to_owned(), Action::Keep)),
@@ -171,7 +171,9 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         .repositories
         .iter()
         .flat_map(|r| r.objects.iter())
-        .find(|o| o.kind == "NetworkPolicy" && o.namespace.ends_with("-gone"))
+        .find(|o| {
+            o.kind == runner_identity::plan::Kind::NetworkPolicy && o.namespace.ends_with("-gone")
+        })
         .unwrap();
     assert_eq!(kept.action, Action::Keep, "{kept:?}");
     assert!(
@@ -185,7 +187,7 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         .repositories
         .iter()
         .flat_map(|r| r.objects.iter())
-        .find(|o| o.kind == "Namespace" && o.name.ends_with("-gone"))
+        .find(|o| o.kind == runner_identity::plan::Kind::Namespace && o.name.ends_with("-gone"))
         .unwrap();
     assert!(
         namespace
@@ -891,7 +893,7 @@ async fn the_read_only_identity_reads_no_secret_and_mints_no_token_yet_diff_runs
         .repositories
         .iter()
         .flat_map(|r| r.objects.iter())
-        .find(|o| o.kind == "Secret")
+        .find(|o| o.kind == runner_identity::plan::Kind::Secret)
         .unwrap();
     assert_eq!(secret.action, Action::NotCompared, "{secret:?}");
     assert!(
@@ -907,7 +909,7 @@ async fn the_read_only_identity_reads_no_secret_and_mints_no_token_yet_diff_runs
         diff.repositories
             .iter()
             .flat_map(|r| r.objects.iter())
-            .filter(|o| o.kind != "Secret")
+            .filter(|o| o.kind != runner_identity::plan::Kind::Secret)
             .all(|o| o.action == Action::Unchanged)
     );
 }
