@@ -143,9 +143,9 @@ pub struct Selector {
     /// Organization custom properties; a repository needs all of them.
     #[serde(default)]
     pub custom_properties: BTreeMap<String, String>,
-    /// Visibilities (`public`, `private`, `internal`); any. Empty: all.
+    /// Visibilities; any. Empty: all.
     #[serde(default)]
-    pub visibility: Vec<String>,
+    pub visibility: Vec<Visibility>,
     /// Name globs never selected.
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -155,6 +155,27 @@ pub struct Selector {
     /// Select forks too.
     #[serde(default)]
     pub include_forks: bool,
+}
+
+/// A repository's visibility on GitHub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Private,
+    /// GitHub Enterprise: visible to the enterprise's members.
+    Internal,
+}
+
+impl Visibility {
+    /// As GitHub's API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Internal => "internal",
+        }
+    }
 }
 
 fn default_github_url() -> String {

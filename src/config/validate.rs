@@ -348,14 +348,6 @@ fn check_selector(sel: &Selector) -> std::result::Result<(), (String, String)> {
             }
         }
     }
-    for v in &sel.visibility {
-        if !matches!(v.as_str(), "public" | "private" | "internal") {
-            return Err((
-                "visibility".into(),
-                format!("`{v}` is not one of public, private, internal"),
-            ));
-        }
-    }
     if sel.topics.iter().any(String::is_empty) {
         return Err(("topics".into(), "a topic is empty".into()));
     }

@@ -104,8 +104,9 @@ pub fn decide(
     }
     if !sel.visibility.is_empty() {
         let v = repo.visibility.as_deref().unwrap_or("unknown");
-        if !sel.visibility.iter().any(|w| w == v) {
-            return Err(format!("visibility {v} is not one of {:?}", sel.visibility));
+        if !sel.visibility.iter().any(|w| w.as_str() == v) {
+            let wanted: Vec<&str> = sel.visibility.iter().map(|w| w.as_str()).collect();
+            return Err(format!("visibility {v} is not one of {wanted:?}"));
         }
         reasons.push(format!("visibility {v}"));
     }
