@@ -9,18 +9,22 @@
 
 use std::path::PathBuf;
 
+pub mod access;
 pub mod apply;
 pub mod arn;
 pub mod aws;
 pub mod bootstrap;
 pub mod chart;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod github;
+pub mod jwt;
 pub mod kvp;
 pub mod names;
 pub mod net;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod render;

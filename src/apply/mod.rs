@@ -300,13 +300,12 @@ async fn check_grants(
     let Some(sample) = first.values().next() else {
         return Ok(());
     };
-    if may_patch(client, "", sample.kind.as_str(), None).await? {
+    if may_patch(client, "", sample.kind, None).await? {
         return Ok(());
     }
     let reviewed: Vec<Result<(String, bool)>> = futures::stream::iter(first.into_values())
         .map(|key| async move {
-            let allowed =
-                may_patch(client, &key.namespace, key.kind.as_str(), Some(&key.name)).await?;
+            let allowed = may_patch(client, &key.namespace, key.kind, Some(&key.name)).await?;
             Ok((key.namespace.clone(), allowed))
         })
         .buffer_unordered(REVIEW_CONCURRENCY)
@@ -339,27 +338,19 @@ async fn check_grants(
 async fn may_patch(
     client: &Client,
     namespace: &str,
-    kind: &str,
+    kind: Kind,
     name: Option<&str>,
 ) -> Result<bool> {
     use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };
-    let ar = Kind::named(kind)
-        .map(Kind::api_resource)
-        .ok_or_else(|| Error::Internal {
-            message: format!("no API resource for planned kind {kind}"),
-        })?;
+    let ar = kind.api_resource();
+    let mut attributes =
+        crate::access::resource_attributes(Some(namespace), &ar.group, &ar.plural, "", "patch");
+    attributes.name = name.map(str::to_owned);
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_owned()),
-                group: Some(ar.group.clone()),
-                resource: Some(ar.plural.clone()),
-                verb: Some("patch".into()),
-                name: name.map(str::to_owned),
-                ..Default::default()
-            }),
+            resource_attributes: Some(attributes),
             ..Default::default()
         },
         ..Default::default()
@@ -371,7 +362,7 @@ async fn may_patch(
         .await
         .map_err(|source| Error::Kube {
             action: "review access to",
-            kind: Kind::named(kind).map_or("", Kind::as_str),
+            kind: kind.as_str(),
             namespace: namespace.to_owned(),
             name: name.unwrap_or("*").to_owned(),
             source: Box::new(source),

@@ -12,9 +12,9 @@ use super::pod_identity::{association_changes, eks_tag_key};
 use super::{
     AwsError, AwsOptions, Change, Clients, INLINE_POLICY, RoleResult, TargetTrust, call_error,
 };
-use crate::apply::Action;
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
+use crate::outcome::Action;
 use crate::plan::IamRolePlan;
 
 /// What IAM holds for one role.

@@ -9,9 +9,9 @@ use futures::StreamExt;
 use super::iam::{delete_inline, detach};
 use super::pod_identity::{associations_of, delete_association};
 use super::{AwsError, AwsOptions, CONCURRENCY, Change, Clients, RoleResult, call_error};
-use crate::apply::Action;
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
+use crate::outcome::Action;
 
 /// A role to prune: name, ARN, and the repository its tag names.
 pub(super) type PrunedRole = (String, String, String);

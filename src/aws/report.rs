@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::apply::Action;
+use crate::outcome::Action;
 
 /// One planned change to a role or association.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -252,7 +252,7 @@ pub fn trust_findings(
             .to_owned()
     };
     let sub = text("sub");
-    let aud = crate::verify::audiences(claims)
+    let aud = crate::jwt::audiences(claims)
         .into_iter()
         .next()
         .unwrap_or_default();
@@ -418,7 +418,7 @@ async fn mint(client: &Client, namespace: &str, account: &str) -> Result<Value, 
         .await
         .map_err(|e| e.to_string())?;
     let token = response.status.map(|s| s.token).unwrap_or_default();
-    crate::verify::jwt_claims(&token).map_err(|e| e.to_string())
+    crate::jwt::claims(&token).map_err(|e| e.to_string())
 }
 
 /// A job ServiceAccount without an IRSA annotation: its Pod Identity association.

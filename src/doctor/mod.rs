@@ -208,7 +208,7 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
     for set in &sets {
         report.findings.extend(phase(set));
     }
-    let progress = crate::apply::report::Progress::new(sets.len() as u64, "scale sets");
+    let progress = crate::outcome::Progress::new(sets.len() as u64, "scale sets");
     let per_set: Vec<(Vec<Finding>, Option<String>)> = futures::stream::iter(&sets)
         .map(|set| {
             let progress = &progress;

@@ -7,9 +7,9 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 use super::{Finding, Severity, object};
+use crate::access::resource_attributes;
 use crate::config::Hooks;
 use crate::plan::{HookRight, hook_asks, hook_versions};
-use crate::verify::runner::resource_attributes;
 
 /// Checks the rights of `namespace/account`.
 pub async fn check(

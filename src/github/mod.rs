@@ -383,7 +383,7 @@ fn rate_limit_wait(
         return Some(Duration::from_secs(secs.max(1).unsigned_abs()));
     }
     if let (Some(0), Some(reset)) = (header("x-ratelimit-remaining"), header("x-ratelimit-reset")) {
-        let secs = (reset - crate::verify::now()).max(0) + 1;
+        let secs = (reset - crate::clock::now()).max(0) + 1;
         return Some(Duration::from_secs(secs.unsigned_abs()));
     }
     if status == 429 || body.to_lowercase().contains("rate limit") {
@@ -471,7 +471,7 @@ mod tests {
         h.insert("x-ratelimit-remaining", "0".parse().unwrap());
         h.insert(
             "x-ratelimit-reset",
-            (crate::verify::now() + 30).to_string().parse().unwrap(),
+            (crate::clock::now() + 30).to_string().parse().unwrap(),
         );
         let w = rate_limit_wait(403, &h, "", 0, &p).unwrap();
         assert!((30..=32).contains(&w.as_secs()), "{w:?}");

@@ -16,7 +16,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Check, now};
+use super::Check;
+use crate::clock::now;
 
 /// The audience runner-identity asks GitHub to put in the token.
 pub const AUDIENCE: &str = "runner-identity";

@@ -9,8 +9,10 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use serde_json::Value;
 
 use super::github_oidc::{self, OidcMode};
-use super::{Check, Subject, Verdict, audiences, instance_metadata, jwt_claims, now};
+use super::{Check, Subject, Verdict, instance_metadata};
+use crate::clock::now;
 use crate::config::{Mode, Settings};
+use crate::jwt::{audiences, claims as jwt_claims};
 use crate::names::RepoNames;
 use crate::plan;
 use crate::templates::Templates;

@@ -18,9 +18,6 @@ pub mod runner;
 
 use std::path::PathBuf;
 
-use base64::Engine;
-use serde_json::Value;
-
 pub use report::{Check, Status, Verdict};
 
 /// Why a fact a check needs could not be read. A check that meets one of
@@ -35,8 +32,8 @@ pub enum VerifyError {
         source: std::io::Error,
     },
     /// A token is not a JWT whose payload is JSON.
-    #[error("not a JWT: {reason}")]
-    NotAJwt { reason: String },
+    #[error(transparent)]
+    NotAJwt(#[from] crate::jwt::NotAJwt),
     /// A token's subject is not a ServiceAccount.
     #[error("token subject `{sub}` is not a ServiceAccount")]
     NotAServiceAccount { sub: String },
@@ -71,41 +68,6 @@ impl Subject {
     }
 }
 
-/// The claims of a JWT, without verifying its signature (the caller decides
-/// what makes the token trustworthy: the API server or STS accepting it).
-pub fn jwt_claims(token: &str) -> Result<Value, VerifyError> {
-    let not_a_jwt = |reason: String| VerifyError::NotAJwt { reason };
-    let payload = token
-        .trim()
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| not_a_jwt("no payload part".into()))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|e| not_a_jwt(format!("the payload is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| not_a_jwt(format!("the payload is not JSON: {e}")))
-}
-
-/// The audiences of a JWT (`aud` is a string or an array).
-pub fn audiences(claims: &Value) -> Vec<String> {
-    match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,14 +81,5 @@ mod tests {
         );
         assert!(Subject::parse("system:serviceaccount:gha-api").is_none());
         assert!(Subject::parse("repo:acme/api:ref:refs/heads/main").is_none());
-    }
-
-    #[test]
-    fn claims_of_a_jwt() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(br#"{"aud":["a","b"],"sub":"x"}"#);
-        let claims = jwt_claims(&format!("h.{payload}.s")).unwrap();
-        assert_eq!(audiences(&claims), ["a", "b"]);
-        assert!(jwt_claims("garbage").is_err());
     }
 }

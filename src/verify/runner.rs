@@ -5,16 +5,18 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+    SelfSubjectAccessReview, SelfSubjectAccessReviewSpec, SelfSubjectRulesReview,
+    SelfSubjectRulesReviewSpec,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{AuthInfo, Kubeconfig};
 use kube::{Client, Config};
 
-use super::{Check, Subject, Verdict, VerifyError, jwt_claims};
+use super::{Check, Subject, Verdict, VerifyError};
+use crate::access::resource_attributes;
 use crate::config::{RuleConfig, Settings};
+use crate::jwt::claims as jwt_claims;
 use crate::names::{RepoNames, for_repository};
 use crate::plan::{
     HookRight, HookVersion, check_hook_template, hook_asks, hook_rights, hook_versions,
@@ -380,24 +382,6 @@ fn hook_template_check(served: Option<&RepoNames>, inputs: &RunnerInputs) -> Che
             format!("{}: {e}", path.display()),
             "use the hook template from `runner-identity plan`",
         ),
-    }
-}
-
-/// The resource of an access review (`subresource` empty for none).
-pub fn resource_attributes(
-    namespace: Option<&str>,
-    group: &str,
-    resource: &str,
-    subresource: &str,
-    verb: &str,
-) -> ResourceAttributes {
-    ResourceAttributes {
-        namespace: namespace.map(str::to_owned),
-        group: Some(group.to_owned()),
-        resource: Some(resource.to_owned()),
-        subresource: (!subresource.is_empty()).then(|| subresource.to_owned()),
-        verb: Some(verb.to_owned()),
-        ..Default::default()
     }
 }
 
