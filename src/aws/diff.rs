@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::Change;
-use super::iam::LiveRole;
+use super::live::LiveRole;
 use crate::plan::IamRolePlan;
 
 /// The changes that bring `live` to `role`. Pure.

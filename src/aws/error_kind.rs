@@ -74,6 +74,16 @@ impl AwsErrorKind {
     }
 }
 
+/// An SDK error as `Code: message` (the SDK never puts credentials in
+/// errors); a transport error as its cause chain.
+pub(crate) fn error_text<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => crate::cause_chain(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

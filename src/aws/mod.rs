@@ -11,10 +11,12 @@
 
 mod diff;
 pub mod error_kind;
-pub(crate) mod iam;
+mod live;
 mod pod_identity;
 mod prune;
+mod reconcile;
 mod report;
+mod write;
 
 use std::collections::BTreeSet;
 
@@ -23,7 +25,7 @@ use aws_config::{BehaviorVersion, Region};
 use futures::StreamExt;
 use tracing::instrument;
 
-pub use self::iam::decode_policy;
+pub use self::live::decode_policy;
 pub use self::report::{AwsReport, Change, RoleResult, TargetTrust};
 use crate::config::{Partition, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
@@ -148,7 +150,7 @@ where
     AwsError::Call {
         operation,
         target: target.into(),
-        message: iam::error_text(e),
+        message: error_kind::error_text(e),
     }
 }
 
@@ -171,13 +173,13 @@ pub async fn apply(
     options: &AwsOptions,
 ) -> AwsReport {
     let mut report = AwsReport::default();
-    if let Some(problem) = iam::check_oidc_provider(clients, settings).await {
+    if let Some(problem) = reconcile::check_oidc_provider(clients, settings).await {
         report.problems.push(problem);
     }
     // Which roles exist, and under which path, from the list (allowed on
     // every role): a GetRole of a role that does not exist cannot name its
     // path, so an identity limited to one path would be refused it.
-    let paths = match iam::role_paths(&clients.iam).await {
+    let paths = match reconcile::role_paths(&clients.iam).await {
         Ok(paths) => paths,
         Err(e) => {
             report.problems.push(e.to_string());
@@ -185,23 +187,18 @@ pub async fn apply(
         }
     };
     let paths = &paths;
+    let run = reconcile::Run {
+        clients,
+        settings,
+        options,
+        instance: plans.instance(),
+    };
+    let run = &run;
     let results: Vec<crate::Result<(RoleResult, usize)>> = futures::stream::iter(0..plans.count())
         .map(|i| async move {
             let repo = plans.repository(i)?;
-            let mut writes = 0;
-            let result = iam::reconcile_role(
-                clients,
-                settings,
-                &repo.names.repository,
-                &repo.iam_role,
-                paths.get(&repo.iam_role.name).map(String::as_str),
-                (&repo.names.namespace, &repo.names.job_service_account),
-                options,
-                plans.instance(),
-                &mut writes,
-            )
-            .await;
-            Ok((result, writes))
+            let known = paths.get(&repo.iam_role.name).map(String::as_str);
+            Ok(reconcile::reconcile_role(run, &repo, known).await)
         })
         .buffered(CONCURRENCY)
         .collect()

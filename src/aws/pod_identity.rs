@@ -232,8 +232,38 @@ pub(super) async fn delete_association(
     }
 }
 
+/// The planned association: (cluster, namespace, job ServiceAccount) →
+/// role, session tags on, the planned target role (or none), no session
+/// policy.
+pub(super) async fn create_association(
+    clients: &Clients,
+    settings: &Settings,
+    role: &IamRolePlan,
+    (namespace, sa): (&str, &str),
+) -> Result<(), AwsError> {
+    clients
+        .eks
+        .create_pod_identity_association()
+        .cluster_name(&settings.config.cluster.name)
+        .namespace(namespace)
+        .service_account(sa)
+        .role_arn(&role.arn)
+        .disable_session_tags(false)
+        .set_target_role_arn(role.target_role_arn.clone())
+        .set_tags(Some(
+            role.tags
+                .iter()
+                .map(|(k, v)| (eks_tag_key(k), v.clone()))
+                .collect(),
+        ))
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| call_error("CreatePodIdentityAssociation", &role.name, &e))
+}
+
 /// EKS tag keys allow the same characters as IAM's; kept as is.
-pub(super) fn eks_tag_key(k: &str) -> String {
+fn eks_tag_key(k: &str) -> String {
     k.to_owned()
 }
 

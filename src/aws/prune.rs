@@ -6,15 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
-use super::iam::{delete_inline, detach};
 use super::pod_identity::{associations_of, delete_association};
+use super::write::{delete_inline, detach};
 use super::{AwsError, AwsOptions, CONCURRENCY, Change, Clients, RoleResult, call_error};
 use crate::config::{Mode, Settings};
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPOSITORY_ANNOTATION};
 use crate::outcome::Action;
 
-/// A role to prune: name, ARN, and the repository its tag names.
-pub(super) type PrunedRole = (String, String, String);
+/// A role to prune.
+#[derive(Debug, Clone)]
+pub(super) struct PrunedRole {
+    pub(super) name: String,
+    pub(super) arn: String,
+    /// The repository its tag names.
+    pub(super) repository: String,
+}
 
 /// Deletes this instance's roles (found by path and tags) that are no longer
 /// planned; in Pod Identity mode their associations first, so none is left
@@ -65,7 +71,11 @@ pub(super) async fn prune_roles(
                 .get(REPOSITORY_ANNOTATION)
                 .map_or("(unknown repository)", |r| *r)
                 .to_owned();
-            Ok(Some((name, arn, repository)))
+            Ok(Some(PrunedRole {
+                name,
+                arn,
+                repository,
+            }))
         })
         .buffered(CONCURRENCY)
         .collect()
@@ -80,13 +90,18 @@ pub(super) async fn prune_roles(
         return Ok(Vec::new());
     }
     let associations = if settings.config.aws.mode == Mode::PodIdentity {
-        let arns: BTreeSet<&str> = pruned.iter().map(|(_, arn, _)| arn.as_str()).collect();
+        let arns: BTreeSet<&str> = pruned.iter().map(|r| r.arn.as_str()).collect();
         associations_of(clients, settings, instance, &arns).await?
     } else {
         BTreeMap::new()
     };
     let mut out = Vec::new();
-    for (name, arn, repository) in pruned {
+    for PrunedRole {
+        name,
+        arn,
+        repository,
+    } in pruned
+    {
         let ids = associations.get(&arn).cloned().unwrap_or_default();
         let mut changes: Vec<Change> = ids
             .iter()

@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use super::{Finding, Options, Severity, object};
 use crate::aws::Clients;
+use crate::aws::decode_policy;
 use crate::aws::error_kind::AwsErrorKind;
-use crate::aws::iam::{decode_policy, error_text};
+use crate::aws::error_kind::error_text;
 use crate::policy::{self, Decision, WebIdentityRequest};
 
 const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
