@@ -55,89 +55,26 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         checks: Vec::new(),
         facts: BTreeMap::new(),
     };
-    let env = |k: &str| inputs.env.get(k).filter(|v| !v.is_empty()).cloned();
-
-    let (mechanism, token_path) = match (
-        env("AWS_ROLE_ARN"),
-        env("AWS_WEB_IDENTITY_TOKEN_FILE"),
-        env("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
-        env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-    ) {
-        (Some(_), Some(file), pi_uri, _) => {
-            let note = if pi_uri.is_some() {
-                "; Pod Identity variables are present too, and the SDK's chain prefers web identity"
-            } else {
-                ""
-            };
-            verdict.checks.push(Check::pass(
-                "mechanism",
-                format!("IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE){note}"),
-            ));
-            (Mechanism::Irsa, PathBuf::from(file))
+    let (mechanism, token_path) = match mechanism(&inputs.env) {
+        Ok((mechanism, token_path, check)) => {
+            verdict.checks.push(check);
+            (mechanism, token_path)
         }
-        // The SDK's chain uses web identity only with both variables; else
-        // the container credentials come next (a step's stray AWS_ROLE_ARN
-        // does not change that).
-        (role_arn, _, Some(_), Some(file)) => {
-            let note = if role_arn.is_some() {
-                "; AWS_ROLE_ARN is set but no AWS_WEB_IDENTITY_TOKEN_FILE, so the SDK's chain \
-                 does not use it"
-            } else {
-                ""
-            };
-            verdict.checks.push(Check::pass(
-                "mechanism",
-                format!("EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI){note}"),
-            ));
-            (Mechanism::PodIdentity, PathBuf::from(file))
-        }
-        _ => {
-            verdict.checks.push(Check::fail(
-                "mechanism",
-                "neither IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) nor EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) is configured in this pod",
-                "usually: the hook template lacks `spec.serviceAccountName`, so the pod runs as `default`; or the job ServiceAccount lacks `eks.amazonaws.com/role-arn` (IRSA) or a pod identity association; or the pod identity webhook / EKS Pod Identity Agent is not installed",
-            ));
+        Err(check) => {
+            verdict.checks.push(check);
             return verdict;
         }
     };
-
     let subject = token_checks(&mut verdict, mechanism, &token_path, inputs);
-    // The repository this job's identity is bound to: the signed subject
-    // mapped through the configured naming rules.
-    let bound = match (&subject, &inputs.settings) {
-        (Some(s), Some(settings)) => settings
-            .repositories
-            .iter()
-            .map(|r| RepoNames::new(settings, r))
-            .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account),
-        _ => None,
-    };
+    let bound = bound_repository(inputs, subject.as_ref());
     if let Some(b) = &bound {
         verdict.facts.insert("repository", b.repository.clone());
     }
-    // Rendered only when STS refuses the job (the diagnosis shows it).
-    let trust_policy = || expected_trust_policy(inputs, mechanism, bound.as_ref());
-    // A Pod Identity target role: the job ends as it, chained from the
-    // repository's role.
-    let chained_from = bound.as_ref().and_then(|b| {
-        let settings = inputs.settings.as_ref()?;
-        let target = settings
-            .repositories
-            .iter()
-            .find(|r| r.full_name() == b.repository)?
-            .target_role_arn
-            .clone()?;
-        Some((b.iam_role_arn.clone(), target))
-    });
+    let chained_from = chained_from(inputs, bound.as_ref());
     if let Some((from, _)) = &chained_from {
         verdict.facts.insert("chained-from", from.clone());
     }
-    let expected_role = inputs.expected_role_arn.clone().or_else(|| {
-        chained_from
-            .as_ref()
-            .map(|(_, target)| target.clone())
-            .or_else(|| bound.as_ref().map(|b| b.iam_role_arn.clone()))
-    });
+    let expected_role = expected_role(inputs, bound.as_ref(), chained_from.as_ref());
     match (&expected_role, &subject) {
         (Some(arn), _) => {
             verdict.facts.insert("role-arn", arn.clone());
@@ -149,22 +86,13 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
         )),
         (None, None) => verdict.checks.push(Check::fail("expected-role", "no expected role: the token has no usable subject", "pass --expected-role-arn")),
     }
-    if let (Mechanism::Irsa, Some(want), Some(have)) =
-        (mechanism, &expected_role, env("AWS_ROLE_ARN"))
-    {
-        if &have == want {
-            verdict.checks.push(Check::pass(
-                "role-annotation",
-                format!("AWS_ROLE_ARN is {have}"),
-            ));
-        } else {
-            verdict.checks.push(Check::fail(
-                "role-annotation",
-                format!("AWS_ROLE_ARN is {have}, expected {want}"),
-                "fix the job ServiceAccount's eks.amazonaws.com/role-arn annotation (`runner-identity apply`)",
-            ));
-        }
-    }
+    verdict.checks.extend(role_annotation_check(
+        mechanism,
+        expected_role.as_deref(),
+        &inputs.env,
+    ));
+    // Rendered only when STS refuses the job (the diagnosis shows it).
+    let trust_policy = || expected_trust_policy(inputs, mechanism, bound.as_ref());
     // The IMDS probe may wait its whole timeout: it runs during the STS call.
     let (caller, instance_metadata) = tokio::join!(
         caller_check(
@@ -182,8 +110,131 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
     if let Some(check) = kubernetes_rights_check(inputs).await {
         verdict.checks.push(check);
     }
-    let expectation = github_oidc::Expectation {
-        issuer: match &inputs.settings {
+    let expectation = github_expectation(inputs, bound);
+    if let Some(check) = github_oidc::check(inputs.github_oidc, &inputs.env, &expectation).await {
+        verdict.checks.push(check);
+    }
+    verdict
+}
+
+/// How the pod receives AWS credentials, as the SDK's chain decides, and
+/// its token file; or the failed check.
+fn mechanism(env: &BTreeMap<String, String>) -> Result<(Mechanism, PathBuf, Check), Check> {
+    let env = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+    match (
+        env("AWS_ROLE_ARN"),
+        env("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+    ) {
+        (Some(_), Some(file), pi_uri, _) => {
+            let note = if pi_uri.is_some() {
+                "; Pod Identity variables are present too, and the SDK's chain prefers web identity"
+            } else {
+                ""
+            };
+            Ok((
+                Mechanism::Irsa,
+                PathBuf::from(file),
+                Check::pass(
+                    "mechanism",
+                    format!("IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE){note}"),
+                ),
+            ))
+        }
+        // The SDK's chain uses web identity only with both variables; else
+        // the container credentials come next (a step's stray AWS_ROLE_ARN
+        // does not change that).
+        (role_arn, _, Some(_), Some(file)) => {
+            let note = if role_arn.is_some() {
+                "; AWS_ROLE_ARN is set but no AWS_WEB_IDENTITY_TOKEN_FILE, so the SDK's chain \
+                 does not use it"
+            } else {
+                ""
+            };
+            Ok((
+                Mechanism::PodIdentity,
+                PathBuf::from(file),
+                Check::pass(
+                    "mechanism",
+                    format!("EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI){note}"),
+                ),
+            ))
+        }
+        _ => Err(Check::fail(
+            "mechanism",
+            "neither IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) nor EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) is configured in this pod",
+            "usually: the hook template lacks `spec.serviceAccountName`, so the pod runs as `default`; or the job ServiceAccount lacks `eks.amazonaws.com/role-arn` (IRSA) or a pod identity association; or the pod identity webhook / EKS Pod Identity Agent is not installed",
+        )),
+    }
+}
+
+/// The repository this job's identity is bound to: the signed subject
+/// mapped through the configured naming rules.
+fn bound_repository(inputs: &JobInputs, subject: Option<&Subject>) -> Option<RepoNames> {
+    let (s, settings) = (subject?, inputs.settings.as_ref()?);
+    settings
+        .repositories
+        .iter()
+        .map(|r| RepoNames::new(settings, r))
+        .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account)
+}
+
+/// A Pod Identity target role: the job ends as it, chained from the
+/// repository's role (`(repository's role, target)`).
+fn chained_from(inputs: &JobInputs, bound: Option<&RepoNames>) -> Option<(String, String)> {
+    let (b, settings) = (bound?, inputs.settings.as_ref()?);
+    let target = settings
+        .repositories
+        .iter()
+        .find(|r| r.full_name() == b.repository)?
+        .target_role_arn
+        .clone()?;
+    Some((b.iam_role_arn.clone(), target))
+}
+
+/// The role the job must end as: `--expected-role-arn`, else the bound
+/// repository's target role, else its own.
+fn expected_role(
+    inputs: &JobInputs,
+    bound: Option<&RepoNames>,
+    chained_from: Option<&(String, String)>,
+) -> Option<String> {
+    inputs.expected_role_arn.clone().or_else(|| {
+        chained_from
+            .map(|(_, target)| target.clone())
+            .or_else(|| bound.map(|b| b.iam_role_arn.clone()))
+    })
+}
+
+/// IRSA: the role the webhook put in `AWS_ROLE_ARN` is the expected one.
+fn role_annotation_check(
+    mechanism: Mechanism,
+    expected: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> Option<Check> {
+    let have = env.get("AWS_ROLE_ARN").filter(|v| !v.is_empty())?;
+    let want = expected?;
+    if mechanism != Mechanism::Irsa {
+        return None;
+    }
+    Some(if have == want {
+        Check::pass("role-annotation", format!("AWS_ROLE_ARN is {have}"))
+    } else {
+        Check::fail(
+            "role-annotation",
+            format!("AWS_ROLE_ARN is {have}, expected {want}"),
+            "fix the job ServiceAccount's eks.amazonaws.com/role-arn annotation (`runner-identity apply`)",
+        )
+    })
+}
+
+/// What the job's GitHub OIDC token must say: the configured issuer, and
+/// the bound repository with its ids where they are known.
+fn github_expectation(inputs: &JobInputs, bound: Option<RepoNames>) -> github_oidc::Expectation {
+    let settings = inputs.settings.as_ref();
+    github_oidc::Expectation {
+        issuer: match settings {
             Some(s) => s.config.github.actions_issuer.as_ref().map_or_else(
                 || github_oidc::issuer_for(&s.github_url),
                 |i| i.trim_end_matches('/').to_owned(),
@@ -191,23 +242,15 @@ pub async fn verify(inputs: &JobInputs) -> Verdict {
             None => github_oidc::GITHUB_COM_ISSUER.to_owned(),
         },
         repository_id: bound.as_ref().and_then(|b| {
-            inputs.settings.as_ref().and_then(|s| {
-                s.repositories
-                    .iter()
-                    .find(|r| r.full_name() == b.repository)
-                    .and_then(|r| r.id)
-            })
+            settings?
+                .repositories
+                .iter()
+                .find(|r| r.full_name() == b.repository)
+                .and_then(|r| r.id)
         }),
-        owner_id: inputs
-            .settings
-            .as_ref()
-            .and_then(|s| s.config.github.owner_id),
+        owner_id: settings.and_then(|s| s.config.github.owner_id),
         repository: bound.map(|b| b.repository),
-    };
-    if let Some(check) = github_oidc::check(inputs.github_oidc, &inputs.env, &expectation).await {
-        verdict.checks.push(check);
     }
-    verdict
 }
 
 /// The trust policy planned for the repository the job's token belongs to
