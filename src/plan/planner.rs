@@ -1,0 +1,380 @@
+//! The [`Planner`]: repository by repository, on demand, so that memory
+//! stays flat in the number of repositories.
+
+use super::*;
+
+/// Plans one repository at a time. What spans repositories (name
+/// collisions, shared namespaces, the first repository of each namespace)
+/// is decided once, by [`Planner::new`]; each [`Plans::repository`] call
+/// then plans one repository on its own, the same way every time.
+pub struct Planner<'a> {
+    settings: &'a Settings,
+    templates: &'a Templates,
+    names: Vec<RepoNames>,
+    /// Per repository: the first planned into its namespace.
+    first_in_namespace: Vec<bool>,
+    /// The runner ServiceAccounts of each shared namespace.
+    shared: BTreeMap<String, BTreeMap<String, String>>,
+    /// The GitHub credentials of the scale sets, by `owner/name`.
+    credentials: Option<&'a BTreeMap<String, BTreeMap<String, String>>>,
+    /// The global part of each runner pod's configuration, serialised once.
+    runner_config: RunnerConfig,
+}
+
+impl<'a> Planner<'a> {
+    /// Checks what spans repositories; refuses colliding names and a shared
+    /// namespace that is not opted into.
+    pub fn new(settings: &'a Settings, templates: &'a Templates) -> Result<Planner<'a>> {
+        let names: Vec<RepoNames> = settings
+            .repositories
+            .iter()
+            .map(|r| RepoNames::new(settings, r))
+            .collect();
+        refuse_system_namespaces(settings, &names)?;
+        names::check_collisions(&names)?;
+        let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
+        for n in &names {
+            by_namespace
+                .entry(n.namespace.as_str())
+                .or_default()
+                .push(n);
+        }
+        if let Some((ns, repos)) = by_namespace.iter().find(|(_, r)| r.len() > 1)
+            && !settings.config.kubernetes.shared_namespace
+        {
+            return Err(shared_namespace_refused(settings, ns, repos));
+        }
+        refuse_prefix_scale_sets(settings, &by_namespace)?;
+        let shared = by_namespace
+            .iter()
+            .filter(|(_, repos)| repos.len() > 1)
+            .map(|(ns, repos)| ((*ns).to_owned(), admission::runners_of(ns, repos)))
+            .collect();
+        // Objects of a whole namespace (the egress policy, the guard) go
+        // with the first repository planned into it.
+        let mut seen = std::collections::BTreeSet::new();
+        let first_in_namespace = names
+            .iter()
+            .map(|n| seen.insert(n.namespace.as_str()))
+            .collect();
+        Ok(Planner {
+            settings,
+            templates,
+            names,
+            first_in_namespace,
+            shared,
+            credentials: None,
+            runner_config: RunnerConfig::new(settings)?,
+        })
+    }
+
+    /// Adds to every repository that has credentials the Secret
+    /// `githubConfigSecret` names, holding ARC's keys (`data`, never
+    /// printed: [`Object::shown`]); `credentials` maps `owner/name` to the
+    /// Secret's content.
+    pub fn with_credentials(
+        mut self,
+        credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Planner<'a> {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Every repository planned, held at once (for `plan`'s output).
+    pub fn plan(&self) -> Result<Plan> {
+        Ok(Plan {
+            instance: self.settings.instance.clone(),
+            repositories: (0..self.count())
+                .map(|i| self.repository(i).map(Cow::into_owned))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl Plans for Planner<'_> {
+    fn instance(&self) -> &str {
+        &self.settings.instance
+    }
+
+    fn count(&self) -> usize {
+        self.names.len()
+    }
+
+    fn names(&self, index: usize) -> Option<&RepoNames> {
+        self.names.get(index)
+    }
+
+    fn repository(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.plan_one(index, OutputChecks::Run)
+    }
+
+    fn repository_again(&self, index: usize) -> Result<Cow<'_, RepoPlan>> {
+        self.plan_one(index, OutputChecks::Passed)
+    }
+}
+
+/// Whether the checks of the templates' output run while planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutputChecks {
+    Run,
+    /// They passed when this repository was planned before.
+    Passed,
+}
+
+impl Planner<'_> {
+    fn plan_one(&self, index: usize, checks: OutputChecks) -> Result<Cow<'_, RepoPlan>> {
+        let settings = self.settings;
+        let (Some(repo), Some(names), Some(&first)) = (
+            settings.repositories.get(index),
+            self.names.get(index),
+            self.first_in_namespace.get(index),
+        ) else {
+            return Err(Error::Internal {
+                message: format!("no repository to plan at index {index}"),
+            });
+        };
+        let guard = self
+            .shared
+            .get(&names.namespace)
+            .filter(|_| first)
+            .map(|runners| {
+                let meta = metadata(settings, repo, names, "");
+                admission::guard(&names.namespace, runners, meta)
+            });
+        let mut plan = self.plan_repository(repo, names.clone(), first, checks)?;
+        plan.admission_policy = guard;
+        if let Some(data) = self.credentials.and_then(|c| c.get(&plan.names.repository)) {
+            plan.github_secret = Some(objects::github_secret(settings, repo, &plan.names, data));
+        }
+        Ok(Cow::Owned(plan))
+    }
+}
+
+impl Planner<'_> {
+    fn plan_repository(
+        &self,
+        repo: &Repository,
+        names: RepoNames,
+        first_in_namespace: bool,
+        checks: OutputChecks,
+    ) -> Result<RepoPlan> {
+        let (settings, templates) = (self.settings, self.templates);
+        let cfg = &settings.config;
+        let ctx = context(settings, repo, &names);
+        let meta = |name: &str| metadata(settings, repo, &names, name);
+
+        let namespace = names.own_namespace.then(|| {
+            let mut metadata = ObjectMeta {
+                namespace: None,
+                ..meta(&names.namespace)
+            };
+            if let Some(level) = cfg.kubernetes.pod_security {
+                metadata
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(pod_security_labels(level));
+            }
+            Namespace {
+                metadata,
+                ..Default::default()
+            }
+        });
+        let network_policy = (cfg.kubernetes.block_instance_metadata && first_in_namespace)
+            .then(|| instance_metadata_policy(meta(METADATA_POLICY)));
+        let runner_service_account = ServiceAccount {
+            metadata: meta(&names.runner_service_account),
+            ..Default::default()
+        };
+        let mut job_meta = meta(&names.job_service_account);
+        if cfg.aws.mode == Mode::Irsa {
+            let irsa = &cfg.kubernetes.irsa;
+            let annotations = job_meta.annotations.get_or_insert_with(BTreeMap::new);
+            annotations.insert(
+                "eks.amazonaws.com/role-arn".into(),
+                names.iam_role_arn.clone(),
+            );
+            annotations.insert("eks.amazonaws.com/audience".into(), irsa.audience.clone());
+            annotations.insert(
+                "eks.amazonaws.com/sts-regional-endpoints".into(),
+                irsa.sts_regional_endpoints.to_string(),
+            );
+            annotations.insert(
+                "eks.amazonaws.com/token-expiration".into(),
+                irsa.token_expiration.to_string(),
+            );
+        }
+        let job_service_account = ServiceAccount {
+            metadata: job_meta,
+            // The workflow pod needs no Kubernetes API token: IRSA and Pod Identity
+            // project their own tokens, so the default one is not mounted.
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        };
+        let role = Role {
+            metadata: meta(&names.role),
+            rules: Some(role_rules(cfg.kubernetes.hooks, &repo.extra_rules)),
+        };
+        let role_binding = RoleBinding {
+            metadata: meta(&names.role),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: names.role.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: names.runner_service_account.clone(),
+                namespace: Some(names.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+
+        let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
+        if checks == OutputChecks::Run {
+            check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
+                template: templates.describe(templates::HOOK_TEMPLATE),
+                repository: names.repository.clone(),
+                message,
+            })?;
+        }
+        let chart = cfg.kubernetes.chart.name;
+        let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
+        let hook = &cfg.kubernetes.verify_runner;
+        let mut ctx = ctx;
+        if ctx.verify_runner {
+            let runner_config = self.runner_config.render(repo)?;
+            match chart {
+                // The runner container mounts the whole ConfigMap.
+                ChartName::Classic => {
+                    data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
+                    data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+                }
+                // The chart mounts the `extension` key alone: the configuration
+                // goes in a variable, the script is in the runner image.
+                ChartName::Experimental => ctx.runner_config = runner_config,
+            }
+        }
+        let hook_template = ConfigMap {
+            metadata: meta(&names.config_map),
+            data: Some(data),
+            ..Default::default()
+        };
+
+        let values_template = match chart {
+            ChartName::Classic => templates::VALUES,
+            ChartName::Experimental => templates::VALUES_EXPERIMENTAL,
+        };
+        let values = templates.render(values_template, &ctx)?;
+        if checks == OutputChecks::Run {
+            check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
+                template: templates.describe(values_template),
+                repository: names.repository.clone(),
+                message,
+            })?;
+        }
+
+        let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
+        Ok(RepoPlan {
+            names,
+            namespace,
+            runner_service_account,
+            job_service_account,
+            role,
+            role_binding,
+            hook_template,
+            network_policy,
+            admission_policy: None,
+            github_secret: None,
+            values,
+            iam_role,
+        })
+    }
+}
+
+/// The standard metadata of every object: the ownership labels (written only
+/// here), the repository annotation, and the configured extras.
+pub(super) fn metadata(
+    settings: &Settings,
+    repo: &Repository,
+    names: &RepoNames,
+    name: &str,
+) -> ObjectMeta {
+    let mut labels = repo.labels.clone();
+    labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
+    labels.insert(kvp::REPOSITORY_LABEL.into(), names.repository_label.clone());
+    let mut annotations = repo.annotations.clone();
+    annotations.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..Default::default()
+    }
+}
+
+pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context {
+    let cfg = &settings.config;
+    let chart = cfg.kubernetes.chart.name;
+    let verify = &cfg.kubernetes.verify_runner;
+    let partition = cfg.aws.partition.as_str();
+    Context {
+        repository: names.repository.clone(),
+        owner: repo.owner.clone(),
+        repo: repo.name.clone(),
+        cluster: cfg.cluster.name.clone(),
+        cluster_arn: cfg.cluster.region.as_ref().map(|region| {
+            format!(
+                "arn:{partition}:eks:{region}:{}:cluster/{}",
+                cfg.aws.account_id, cfg.cluster.name
+            )
+        }),
+        namespace: names.namespace.clone(),
+        runner_service_account: names.runner_service_account.clone(),
+        job_service_account: names.job_service_account.clone(),
+        config_map: names.config_map.clone(),
+        scale_set: names.scale_set.clone(),
+        role_name: names.iam_role.clone(),
+        role_arn: names.iam_role_arn.clone(),
+        account_id: cfg.aws.account_id.clone(),
+        partition: partition.to_owned(),
+        issuer: settings.issuer_host_path.clone(),
+        oidc_provider_arn: settings.issuer_host_path.as_ref().map(|i| {
+            format!(
+                "arn:{partition}:iam::{}:oidc-provider/{i}",
+                cfg.aws.account_id
+            )
+        }),
+        audience: cfg.kubernetes.irsa.audience.clone(),
+        fs_group: cfg.kubernetes.fs_group,
+        github_url: settings.github_url.clone(),
+        config_url: format!("{}/{}", settings.github_url, names.repository),
+        github_config_secret: cfg.kubernetes.github_config_secret.clone(),
+        hooks: cfg.kubernetes.hooks.as_str().to_owned(),
+        runner_image: cfg.kubernetes.runner_image.clone(),
+        runner_container_image: match (chart, &verify.runner_image) {
+            (ChartName::Experimental, Some(image)) if verify.enabled => image.clone(),
+            _ => cfg.kubernetes.runner_image.clone(),
+        },
+        runner_fs_group: cfg.kubernetes.runner_fs_group,
+        chart_name: chart.as_str().to_owned(),
+        chart_version: cfg.kubernetes.chart.version.clone(),
+        controller_versions: crate::chart::controller_versions(&cfg.kubernetes.chart.version),
+        chart_reference: crate::chart::oci_reference(chart),
+        controller_service_account: cfg.kubernetes.chart.controller_service_account.clone(),
+        hook_path: hook_path(cfg.kubernetes.hooks).to_owned(),
+        runner_config: String::new(),
+        hook_template_dir: HOOK_TEMPLATE_DIR.to_owned(),
+        hook_template_path: format!("{HOOK_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
+        verify_runner: verify_runner_in_values(&cfg.kubernetes),
+        verify_image: verify.image.clone(),
+        verify_bin_dir: VERIFY_BIN_DIR.to_owned(),
+        job_started_path: match chart {
+            ChartName::Classic => format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+            ChartName::Experimental => IMAGE_JOB_STARTED.to_owned(),
+        },
+        work_volume_size: cfg.kubernetes.work_volume_size.clone(),
+        work_volume_storage_class: cfg.kubernetes.work_volume_storage_class.clone(),
+    }
+}

@@ -1,0 +1,119 @@
+//! What the plan refuses before anything is planned: system namespaces,
+//! scale-set names that prefix one another, a shared namespace without its
+//! guard.
+
+use super::*;
+
+/// Namespaces no repository may use: the cluster's own, and ARC's
+/// controller's. The runner there would hold the hooks' rights (pods,
+/// Secrets) next to the cluster's or the controller's credentials, and so
+/// would the identity that runs `apply` (it holds the Roles it writes).
+pub(super) fn refuse_system_namespaces(settings: &Settings, names: &[RepoNames]) -> Result<()> {
+    let controller = settings
+        .config
+        .kubernetes
+        .chart
+        .controller_service_account
+        .as_ref()
+        .map(|c| c.namespace.as_str());
+    let reserved = |ns: &str| {
+        matches!(
+            ns,
+            "kube-system" | "kube-public" | "kube-node-lease" | "default"
+        ) || Some(ns) == controller
+    };
+    if let Some(n) = names
+        .iter()
+        .find(|n| n.role.starts_with("runner-identity-"))
+    {
+        return Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "kubernetes.names.role".into(),
+            message: format!(
+                "`{}` ({}) is a name `bootstrap` gives the rights of the identity that runs apply \
+                 (runner-identity-…); name the runner's Role otherwise",
+                n.role, n.repository
+            ),
+        });
+    }
+    match names.iter().find(|n| reserved(&n.namespace)) {
+        None => Ok(()),
+        Some(n) => Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "kubernetes.namespace".into(),
+            message: format!(
+                "`{}` puts {} in namespace `{}`, which belongs to the cluster or to ARC's \
+                 controller: its runner, and the identity that runs apply, would hold pods and \
+                 Secrets rights next to their credentials. Use a namespace of its own \
+                 (`gha-{{repo}}`, the default)",
+                settings.config.kubernetes.namespace, n.repository, n.namespace
+            ),
+        }),
+    }
+}
+
+/// In a shared namespace, a scale set whose name starts with another's and
+/// `-`: ARC names runner pods `<scale set>-<hash>-runner-<hash>`, and the
+/// guard tells a runner's pods by their name's prefix, so one runner could by
+/// chance own a prefix of the other's pods' names and reach them.
+pub(super) fn refuse_prefix_scale_sets(
+    settings: &Settings,
+    by_namespace: &BTreeMap<&str, Vec<&RepoNames>>,
+) -> Result<()> {
+    for (ns, repos) in by_namespace.iter().filter(|(_, r)| r.len() > 1) {
+        for a in repos {
+            if let Some(b) = repos
+                .iter()
+                .find(|b| b.scale_set.starts_with(&format!("{}-", a.scale_set)))
+            {
+                return Err(Error::ConfigInvalid {
+                    path: settings.source.clone(),
+                    field: "kubernetes.names.scaleSet".into(),
+                    message: format!(
+                        "in the shared namespace `{ns}`, scale set `{}` ({}) starts with scale set \
+                         `{}` ({}) and `-`: their runner pods' names could share the prefix the \
+                         admission policy tells a runner's own pods by. Rename one (or give each \
+                         repository its own namespace)",
+                        b.scale_set, b.repository, a.scale_set, a.repository
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The refusal of several repositories in one namespace, with the risk.
+pub(super) fn shared_namespace_refused(
+    settings: &Settings,
+    namespace: &str,
+    repos: &[&RepoNames],
+) -> Error {
+    let named: Vec<&str> = repos
+        .iter()
+        .take(3)
+        .map(|n| n.repository.as_str())
+        .collect();
+    Error::ConfigInvalid {
+        path: settings.source.clone(),
+        field: "kubernetes.namespace".into(),
+        message: format!(
+            "`{}` puts {} repositories in namespace `{namespace}` ({}{}). There each repository's \
+             runner ServiceAccount may create pods, so it can start a pod as another repository's \
+             job ServiceAccount and assume its IAM role, and it may read the Secrets the hooks \
+             create for the other repositories' container steps (their `env:`, secrets included). \
+             Give each repository its own namespace ({{repo}} in kubernetes.namespace), or set \
+             kubernetes.sharedNamespace: true, which adds a ValidatingAdmissionPolicy per shared \
+             namespace (Kubernetes 1.30 or later) so a runner starts pods only as its own job \
+             ServiceAccount; the step Secrets stay readable across repositories even then",
+            settings.config.kubernetes.namespace,
+            repos.len(),
+            named.join(", "),
+            if repos.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+    }
+}

@@ -1,0 +1,137 @@
+//! What the plan warns about without refusing: floating image tags, and
+//! credentials that reach further than one repository.
+
+use super::*;
+
+/// What `plan` and `apply` should say about a configuration that plans fine
+/// but not as the user may think.
+pub fn planning_warnings(settings: &Settings) -> Vec<String> {
+    let k8s = &settings.config.kubernetes;
+    let mut warnings = Vec::new();
+    if k8s.verify_runner.enabled && !verify_runner_in_values(k8s) {
+        warnings.push(format!(
+            "kubernetes.verifyRunner: the values have no job-started hook, so `verify runner` does not \
+             run before jobs: {} cannot mount runner-identity into the runner container. Build a \
+             runner image that carries it (two lines, see docs/reference.md: FROM {} / COPY --from=<the \
+             runner-identity image> /usr/local/bin/runner-identity {IMAGE_JOB_STARTED} {VERIFY_BIN_DIR}/) \
+             and set kubernetes.verifyRunner.runnerImage, or set verifyRunner.enabled: false",
+            k8s.chart.name.as_str(),
+            k8s.runner_image
+        ));
+    }
+    warnings.extend(credential_warnings(settings));
+    if k8s.shared_namespace && !k8s.namespace.contains("{repo}") {
+        warnings.push(format!(
+            "kubernetes.sharedNamespace: in `{}` the admission policy keeps each runner to its own \
+             pods, Jobs and Secrets for every write, exec, attach and port-forward, but admission \
+             never sees reads: every runner there can read the other runners' pods (their \
+             environment), logs and the Secrets the hooks create for container steps (their \
+             `env:`, secrets included). A shared namespace cannot isolate what runners read; give \
+             each repository its own namespace ({{repo}} in kubernetes.namespace) where that matters",
+            k8s.namespace
+        ));
+    }
+    if floating_tag(&k8s.runner_image) {
+        warnings.push(format!(
+            "kubernetes.runnerImage: `{}` can change under you: the runner-container-hooks it \
+             ships decide which rights the runner needs and how the workflow pod is named, which \
+             `verify` and the planned Role depend on. Pin a release (the default is {}), or a \
+             digest (`image:tag@sha256:…`), and move it deliberately",
+            k8s.runner_image,
+            crate::config::DEFAULT_RUNNER_IMAGE
+        ));
+    }
+    if let Err(e) = crate::bootstrap::requirements(settings) {
+        warnings.push(format!(
+            "bootstrap and apply will refuse this configuration until it is fixed: {e}"
+        ));
+    }
+    match k8s.pod_security {
+        Some(PodSecurityLevel::Privileged) => warnings.push(
+            "kubernetes.podSecurity: privileged lets any pod of a repository namespace use \
+             hostPath, host namespaces and privileged containers, which reach the node and every \
+             repository's credentials on it; use baseline (the default)"
+                .to_owned(),
+        ),
+        Some(PodSecurityLevel::Restricted) => warnings.push(
+            "kubernetes.podSecurity: restricted admits the hooks' workflow pods only when the hook \
+             template makes them non-root (runAsNonRoot, seccompProfile RuntimeDefault, \
+             allowPrivilegeEscalation false, capabilities drop ALL on every container); the \
+             planned template does not"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    warnings
+}
+
+/// Whether an image reference floats: no tag, or `latest`, and no digest.
+pub(super) fn floating_tag(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        None => true,
+        Some((_, tag)) => tag == "latest",
+    }
+}
+
+/// Credentials that reach further than one repository, placed where that
+/// repository's runner can read them (the hooks need secrets get/list in the
+/// namespace, and ARC needs the Secret there).
+pub(super) fn credential_warnings(settings: &Settings) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let shared: Vec<&str> = settings
+        .repositories
+        .iter()
+        .filter(|r| r.github_credentials.is_some() && !r.own_github_credentials)
+        .map(|r| r.name.as_str())
+        .collect();
+    let global = settings
+        .repositories
+        .iter()
+        .filter(|r| !r.own_github_credentials)
+        .find_map(|r| r.github_credentials.as_ref());
+    if let (Some(c), false) = (global, shared.is_empty()) {
+        let named: Vec<&str> = shared.iter().take(3).copied().collect();
+        warnings.push(format!(
+            "kubernetes.githubCredentials: the same {} goes into the namespace of {} repositories \
+             ({}{}), where each runner ServiceAccount can read it (the hooks need secrets \
+             get/list there): a job's runner could take a credential that reaches beyond its \
+             repository. Prefer a fine-grained token per repository, limited to that repository \
+             (repositories[].kubernetes.githubCredentials), or a GitHub App installation limited \
+             to the selected repositories (docs/reference.md: Threat model)",
+            c.kind(),
+            shared.len(),
+            named.join(", "),
+            if shared.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            },
+        ));
+    }
+    for repo in settings
+        .repositories
+        .iter()
+        .filter(|r| r.own_github_credentials)
+    {
+        if let Some(c) = repo
+            .github_credentials
+            .as_ref()
+            .filter(|c| !matches!(c, RunnerCredentials::Token(_)))
+        {
+            warnings.push(format!(
+                "repositories[{}].kubernetes.githubCredentials: a {} in the namespace, readable \
+                 by the runner ServiceAccount, acts for every repository its installation \
+                 covers; limit the installation to the selected repositories, or use a \
+                 fine-grained token limited to {}",
+                repo.name,
+                c.kind(),
+                repo.full_name()
+            ));
+        }
+    }
+    warnings
+}
