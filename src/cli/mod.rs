@@ -65,7 +65,12 @@ pub enum Command {
     /// configuration.
     Bootstrap(BootstrapArgs),
     /// Print the JSON Schema of the configuration file.
-    Schema,
+    Schema {
+        /// Print the configuration reference (`docs/configuration.md`),
+        /// generated from the schema, instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// List the owner's repositories on GitHub and show which `select:` picks,
     /// and why; `-o json` is the `--repos-file` format.
     Discover(DiscoverArgs),
@@ -207,11 +212,18 @@ async fn load(args: &ConfigArgs) -> Result<Loaded> {
 /// Runs a parsed command; what it prints goes to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
-        Command::Schema => {
+        Command::Schema { markdown: false } => {
             writeln!(
                 out,
                 "{}",
                 render::pretty(&config::json_schema())?.trim_end()
+            )?;
+        }
+        Command::Schema { markdown: true } => {
+            write!(
+                out,
+                "{}",
+                config::reference::markdown(&config::json_schema())
             )?;
         }
         Command::Plan(args) => return plan::run(&args, out).await,

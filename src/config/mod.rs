@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 mod locate;
 mod path;
+pub mod reference;
 mod schema;
 mod settings;
 mod structure;
