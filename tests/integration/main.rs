@@ -18,6 +18,7 @@ mod charts;
 mod cli;
 mod config_errors;
 mod controller;
+mod docs;
 mod doctor;
 mod github;
 mod github_oidc;

@@ -57,6 +57,12 @@ impl Ri {
         self
     }
 
+    /// Runs it in `dir`.
+    pub fn cwd(mut self, dir: impl AsRef<std::path::Path>) -> Ri {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     /// Runs it to the end.
     pub fn run(mut self) -> Ran {
         Ran::from(self.cmd.output().expect("the binary runs"))

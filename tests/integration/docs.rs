@@ -1,0 +1,188 @@
+//! Every example in the README and `docs/` is run: configurations parse and
+//! plan, the walk-through's offline commands succeed on the README's own
+//! configuration, command lines parse, and workflow steps use only inputs
+//! `action.yml` declares.
+
+use std::path::Path;
+
+use clap::Parser;
+use runner_identity::cli::Cli;
+use serde_yaml::Value;
+
+use crate::common::cli::ri;
+use crate::common::root;
+
+/// The fenced blocks of a Markdown file: (info string, text).
+fn blocks(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start().strip_prefix("```")) {
+            (None, Some(info)) => current = Some((info.trim().to_owned(), String::new())),
+            (Some(_), Some(_)) => out.extend(current.take()),
+            (Some((_, body)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn documents() -> Vec<std::path::PathBuf> {
+    let mut files = vec![root().join("README.md"), root().join("CONTRIBUTING.md")];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The README's small complete example.
+fn readme_config() -> String {
+    blocks(&root().join("README.md"))
+        .into_iter()
+        .find(|(info, body)| info == "yaml" && body.starts_with("github:"))
+        .expect("the README holds a configuration")
+        .1
+}
+
+#[test]
+fn the_readme_walk_through_runs_on_its_own_example() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("runner-identity.yaml"), readme_config()).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    // The offline steps, as the README writes them (backquoted).
+    let mut ran = 0;
+    for command in readme
+        .split('`')
+        .filter(|c| c.starts_with("runner-identity "))
+    {
+        // The part before a pipe is runner-identity's (`… | kubectl apply -f -`).
+        let command = command.split('|').next().unwrap_or_default();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let verb = words.get(1).copied().unwrap_or_default();
+        if !matches!(verb, "plan" | "bootstrap") || command.contains("FILE") {
+            continue;
+        }
+        let ran_command = ri(&words[1..]).cwd(dir.path()).run();
+        ran_command.expect(0);
+        ran += 1;
+    }
+    assert!(
+        ran >= 2,
+        "the walk-through's plan and bootstrap steps were found"
+    );
+    // The Helm step installs the values plan wrote.
+    let helm = readme
+        .split('`')
+        .find(|c| c.starts_with("helm upgrade --install"))
+        .expect("a helm step");
+    let values = helm
+        .split_whitespace()
+        .skip_while(|w| *w != "-f")
+        .nth(1)
+        .expect("helm -f <values>");
+    assert!(dir.path().join(values).is_file(), "{values} was planned");
+}
+
+#[test]
+fn every_configuration_in_the_docs_is_valid() {
+    let base: Value = serde_yaml::from_str(&readme_config()).unwrap();
+    let mut checked = 0;
+    for file in documents() {
+        for (info, body) in blocks(&file) {
+            if info != "yaml" {
+                continue;
+            }
+            let Ok(Value::Mapping(doc)) = serde_yaml::from_str::<Value>(&body) else {
+                panic!("{}: a yaml block does not parse:\n{body}", file.display());
+            };
+            if !doc.contains_key("github") {
+                continue;
+            }
+            // A fragment (discovery only) is completed with the README's
+            // example; repositories come from `select:` there.
+            let mut whole = base.as_mapping().unwrap().clone();
+            if doc.contains_key("select") {
+                whole.remove("repositories");
+            }
+            for (k, v) in doc {
+                whole.insert(k, v);
+            }
+            let text = serde_yaml::to_string(&Value::Mapping(whole)).unwrap();
+            runner_identity::config::parse(&text, Path::new("example.yaml"))
+                .unwrap_or_else(|e| panic!("{}: {e}\n{body}", file.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked} configurations");
+}
+
+#[test]
+fn every_command_line_in_the_docs_parses() {
+    let mut checked = 0;
+    for file in documents() {
+        for (info, body) in blocks(&file) {
+            if !matches!(info.as_str(), "" | "sh" | "bash" | "console") {
+                continue;
+            }
+            let joined = body.replace("\\\n", " ");
+            for line in joined.lines() {
+                let line = line.trim().trim_start_matches("$ ");
+                // Synopses (`[-c FILE]`) and pipelines are prose, not commands.
+                if !line.starts_with("runner-identity ") || line.contains('[') || line.contains('|')
+                {
+                    continue;
+                }
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{}: `{line}` does not parse:\n{e}", file.display());
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 1, "{checked} command lines");
+}
+
+#[test]
+fn every_workflow_step_in_the_docs_uses_declared_inputs() {
+    let action: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
+    let inputs = action["inputs"].as_mapping().unwrap();
+    let mut steps = 0;
+    for file in documents() {
+        for (info, body) in blocks(&file) {
+            if info != "yaml" || !body.contains("runner-identity/runner-identity@") {
+                continue;
+            }
+            let doc: Value = serde_yaml::from_str(&body).unwrap();
+            for job in doc["jobs"]
+                .as_mapping()
+                .into_iter()
+                .flat_map(|j| j.values())
+            {
+                for step in job["steps"].as_sequence().into_iter().flatten() {
+                    let uses = step["uses"].as_str().unwrap_or_default();
+                    if !uses.starts_with("runner-identity/runner-identity@") {
+                        continue;
+                    }
+                    for key in step["with"].as_mapping().into_iter().flat_map(|w| w.keys()) {
+                        assert!(
+                            inputs.contains_key(key),
+                            "{}: input {key:?} is not in action.yml",
+                            file.display()
+                        );
+                    }
+                    steps += 1;
+                }
+            }
+        }
+    }
+    assert!(steps >= 1, "{steps} workflow steps");
+}
