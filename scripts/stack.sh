@@ -134,7 +134,7 @@ install_moto() {
 
 install() {
   mkdir -p "$CACHE"
-  apt_install etcd-server openssl curl musl-tools busybox-static strace
+  apt_install etcd-server openssl curl musl-tools busybox-static strace umoci skopeo docker-registry
   command -v kubectl >/dev/null || apt_install kubernetes-client
   build_apiserver
   install_moto

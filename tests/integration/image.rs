@@ -1,11 +1,14 @@
-//! The action image without a Docker engine: the static binary
-//! `scripts/build-image-binary.sh` builds (as `action/Dockerfile` does) in a
-//! root file system holding only busybox, the CA bundle and that binary,
-//! started the way runner-container-hooks starts a container step (`sh -e`
-//! on a script ending in `exec env K=V … <entrypoint> <args>`), as the
-//! image's user 1001 with the pod's fsGroup, against the real local stack.
+//! The action image without a Docker engine: `scripts/build-image.sh` builds
+//! it (umoci: the static binary, busybox, the CA bundle, the hook script),
+//! the same inputs give the same digest, it is pushed with `skopeo` to a
+//! real registry on loopback (Debian's docker-registry, the CNCF
+//! distribution registry), pulled back by digest, its manifest and config
+//! checked, unpacked, and run the way runner-container-hooks starts a
+//! container step (`sh -e` on a script ending in `exec env K=V …
+//! <entrypoint> <args>`), as the image's user 1001 with the pod's fsGroup,
+//! against the real local stack.
 
-use std::os::unix::fs::{PermissionsExt, chown, symlink};
+use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,19 +35,201 @@ fn image_binary() -> PathBuf {
     path
 }
 
-fn copy(from: &Path, to: &Path, mode: u32) {
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap();
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).unwrap();
+/// A fixed build time: builds of the same inputs must be byte-identical.
+const EPOCH: &str = "1700000000";
+
+/// `scripts/build-image.sh DIR` with the tested binary; the layout's index.
+fn build_layout(dir: &Path, epoch: &str) -> serde_json::Value {
+    let o = Command::new(root().join("scripts/build-image.sh"))
+        .arg(dir)
+        .env("RUNNER_IDENTITY_IMAGE_BINARY", image_binary())
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scripts/build-image.sh failed (scripts/stack.sh install installs umoci): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+/// A registry (the CNCF distribution registry Debian ships) on a free
+/// loopback port, stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    address: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let binary = Path::new("/usr/bin/docker-registry");
+        assert!(
+            binary.is_file(),
+            "docker-registry is missing: scripts/stack.sh install installs it"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let storage = tempfile::tempdir().unwrap();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {address}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Registry {
+            child,
+            address,
+            _storage: storage,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `skopeo ARGS` (loopback registry: plain HTTP; no signature policy).
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .expect("skopeo is missing: scripts/stack.sh install installs it");
+    assert!(
+        o.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Builds the image, pushes it to a loopback registry, pulls it back by
+/// digest, checks what its manifest and config say, and unpacks it: the
+/// root file system under `dir`.
+fn pulled_image_rootfs(dir: &Path) -> PathBuf {
+    use sha2::Digest;
+    let layout = dir.join("layout");
+    build_layout(&layout, EPOCH);
+    let registry = Registry::start();
+    let reference = format!("docker://{}/runner-identity:v1", registry.address);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:amd64", layout.display()),
+        &reference,
+    ]);
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &reference]);
+    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&raw)));
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let annotations = &manifest["annotations"];
+    for key in [
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.licenses",
+    ] {
+        assert!(
+            annotations[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {manifest}"
+        );
+    }
+    let pulled = dir.join("pulled");
+    let by_digest = format!("docker://{}/runner-identity@{digest}", registry.address);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &by_digest,
+        &format!("oci:{}:amd64", pulled.display()),
+    ]);
+    let config: serde_json::Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--config",
+        &format!("oci:{}:amd64", pulled.display()),
+    ]))
+    .unwrap();
+    assert_eq!(config["architecture"], "amd64", "{config}");
+    assert_eq!(config["config"]["User"], "1001:1001", "{config}");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/runner-identity"]),
+        "{config}"
+    );
+    let bundle = dir.join("bundle");
+    let o = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:amd64", pulled.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    bundle.join("rootfs")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of the regular files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            total += tree_bytes(&entry.path());
+        } else if kind.is_file() {
+            total += entry.metadata().unwrap().len();
+        }
+    }
+    total
+}
+
+#[test]
+fn the_same_inputs_build_the_same_image_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = |name: &str, epoch: &str| {
+        build_layout(&dir.path().join(name), epoch)["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = digest("a", EPOCH);
+    assert_eq!(first, digest("b", EPOCH), "a rebuild changed the digest");
+    // The build time is part of the image: another one is another digest
+    // (so the equality above is not vacuous).
+    assert_ne!(first, digest("c", "1700000001"));
 }
 
 #[tokio::test]
 async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.is_file(),
-        "busybox-static is missing: scripts/stack.sh install installs it"
-    );
     let owner = unique("img");
     let config = TestConfig::irsa(&owner, &["app"], &stack_issuer()).account("123456789012");
     let (text, plan) = (config.yaml(), config.plan());
@@ -64,39 +249,20 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
     )
     .await;
 
-    // The image's file system.
+    // The image's file system: built, pushed, pulled back by digest, unpacked.
     let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    copy(busybox, &rootfs.join("bin/busybox"), 0o755);
-    for applet in ["sh", "env", "tail", "cat"] {
-        symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    let binary = image_binary();
-    copy(
-        &binary,
-        &rootfs.join("usr/local/bin/runner-identity"),
-        0o755,
-    );
-    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
-    if ca.is_file() {
-        copy(ca, &rootfs.join("etc/ssl/certs/ca-certificates.crt"), 0o644);
-    }
-    let image_bytes: u64 = [
-        "bin/busybox",
-        "usr/local/bin/runner-identity",
-        "etc/ssl/certs/ca-certificates.crt",
-    ]
-    .iter()
-    .filter_map(|p| std::fs::metadata(rootfs.join(p)).ok())
-    .map(|m| m.len())
-    .sum();
-    eprintln!(
-        "image binary {} bytes; image files {image_bytes} bytes",
-        std::fs::metadata(&binary).unwrap().len()
-    );
+    let rootfs = pulled_image_rootfs(dir.path());
+    let image_bytes = tree_bytes(&rootfs);
+    eprintln!("image files {image_bytes} bytes");
     assert!(
         image_bytes < IMAGE_BUDGET_BYTES,
         "{image_bytes} bytes is over the 20 MB budget"
+    );
+    let binary = rootfs.join("usr/local/bin/runner-identity");
+    assert_eq!(
+        std::fs::read(&binary).unwrap(),
+        std::fs::read(image_binary()).unwrap(),
+        "the image holds the binary it was built from"
     );
 
     // What the pod adds: the config (from the workspace), the projected token
@@ -115,6 +281,7 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    // The unpacked image is owned by root; the pod's files are added.
     // The hooks' step script: `exec env K=V … <entrypoint> <args>`.
     let role = &plan.repositories[0].iam_role.arn;
     let step = format!(
