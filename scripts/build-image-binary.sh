@@ -3,6 +3,10 @@
 # `dist`, as action/Dockerfile does, and prints its path. Installs the musl
 # target and musl-gcc (for aws-lc-sys's C code) when missing.
 #   scripts/build-image-binary.sh [TARGET]   # default x86_64-unknown-linux-musl
+# aarch64-unknown-linux-musl is cross-built with cargo-zigbuild: zig is one
+# self-contained C toolchain and libc for every target (aws-lc-sys's C and
+# assembly included), from PyPI (ziglang, cargo-zigbuild) into a venv in the
+# cache; Debian's cross gcc would need a musl sysroot it does not ship.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-x86_64-unknown-linux-musl}
@@ -19,5 +23,17 @@ if ! command -v musl-gcc >/dev/null; then
   $sudo apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q musl-tools >/dev/null
 fi
-cargo build --locked --quiet --profile dist --target "$target" --bin runner-identity >&2
+case $target in
+  x86_64-*)
+    cargo build --locked --quiet --profile dist --target "$target" --bin runner-identity >&2 ;;
+  *)
+    venv=$cache/zig-venv
+    if [ ! -x "$venv/bin/cargo-zigbuild" ]; then
+      echo "[image-binary] installing ziglang and cargo-zigbuild into $venv" >&2
+      python3 -m venv "$venv" >&2
+      "$venv/bin/pip" install -q 'ziglang==0.17.*' 'cargo-zigbuild==0.24.*' >&2
+    fi
+    PATH="$venv/bin:$PATH" cargo zigbuild --locked --quiet --profile dist --target "$target" \
+      --bin runner-identity >&2 ;;
+esac
 echo "$CARGO_TARGET_DIR/$target/dist/runner-identity"

@@ -2,19 +2,23 @@
 # Builds the runner-identity image without a daemon and writes it, as an OCI
 # image layout, to DIR: one image per architecture, tagged with its
 # architecture (`DIR:amd64`), from the static binary, the CA bundle, busybox
-# (sh, env, tail: the hooks start a step with `sh -e` and `exec env … `) and
-# the job-started hook script. User 1001, the OCI annotations, and every
+# (sh, env, tail: the hooks start a step with `sh -e` and `exec env … `),
+# the job-started hook script and an SPDX SBOM (scripts/sbom.py) at
+# /usr/share/doc/runner-identity/sbom.spdx.json. User 1001, the OCI annotations, and every
 # timestamp from SOURCE_DATE_EPOCH (default: the last commit's time), so the
 # same inputs give the same digest. umoci writes the layout; nothing here
 # writes a tar by hand. action/Dockerfile describes the same image for
 # engines that have one.
 #
-#   scripts/build-image.sh DIR [ARCH...]      # ARCH: amd64 (default)
+#   scripts/build-image.sh DIR [ARCH...]      # ARCH: amd64, arm64 (default both)
 #
-# Each architecture needs its static binary (scripts/build-image-binary.sh
-# for amd64) and a static busybox of that architecture: amd64 uses Debian's
-# busybox-static (/bin/busybox). Other architectures are refused with what
-# is missing: arm64 is not built yet.
+# DIR:amd64 and DIR:arm64 are the platform images; DIR:index is the
+# multi-arch image index over them (buildah manifest, pushed with --all), the
+# reference to publish. Each architecture needs its static binary
+# (scripts/build-image-binary.sh TARGET; RUNNER_IDENTITY_IMAGE_BINARY and
+# RUNNER_IDENTITY_IMAGE_BINARY_ARM64 name prebuilt ones) and a static busybox
+# of that architecture: Debian's busybox-static (/bin/busybox for amd64; the
+# arm64 package, which scripts/stack.sh install fetches into the cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +27,12 @@ die() { echo "[build-image] $*" >&2; exit 2; }
 out=$1
 shift
 arches=("$@")
-[ ${#arches[@]} -gt 0 ] || arches=(amd64)
+[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64)
 
-for tool in umoci; do
-  command -v "$tool" >/dev/null || die "$tool is missing: apt-get install umoci (scripts/stack.sh install does)"
+for tool in umoci buildah; do
+  command -v "$tool" >/dev/null || die "$tool is missing: apt-get install $tool (scripts/stack.sh install does)"
 done
+cache=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
 
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
@@ -38,22 +43,23 @@ source_url=${RUNNER_IDENTITY_SOURCE:-https://github.com/runner-identity/runner-i
 binary_for() {
   case $1 in
     amd64) echo "${RUNNER_IDENTITY_IMAGE_BINARY:-$(scripts/build-image-binary.sh x86_64-unknown-linux-musl)}" ;;
-    *) die "architecture $1 is not built yet (amd64 only): the static cross build and its busybox are issue 22's next step" ;;
+    arm64) echo "${RUNNER_IDENTITY_IMAGE_BINARY_ARM64:-$(scripts/build-image-binary.sh aarch64-unknown-linux-musl)}" ;;
+    *) die "architecture $1 is not one this image is built for (amd64, arm64)" ;;
   esac
 }
 
 busybox_for() {
+  # Debian's busybox-static is one static binary; a dynamic one would not
+  # start in an image without a libc.
   case $1 in
-    amd64)
-      # Debian's busybox-static is one static binary; a dynamic one would
-      # not start in an image without a libc.
-      file=${RUNNER_IDENTITY_BUSYBOX:-/bin/busybox}
-      [ -x "$file" ] || die "$file is missing: apt-get install busybox-static"
-      if ldd "$file" >/dev/null 2>&1; then
-        die "$file is dynamically linked: apt-get install busybox-static"
-      fi
-      echo "$file" ;;
+    amd64) file=${RUNNER_IDENTITY_BUSYBOX:-/bin/busybox} ;;
+    arm64) file=$cache/busybox/arm64/busybox ;;
   esac
+  [ -x "$file" ] || die "$file is missing: scripts/stack.sh install fetches Debian's busybox-static"
+  if [ "$1" = amd64 ] && ldd "$file" >/dev/null 2>&1; then
+    die "$file is dynamically linked: apt-get install busybox-static"
+  fi
+  echo "$file"
 }
 
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
@@ -79,6 +85,17 @@ for arch in "${arches[@]}"; do
   done
   install -D -m 0644 "$ca_bundle" "$root/etc/ssl/certs/ca-certificates.crt"
   install -D -m 0755 action/job-started.sh "$root/opt/runner-identity/bin/job-started.sh"
+  # The SBOM travels inside the image: the loopback test registry (the
+  # distribution registry 2.8) has no referrers API to attach it beside.
+  case $arch in amd64) triple=x86_64-unknown-linux-musl ;; arm64) triple=aarch64-unknown-linux-musl ;; esac
+  sbom="$root/usr/share/doc/runner-identity/sbom.spdx.json"
+  mkdir -p "$(dirname "$sbom")"
+  SOURCE_DATE_EPOCH=$epoch RUNNER_IDENTITY_REVISION=$revision scripts/sbom.py "$triple" \
+    /usr/local/bin/runner-identity="$root/usr/local/bin/runner-identity" \
+    /bin/busybox="$root/bin/busybox" \
+    /etc/ssl/certs/ca-certificates.crt="$root/etc/ssl/certs/ca-certificates.crt" \
+    /opt/runner-identity/bin/job-started.sh="$root/opt/runner-identity/bin/job-started.sh" \
+    >"$sbom"
   # The same bytes and times every build: the layer's digest follows.
   find "$root" -exec touch -h -d "@$epoch" {} +
   umoci repack --image "$image" --history.created "$created" \
@@ -98,5 +115,14 @@ for arch in "${arches[@]}"; do
     --manifest.annotation org.opencontainers.image.licenses=Apache-2.0 \
     --manifest.annotation org.opencontainers.image.created="$created"
 done
+# The multi-arch index: buildah's manifest list, written into the layout
+# as an OCI image index (`DIR:index`), in a storage of its own.
+store="$work/buildah"
+bah() { buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs "$@"; }
+bah manifest create runner-identity-index >/dev/null
+for arch in "${arches[@]}"; do
+  bah manifest add --os linux --arch "$arch" runner-identity-index "oci:$out:$arch" >/dev/null
+done
+bah manifest push --quiet --all --format oci runner-identity-index "oci:$out:index"
 umoci gc --layout "$out"
 echo "$out"

@@ -132,9 +132,35 @@ install_moto() {
   "$VENV/bin/pip" install -q 'moto[server]' >/dev/null
 }
 
+# Debian's busybox-static for arm64, for the arm64 image (the machine's
+# architecture stays amd64: the package lists of arm64 are fetched into a
+# private apt state of their own, the system's are never changed), and
+# qemu-user-static to run arm64 programs in the tests.
+install_arm64_busybox() {
+  local dest=$CACHE/busybox/arm64/busybox
+  [ -x "$dest" ] && return 0
+  local state=$CACHE/apt-arm64
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/sources" "$(dirname "$dest")"
+  cp /etc/apt/sources.list.d/debian.sources "$state/sources/"
+  local opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$state/sources"
+    -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache"
+    -o Dir::State::status=/dev/null -o APT::Architecture=arm64 -o APT::Architectures::=arm64)
+  log "fetching busybox-static for arm64"
+  apt-get -q "${opts[@]}" update >/dev/null || die "apt-get update for arm64 failed"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get -q "${opts[@]}" download busybox-static:arm64 >/dev/null 2>&1) \
+    || die "apt-get download busybox-static:arm64 failed"
+  dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/x"
+  install -m 0755 "$tmp/x/bin/busybox" "$dest"
+  rm -rf "$tmp"
+}
+
 install() {
   mkdir -p "$CACHE"
-  apt_install etcd-server openssl curl musl-tools busybox-static strace umoci skopeo docker-registry
+  apt_install etcd-server openssl curl musl-tools busybox-static strace umoci skopeo buildah \
+    docker-registry qemu-user-static
+  install_arm64_busybox
   command -v kubectl >/dev/null || apt_install kubernetes-client
   build_apiserver
   install_moto

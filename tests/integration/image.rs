@@ -18,21 +18,35 @@ use runner_identity::apply::{self, Options};
 /// The image's size budget.
 const IMAGE_BUDGET_BYTES: u64 = 20_000_000;
 
-fn image_binary() -> PathBuf {
-    let path = std::env::var_os("RUNNER_IDENTITY_IMAGE_BINARY")
+/// The static binary of `triple` the image is built from
+/// (`RUNNER_IDENTITY_IMAGE_BINARY[_ARM64]`, else the dist build in the
+/// target directory).
+fn binary_of(variable: &str, triple: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root().join("target"));
-            target.join("x86_64-unknown-linux-musl/dist/runner-identity")
+            target.join(triple).join("dist/runner-identity")
         });
     assert!(
         path.is_file(),
-        "the image binary {} is missing: run scripts/build-image-binary.sh (scripts/test.sh does)",
+        "the image binary {} is missing: run scripts/build-image-binary.sh {triple} (scripts/test.sh does)",
         path.display()
     );
     path
+}
+
+fn image_binary() -> PathBuf {
+    binary_of("RUNNER_IDENTITY_IMAGE_BINARY", "x86_64-unknown-linux-musl")
+}
+
+fn image_binary_arm64() -> PathBuf {
+    binary_of(
+        "RUNNER_IDENTITY_IMAGE_BINARY_ARM64",
+        "aarch64-unknown-linux-musl",
+    )
 }
 
 /// A fixed build time: builds of the same inputs must be byte-identical.
@@ -43,6 +57,7 @@ fn build_layout(dir: &Path, epoch: &str) -> serde_json::Value {
     let o = Command::new(root().join("scripts/build-image.sh"))
         .arg(dir)
         .env("RUNNER_IDENTITY_IMAGE_BINARY", image_binary())
+        .env("RUNNER_IDENTITY_IMAGE_BINARY_ARM64", image_binary_arm64())
         .env("SOURCE_DATE_EPOCH", epoch)
         .output()
         .unwrap();
@@ -130,10 +145,17 @@ fn skopeo(args: &[&str]) -> Vec<u8> {
     o.stdout
 }
 
-/// Builds the image, pushes it to a loopback registry, pulls it back by
-/// digest, checks what its manifest and config say, and unpacks it: the
-/// root file system under `dir`.
-fn pulled_image_rootfs(dir: &Path) -> PathBuf {
+/// The platform images of a pulled index: the root file systems.
+struct Pulled {
+    amd64: PathBuf,
+    arm64: PathBuf,
+}
+
+/// Builds the image (both architectures and the index), pushes the index
+/// with `skopeo copy --all` to a loopback registry, pulls each platform
+/// image back by the digest the index names, checks what their manifests
+/// and configs say, and unpacks them under `dir`.
+fn pulled_image(dir: &Path) -> Pulled {
     use sha2::Digest;
     let layout = dir.join("layout");
     build_layout(&layout, EPOCH);
@@ -143,54 +165,196 @@ fn pulled_image_rootfs(dir: &Path) -> PathBuf {
         "copy",
         "--all",
         "--dest-tls-verify=false",
-        &format!("oci:{}:amd64", layout.display()),
+        &format!("oci:{}:index", layout.display()),
         &reference,
     ]);
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &reference]);
-    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&raw)));
-    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    let annotations = &manifest["annotations"];
-    for key in [
-        "org.opencontainers.image.source",
-        "org.opencontainers.image.revision",
-        "org.opencontainers.image.version",
-        "org.opencontainers.image.licenses",
-    ] {
-        assert!(
-            annotations[key].as_str().is_some_and(|v| !v.is_empty()),
-            "{key}: {manifest}"
-        );
-    }
-    let pulled = dir.join("pulled");
-    let by_digest = format!("docker://{}/runner-identity@{digest}", registry.address);
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        &by_digest,
-        &format!("oci:{}:amd64", pulled.display()),
-    ]);
-    let config: serde_json::Value = serde_json::from_slice(&skopeo(&[
-        "inspect",
-        "--config",
-        &format!("oci:{}:amd64", pulled.display()),
-    ]))
-    .unwrap();
-    assert_eq!(config["architecture"], "amd64", "{config}");
-    assert_eq!(config["config"]["User"], "1001:1001", "{config}");
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
-        config["config"]["Entrypoint"],
-        serde_json::json!(["/usr/local/bin/runner-identity"]),
-        "{config}"
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{index}"
     );
-    let bundle = dir.join("bundle");
-    let o = Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:amd64", pulled.display()))
-        .arg(&bundle)
+    let platforms: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut arches: Vec<&str> = platforms.iter().map(|(a, _)| a.as_str()).collect();
+    arches.sort_unstable();
+    assert_eq!(arches, ["amd64", "arm64"], "{index}");
+    let mut rootfs = std::collections::BTreeMap::new();
+    for (arch, digest) in &platforms {
+        let by_digest = format!("docker://{}/runner-identity@{digest}", registry.address);
+        let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &by_digest]);
+        assert_eq!(
+            format!("sha256:{}", hex(&sha2::Sha256::digest(&raw))),
+            *digest,
+            "the registry serves the manifest the index names"
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        for key in [
+            "org.opencontainers.image.source",
+            "org.opencontainers.image.revision",
+            "org.opencontainers.image.version",
+            "org.opencontainers.image.licenses",
+        ] {
+            assert!(
+                manifest["annotations"][key]
+                    .as_str()
+                    .is_some_and(|v| !v.is_empty()),
+                "{arch} {key}: {manifest}"
+            );
+        }
+        let pulled = dir.join(format!("pulled-{arch}"));
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &by_digest,
+            &format!("oci:{}:{arch}", pulled.display()),
+        ]);
+        let config: serde_json::Value = serde_json::from_slice(&skopeo(&[
+            "inspect",
+            "--config",
+            &format!("oci:{}:{arch}", pulled.display()),
+        ]))
+        .unwrap();
+        assert_eq!(config["architecture"], arch.as_str(), "{config}");
+        assert_eq!(config["os"], "linux", "{config}");
+        assert_eq!(config["config"]["User"], "1001:1001", "{config}");
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/usr/local/bin/runner-identity"]),
+            "{config}"
+        );
+        let bundle = dir.join(format!("bundle-{arch}"));
+        let o = Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{arch}", pulled.display()))
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let files = bundle.join("rootfs");
+        let bytes = tree_bytes(&files);
+        eprintln!("{arch}: image files {bytes} bytes");
+        assert!(
+            bytes < IMAGE_BUDGET_BYTES,
+            "{arch}: {bytes} bytes is over the 20 MB budget"
+        );
+        rootfs.insert(arch.clone(), files);
+    }
+    Pulled {
+        amd64: rootfs.remove("amd64").unwrap(),
+        arm64: rootfs.remove("arm64").unwrap(),
+    }
+}
+
+/// Every crate of the binary's build graph for `triple` (cargo tree:
+/// normal and build dependencies) is in the image's SBOM, and the SBOM's
+/// file checksums are the image's files.
+fn image_sbom_lists_the_build_graph(rootfs: &Path, triple: &str) {
+    use sha2::Digest;
+    let sbom: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rootfs.join("usr/share/doc/runner-identity/sbom.spdx.json"))
+            .expect("the image carries its SBOM"),
+    )
+    .unwrap();
+    let listed: std::collections::BTreeSet<String> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} v{}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let o = Command::new("cargo")
+        .current_dir(root())
+        .args([
+            "tree",
+            "--locked",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--target",
+            triple,
+        ])
+        .args(["-p", "runner-identity"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    bundle.join("rootfs")
+    let graph: std::collections::BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .collect();
+    assert!(graph.len() > 100, "{} crates: {graph:?}", graph.len());
+    let missing: Vec<&String> = graph.difference(&listed).collect();
+    assert!(missing.is_empty(), "{triple}: not in the SBOM: {missing:?}");
+    for file in sbom["files"].as_array().unwrap() {
+        let name = file["fileName"].as_str().unwrap();
+        let bytes = std::fs::read(rootfs.join(name.trim_start_matches('/'))).unwrap();
+        assert_eq!(
+            file["checksums"][0]["checksumValue"].as_str().unwrap(),
+            hex(&sha2::Sha256::digest(&bytes)),
+            "{triple}: {name}"
+        );
+    }
+}
+
+/// The arm64 image's own busybox and binary, run under qemu-aarch64-static
+/// (this machine has no binfmt_misc: an emulated `sh` could not exec an
+/// arm64 program, so each is run directly).
+fn arm64_image_runs_under_qemu(rootfs: &Path, config: &str) {
+    let qemu = Path::new("/usr/bin/qemu-aarch64-static");
+    assert!(
+        qemu.is_file(),
+        "qemu-user-static is missing: scripts/stack.sh install installs it"
+    );
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new(qemu).args(args).env_clear().output().unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let busybox = rootfs.join("bin/busybox");
+    let (code, out) = run(&[
+        busybox.as_os_str(),
+        "echo".as_ref(),
+        "arm64-busybox".as_ref(),
+    ]);
+    assert_eq!((code, out.trim()), (Some(0), "arm64-busybox"));
+    let binary = rootfs.join("usr/local/bin/runner-identity");
+    let (code, out) = run(&[binary.as_os_str(), "--version".as_ref()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("runner-identity "), "{out}");
+    let file = rootfs.join("work.yaml");
+    std::fs::write(&file, config).unwrap();
+    let (code, out) = run(&[
+        binary.as_os_str(),
+        "plan".as_ref(),
+        "-c".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("kind: ServiceAccount"), "{out}");
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -216,7 +380,13 @@ fn tree_bytes(dir: &Path) -> u64 {
 fn the_same_inputs_build_the_same_image_digest() {
     let dir = tempfile::tempdir().unwrap();
     let digest = |name: &str, epoch: &str| {
-        build_layout(&dir.path().join(name), epoch)["manifests"][0]["digest"]
+        let index = build_layout(&dir.path().join(name), epoch);
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "index")
+            .expect("the layout names the multi-arch index")["digest"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -249,21 +419,20 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
     )
     .await;
 
-    // The image's file system: built, pushed, pulled back by digest, unpacked.
+    // The image's file systems: built, pushed, pulled back by digest, unpacked.
     let dir = tempfile::tempdir().unwrap();
-    let rootfs = pulled_image_rootfs(dir.path());
-    let image_bytes = tree_bytes(&rootfs);
-    eprintln!("image files {image_bytes} bytes");
-    assert!(
-        image_bytes < IMAGE_BUDGET_BYTES,
-        "{image_bytes} bytes is over the 20 MB budget"
-    );
-    let binary = rootfs.join("usr/local/bin/runner-identity");
+    let Pulled {
+        amd64: rootfs,
+        arm64,
+    } = pulled_image(dir.path());
     assert_eq!(
-        std::fs::read(&binary).unwrap(),
+        std::fs::read(rootfs.join("usr/local/bin/runner-identity")).unwrap(),
         std::fs::read(image_binary()).unwrap(),
-        "the image holds the binary it was built from"
+        "the amd64 image holds the binary it was built from"
     );
+    image_sbom_lists_the_build_graph(&rootfs, "x86_64-unknown-linux-musl");
+    image_sbom_lists_the_build_graph(&arm64, "aarch64-unknown-linux-musl");
+    arm64_image_runs_under_qemu(&arm64, &text);
 
     // What the pod adds: the config (from the workspace), the projected token
     // (0640, group = fsGroup 1001, as the kubelet writes it), GITHUB_OUTPUT.
