@@ -144,14 +144,18 @@ fn enum_values(target: &Value) -> Option<Vec<String>> {
         return Some(values.iter().map(|v| format!("`{}`", text(v))).collect());
     }
     let one_of = target.get("oneOf").and_then(Value::as_array)?;
-    one_of
-        .iter()
-        .map(|v| {
-            v.get("const")
-                .or_else(|| v.get("enum").and_then(|e| e.get(0)))
-                .map(|c| format!("`{}`", text(c)))
-        })
-        .collect()
+    let mut values = Vec::new();
+    for branch in one_of {
+        match (
+            branch.get("const"),
+            branch.get("enum").and_then(Value::as_array),
+        ) {
+            (Some(c), _) => values.push(format!("`{}`", text(c))),
+            (None, Some(all)) => values.extend(all.iter().map(|v| format!("`{}`", text(v)))),
+            (None, None) => return None,
+        }
+    }
+    Some(values)
 }
 
 fn default_of(property: &Value) -> String {
@@ -211,6 +215,11 @@ mod tests {
             assert!(text.contains(&format!("| {key} |")), "{key}");
         }
         assert!(text.contains("one of `irsa`, `pod-identity`"), "{text}");
+        // Every value of an enum, however the schema spells it.
+        assert!(
+            text.contains("list of one of `public`, `private`, `internal`"),
+            "{text}"
+        );
         assert!(!text.contains("| any |"), "an untyped row: {text}");
     }
 

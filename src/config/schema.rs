@@ -161,7 +161,9 @@ pub struct Selector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
+    /// Visible to everyone.
     Public,
+    /// Visible to those granted access.
     Private,
     /// GitHub Enterprise: visible to the enterprise's members.
     Internal,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::locate::locate;
 use super::{
     ApiAuth, ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, RunnerCredentials,
-    ScaleSetCredentials, Selector, Settings, check_rule, folded,
+    ScaleSetCredentials, Secret, Selector, Settings, check_rule, folded,
 };
 use crate::chart;
 use crate::kvp::{self, MANAGED_BY_LABEL, PREFIX};
@@ -324,6 +324,19 @@ fn check_credentials(p: &mut Problems<'_>, field: &str, c: &ScaleSetCredentials)
             format!("{field}.{below}")
         };
         p.add(&at, message);
+        // Every problem at once: with more than one kind set, each source
+        // present is checked too.
+        if below.is_empty() {
+            if let Some(t) = &c.token {
+                p.check(&format!("{field}.token"), Secret::try_from(t).map(drop));
+            }
+            if let Some(a) = &c.app {
+                p.check(
+                    &format!("{field}.app.privateKey"),
+                    Secret::try_from(&a.private_key).map(drop),
+                );
+            }
+        }
     }
     if let Some(r) = &c.from_secret {
         p.check(

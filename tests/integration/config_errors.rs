@@ -536,3 +536,36 @@ fn problems_after_a_refused_list_entry_keep_their_own_index_and_line() {
         "{bad}"
     );
 }
+
+#[test]
+fn a_wrong_visibility_is_reported_with_every_other_problem() {
+    // A schema enum without per-variant docs let a wrong value past the
+    // structural pass: serde then reported it alone.
+    let e = error_of(
+        &with(
+            "kubernetes:\n",
+            "select:\n  visibility: [secret]\nkubernetes:\n",
+        )
+        .replace("\"111122223333\"", "\"1\""),
+    );
+    assert!(
+        e.contains("select.visibility") && e.contains("`secret`"),
+        "{e}"
+    );
+    assert!(e.contains("aws.accountId"), "both problems at once: {e}");
+}
+
+#[test]
+fn every_broken_credential_source_is_reported_with_the_one_kind_rule() {
+    let e = error_of(&with(
+        "kubernetes:\n",
+        "kubernetes:\n  githubCredentials:\n    token: {env: ''}\n    app: {id: 1, installationId: 2, privateKey: {}}\n",
+    ));
+    for field in [
+        "`kubernetes.githubCredentials`",
+        "kubernetes.githubCredentials.token",
+        "kubernetes.githubCredentials.app.privateKey",
+    ] {
+        assert!(e.contains(field), "{field}: {e}");
+    }
+}
