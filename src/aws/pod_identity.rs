@@ -13,14 +13,12 @@ use crate::config::Settings;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::IamRolePlan;
 
-/// Pod Identity: the association (cluster, namespace, job SA) → role.
-pub(super) async fn association_changes(
+/// The id of the association of (namespace, ServiceAccount) on `cluster`.
+async fn association_id(
     clients: &Clients,
-    settings: &Settings,
-    role: &IamRolePlan,
+    cluster: &str,
     (namespace, sa): (&str, &str),
-) -> Result<Vec<Change>, AwsError> {
-    let cluster = &settings.config.cluster.name;
+) -> Result<Option<String>, AwsError> {
     let listed = clients
         .eks
         .list_pod_identity_associations()
@@ -36,12 +34,22 @@ pub(super) async fn association_changes(
                 &e,
             )
         })?;
-    let Some(id) = listed
+    Ok(listed
         .associations()
         .first()
         .and_then(|a| a.association_id())
-        .map(str::to_owned)
-    else {
+        .map(str::to_owned))
+}
+
+/// Pod Identity: the association (cluster, namespace, job SA) → role.
+pub(super) async fn association_changes(
+    clients: &Clients,
+    settings: &Settings,
+    role: &IamRolePlan,
+    (namespace, sa): (&str, &str),
+) -> Result<Vec<Change>, AwsError> {
+    let cluster = &settings.config.cluster.name;
+    let Some(id) = association_id(clients, cluster, (namespace, sa)).await? else {
         return Ok(vec![Change::CreateAssociation {
             namespace: namespace.to_owned(),
             service_account: sa.to_owned(),
@@ -112,29 +120,10 @@ pub(super) async fn external_id(
     (namespace, sa): (&str, &str),
 ) -> Result<Option<String>, AwsError> {
     let cluster = &settings.config.cluster.name;
-    let listed = clients
-        .eks
-        .list_pod_identity_associations()
-        .cluster_name(cluster)
-        .namespace(namespace)
-        .service_account(sa)
-        .send()
-        .await
-        .map_err(|e| {
-            call_error(
-                "ListPodIdentityAssociations",
-                format!("{cluster} {namespace}/{sa}"),
-                &e,
-            )
-        })?;
-    let Some(id) = listed
-        .associations()
-        .first()
-        .and_then(|a| a.association_id())
-    else {
+    let Some(id) = association_id(clients, cluster, (namespace, sa)).await? else {
         return Ok(None);
     };
-    Ok(describe(clients, cluster, id)
+    Ok(describe(clients, cluster, &id)
         .await?
         .and_then(|a| a.external_id().map(str::to_owned))
         .filter(|e| !e.is_empty()))

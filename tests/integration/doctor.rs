@@ -114,6 +114,25 @@ impl Setup {
     }
 }
 
+/// DescribeCluster of `prod`, whose issuer is the stack's.
+fn cluster_prod() -> aws_smithy_mocks::Rule {
+    use aws_sdk_eks::types::{Cluster, Identity, Oidc};
+    aws_smithy_mocks::mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
+        aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
+            .cluster(
+                Cluster::builder()
+                    .name("prod")
+                    .identity(
+                        Identity::builder()
+                            .oidc(Oidc::builder().issuer(stack_issuer()).build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    })
+}
+
 fn errors(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
@@ -709,21 +728,7 @@ async fn pod_identity_associations_and_their_trust_are_checked() {
                         .build()
                 });
             // The cluster's issuer is the one its tokens carry: no finding.
-            let cluster = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
-                use aws_sdk_eks::types::{Cluster, Identity, Oidc};
-                aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
-                    .cluster(
-                        Cluster::builder()
-                            .name("prod")
-                            .identity(
-                                Identity::builder()
-                                    .oidc(Oidc::builder().issuer(stack_issuer()).build())
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build()
-            });
+            let cluster = cluster_prod();
             let eks = mock_client!(
                 aws_sdk_eks,
                 RuleMode::MatchAny,
@@ -984,21 +989,7 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
                         .build()
                 });
             // The cluster's issuer is the one its tokens carry: no finding.
-            let cluster = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
-                use aws_sdk_eks::types::{Cluster, Identity, Oidc};
-                aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
-                    .cluster(
-                        Cluster::builder()
-                            .name("prod")
-                            .identity(
-                                Identity::builder()
-                                    .oidc(Oidc::builder().issuer(stack_issuer()).build())
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build()
-            });
+            let cluster = cluster_prod();
             let eks = mock_client!(
                 aws_sdk_eks,
                 RuleMode::MatchAny,
