@@ -1,6 +1,6 @@
 //! The claims of a JWT, read without verifying its signature: the caller
 //! decides what makes the token trustworthy (the API server or STS accepting
-//! it). A leaf: `verify`, `doctor` and the GitHub client read tokens here.
+//! it). A leaf: `verify` and `doctor` read tokens here.
 
 use base64::Engine;
 use serde_json::Value;
