@@ -41,27 +41,35 @@ async fn association_id(
         .map(str::to_owned))
 }
 
-/// Pod Identity: the association (cluster, namespace, job SA) → role.
+/// Pod Identity: the association (cluster, namespace, job SA) → role: what
+/// differs from the plan, and the `externalId` it has now.
 pub(super) async fn association_changes(
     clients: &Clients,
     settings: &Settings,
     role: &IamRolePlan,
     (namespace, sa): (&str, &str),
-) -> Result<Vec<Change>, AwsError> {
+) -> Result<(Vec<Change>, Option<String>), AwsError> {
     let cluster = &settings.config.cluster.name;
     let Some(id) = association_id(clients, cluster, (namespace, sa)).await? else {
-        return Ok(vec![Change::CreateAssociation {
+        let create = Change::CreateAssociation {
             namespace: namespace.to_owned(),
             service_account: sa.to_owned(),
-        }]);
+        };
+        return Ok((vec![create], None));
     };
     let described = describe(clients, cluster, &id).await?;
-    Ok(association_drift(
+    let external_id = described
+        .as_ref()
+        .and_then(|a| a.external_id())
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    let drift = association_drift(
         id,
         described.as_ref(),
         &role.arn,
         role.target_role_arn.as_deref(),
-    ))
+    );
+    Ok((drift, external_id))
 }
 
 /// What of an association differs from the plan: its role, session tags on

@@ -131,10 +131,11 @@ pub(super) async fn reconcile_role(
             }
         }
         result.changes = role_changes(role, live.as_ref());
+        let mut external_id = None;
         if settings.config.aws.mode == Mode::PodIdentity {
-            result
-                .changes
-                .extend(association_changes(clients, settings, role, identity).await?);
+            let (changes, current) = association_changes(clients, settings, role, identity).await?;
+            result.changes.extend(changes);
+            external_id = current;
         }
         if result.action == Action::Unchanged && !result.changes.is_empty() {
             result.action = if live.is_none() {
@@ -150,7 +151,6 @@ pub(super) async fn reconcile_role(
             }
         }
         if let Some(target) = &role.target_role_arn {
-            let external_id = super::pod_identity::external_id(clients, settings, identity).await?;
             let new_external_id = !options.no_writes
                 && result.changes.iter().any(|c| {
                     matches!(
@@ -158,6 +158,16 @@ pub(super) async fn reconcile_role(
                         Change::CreateAssociation { .. } | Change::ReplaceAssociation { .. }
                     )
                 });
+            // Read again only when this run made a new association or set
+            // its target (EKS may issue the externalId then).
+            let target_set = !options.no_writes
+                && result.changes.iter().any(|c| {
+                    matches!(c, Change::UpdateAssociation { fields, .. }
+                        if fields.iter().any(|f| f == "targetRoleArn"))
+                });
+            if new_external_id || target_set {
+                external_id = super::pod_identity::external_id(clients, settings, identity).await?;
+            }
             result.target_trust = external_id.map(|external_id| TargetTrust {
                 target_role_arn: target.clone(),
                 role_arn: role.arn.clone(),
