@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_eks::types::PodIdentityAssociation;
-use aws_sdk_iam::error::ProvideErrorMetadata;
 use futures::StreamExt;
 use tracing::info;
 
+use super::error_kind::AwsErrorKind;
 use super::{AwsError, CONCURRENCY, Change, Clients, call_error};
 use crate::config::Settings;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
@@ -220,7 +220,7 @@ pub(super) async fn delete_association(
             Ok(())
         }
         // Already gone: the goal of a delete is reached.
-        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) if AwsErrorKind::of(&e) == AwsErrorKind::NotFound => Ok(()),
         Err(e) => Err(call_error(
             "DeletePodIdentityAssociation",
             format!("{cluster} {id}"),

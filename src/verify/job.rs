@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::github_oidc::{self, OidcMode};
 use super::{Check, Subject, Verdict, instance_metadata};
+use crate::aws::error_kind::AwsErrorKind;
 use crate::clock::now;
 use crate::config::{Mode, Settings};
 use crate::jwt::{audiences, claims as jwt_claims};
@@ -401,36 +402,84 @@ fn web_identity_first(mechanism: Mechanism, env: &BTreeMap<String, String>) -> b
         && !home_file("credentials")
 }
 
-/// An STS call's failure, as `(operation, code, message)`: a refusal by its
-/// error code; a request that never reached STS by the endpoint and the
-/// cause, never the SDK's debug structures.
-trait StsFailure {
-    fn describe(&self, operation: &'static str, endpoint: &str) -> (&'static str, String, String);
+/// Why an STS call failed, decided once from the SDK's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StsFailureKind {
+    /// The job's projected token file could not be read.
+    TokenUnreadable,
+    /// STS does not trust the token's issuer (no IAM OIDC provider for it,
+    /// or one that does not match): `InvalidIdentityToken`.
+    IssuerNotTrusted,
+    /// A service answer of the given kind.
+    Aws(AwsErrorKind),
 }
 
-impl<E, R> StsFailure for aws_sdk_sts::error::SdkError<E, R>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    fn describe(&self, operation: &'static str, endpoint: &str) -> (&'static str, String, String) {
+/// An STS call's failure: the operation, its kind, and the text to show
+/// (`Code: message` for a refusal; the endpoint and the cause for a
+/// request that never reached STS, never the SDK's debug structures).
+#[derive(Debug)]
+struct StsFailure {
+    operation: &'static str,
+    kind: StsFailureKind,
+    text: String,
+}
+
+impl StsFailure {
+    fn of<E, R>(
+        operation: &'static str,
+        error: &aws_sdk_sts::error::SdkError<E, R>,
+        endpoint: &str,
+    ) -> StsFailure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
         use aws_sdk_sts::error::SdkError;
-        let cause = |e: &dyn std::error::Error| crate::cause_chain(e);
-        match self {
-            SdkError::DispatchFailure(_) => (
-                operation,
-                String::new(),
-                format!("cannot reach STS at {endpoint}: {}", cause(self)),
+        let text = match error {
+            SdkError::DispatchFailure(_) => format!(
+                "cannot reach STS at {endpoint}: {}",
+                crate::cause_chain(error)
             ),
-            SdkError::TimeoutError(_) => (
-                operation,
-                String::new(),
-                format!("STS at {endpoint} did not answer in time"),
+            SdkError::TimeoutError(_) => format!("STS at {endpoint} did not answer in time"),
+            _ => crate::aws::error_kind::error_text(error),
+        };
+        let kind = match error.code() {
+            Some("InvalidIdentityToken") => StsFailureKind::IssuerNotTrusted,
+            _ => StsFailureKind::Aws(AwsErrorKind::of(error)),
+        };
+        StsFailure {
+            operation,
+            kind,
+            text,
+        }
+    }
+
+    /// What to do about it; `statement` is the trust statement that would
+    /// admit this job, if known.
+    fn fix(&self, token: Option<&Path>, statement: &str) -> String {
+        match self.kind {
+            StsFailureKind::TokenUnreadable => format!(
+                "the job cannot read its projected token{}: the pod's fsGroup must be a group of the job's user (the hook template `runner-identity apply` writes sets it)",
+                token.map(|p| format!(" at {}", p.display())).unwrap_or_default()
             ),
-            _ => (
-                operation,
-                self.code().unwrap_or_default().to_owned(),
-                self.message().map_or_else(|| cause(self), str::to_owned),
+            StsFailureKind::IssuerNotTrusted => format!(
+                "the IAM OIDC provider of the cluster's issuer is missing or does not match the token's `iss`: `eksctl utils associate-iam-oidc-provider --cluster <name> --approve`{statement}"
+            ),
+            StsFailureKind::Aws(AwsErrorKind::AccessDenied) => format!(
+                "the role's trust policy does not admit this token: its `:sub` must be system:serviceaccount:<namespace>:<job ServiceAccount> and `:aud` the token's audience (`runner-identity apply` writes it){statement}"
+            ),
+            StsFailureKind::Aws(AwsErrorKind::Credentials) => match token {
+                Some(_) => "STS rejected the token as expired or malformed: the kubelet refreshes the projected token in place, so read it from AWS_WEB_IDENTITY_TOKEN_FILE at each call, never a copy".to_owned(),
+                None => "the job has no credentials STS accepts: check the Pod Identity agent (AWS_CONTAINER_CREDENTIALS_FULL_URI) or the web identity variables the webhook injects".to_owned(),
+            },
+            StsFailureKind::Aws(AwsErrorKind::Transport) => format!(
+                "check the network path to STS (AWS_ENDPOINT_URL, AWS_REGION, regional endpoints, the namespace's NetworkPolicy){statement}"
+            ),
+            StsFailureKind::Aws(AwsErrorKind::Throttled) => {
+                "STS throttled the call: retry the job".to_owned()
+            }
+            StsFailureKind::Aws(AwsErrorKind::NotFound | AwsErrorKind::Other) => format!(
+                "STS refused the call for the reason above{statement}"
             ),
         }
     }
@@ -441,7 +490,7 @@ where
 async fn caller(
     web_identity_token: Option<&Path>,
     env: &BTreeMap<String, String>,
-) -> Result<(String, Option<String>), (&'static str, String, String)> {
+) -> Result<(String, Option<String>), StsFailure> {
     // The region without the instance metadata service (the namespace's
     // NetworkPolicy blocks it, so the SDK would wait for its timeout): the
     // environment's or profile's, else the role's partition's own.
@@ -461,18 +510,16 @@ async fn caller(
         || format!("https://sts.{region}.amazonaws.com"),
         str::to_owned,
     );
-    let refusal = |operation: &'static str, e: &dyn StsFailure| e.describe(operation, &endpoint);
+
     let sts = aws_sdk_sts::Client::new(&shared);
     let role_arn = env.get("AWS_ROLE_ARN").filter(|v| !v.is_empty());
     match (web_identity_token, role_arn) {
         (Some(path), Some(role_arn)) => {
             const OPERATION: &str = "AssumeRoleWithWebIdentity";
-            let token = std::fs::read_to_string(path).map_err(|e| {
-                (
-                    OPERATION,
-                    String::new(),
-                    format!("cannot read {}: {e}", path.display()),
-                )
+            let token = std::fs::read_to_string(path).map_err(|e| StsFailure {
+                operation: OPERATION,
+                kind: StsFailureKind::TokenUnreadable,
+                text: format!("cannot read {}: {e}", path.display()),
             })?;
             let session = env
                 .get("AWS_ROLE_SESSION_NAME")
@@ -485,7 +532,7 @@ async fn caller(
                 .web_identity_token(token.trim())
                 .send()
                 .await
-                .map_err(|e| refusal(OPERATION, &e))?;
+                .map_err(|e| StsFailure::of(OPERATION, &e, &endpoint))?;
             let arn = out
                 .assumed_role_user()
                 .map(|u| u.arn().to_owned())
@@ -498,7 +545,7 @@ async fn caller(
                 .get_caller_identity()
                 .send()
                 .await
-                .map_err(|e| refusal("GetCallerIdentity", &e))?;
+                .map_err(|e| StsFailure::of("GetCallerIdentity", &e, &endpoint))?;
             Ok((
                 out.arn().unwrap_or_default().to_owned(),
                 out.account().map(str::to_owned),
@@ -518,31 +565,17 @@ async fn caller_check(
     const NAME: &str = "caller-identity";
     let (arn, account) = match caller(web_identity_token, env).await {
         Ok(c) => c,
-        Err((operation, code, message)) => {
+        Err(failure) => {
             let statement = trust()
                 .as_ref()
                 .and_then(|t| t.pointer("/Statement/0"))
                 .and_then(|s| serde_json::to_string_pretty(s).ok())
                 .map(|s| format!("\nthe trust policy statement that would match this job:\n{s}"))
                 .unwrap_or_default();
-            let fix = match code.as_str() {
-                "InvalidIdentityToken" => format!(
-                    "the IAM OIDC provider of the cluster's issuer is missing or does not match the token's `iss`: `eksctl utils associate-iam-oidc-provider --cluster <name> --approve`{statement}"
-                ),
-                "AccessDenied" => format!(
-                    "the role's trust policy does not admit this token: its `:sub` must be system:serviceaccount:<namespace>:<job ServiceAccount> and `:aud` the token's audience (`runner-identity apply` writes it){statement}"
-                ),
-                _ => format!(
-                    "check the network path to STS (AWS_ENDPOINT_URL, AWS_REGION, regional endpoints){statement}"
-                ),
-            };
             return Check::fail(
                 NAME,
-                format!(
-                    "STS {operation} failed: {} {message}",
-                    if code.is_empty() { "" } else { code.as_str() }
-                ),
-                fix,
+                format!("STS {} failed: {}", failure.operation, failure.text),
+                failure.fix(web_identity_token, &statement),
             );
         }
     };
@@ -756,6 +789,74 @@ fn owner_of(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_sts_refusal_gets_the_fix_of_its_kind_not_the_network_advice() {
+        use aws_sdk_sts::error::ErrorMetadata;
+        use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let fail_with = |code: &'static str, message: &'static str| async move {
+            let rule =
+                mock!(aws_sdk_sts::Client::assume_role_with_web_identity).then_error(move || {
+                    AssumeRoleWithWebIdentityError::generic(
+                        ErrorMetadata::builder().code(code).message(message).build(),
+                    )
+                });
+            let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+            let e = sts
+                .assume_role_with_web_identity()
+                .role_arn("arn:aws:iam::111122223333:role/gha-app")
+                .role_session_name("s")
+                .web_identity_token("t")
+                .send()
+                .await
+                .unwrap_err();
+            let failure = StsFailure::of("AssumeRoleWithWebIdentity", &e, "http://sts");
+            (
+                failure.text.clone(),
+                failure.fix(Some(Path::new("/var/run/secrets/token")), ""),
+            )
+        };
+        // Before, every code but two got "check the network path to STS".
+        let (text, fix) = fail_with(
+            "ExpiredTokenException",
+            "Token expired: current date/time 1 must be before the expiration date/time 0",
+        )
+        .await;
+        assert!(
+            text.starts_with("ExpiredTokenException: Token expired"),
+            "{text}"
+        );
+        assert!(fix.contains("expired or malformed"), "{fix}");
+        assert!(!fix.contains("network"), "{fix}");
+        let (_, fix) = fail_with("InvalidIdentityToken", "No OpenIDConnect provider found").await;
+        assert!(
+            fix.contains("eksctl utils associate-iam-oidc-provider"),
+            "{fix}"
+        );
+        let (_, fix) = fail_with(
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        )
+        .await;
+        assert!(
+            fix.contains("trust policy does not admit this token"),
+            "{fix}"
+        );
+        let (_, fix) = fail_with("Throttling", "Rate exceeded").await;
+        assert!(fix.contains("throttled"), "{fix}");
+    }
+
+    #[test]
+    fn an_unreadable_token_is_named_with_the_fsgroup_fix() {
+        let failure = StsFailure {
+            operation: "AssumeRoleWithWebIdentity",
+            kind: StsFailureKind::TokenUnreadable,
+            text: "cannot read /t: Permission denied".to_owned(),
+        };
+        let fix = failure.fix(Some(Path::new("/t")), "");
+        assert!(fix.contains("at /t") && fix.contains("fsGroup"), "{fix}");
+    }
 
     #[test]
     fn the_role_is_assumed_directly_only_when_the_chain_would_use_web_identity() {
