@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::arn::Partition;
 use crate::chart;
 pub use crate::chart::ChartName;
 
@@ -260,60 +261,6 @@ pub struct ClusterConfig {
     /// AWS region of the cluster (informational; used by later stages).
     #[serde(default)]
     pub region: Option<String>,
-}
-
-/// AWS partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
-pub enum Partition {
-    /// Commercial regions.
-    #[default]
-    #[serde(rename = "aws")]
-    Aws,
-    /// China regions.
-    #[serde(rename = "aws-cn")]
-    AwsCn,
-    /// GovCloud (US).
-    #[serde(rename = "aws-us-gov")]
-    AwsUsGov,
-}
-
-impl Partition {
-    /// The partition as it appears in ARNs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Partition::Aws => "aws",
-            Partition::AwsCn => "aws-cn",
-            Partition::AwsUsGov => "aws-us-gov",
-        }
-    }
-
-    /// The region IAM (a global service) is reached in when none is
-    /// configured: each partition's own.
-    pub fn default_region(self) -> &'static str {
-        match self {
-            Partition::Aws => "us-east-1",
-            Partition::AwsCn => "cn-north-1",
-            Partition::AwsUsGov => "us-gov-west-1",
-        }
-    }
-
-    /// The partition of its ARN spelling (`aws`, `aws-cn`, `aws-us-gov`).
-    pub fn named(name: &str) -> Option<Partition> {
-        [Partition::Aws, Partition::AwsCn, Partition::AwsUsGov]
-            .into_iter()
-            .find(|p| p.as_str() == name)
-    }
-
-    /// The partition a region belongs to.
-    pub fn of_region(region: &str) -> Partition {
-        if region.starts_with("cn-") {
-            Partition::AwsCn
-        } else if region.starts_with("us-gov-") {
-            Partition::AwsUsGov
-        } else {
-            Partition::Aws
-        }
-    }
 }
 
 /// How the workflow pod gets its AWS role.

@@ -639,14 +639,12 @@ async fn caller_check(
 /// (`None`: it is one): the same partition, account and role name (a role of the same name in another
 /// account or partition is another identity).
 fn role_mismatch(expected_role_arn: &str, caller_arn: &str) -> Option<String> {
-    use crate::arn::Arn;
-    let want = match Arn::parse(expected_role_arn) {
+    use crate::arn::{Arn, RoleArn};
+    let want = match RoleArn::parse(expected_role_arn) {
         Ok(a) => a,
         Err(e) => return Some(e),
     };
-    let Some(want_name) = want.role_name() else {
-        return Some(format!("`{expected_role_arn}` is not an IAM role ARN"));
-    };
+    let want_name = want.name.as_str();
     let caller = match Arn::parse(caller_arn) {
         Ok(a) => a,
         Err(e) => return Some(e),

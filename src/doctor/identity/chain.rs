@@ -16,7 +16,9 @@ pub(super) async fn target_chain(
     external_id: &str,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let (Some(role), Some(target_role)) = (RoleArn::parse(role_arn), RoleArn::parse(target)) else {
+    let (Some(role), Some(target_role)) =
+        (RoleArn::parse(role_arn).ok(), RoleArn::parse(target).ok())
+    else {
         return out;
     };
     let role_object = object("Role", "", &role.name);

@@ -13,6 +13,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
 
 use super::{Finding, Options, Severity, object};
+use crate::arn::RoleArn;
 use crate::aws::Clients;
 use crate::aws::decode_policy;
 use crate::aws::error_kind::AwsErrorKind;
@@ -67,27 +68,6 @@ async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, (String,
                 .and_then(decode_policy)
         })
         .map_err(|e| (error_text(&e), AwsErrorKind::of(&e)))
-}
-
-/// A role ARN, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleArn {
-    pub partition: String,
-    pub account: String,
-    pub name: String,
-}
-
-impl RoleArn {
-    /// Parses `arn:<partition>:iam::<12 digits>:role/<path/>name`.
-    pub fn parse(arn: &str) -> Option<RoleArn> {
-        let arn = crate::arn::Arn::parse(arn).ok()?;
-        let name = arn.role_name()?;
-        (arn.region.is_empty() && arn.has_account_id()).then(|| RoleArn {
-            partition: arn.partition.as_str().to_owned(),
-            account: arn.account.clone(),
-            name: name.to_owned(),
-        })
-    }
 }
 
 /// The ServiceAccounts of a namespace (one list), or why they cannot be read.
@@ -192,7 +172,7 @@ pub async fn check(
         out.extend(pod_identity(options, namespace, account).await);
         return (out, issuer);
     };
-    let Some(role) = RoleArn::parse(arn) else {
+    let Ok(role) = RoleArn::parse(arn) else {
         out.push(Finding::new(
             Severity::Error,
             "job-identity",
@@ -338,6 +318,7 @@ pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[tokio::test]
     async fn an_expired_token_gets_the_credentials_fix_not_a_permission_to_grant() {
@@ -406,25 +387,5 @@ mod tests {
         assert!(association_settings(&chained, &trust, "Role/r", planned).is_empty());
         let f = association_settings(&base().build(), &trust, "Role/r", planned);
         assert!(f[0].evidence.contains("chains to no target role"), "{f:?}");
-    }
-
-    use super::*;
-
-    #[test]
-    fn role_arns_are_split_or_refused() {
-        let r = RoleArn::parse("arn:aws:iam::111122223333:role/ci/gha-app").unwrap();
-        assert_eq!(
-            (r.partition.as_str(), r.account.as_str(), r.name.as_str()),
-            ("aws", "111122223333", "gha-app")
-        );
-        for bad in [
-            "arn:aws:iam::1111:role/x",
-            "arn:aws:sts::111122223333:assumed-role/x/y",
-            "arn:aws:iam::111122223333:user/x",
-            "gha-app",
-            "arn:aws-xx:iam::111122223333:role/x",
-        ] {
-            assert_eq!(RoleArn::parse(bad), None, "{bad}");
-        }
     }
 }

@@ -73,7 +73,7 @@ pub(super) async fn pod_identity(
     let Some(role_arn) = association.role_arn().map(str::to_owned) else {
         return Vec::new();
     };
-    let Some(role) = RoleArn::parse(&role_arn) else {
+    let Ok(role) = RoleArn::parse(&role_arn) else {
         return Vec::new();
     };
     let role_object = object("Role", "", &role.name);
