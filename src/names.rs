@@ -15,6 +15,30 @@ use crate::config::{Repository, Settings};
 use crate::kvp::{DNS_LABEL_MAX, dns_label, label_value, with_hash};
 use crate::{Error, Result};
 
+/// A namespaced object's namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamespacedName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl NamespacedName {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> NamespacedName {
+        NamespacedName {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// A name one repository takes: what it names (a kind, or "scale set",
+/// "IAM role") and the name, namespaced where it is.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim {
+    what: &'static str,
+    name: String,
+}
+
 /// The gha-runner-scale-set chart refuses longer scale set names.
 const SCALE_SET_MAX: usize = 45;
 /// IAM role name limit.
@@ -85,7 +109,7 @@ impl RepoNames {
 /// Rejects two repositories that map to the same object: namespace (when each
 /// repository owns one), any namespaced object, scale set or IAM role.
 pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
-    let mut seen: BTreeMap<(&'static str, String), &str> = BTreeMap::new();
+    let mut seen: BTreeMap<Claim, &str> = BTreeMap::new();
     for n in all {
         let ns = &n.namespace;
         let mut keys = vec![
@@ -111,10 +135,14 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
         }
         keys.push(("ServiceAccount", format!("{ns}/{}", n.job_service_account)));
         for key in keys {
+            let key = Claim {
+                what: key.0,
+                name: key.1,
+            };
             if let Some(first) = seen.get(&key) {
                 return Err(Error::NameCollision {
-                    kind: key.0,
-                    name: key.1,
+                    kind: key.what,
+                    name: key.name,
                     first: (*first).to_owned(),
                     second: n.repository.clone(),
                 });

@@ -6,17 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::plan::{Object, Plan, Plans, RepoPlan};
+use crate::plan::{Object, Plans, RepoPlan};
 use crate::{Error, Result};
-
-/// Every Kubernetes object of the plan as multi-document YAML, in stable order.
-pub fn manifests_yaml(plan: &Plan) -> Result<String> {
-    let mut out = String::new();
-    for repo in &plan.repositories {
-        out.push_str(&repo_manifests_yaml(repo)?);
-    }
-    Ok(out)
-}
 
 /// One repository's objects as multi-document YAML.
 pub fn repo_manifests_yaml(repo: &RepoPlan) -> Result<String> {

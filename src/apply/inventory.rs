@@ -25,26 +25,12 @@ use crate::{Error, Result};
 /// object's text, twice (bytes and parsed), at the same time.
 pub const PAGE: u32 = 500;
 
-/// `(namespace, name)`.
-type NamespacedName = (String, String);
-
 /// One object's identity; the namespace is empty for cluster-scoped kinds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     pub kind: Kind,
     pub namespace: String,
     pub name: String,
-}
-
-impl ObjectKey {
-    /// `Kind namespace/name` (or `Kind name`), for people.
-    pub fn describe(&self) -> String {
-        if self.namespace.is_empty() {
-            format!("{} {}", self.kind, self.name)
-        } else {
-            format!("{} {}/{}", self.kind, self.namespace, self.name)
-        }
-    }
 }
 
 /// The kinds runner-identity manages ([`Kind::DELETE_ORDER`]) with their
@@ -242,35 +228,24 @@ impl Inventory {
             // namespaces (their data): an existence check reads each name.
             .filter(|k| !matches!(k, Kind::Namespace | Kind::Secret))
             .collect();
-        let listed: Vec<(Kind, Result<Vec<NamespacedName>>, usize)> = futures::stream::iter(wanted)
+        let listed: Vec<(Result<Vec<ObjectKey>>, usize)> = futures::stream::iter(wanted)
             .map(|kind: Kind| {
                 let (client, others) = (client.clone(), others.clone());
                 async move {
                     let mut requests = 0;
                     // Metadata only, so pages are never smaller than 500 items.
-                    let names = list_metadata(
-                        &client,
-                        &kind.api_resource(),
-                        kind.as_str(),
-                        &others,
-                        page_size.max(PAGE),
-                        &mut requests,
-                    )
-                    .await;
-                    (kind, names, requests)
+                    let keys =
+                        list_metadata(&client, kind, &others, page_size.max(PAGE), &mut requests)
+                            .await;
+                    (keys, requests)
                 }
             })
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
             .await;
-        for (kind, names, requests) in listed {
+        for (keys, requests) in listed {
             self.requests += requests;
-            self.other_instances
-                .extend(names?.into_iter().map(|(namespace, name)| ObjectKey {
-                    kind,
-                    namespace,
-                    name,
-                }));
+            self.other_instances.extend(keys?);
         }
         Ok(())
     }
@@ -388,43 +363,35 @@ async fn list_kind(
         namespace,
         selector,
     };
-    list_all(
-        client,
-        ar,
-        kind.as_str(),
-        scope,
-        page_size,
-        requests,
-        |item| {
-            if kind == Kind::Namespace {
-                let name = item.metadata.name.clone().unwrap_or_default();
-                if let Some(level) = item
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(POD_SECURITY_ENFORCE))
-                {
-                    found.enforce.push((name.clone(), level.clone()));
-                }
-                found.namespaces.push(name);
+    list_all(client, kind, scope, page_size, requests, |item| {
+        if kind == Kind::Namespace {
+            let name = item.metadata.name.clone().unwrap_or_default();
+            if let Some(level) = item
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POD_SECURITY_ENFORCE))
+            {
+                found.enforce.push((name.clone(), level.clone()));
             }
-            let labels = item.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            if label(MANAGED_BY_LABEL) != Some(MANAGED_BY) {
-                return Ok(());
-            }
-            if label(INSTANCE_LABEL) == Some(instance) {
-                found.managed.push(managed_text(kind, ar, item)?);
-            } else {
-                found.others.push(ObjectKey {
-                    kind,
-                    namespace: item.metadata.namespace.unwrap_or_default(),
-                    name: item.metadata.name.unwrap_or_default(),
-                });
-            }
-            Ok(())
-        },
-    )
+            found.namespaces.push(name);
+        }
+        let labels = item.metadata.labels.as_ref();
+        let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+        if label(MANAGED_BY_LABEL) != Some(MANAGED_BY) {
+            return Ok(());
+        }
+        if label(INSTANCE_LABEL) == Some(instance) {
+            found.managed.push(managed_text(kind, ar, item)?);
+        } else {
+            found.others.push(ObjectKey {
+                kind,
+                namespace: item.metadata.namespace.unwrap_or_default(),
+                name: item.metadata.name.unwrap_or_default(),
+            });
+        }
+        Ok(())
+    })
     .await?;
     Ok(found)
 }
@@ -475,10 +442,6 @@ fn forbidden(error: &Error) -> bool {
         if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 403))
 }
 
-fn kind_static(kind: &str) -> &'static str {
-    Kind::named(kind).map_or("", Kind::as_str)
-}
-
 /// The parameters of one list request: always a consistent read (no
 /// `resourceVersion`), never `resourceVersion=0`. A `0` read is served from
 /// the API server's watch cache, which may lag behind what was just written:
@@ -511,8 +474,7 @@ pub(crate) struct Scope<'a> {
 /// as it arrives (a page is dropped before the next).
 pub(crate) async fn list_all(
     client: &Client,
-    ar: &ApiResource,
-    kind: &'static str,
+    kind: Kind,
     scope: Scope<'_>,
     page_size: u32,
     requests: &mut usize,
@@ -522,9 +484,10 @@ pub(crate) async fn list_all(
         namespace,
         selector,
     } = scope;
+    let ar = kind.api_resource();
     let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-        None => Api::all_with(client.clone(), ar),
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
     };
     let mut token: Option<String> = None;
     loop {
@@ -534,7 +497,7 @@ pub(crate) async fn list_all(
             .await
             .map_err(|source| Error::Kube {
                 action: "list",
-                kind,
+                kind: kind.as_str(),
                 namespace: namespace.unwrap_or_default().to_owned(),
                 name: selector.unwrap_or("*").to_owned(),
                 source: Box::new(source),
@@ -551,17 +514,16 @@ pub(crate) async fn list_all(
     }
 }
 
-/// `(namespace, name)` of every object of a kind a label selector picks
-/// (metadata-only lists, page by page).
+/// The key of every object of a kind a label selector picks (metadata-only
+/// lists, page by page).
 async fn list_metadata(
     client: &Client,
-    ar: &ApiResource,
-    kind: &'static str,
+    kind: Kind,
     selector: &str,
     page_size: u32,
     requests: &mut usize,
-) -> Result<Vec<NamespacedName>> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+) -> Result<Vec<ObjectKey>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -571,16 +533,15 @@ async fn list_metadata(
             .await
             .map_err(|source| Error::Kube {
                 action: "list",
-                kind,
+                kind: kind.as_str(),
                 namespace: String::new(),
                 name: selector.to_owned(),
                 source: Box::new(source),
             })?;
-        out.extend(page.items.into_iter().map(|item| {
-            (
-                item.metadata.namespace.unwrap_or_default(),
-                item.metadata.name.unwrap_or_default(),
-            )
+        out.extend(page.items.into_iter().map(|item| ObjectKey {
+            kind,
+            namespace: item.metadata.namespace.unwrap_or_default(),
+            name: item.metadata.name.unwrap_or_default(),
         }));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
@@ -589,23 +550,23 @@ async fn list_metadata(
     }
 }
 
-/// Whether an object of that name exists (one GET of its metadata).
-pub(crate) async fn exists(
-    client: &Client,
-    ar: &ApiResource,
-    namespace: &str,
-    name: &str,
-) -> Result<bool> {
-    let api = dynamic_api(client, ar, namespace);
-    let found = retry::kube(&format!("read {} {name}", ar.kind), || {
+/// Whether the object exists (one GET of its metadata).
+pub(crate) async fn exists(client: &Client, key: &ObjectKey) -> Result<bool> {
+    let ObjectKey {
+        kind,
+        namespace,
+        name,
+    } = key;
+    let api = dynamic_api(client, &kind.api_resource(), namespace);
+    let found = retry::kube(&format!("read {kind} {name}"), || {
         api.get_metadata_opt(name)
     })
     .await
     .map_err(|source| Error::Kube {
         action: "read",
-        kind: kind_static(&ar.kind),
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
+        kind: kind.as_str(),
+        namespace: namespace.clone(),
+        name: name.clone(),
         source: Box::new(source),
     })?;
     Ok(found.is_some())

@@ -27,7 +27,8 @@ use serde_json::Value;
 use tracing::{debug, info, instrument, warn};
 
 pub use self::inventory::{Inventory, ObjectKey};
-pub use self::report::{Action, ObjectResult, RepoResult, Report};
+pub use self::report::{ObjectResult, RepoResult, Report};
+pub use crate::outcome::Action;
 use crate::plan::{Kind, Plans, RepoPlan};
 use crate::retry;
 use crate::{Error, Result};
@@ -231,7 +232,7 @@ pub async fn apply(client: &Client, plans: &impl Plans, options: &Options) -> Re
     // Then repository by repository: a repository's plan and the desired
     // JSON of its objects live only while it is compared and written.
     let writes = Arc::new(AtomicUsize::new(0));
-    let progress = report::Progress::new(plans.count() as u64, "repositories");
+    let progress = crate::outcome::Progress::new(plans.count() as u64, "repositories");
     let send = send_writes(options);
     let (inventory, unknown) = (&inventory, &unknown);
     let outcomes: Vec<Result<RepoResult>> = futures::stream::iter(0..plans.count())
@@ -379,14 +380,14 @@ async fn existence_of_unlisted(
     inventory: &Inventory,
     planned: &[PlannedKeys],
 ) -> Result<BTreeMap<ObjectKey, bool>> {
-    let unlisted: Vec<(ObjectKey, ApiResource)> = unlisted(inventory, planned)
+    let unlisted: Vec<ObjectKey> = unlisted(inventory, planned)
         .filter(|key| !inventory.of_other_instance(key))
         .filter(|key| !inventory.unseen.contains(&key.kind))
-        .map(|key| (key.clone(), key.kind.api_resource()))
+        .cloned()
         .collect();
     let found: Vec<Result<(ObjectKey, bool)>> = futures::stream::iter(unlisted)
-        .map(|(key, ar)| async move {
-            let exists = inventory::exists(client, &ar, &key.namespace, &key.name).await?;
+        .map(|key| async move {
+            let exists = inventory::exists(client, &key).await?;
             Ok((key, exists))
         })
         .buffer_unordered(EXISTENCE_CONCURRENCY)

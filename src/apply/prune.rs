@@ -15,9 +15,10 @@ use serde_json::Value;
 use tracing::info;
 
 use super::inventory::{Inventory, ObjectKey, PAGE, kinds};
-use super::report::{Action, ObjectResult, RepoResult};
+use super::report::{ObjectResult, RepoResult};
 use super::{Options, dynamic_api, qualified};
 use crate::kvp::{INSTANCE_LABEL, REPOSITORY_ANNOTATION};
+use crate::outcome::Action;
 use crate::plan::Kind;
 use crate::retry;
 use crate::{Error, Result};
@@ -162,7 +163,7 @@ async fn namespaces_with_foreign_objects(
         .await
         .map_err(|source| Error::Kube {
             action: "discover API resources for",
-            kind: "Namespace",
+            kind: Kind::Namespace.as_str(),
             namespace: String::new(),
             name: namespaces.join(","),
             source: Box::new(source),
@@ -248,18 +249,14 @@ async fn foreign_in(
             Err(source) => {
                 return Err(Error::Kube {
                     action: "list",
-                    kind: "Namespace",
+                    kind: Kind::Namespace.as_str(),
                     namespace: namespace.to_owned(),
                     name: ar.plural.clone(),
                     source: Box::new(source),
                 });
             }
         };
-        if let Some(o) = page
-            .items
-            .iter()
-            .find(|o| is_foreign(o, &ar.kind, instance))
-        {
+        if let Some(o) = page.items.iter().find(|o| is_foreign(o, ar, instance)) {
             let name = o.metadata.name.as_deref().unwrap_or_default();
             return Ok(Some(Found::Object(format!("{} {name}", ar.kind))));
         }
@@ -270,7 +267,7 @@ async fn foreign_in(
     }
 }
 
-fn is_foreign(object: &DynamicObject, kind: &str, instance: &str) -> bool {
+fn is_foreign(object: &DynamicObject, ar: &ApiResource, instance: &str) -> bool {
     let labels = object.metadata.labels.as_ref();
     if labels
         .and_then(|l| l.get(INSTANCE_LABEL))
@@ -280,10 +277,12 @@ fn is_foreign(object: &DynamicObject, kind: &str, instance: &str) -> bool {
         return false;
     }
     let name = object.metadata.name.as_deref().unwrap_or_default();
-    let automatic = match kind {
-        "ServiceAccount" => name == "default",
-        "ConfigMap" => name == "kube-root-ca.crt",
-        "Secret" => {
+    // Only the core group's kinds are made by Kubernetes itself.
+    let core = |kind: Kind| ar.group.is_empty() && ar.kind == kind.as_str();
+    let automatic = match () {
+        () if core(Kind::ServiceAccount) => name == "default",
+        () if core(Kind::ConfigMap) => name == "kube-root-ca.crt",
+        () if core(Kind::Secret) => {
             object.data.get("type").and_then(Value::as_str)
                 == Some("kubernetes.io/service-account-token")
         }

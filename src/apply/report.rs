@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use crate::outcome::{Action, Progress};
+use crate::outcome::Action;
 use crate::plan::Kind;
 
 /// The result for one object.

@@ -20,6 +20,7 @@ use kube::{Client, ResourceExt};
 
 use super::{Finding, Severity, object};
 use crate::kvp::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::names::NamespacedName;
 
 /// The label value `bootstrap` puts on its objects.
 const BOOTSTRAP: &str = "runner-identity-bootstrap";
@@ -28,7 +29,7 @@ const BOOTSTRAP: &str = "runner-identity-bootstrap";
 #[derive(Debug, Default)]
 pub struct Rbac {
     cluster_roles: BTreeMap<String, ClusterRole>,
-    roles: BTreeMap<(String, String), Role>,
+    roles: BTreeMap<NamespacedName, Role>,
     cluster_bindings: Vec<ClusterRoleBinding>,
     bindings: Vec<RoleBinding>,
     managed: BTreeSet<String>,
@@ -98,7 +99,12 @@ impl Rbac {
             roles: roles
                 .items
                 .into_iter()
-                .map(|r| ((r.namespace().unwrap_or_default(), r.name_any()), r))
+                .map(|r| {
+                    (
+                        NamespacedName::new(r.namespace().unwrap_or_default(), r.name_any()),
+                        r,
+                    )
+                })
                 .collect(),
             cluster_bindings: cluster_bindings.items,
             bindings: bindings.items,
@@ -115,7 +121,7 @@ impl Rbac {
                 .and_then(|r| r.rules.as_ref()),
             _ => self
                 .roles
-                .get(&(namespace.to_owned(), role.name.clone()))
+                .get(&NamespacedName::new(namespace, &role.name))
                 .and_then(|r| r.rules.as_ref()),
         };
         rules.map_or(&[], Vec::as_slice)
@@ -127,7 +133,7 @@ impl Rbac {
             "ClusterRole" => self.cluster_roles.get(&role.name).map(|r| r.labels()),
             _ => self
                 .roles
-                .get(&(namespace.to_owned(), role.name.clone()))
+                .get(&NamespacedName::new(namespace, &role.name))
                 .map(|r| r.labels()),
         };
         labels
@@ -163,7 +169,7 @@ impl Rbac {
     }
 
     /// The ServiceAccounts bound to one of `bootstrap`'s roles.
-    fn apply_identities(&self) -> BTreeSet<(String, String)> {
+    fn apply_identities(&self) -> BTreeSet<NamespacedName> {
         let bound = self
             .cluster_bindings
             .iter()
@@ -182,14 +188,14 @@ impl Rbac {
             );
         bound
             .filter(|s| s.kind == "ServiceAccount")
-            .map(|s| (s.namespace.clone().unwrap_or_default(), s.name.clone()))
+            .map(|s| NamespacedName::new(s.namespace.clone().unwrap_or_default(), &s.name))
             .collect()
     }
 
     /// An apply identity that may write RBAC outside the managed namespaces.
     pub fn apply_identity_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (namespace, name) in self.apply_identities() {
+        for NamespacedName { namespace, name } in self.apply_identities() {
             for grant in self.grants_of(&namespace, &name) {
                 let outside = grant.namespace.is_none_or(|n| !self.managed.contains(n));
                 let Some(right) = rbac_write(grant.rules).filter(|_| outside) else {

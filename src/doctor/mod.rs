@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::config::Settings;
+use crate::names::NamespacedName;
 
 pub use self::report::Report;
 
@@ -130,22 +131,27 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
         sets.retain(|s| &s.name_any() == name);
     }
     if let Some(settings) = options.settings {
-        let planned: BTreeSet<(String, String)> = settings
+        let planned: BTreeSet<NamespacedName> = settings
             .repositories
             .iter()
             .map(|r| {
                 let n = crate::names::RepoNames::new(settings, r);
-                (n.namespace, n.scale_set)
+                NamespacedName::new(n.namespace, n.scale_set)
             })
             .collect();
-        let installed: BTreeSet<(String, String)> = sets
+        let installed: BTreeSet<NamespacedName> = sets
             .iter()
-            .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
+            .map(|s| NamespacedName::new(s.namespace().unwrap_or_default(), s.name_any()))
             .collect();
         report
             .findings
             .extend(planned_but_missing(settings, &installed));
-        sets.retain(|s| planned.contains(&(s.namespace().unwrap_or_default(), s.name_any())));
+        sets.retain(|s| {
+            planned.contains(&NamespacedName::new(
+                s.namespace().unwrap_or_default(),
+                s.name_any(),
+            ))
+        });
     }
     report.scale_sets = sets.len();
     if sets.is_empty() {
@@ -390,15 +396,12 @@ fn list_failure(e: &kube::Error, namespace: Option<&str>) -> Finding {
 }
 
 /// The planned scale sets that are not installed.
-fn planned_but_missing(
-    settings: &Settings,
-    installed: &BTreeSet<(String, String)>,
-) -> Vec<Finding> {
+fn planned_but_missing(settings: &Settings, installed: &BTreeSet<NamespacedName>) -> Vec<Finding> {
     settings
         .repositories
         .iter()
         .map(|r| crate::names::RepoNames::new(settings, r))
-        .filter(|n| !installed.contains(&(n.namespace.clone(), n.scale_set.clone())))
+        .filter(|n| !installed.contains(&NamespacedName::new(&n.namespace, &n.scale_set)))
         .map(|n| {
             Finding::new(
                 Severity::Warning,

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::{credential_error, read_secret};
 use crate::config::{RunnerCredentials, Settings};
+use crate::plan::Kind;
 use crate::{Error, Result};
 
 /// ARC's keys for a GitHub App.
@@ -97,7 +98,7 @@ async fn load_one(
     let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &from.namespace);
     let secret = api.get(&from.name).await.map_err(|e| Error::Kube {
         action: "read",
-        kind: "Secret",
+        kind: Kind::Secret.as_str(),
         namespace: from.namespace.clone(),
         name: from.name.clone(),
         source: Box::new(e),

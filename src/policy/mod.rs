@@ -10,6 +10,7 @@
 //! `StringNotLike` operators (case-sensitive, as IAM's are). Any other
 //! operator makes a statement not match and is reported.
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod iam_context;
 
 use serde_json::Value;
