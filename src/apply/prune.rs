@@ -290,3 +290,33 @@ fn is_foreign(object: &DynamicObject, ar: &ApiResource, instance: &str) -> bool 
     };
     !automatic
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_core_kinds_kubernetes_makes_itself_are_not_foreign() {
+        let object = |name: &str| {
+            let mut o = DynamicObject::new(
+                name,
+                &ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&()),
+            );
+            o.metadata.namespace = Some("ns".to_owned());
+            o
+        };
+        let core = ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&());
+        assert!(!is_foreign(&object("default"), &core, "i"));
+        assert!(is_foreign(&object("app"), &core, "i"));
+        // A custom resource that happens to be called ServiceAccount is
+        // something else someone keeps in the namespace.
+        let custom = ApiResource {
+            group: "example.com".to_owned(),
+            version: "v1".to_owned(),
+            api_version: "example.com/v1".to_owned(),
+            kind: "ServiceAccount".to_owned(),
+            plural: "serviceaccounts".to_owned(),
+        };
+        assert!(is_foreign(&object("default"), &custom, "i"));
+    }
+}
