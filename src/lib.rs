@@ -17,7 +17,9 @@ pub mod bootstrap;
 pub mod chart;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod config;
+pub mod controller;
 pub mod doctor;
 pub mod github;
 pub mod jwt;
@@ -29,6 +31,7 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod retry;
+pub mod subject;
 pub mod templates;
 pub mod verify;
 

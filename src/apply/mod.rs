@@ -9,8 +9,6 @@
 //! is set; `prune` deletes only objects labelled as managed by this
 //! configuration's instance.
 
-pub mod compare;
-pub mod controller;
 pub mod inventory;
 mod prune;
 pub mod report;
@@ -28,6 +26,7 @@ use tracing::{debug, info, instrument, warn};
 
 pub use self::inventory::{Inventory, ObjectKey};
 pub use self::report::{ObjectResult, RepoResult, Report};
+use crate::compare;
 pub use crate::outcome::Action;
 use crate::plan::{Kind, Plans, RepoPlan};
 use crate::retry;

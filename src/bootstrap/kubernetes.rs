@@ -112,9 +112,8 @@ fn planned_owned(plan: &Plan) -> Vec<(String, Value)> {
             let meta = object.metadata();
             let namespace = meta.namespace.clone().unwrap_or_default();
             if seen.insert((kind, namespace.clone(), meta.name.clone())) {
-                let value = crate::apply::compare::with_hash(
-                    serde_json::to_value(object).unwrap_or_default(),
-                );
+                let value =
+                    crate::compare::with_hash(serde_json::to_value(object).unwrap_or_default());
                 out.push((namespace, value));
             }
         }
@@ -433,7 +432,7 @@ pub fn kubernetes_objects(name: &str, namespace: &str, grants: &Grants) -> Vec<V
                 .iter()
                 .find(|n| n.metadata.name.as_ref() == Some(ns_name));
             if let Some(ns) = planned {
-                out.push(crate::apply::compare::with_hash(
+                out.push(crate::compare::with_hash(
                     serde_json::to_value(ns).unwrap_or_default(),
                 ));
             }

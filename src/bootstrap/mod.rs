@@ -11,12 +11,12 @@ pub mod kubernetes;
 
 use serde_json::{Value, json};
 
-pub use self::iam::{iam_policy, iam_policy_for, requirements};
+pub use self::iam::{iam_policy, iam_policy_for};
 pub use self::kubernetes::{
     Grants, apply_grants, apply_grants_of, doctor_grants, kubernetes_objects, planned_names,
 };
 use crate::config::{Settings, SubjectForms};
-use crate::verify::github_oidc::SubjectRepository;
+use crate::subject::SubjectRepository;
 
 /// The bootstrap objects' names.
 pub const APPLY_NAME: &str = "runner-identity-apply";

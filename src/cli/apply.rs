@@ -118,7 +118,7 @@ pub(super) async fn run(
     let (settings, planner) = (&loaded.settings, loaded.planner()?);
     if run.aws.is_some() && !diff_only {
         // Before anything is written anywhere.
-        crate::bootstrap::requirements(settings)?;
+        crate::plan::apply_identity_requirements(settings)?;
     }
     if let (true, Some(d)) = (args.prune, &loaded.discovery) {
         if let Some(reason) = &d.incomplete {
@@ -142,11 +142,11 @@ pub(super) async fn run(
     .await?;
     // The controller deletes scale sets of a version it does not keep:
     // refused before anything is written (diff says it).
-    match apply::controller::read(&client, settings).await {
+    match crate::controller::read(&client, settings).await {
         Ok(controller) => {
             let chart = &settings.config.kubernetes.chart;
             if let Some((what, fix)) =
-                apply::controller::refusal(&controller, &chart.version, chart.name.as_str())
+                crate::controller::refusal(&controller, &chart.version, chart.name.as_str())
             {
                 if diff_only {
                     tracing::error!("{what}; {fix}");
@@ -158,7 +158,7 @@ pub(super) async fn run(
                 }
             }
         }
-        Err(apply::controller::Unknown::Failed(source)) => {
+        Err(crate::controller::Unknown::Failed(source)) => {
             // The API server itself failed: nothing else would work either.
             let at = &settings.config.kubernetes.chart.controller;
             anyhow::bail!(crate::Error::Kube {
@@ -169,7 +169,7 @@ pub(super) async fn run(
                 source,
             });
         }
-        Err(why) => tracing::warn!("{}", apply::controller::unknown_text(settings, &why)),
+        Err(why) => tracing::warn!("{}", crate::controller::unknown_text(settings, &why)),
     }
     let credentials = github::credentials::load(settings, Some(&client)).await?;
     let planner = planner.with_credentials(&credentials);

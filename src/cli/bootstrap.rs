@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{ConfigArgs, load};
 use crate::github::subject::Subjects;
-use crate::verify::github_oidc::SubjectRepository;
+use crate::subject::SubjectRepository;
 use crate::{Error, bootstrap, render};
 
 /// `bootstrap` arguments.
@@ -68,7 +68,7 @@ const HEADER: &str = "# The identity that runs `runner-identity apply` for this 
 pub(super) async fn run(args: &BootstrapArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let loaded = load(&args.config).await?;
     let (settings, plan) = (&loaded.settings, loaded.planner()?.plan()?);
-    bootstrap::requirements(settings)?;
+    crate::plan::apply_identity_requirements(settings)?;
     // Its own namespace holds its ServiceAccount (and the token a CronJob
     // runs with): no repository's runner may hold pods and Secrets rights
     // there.

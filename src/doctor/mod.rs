@@ -196,7 +196,7 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
             .map(|s| s.config.kubernetes.chart.controller.clone())
             .unwrap_or_default()
     });
-    match crate::apply::controller::read_at(client, &at).await {
+    match crate::controller::read_at(client, &at).await {
         Ok(controller) => {
             for set in &sets {
                 report.findings.extend(version_skew(set, &controller));
@@ -206,7 +206,7 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
             Severity::Info,
             "controller-version",
             object("Deployment", &at.namespace, &at.deployment),
-            crate::apply::controller::unknown_text_at(&at, &why),
+            crate::controller::unknown_text_at(&at, &why),
             "with a configuration, set kubernetes.chart.controller; the scale sets' versions were \
              not compared with the controller's",
         )),
@@ -252,11 +252,11 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
 /// controller deletes it (and keeps deleting it while the label stays).
 fn version_skew(
     set: &DynamicObject,
-    controller: &crate::apply::controller::Controller,
+    controller: &crate::controller::Controller,
 ) -> Option<Finding> {
     let labels = set.metadata.labels.clone().unwrap_or_default();
     let version = labels
-        .get(crate::apply::controller::VERSION_LABEL)
+        .get(crate::controller::VERSION_LABEL)
         .cloned()
         .unwrap_or_default();
     if crate::chart::controller_keeps(&version, &controller.version) {
@@ -290,7 +290,7 @@ fn version_skew(
         format!(
             "the controller deletes this scale set: it is labelled {}: {shown}, and the ARC \
              controller {}/{} runs {} ({}), which keeps only its own major.minor version",
-            crate::apply::controller::VERSION_LABEL,
+            crate::controller::VERSION_LABEL,
             controller.namespace,
             controller.deployment,
             controller.version,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::Github;
 use crate::Result;
-use crate::verify::github_oidc::SubjectRepository;
+use crate::subject::SubjectRepository;
 
 /// The answer of the subject-customisation endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -8,7 +8,7 @@ use crate::kvp;
 use crate::names::RepoNames;
 use crate::policy::{self};
 use crate::templates::{self, Context, Templates};
-use crate::{Error, Result};
+use crate::{ConfigProblem, Error, Result};
 
 use super::checks::check_trust_policy;
 use super::{IamRolePlan, OutputChecks, context};
@@ -169,4 +169,84 @@ pub(super) fn render_json(templates: &Templates, name: &str, ctx: &Context) -> R
         });
     }
     Ok(doc)
+}
+
+/// What makes the apply identity's IAM rights safe, checked before
+/// `bootstrap` prints them and before `apply` writes to IAM: a path only this
+/// instance uses and a permissions boundary on every role. Every missing
+/// piece is reported at once.
+pub fn apply_identity_requirements(settings: &Settings) -> Result<()> {
+    let aws = &settings.config.aws;
+    let mut problems = Vec::new();
+    if aws.role_path() == "/" {
+        problems.push(ConfigProblem {
+            field: "aws.rolePath".into(),
+            location: None,
+            message: "`/` would let the identity that runs apply write every role of the account \
+                      (its own included); leave aws.rolePath unset (`/runner-identity/<instance>/`) \
+                      or name a path only this configuration uses"
+                .into(),
+        });
+    }
+    let unbounded: Vec<String> = settings
+        .repositories
+        .iter()
+        .filter(|r| r.permissions_boundary.is_none())
+        .map(|r| r.full_name())
+        .collect();
+    if aws.permissions_boundary.is_none()
+        && (settings.repositories.is_empty() || !unbounded.is_empty())
+    {
+        let whose = if unbounded.is_empty() {
+            String::new()
+        } else {
+            format!(" (repositories without one: {})", unbounded.join(", "))
+        };
+        problems.push(ConfigProblem {
+            field: "aws.permissionsBoundary".into(),
+            location: None,
+            message: format!(
+                "a permissions boundary is required{whose}: without one, the right to write a \
+                 role's inline policy alone lets the identity that runs apply give a role `*:*` \
+                 and assume it. Create a managed policy with the most any job may do and set its \
+                 ARN here"
+            ),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ConfigProblems {
+            path: settings.source.clone(),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Result<Settings> {
+        let text = format!(
+            "github: {{owner: acme}}\nrepositories: [api]\ncluster: {{name: prod, region: eu-west-1, oidcIssuer: https://o.example/id/1}}\n\
+             aws:\n  accountId: '111122223333'\n{extra}"
+        );
+        crate::config::parse(&text, std::path::Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn a_configuration_without_a_boundary_or_on_the_root_path_is_refused_with_every_reason() {
+        let s = settings("  mode: irsa\n  rolePath: /\n").unwrap();
+        let text = apply_identity_requirements(&s).unwrap_err().to_string();
+        assert!(text.contains("aws.rolePath"), "{text}");
+        assert!(text.contains("aws.permissionsBoundary"), "{text}");
+        assert!(text.contains("acme/api"), "{text}");
+        let fine =
+            settings("  mode: irsa\n  permissionsBoundary: arn:aws:iam::111122223333:policy/b\n")
+                .unwrap();
+        assert!(apply_identity_requirements(&fine).is_ok());
+        // The default path is the instance's own.
+        assert_eq!(fine.config.aws.role_path(), "/runner-identity/prod-acme/");
+    }
 }

@@ -39,7 +39,9 @@ pub use self::checks::check_hook_template;
 use self::checks::check_values;
 use self::hook::{RunnerConfig, job_started_script};
 use self::iam::plan_iam_role;
-pub use self::iam::{TARGET_STATEMENT, target_trust_policy, trust_policy};
+pub use self::iam::{
+    TARGET_STATEMENT, apply_identity_requirements, target_trust_policy, trust_policy,
+};
 pub use self::isolation::{
     INSTANCE_METADATA, METADATA_POLICY, POD_IDENTITY_AGENT, instance_metadata_policy,
     pod_security_labels,

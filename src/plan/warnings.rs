@@ -41,7 +41,7 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
             crate::config::DEFAULT_RUNNER_IMAGE
         ));
     }
-    if let Err(e) = crate::bootstrap::requirements(settings) {
+    if let Err(e) = super::apply_identity_requirements(settings) {
         warnings.push(format!(
             "bootstrap and apply will refuse this configuration until it is fixed: {e}"
         ));

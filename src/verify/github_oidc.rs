@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::Check;
 use crate::clock::now;
+use crate::subject::SubjectRepository;
 
 /// The audience runner-identity asks GitHub to put in the token.
 pub const AUDIENCE: &str = "runner-identity";
@@ -61,44 +62,6 @@ pub struct Expectation {
     pub repository_id: Option<u64>,
     /// GitHub's immutable id of its owner, when known (`repository_owner_id`).
     pub owner_id: Option<u64>,
-}
-
-/// The repository a GitHub Actions `sub` names: `repo:OWNER/REPO:…`, or the
-/// immutable form `repo:OWNER@OWNER_ID/REPO@REPO_ID:…` (repositories created
-/// or renamed after 2026-07-15). `None` for other subjects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectRepository {
-    pub owner: String,
-    pub owner_id: Option<u64>,
-    pub repo: String,
-    pub repo_id: Option<u64>,
-}
-
-impl SubjectRepository {
-    /// Parses a token's `sub`.
-    pub fn parse(sub: &str) -> Option<SubjectRepository> {
-        let rest = sub.strip_prefix("repo:")?;
-        let (path, _context) = rest.split_once(':')?;
-        let (owner, repo) = path.split_once('/')?;
-        let with_id = |part: &str| -> Option<(String, Option<u64>)> {
-            match part.rsplit_once('@') {
-                Some((name, id)) => Some((name.to_owned(), Some(id.parse().ok()?))),
-                None => Some((part.to_owned(), None)),
-            }
-        };
-        let ((owner, owner_id), (repo, repo_id)) = (with_id(owner)?, with_id(repo)?);
-        (!owner.is_empty() && !repo.is_empty()).then_some(SubjectRepository {
-            owner,
-            owner_id,
-            repo,
-            repo_id,
-        })
-    }
-
-    /// `owner/repo`.
-    pub fn full_name(&self) -> String {
-        format!("{}/{}", self.owner, self.repo)
-    }
 }
 
 /// Runs the check; `None` when `mode` is off.

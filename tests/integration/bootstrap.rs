@@ -945,7 +945,9 @@ async fn the_bootstrap_identity_reads_the_arc_controller_by_name_and_nothing_els
         )
         .await;
         // What apply and diff do with it: the version, from the image tag.
-        let seen = apply::controller::read(&client, &settings).await.unwrap();
+        let seen = runner_identity::controller::read(&client, &settings)
+            .await
+            .unwrap();
         assert_eq!(seen.version, "0.15.0");
         // Nothing else of the controller's namespace.
         for (verb, resource, object) in [
