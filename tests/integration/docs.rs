@@ -93,7 +93,7 @@ fn the_readme_walk_through_runs_on_its_own_example() {
 #[test]
 fn every_configuration_in_the_docs_is_valid() {
     let base: Value = serde_yaml::from_str(&readme_config()).unwrap();
-    let mut checked = 0;
+    let (mut checked, mut planned) = (0, 0);
     for file in documents() {
         for (info, body) in blocks(&file) {
             if info != "yaml" {
@@ -114,13 +114,24 @@ fn every_configuration_in_the_docs_is_valid() {
             for (k, v) in doc {
                 whole.insert(k, v);
             }
+            let selects = whole.contains_key("select");
             let text = serde_yaml::to_string(&Value::Mapping(whole)).unwrap();
             runner_identity::config::parse(&text, Path::new("example.yaml"))
                 .unwrap_or_else(|e| panic!("{}: {e}\n{body}", file.display()));
             checked += 1;
+            // A listed configuration plans offline; one with `select:`
+            // would ask GitHub first.
+            if !selects {
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(dir.path().join("example.yaml"), &text).unwrap();
+                let out = ri(&["plan", "-c", "example.yaml"]).cwd(dir.path()).run();
+                out.expect(0);
+                planned += 1;
+            }
         }
     }
     assert!(checked >= 2, "{checked} configurations");
+    assert!(planned >= 1, "{planned} configurations planned");
 }
 
 #[test]
@@ -134,11 +145,12 @@ fn every_command_line_in_the_docs_parses() {
             let joined = body.replace("\\\n", " ");
             for line in joined.lines() {
                 let line = line.trim().trim_start_matches("$ ");
-                // Synopses (`[-c FILE]`) and pipelines are prose, not commands.
-                if !line.starts_with("runner-identity ") || line.contains('[') || line.contains('|')
-                {
+                if !line.starts_with("runner-identity ") {
                     continue;
                 }
+                // runner-identity's part of a pipeline; a synopsis without
+                // its optional parts (`[-c FILE]`), which must parse too.
+                let line = without_optional_parts(line.split('|').next().unwrap_or_default());
                 let words: Vec<&str> = line.split_whitespace().collect();
                 if let Err(e) = Cli::try_parse_from(&words) {
                     panic!("{}: `{line}` does not parse:\n{e}", file.display());
@@ -148,6 +160,99 @@ fn every_command_line_in_the_docs_parses() {
         }
     }
     assert!(checked >= 1, "{checked} command lines");
+}
+
+/// `text` without its `[…]` groups (nested ones included).
+fn without_optional_parts(text: &str) -> String {
+    let mut depth = 0usize;
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_helm_value_the_docs_set_on_the_chart_exists() {
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("charts/runner-identity/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for file in documents() {
+        for (_, body) in blocks(&file) {
+            let joined = body.replace("\\\n", " ");
+            for line in joined
+                .lines()
+                .filter(|l| l.contains("helm ") && l.contains("charts/runner-identity"))
+            {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                for pair in words.windows(2) {
+                    if !matches!(pair[0], "--set" | "--set-file" | "--set-string") {
+                        continue;
+                    }
+                    let key = pair[1].split('=').next().unwrap_or_default();
+                    // `a.b\.c` is the keys `a` and `b.c`; a key under a map
+                    // the chart leaves empty (annotations) is the user's.
+                    let mut at = &values;
+                    for part in key.replace("\\.", "\u{0}").split('.') {
+                        let part = part.replace('\u{0}', ".");
+                        match at {
+                            Value::Mapping(m) if m.is_empty() => break,
+                            Value::Mapping(m) => {
+                                at = m.get(part.as_str()).unwrap_or_else(|| {
+                                    panic!(
+                                        "{}: `{key}` is not a value of the chart",
+                                        file.display()
+                                    )
+                                });
+                            }
+                            _ => panic!("{}: `{key}` goes below a scalar", file.display()),
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 2, "{checked} helm values");
+}
+
+#[test]
+fn every_script_the_docs_run_exists() {
+    let mut checked = 0;
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in text.split(|c: char| c.is_whitespace() || "`()'\"".contains(c)) {
+            let Some(path) = word
+                .strip_prefix("scripts/")
+                .map(|p| p.trim_end_matches([',', '.', ':', ';']))
+            else {
+                continue;
+            };
+            if path.is_empty() {
+                continue;
+            }
+            let script = root().join("scripts").join(path);
+            assert!(
+                script.is_file(),
+                "{}: scripts/{path} does not exist",
+                file.display()
+            );
+            if path.ends_with(".sh") {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = script.metadata().unwrap().permissions().mode();
+                assert!(mode & 0o111 != 0, "scripts/{path} is not executable");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked} scripts");
 }
 
 #[test]

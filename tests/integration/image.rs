@@ -357,6 +357,34 @@ fn arm64_image_runs_under_qemu(rootfs: &Path, config: &str) {
     assert!(out.contains("kind: ServiceAccount"), "{out}");
 }
 
+/// The docs' Dockerfile copies files out of this image: each must be there,
+/// and be executable.
+fn the_files_the_docs_copy_from_the_image_exist(rootfs: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let reference = std::fs::read_to_string(root().join("docs/reference.md")).unwrap();
+    let mut copied = 0;
+    for line in reference.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let from_us = words
+            .iter()
+            .any(|w| w.starts_with("--from=") && w.contains("runner-identity/runner-identity"));
+        if words.first() != Some(&"COPY") || !from_us {
+            continue;
+        }
+        // COPY --from=IMAGE SRC... DEST
+        for source in &words[2..words.len() - 1] {
+            let file = rootfs.join(source.trim_start_matches('/'));
+            let mode = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("docs/reference.md copies {source}: {e}"))
+                .permissions()
+                .mode();
+            assert!(mode & 0o111 != 0, "{source} is not executable");
+            copied += 1;
+        }
+    }
+    assert!(copied >= 2, "{copied} files copied from the image");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -432,6 +460,7 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
     );
     image_sbom_lists_the_build_graph(&rootfs, "x86_64-unknown-linux-musl");
     image_sbom_lists_the_build_graph(&arm64, "aarch64-unknown-linux-musl");
+    the_files_the_docs_copy_from_the_image_exist(&rootfs);
     arm64_image_runs_under_qemu(&arm64, &text);
 
     // What the pod adds: the config (from the workspace), the projected token
