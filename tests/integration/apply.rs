@@ -621,8 +621,34 @@ async fn github_config_secret_is_applied_never_printed_and_pruned() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["kubernetes"]["writes"], 0, "{report}");
     std::fs::write(&token_file, format!("{token}-rotated")).unwrap();
-    let (code, all, _) = cli(&["apply", "--skip-aws"]);
+    let (code, all, stdout) = cli(&["apply", "--skip-aws", "-o", "json"]);
     assert_eq!(code, Some(0), "{all}");
+    // The report names each object as Kubernetes does: its kind, namespace
+    // and name, and what was done, in lower case.
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let updated: Vec<(&str, &str, &str)> = report["kubernetes"]["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .filter(|o| o["action"] == "update")
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap(),
+                o["namespace"].as_str().unwrap(),
+                o["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (app, other) = (ns("app"), ns("other"));
+    assert_eq!(
+        updated,
+        [
+            ("Secret", app.as_str(), "github-config"),
+            ("Secret", other.as_str(), "github-config")
+        ],
+        "{report}"
+    );
     let live = secrets(&ns("other")).get("github-config").await.unwrap();
     assert_eq!(
         live.data.unwrap()["github_token"].0,
