@@ -56,6 +56,29 @@ impl AwsErrorKind {
         }
     }
 
+    /// What the person running `apply` can do about a failed call, as a
+    /// sentence to append to the error (empty when only the error's own
+    /// text can say).
+    pub fn apply_advice(self) -> &'static str {
+        match self {
+            AwsErrorKind::Credentials => {
+                "; AWS does not accept the credentials apply runs with: give its ServiceAccount \
+                 an IAM role (IRSA annotation or Pod Identity association) or configure the \
+                 environment's credentials, then re-run"
+            }
+            AwsErrorKind::AccessDenied => {
+                "; the identity that runs apply may not make this call: attach the IAM policy \
+                 `runner-identity bootstrap` prints for this configuration"
+            }
+            AwsErrorKind::Transport => {
+                "; AWS did not answer: check the network path (AWS_ENDPOINT_URL, AWS_REGION, \
+                 proxy, VPC endpoints)"
+            }
+            AwsErrorKind::Throttled => "; AWS throttled the calls: re-run, or lower --concurrency",
+            AwsErrorKind::NotFound | AwsErrorKind::Other => "",
+        }
+    }
+
     /// The kind of a service error code.
     pub fn of_code(code: &str) -> AwsErrorKind {
         match code {

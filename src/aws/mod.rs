@@ -95,12 +95,13 @@ impl Clients {
 /// What can go wrong on the AWS side; each error names the call or object.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
-    /// An IAM or EKS request failed.
-    #[error("{operation} {target}: {message}")]
+    /// An IAM or EKS request failed; the advice follows from its kind.
+    #[error("{operation} {target}: {message}{}", kind.apply_advice())]
     Call {
         operation: &'static str,
         target: String,
         message: String,
+        kind: error_kind::AwsErrorKind,
     },
     /// A role of a planned name exists that this configuration does not manage.
     #[error(
@@ -145,12 +146,13 @@ pub enum AwsError {
 /// An SDK error as [`AwsError::Call`].
 pub(crate) fn call_error<E>(operation: &'static str, target: impl Into<String>, e: &E) -> AwsError
 where
-    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     AwsError::Call {
         operation,
         target: target.into(),
         message: error_kind::error_text(e),
+        kind: error_kind::AwsErrorKind::of(e),
     }
 }
 
@@ -249,6 +251,36 @@ pub async fn prune(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_failed_call_says_what_to_do_by_its_kind() {
+        use aws_sdk_iam::error::ErrorMetadata;
+        use aws_sdk_iam::operation::get_role::GetRoleError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let text_for = |code: &'static str| async move {
+            let rule = mock!(aws_sdk_iam::Client::get_role).then_error(move || {
+                GetRoleError::generic(ErrorMetadata::builder().code(code).message("m").build())
+            });
+            let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&rule]);
+            let e = iam.get_role().role_name("r").send().await.unwrap_err();
+            super::call_error("GetRole", "r", &e).to_string()
+        };
+        // Before, the error said only `GetRole r: ExpiredToken: m`.
+        let expired = text_for("ExpiredToken").await;
+        assert!(
+            expired.starts_with("GetRole r: ExpiredToken: m; AWS does not accept the credentials"),
+            "{expired}"
+        );
+        let denied = text_for("AccessDenied").await;
+        assert!(
+            denied.contains("attach the IAM policy `runner-identity bootstrap` prints"),
+            "{denied}"
+        );
+        assert_eq!(
+            text_for("MalformedPolicyDocument").await,
+            "GetRole r: MalformedPolicyDocument: m"
+        );
+    }
+
     #[test]
     fn without_a_region_iam_is_reached_in_the_partitions_own() {
         use super::{Partition, region_for};
