@@ -10,9 +10,15 @@ const path = require('path');
 // API takes no configuration file, so they are accepted here.
 const NEWER_HOSTED_LABELS = ['ubuntu-24.04', 'ubuntu-24.04-arm', 'ubuntu-22.04-arm'];
 
+// Permission scopes newer than the linter's build: `attestations` (2024),
+// which actions/attest-build-provenance and actions/attest-sbom need.
+const NEWER_PERMISSION_SCOPES = ['attestations'];
+
 function accepted(r) {
-  return r.kind === 'runner-label'
-    && NEWER_HOSTED_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`));
+  return (r.kind === 'runner-label'
+    && NEWER_HOSTED_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`)))
+    || (r.kind === 'permissions'
+      && NEWER_PERMISSION_SCOPES.some((s) => r.message.startsWith(`unknown permission scope "${s}"`)));
 }
 
 async function main() {

@@ -18,7 +18,9 @@
 # (scripts/build-image-binary.sh TARGET; RUNNER_IDENTITY_IMAGE_BINARY and
 # RUNNER_IDENTITY_IMAGE_BINARY_ARM64 name prebuilt ones) and a static busybox
 # of that architecture: Debian's busybox-static (/bin/busybox for amd64; the
-# arm64 package, which scripts/stack.sh install fetches into the cache).
+# arm64 package, which scripts/stack.sh install fetches into the cache;
+# RUNNER_IDENTITY_BUSYBOX and RUNNER_IDENTITY_BUSYBOX_ARM64 name others).
+# umoci unpacks and repacks as root (file owners are kept as they are).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +39,7 @@ cache=${RUNNER_IDENTITY_CACHE:-$HOME/.cache/runner-identity}
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+revision=${RUNNER_IDENTITY_REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 source_url=${RUNNER_IDENTITY_SOURCE:-https://github.com/runner-identity/runner-identity}
 
 binary_for() {
@@ -53,7 +55,7 @@ busybox_for() {
   # start in an image without a libc.
   case $1 in
     amd64) file=${RUNNER_IDENTITY_BUSYBOX:-/bin/busybox} ;;
-    arm64) file=$cache/busybox/arm64/busybox ;;
+    arm64) file=${RUNNER_IDENTITY_BUSYBOX_ARM64:-$cache/busybox/arm64/busybox} ;;
   esac
   [ -x "$file" ] || die "$file is missing: scripts/stack.sh install fetches Debian's busybox-static"
   if [ "$1" = amd64 ] && ldd "$file" >/dev/null 2>&1; then

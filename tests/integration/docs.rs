@@ -291,3 +291,61 @@ fn every_workflow_step_in_the_docs_uses_declared_inputs() {
     }
     assert!(steps >= 1, "{steps} workflow steps");
 }
+
+/// One version everywhere a release names it: Cargo.toml, the chart (its
+/// version and the image tag it defaults to), the image `action.yml` runs
+/// (in the exact line the release workflow checks against its tag), and
+/// every `uses:` of the action in the docs.
+#[test]
+fn the_release_version_is_the_same_everywhere() {
+    // The first `version = "…"` is [package]'s (Cargo.toml starts with it).
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.starts_with("[package]"),
+        "Cargo.toml starts with [package]"
+    );
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap()
+        .to_owned();
+    let chart: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("charts/runner-identity/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        chart["version"].as_str(),
+        Some(version.as_str()),
+        "Chart.yaml version"
+    );
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(version.as_str()),
+        "Chart.yaml appVersion"
+    );
+    let action = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    let line = format!("  image: docker://ghcr.io/runner-identity/runner-identity:v{version}");
+    assert!(
+        action.lines().any(|l| l == line),
+        "action.yml does not run the image of version {version} (`{line}`)"
+    );
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        release.contains(r#"grep -qx "  image: docker://ghcr.io/runner-identity/runner-identity:$TAG" action.yml"#),
+        "the release workflow checks action.yml's image line against its tag"
+    );
+    let mut uses = 0;
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for at in text.match_indices("uses: runner-identity/runner-identity@") {
+            let pinned = text[at.0 + at.1.len()..].split_whitespace().next().unwrap();
+            if pinned.starts_with('<') {
+                continue; // a placeholder (`@<commit sha>`)
+            }
+            assert_eq!(pinned, format!("v{version}"), "{}", file.display());
+            uses += 1;
+        }
+    }
+    assert!(uses >= 1, "{uses} uses of the action");
+}

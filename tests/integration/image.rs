@@ -247,6 +247,7 @@ fn pulled_image(dir: &Path) -> Pulled {
             bytes < IMAGE_BUDGET_BYTES,
             "{arch}: {bytes} bytes is over the 20 MB budget"
         );
+        the_dockerfile_describes_this_image(&config, &files);
         rootfs.insert(arch.clone(), files);
     }
     Pulled {
@@ -355,6 +356,61 @@ fn arm64_image_runs_under_qemu(rootfs: &Path, config: &str) {
     ]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("kind: ServiceAccount"), "{out}");
+}
+
+/// action/Dockerfile, for engines that have one, builds the same image: its
+/// final stage's user, entrypoint, command and PATH are the image's, and
+/// the files it copies are the image's files (busybox is its base image).
+fn the_dockerfile_describes_this_image(config: &serde_json::Value, rootfs: &Path) {
+    let dockerfile = std::fs::read_to_string(root().join("action/Dockerfile")).unwrap();
+    let joined = dockerfile.replace("\\\n", " ");
+    let lines: Vec<&str> = joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    let (mut copied, mut seen) = (std::collections::BTreeSet::new(), 0);
+    for line in &lines[last_from + 1..] {
+        let (instruction, rest) = line.split_once(' ').unwrap();
+        let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        match instruction {
+            "USER" => assert_eq!(config["config"]["User"], rest, "USER"),
+            "ENTRYPOINT" => assert_eq!(config["config"]["Entrypoint"], json(rest), "ENTRYPOINT"),
+            "CMD" => assert_eq!(config["config"]["Cmd"], json(rest), "CMD"),
+            "ENV" => {
+                let env = config["config"]["Env"].as_array().unwrap();
+                assert!(env.iter().any(|e| e == rest), "ENV {rest}: {env:?}");
+            }
+            "COPY" => {
+                copied.insert(rest.split_whitespace().last().unwrap().to_owned());
+            }
+            _ => continue,
+        }
+        seen += 1;
+    }
+    assert!(seen >= 6, "the final stage's instructions were read");
+    let mut files = std::collections::BTreeSet::new();
+    let mut stack = vec![rootfs.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let path = entry.path();
+                let inside = format!("/{}", path.strip_prefix(rootfs).unwrap().display());
+                if inside != "/bin/busybox" {
+                    files.insert(inside);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        files, copied,
+        "the image's files and the Dockerfile's COPYs"
+    );
 }
 
 /// The docs' Dockerfile copies files out of this image: each must be there,
