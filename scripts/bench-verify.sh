@@ -9,7 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-env.sh
 runs=${1:-10}
-[ -x "$CACHE/venv/bin/aws" ] || "$CACHE/venv/bin/pip" install -q awscli >/dev/null
 cargo build --release --quiet
 bin=$CARGO_TARGET_DIR/release/runner-identity
 # shellcheck source=scripts/lib/baseline.sh
@@ -17,34 +16,9 @@ bin=$CARGO_TARGET_DIR/release/runner-identity
 base=""
 if [ -n "${BASELINE:-}" ]; then base=$(baseline_binary "$BASELINE"); fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-owner=bv$(date +%s | tail -c 6)
-cat >"$work/config.yaml" <<EOF
-github:
-  owner: $owner
-repositories: [app]
-cluster:
-  name: bench
-  oidcIssuer: $RUNNER_IDENTITY_ISSUER
-aws:
-  accountId: "123456789012"
-  mode: irsa
-  permissionsBoundary: arn:aws:iam::123456789012:policy/gha-boundary
-kubernetes:
-  namespace: "{owner}-{repo}"
-EOF
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-"$CACHE/venv/bin/aws" iam create-open-id-connect-provider --url "$RUNNER_IDENTITY_ISSUER" \
-  --client-id-list sts.amazonaws.com --thumbprint-list 9e99a48a9960b14926bb7f3b02e22da2b0ab7280 >/dev/null 2>&1 || true
-"$bin" apply -c "$work/config.yaml" >/dev/null
-ns=$owner-app
-"$bin" plan -c "$work/config.yaml" -o json | python3 -c '
-import json, sys
-cm = [o for o in json.load(sys.stdin)["repositories"][0]["objects"] if o["kind"] == "ConfigMap"][0]
-print(cm["data"]["hook-template.yaml"])' >"$work/hook-template.yaml"
-kubectl create token gha-runner -n "$ns" --duration=1h >"$work/runner-token"
-kubectl create token gha-job -n "$ns" --audience sts.amazonaws.com --duration=1h >"$work/job-token"
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-role=$("$bin" plan -c "$work/config.yaml" -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)["repositories"][0]["iamRole"]["arn"])')
+# shellcheck source=scripts/lib/bench-job.sh
+. scripts/lib/bench-job.sh
+bench_job_setup "$bin" "$work"
 
 runner_with() { # binary
   GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
@@ -85,14 +59,6 @@ job_ri() { job_with "$bin"; }
 job_base() { job_with "$base"; }
 job_aws() { job_env "$CACHE/venv/bin/aws" sts get-caller-identity >/dev/null; }
 
-mean_ms() { # function
-  local start end
-  "$1" # warm-up, and proof it passes
-  start=$(date +%s%N)
-  for _ in $(seq 1 "$runs"); do "$1"; done
-  end=$(date +%s%N)
-  echo "$(((end - start) / runs / 100000))" | sed 's/\(.\)$/.\1/'
-}
 echo "namespaces on the stack: $(kubectl get namespaces --no-headers | wc -l)"
 printf '%-48s %s\n' "run (mean of $runs)" "wall (ms)"
 printf '%-48s %s\n' "runner-identity verify runner" "$(mean_ms runner_ri)"
