@@ -67,15 +67,20 @@ impl AwsErrorKind {
                  environment's credentials, then re-run"
             }
             AwsErrorKind::AccessDenied => {
-                "; the identity that runs apply may not make this call: attach the IAM policy \
-                 `runner-identity bootstrap` prints for this configuration"
+                "; the identity that runs apply (or diff) may not make this call: attach the IAM \
+                 policy `runner-identity bootstrap` prints for this configuration; if it is \
+                 attached, an SCP or the identity's permissions boundary denies the call"
+            }
+            AwsErrorKind::NotFound => {
+                "; AWS has no such entity: check that the permissions boundary and managed \
+                 policy ARNs the configuration names exist in the account"
             }
             AwsErrorKind::Transport => {
-                "; AWS did not answer: check the network path (AWS_ENDPOINT_URL, AWS_REGION, \
-                 proxy, VPC endpoints)"
+                "; no answer from AWS could be read: check the network path (AWS_ENDPOINT_URL, \
+                 AWS_REGION, proxy, VPC endpoints)"
             }
-            AwsErrorKind::Throttled => "; AWS throttled the calls: re-run, or lower --concurrency",
-            AwsErrorKind::NotFound | AwsErrorKind::Other => "",
+            AwsErrorKind::Throttled => "; AWS throttled the calls: re-run later",
+            AwsErrorKind::Other => "",
         }
     }
 

@@ -27,6 +27,11 @@ pub struct Config {
     /// (instead of, or beside, `repositories:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<Selector>,
+    /// Repositories that share one scale set (grouped scale sets). In
+    /// progress: validated here, refused by `plan` until planning them lands
+    /// (docs/design/grouped-scale-sets.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupConfig>,
     /// The target cluster.
     pub cluster: ClusterConfig,
     /// AWS account, identity mode and IAM role settings.
@@ -129,6 +134,18 @@ pub struct SecretSource {
     /// Path of a file holding the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+}
+
+/// One group of `groups:`: repositories whose jobs one scale set runs, each
+/// still with its own job ServiceAccount and IAM role.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The group's name (a DNS label of at most 40 characters): its
+    /// namespace, scale set and GitHub runner group are named after it.
+    pub name: String,
+    /// Names of repositories listed in `repositories:`; each in one group at most.
+    pub repositories: Vec<String>,
 }
 
 /// `select:` which repositories of `github.owner` get runner identities.

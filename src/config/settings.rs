@@ -70,6 +70,16 @@ pub struct Settings {
     /// How runner-identity authenticates to the GitHub API (default: a
     /// token in `GITHUB_TOKEN`).
     pub github_auth: ApiAuth,
+    /// The groups of repositories that share a scale set.
+    pub groups: Vec<Group>,
+}
+
+/// A validated group: its name and its members, as indices into
+/// [`Settings::repositories`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub members: Vec<usize>,
 }
 
 /// Where a secret comes from: one of the two, never both or neither.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::locate::locate;
 use super::{
-    ApiAuth, ChartName, Config, Hooks, Mode, Repository, RepositoryEntry, RunnerCredentials,
+    ApiAuth, ChartName, Config, Group, Hooks, Mode, Repository, RepositoryEntry, RunnerCredentials,
     ScaleSetCredentials, Secret, Selector, Settings, check_rule, folded,
 };
 use crate::chart;
@@ -297,6 +297,8 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
         repositories.push(repo);
     }
 
+    let groups = check_groups(&mut p, &config, &repositories);
+
     match (p.list.is_empty(), github_url) {
         (true, Some(github_url)) => Ok(Settings {
             source: path.to_owned(),
@@ -306,12 +308,91 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
             repositories,
             config,
             github_auth,
+            groups,
         }),
         _ => Err(Error::ConfigProblems {
             path: p.path.to_owned(),
             problems: p.list,
         }),
     }
+}
+
+/// The longest group name: the names derived from it get suffixes.
+const GROUP_NAME_MAX: usize = 40;
+
+/// `groups:`: names that are DNS labels, once each; members that are listed
+/// repositories, each in one group at most; a hooks flavour whose job cannot
+/// reach the runner container (docs/design/grouped-scale-sets.md).
+fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repository]) -> Vec<Group> {
+    if config.groups.is_empty() {
+        return Vec::new();
+    }
+    if config.kubernetes.hooks == Hooks::KubernetesNovolume {
+        p.add(
+            "groups",
+            "grouped scale sets need `kubernetes.hooks: kubernetes`: with kubernetes-novolume, \
+             hooks v0.8.1 copy files from the job's pod into the runner container and start \
+             `sh` there through a PATH the job can extend, and in a group the runner's \
+             ServiceAccount may start pods as every member's identity",
+        );
+    }
+    if config.select.is_some() {
+        p.add(
+            "groups",
+            "`select:` cannot fill a group yet: list the group's repositories in `repositories:`",
+        );
+    }
+    let index: BTreeMap<String, usize> = repositories
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (folded(&r.name), i))
+        .collect();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut member_of: BTreeMap<usize, String> = BTreeMap::new();
+    let mut groups = Vec::with_capacity(config.groups.len());
+    for (i, group) in config.groups.iter().enumerate() {
+        let field = format!("groups[{i}]");
+        p.check(&format!("{field}.name"), kvp::check_dns_label(&group.name));
+        if group.name.len() > GROUP_NAME_MAX {
+            p.add(
+                &format!("{field}.name"),
+                format!("is longer than {GROUP_NAME_MAX} characters"),
+            );
+        }
+        if let Some(first) = names.insert(folded(&group.name), i) {
+            p.add(
+                &format!("{field}.name"),
+                format!("`{}` is also the name of groups[{first}]", group.name),
+            );
+        }
+        if group.repositories.is_empty() {
+            p.add(&format!("{field}.repositories"), "lists no repository");
+        }
+        let mut members = Vec::with_capacity(group.repositories.len());
+        for (j, name) in group.repositories.iter().enumerate() {
+            let at = format!("{field}.repositories[{j}]");
+            let Some(&member) = index.get(&folded(name)) else {
+                p.add(
+                    &at,
+                    format!("`{name}` is not in `repositories:`; list it there (a group names listed repositories)"),
+                );
+                continue;
+            };
+            if let Some(other) = member_of.insert(member, group.name.clone()) {
+                p.add(
+                    &at,
+                    format!("`{name}` is already in group `{other}`: a repository's jobs run in one scale set"),
+                );
+                continue;
+            }
+            members.push(member);
+        }
+        groups.push(Group {
+            name: group.name.clone(),
+            members,
+        });
+    }
+    groups
 }
 
 /// `kubernetes.githubCredentials` (or a repository's): exactly one of
@@ -655,6 +736,58 @@ fn check_metadata(map: &BTreeMap<String, String>, labels: bool) -> std::result::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn grouped(groups: &str, hooks: &str) -> Result<Settings> {
+        let text = format!(
+            "github: {{owner: acme}}\nrepositories: [api, web, Docs]\n\
+             cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+             aws: {{accountId: '111122223333', mode: irsa}}\n\
+             kubernetes: {{hooks: {hooks}}}\ngroups:\n{groups}"
+        );
+        crate::config::parse(&text, Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn groups_name_listed_repositories_once_each_and_every_problem_is_reported() {
+        let ok = grouped(
+            "  - {name: platform, repositories: [api, docs]}\n  - {name: site, repositories: [WEB]}\n",
+            "kubernetes",
+        )
+        .unwrap();
+        let members: Vec<(&str, Vec<&str>)> = ok
+            .groups
+            .iter()
+            .map(|g| {
+                let names = g
+                    .members
+                    .iter()
+                    .map(|&i| ok.repositories[i].name.as_str())
+                    .collect();
+                (g.name.as_str(), names)
+            })
+            .collect();
+        assert_eq!(
+            members,
+            [("platform", vec!["api", "Docs"]), ("site", vec!["web"])]
+        );
+
+        let e = grouped(
+            "  - {name: Platform_1, repositories: [api, nope]}\n  - {name: platform_1, repositories: [API]}\n  - {name: empty, repositories: []}\n",
+            "kubernetes-novolume",
+        )
+        .unwrap_err()
+        .to_string();
+        for says in [
+            "invalid `groups`: grouped scale sets need `kubernetes.hooks: kubernetes`",
+            "invalid `groups[0].name`",
+            "invalid `groups[0].repositories[1]`: `nope` is not in `repositories:`",
+            "invalid `groups[1].name`: `platform_1` is also the name of groups[0]",
+            "invalid `groups[1].repositories[0]`: `API` is already in group `Platform_1`",
+            "invalid `groups[2].repositories`: lists no repository",
+        ] {
+            assert!(e.contains(says), "missing {says:?} in:\n{e}");
+        }
+    }
 
     #[test]
     fn a_target_role_is_one_role_in_the_partition_chained_by_pod_identity() {

@@ -32,6 +32,7 @@ impl RunnerConfig {
             },
             repositories: vec![RepositoryEntry::Name(ENTRY_PLACEHOLDER.into())],
             select: None,
+            groups: Vec::new(),
             cluster: global.cluster.clone(),
             aws: global.aws.clone(),
             kubernetes: KubernetesConfig {

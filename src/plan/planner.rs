@@ -30,6 +30,7 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|r| RepoNames::new(settings, r))
             .collect();
+        refuse_groups(settings)?;
         refuse_system_namespaces(settings, &names)?;
         names::check_collisions(&names)?;
         let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();

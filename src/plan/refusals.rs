@@ -4,6 +4,24 @@
 
 use super::*;
 
+/// Grouped scale sets are validated, not yet planned: `plan` refuses them
+/// rather than planning each member as a scale set of its own, which is not
+/// what the configuration asks for.
+pub(super) fn refuse_groups(settings: &Settings) -> Result<()> {
+    match settings.groups.first() {
+        None => Ok(()),
+        Some(group) => Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "groups".into(),
+            message: format!(
+                "grouped scale sets (group `{}`) are validated but not planned by this version; \
+                 remove `groups:` to give each repository its own scale set",
+                group.name
+            ),
+        }),
+    }
+}
+
 /// Namespaces no repository may use: the cluster's own, and ARC's
 /// controller's. The runner there would hold the hooks' rights (pods,
 /// Secrets) next to the cluster's or the controller's credentials, and so

@@ -463,7 +463,7 @@ impl StsFailure {
                 token.map(|p| format!(" at {}", p.display())).unwrap_or_default()
             ),
             StsFailureKind::IssuerNotTrusted => format!(
-                "the IAM OIDC provider of the cluster's issuer is missing or does not match the token's `iss`: `eksctl utils associate-iam-oidc-provider --cluster <name> --approve`{statement}"
+                "the IAM OIDC provider of the cluster's issuer is missing, does not match the token's `iss`, or does not list the token's audience (`aud`, by default sts.amazonaws.com) as a client id: `eksctl utils associate-iam-oidc-provider --cluster <name> --approve`{statement}"
             ),
             StsFailureKind::Aws(AwsErrorKind::AccessDenied) => format!(
                 "the role's trust policy does not admit this token: its `:sub` must be system:serviceaccount:<namespace>:<job ServiceAccount> and `:aud` the token's audience (`runner-identity apply` writes it){statement}"

@@ -302,6 +302,49 @@ fn config_is_read_from_the_action_input_variable() {
 }
 
 #[test]
+fn grouped_scale_sets_are_refused_by_plan_until_they_are_planned() {
+    // A group is validated; planning each member as a scale set of its own
+    // would not be what the configuration asks for, so plan refuses it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("grouped.yaml");
+    let text =
+        std::fs::read_to_string(crate::common::root().join("examples/org-irsa.yaml")).unwrap();
+    let settings = crate::common::settings(&text);
+    let members: Vec<&str> = settings
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\ngroups:\n  - name: platform\n    repositories: [{}]\n",
+            members.join(", ")
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(
+        &[
+            "plan",
+            "-c",
+            config.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("grouped scale sets (group `platform`) are validated but not planned"),
+        "{}",
+        o.stderr
+    );
+    assert!(!out.exists(), "a refused plan writes nothing");
+}
+
+#[test]
 fn bad_config_exits_2_names_the_problem_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.yaml");

@@ -191,12 +191,24 @@ fn every_helm_value_the_docs_set_on_the_chart_exists() {
                 .lines()
                 .filter(|l| l.contains("helm ") && l.contains("charts/runner-identity"))
             {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                for pair in words.windows(2) {
-                    if !matches!(pair[0], "--set" | "--set-file" | "--set-string") {
-                        continue;
-                    }
-                    let key = pair[1].split('=').next().unwrap_or_default();
+                // `--set k=v,k2=v2` and `--set=k=v` alike.
+                let words: Vec<String> = line
+                    .split_whitespace()
+                    .flat_map(|w| match w.split_once('=') {
+                        Some((flag, rest)) if flag.starts_with("--set") => {
+                            vec![flag.to_owned(), rest.to_owned()]
+                        }
+                        _ => vec![w.to_owned()],
+                    })
+                    .collect();
+                let assignments = words
+                    .windows(2)
+                    .filter(|pair| {
+                        matches!(pair[0].as_str(), "--set" | "--set-file" | "--set-string")
+                    })
+                    .flat_map(|pair| pair[1].split(',').map(str::to_owned).collect::<Vec<_>>());
+                for assignment in assignments {
+                    let key = assignment.split('=').next().unwrap_or_default();
                     // `a.b\.c` is the keys `a` and `b.c`; a key under a map
                     // the chart leaves empty (annotations) is the user's.
                     let mut at = &values;

@@ -517,6 +517,7 @@ async fn the_image_runs_verify_job_as_the_hooks_start_a_step() {
     image_sbom_lists_the_build_graph(&rootfs, "x86_64-unknown-linux-musl");
     image_sbom_lists_the_build_graph(&arm64, "aarch64-unknown-linux-musl");
     the_files_the_docs_copy_from_the_image_exist(&rootfs);
+    the_files_the_docs_copy_from_the_image_exist(&arm64);
     arm64_image_runs_under_qemu(&arm64, &text);
 
     // What the pod adds: the config (from the workspace), the projected token

@@ -22,6 +22,7 @@ mod docs;
 mod doctor;
 mod github;
 mod github_oidc;
+mod hooks;
 mod image;
 mod isolation;
 mod network;

@@ -1,0 +1,252 @@
+//! The real runner-container-hooks (tests/data/runner-container-hooks: v0.7.0
+//! `k8s` and v0.8.1 `k8s-novolume`, as the runner image ships them) run
+//! `prepare_job` with node, as the runner runs them: in-cluster credentials
+//! of the planned runner ServiceAccount (a token minted for it, in a private
+//! mount namespace at the path a pod has), the planned hook template in
+//! ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE, one JSON document on stdin. The
+//! stack has no kubelet: the workflow pod stays Pending, so the test reads
+//! the pod the hooks created and stops them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use runner_identity::config::Hooks;
+use sha2::Digest;
+
+use crate::common::*;
+
+/// The hooks' bundles and their SHA-256, as copied from the runner image's
+/// releases (tests/data/runner-container-hooks/README.md).
+const BUNDLES: [(Hooks, &str, &str); 2] = [
+    (
+        Hooks::Kubernetes,
+        "v0.7.0/k8s/index.js",
+        "ab92729b095f5fdb8b51b8a6f8cfc2f1647617e0e12c17f2ff39feea686a1966",
+    ),
+    (
+        Hooks::KubernetesNovolume,
+        "v0.8.1/k8s-novolume/index.js",
+        "1dc375f7ca29d6a8d7a75e0a9207794de7817b7da5a1707e80d00e6ace12f78b",
+    ),
+];
+
+fn bundle(hooks: Hooks) -> PathBuf {
+    let (_, path, sha256) = BUNDLES.iter().find(|(h, _, _)| *h == hooks).unwrap();
+    let file = root().join("tests/data/runner-container-hooks").join(path);
+    let bytes = std::fs::read(&file).unwrap();
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        digest,
+        *sha256,
+        "{} is not the release's bundle",
+        file.display()
+    );
+    file
+}
+
+/// Starts `node <bundle>` with `input` on stdin, as the runner ServiceAccount
+/// `token` of `namespace` sees the cluster from inside a pod.
+fn run_hook(
+    bundle: &Path,
+    work: &Path,
+    namespace: &str,
+    token: &str,
+    env: &[(&str, String)],
+    input: &serde_json::Value,
+) -> Child {
+    let stack = PathBuf::from(std::env::var("RUNNER_IDENTITY_STACK").expect(
+        "RUNNER_IDENTITY_STACK is not set: start the stack (scripts/stack.sh up) and source its env",
+    ));
+    std::fs::write(work.join("token"), token).unwrap();
+    std::fs::write(work.join("namespace"), namespace).unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "sh", "-ec"])
+        .arg(
+            "mount -t tmpfs tmpfs /run\n\
+             d=/run/secrets/kubernetes.io/serviceaccount; mkdir -p \"$d\"\n\
+             cp \"$1\" \"$d/ca.crt\"; cp \"$2/namespace\" \"$d/namespace\"; cp \"$2/token\" \"$d/token\"\n\
+             shift 2; exec node \"$@\"",
+        )
+        .arg("sh")
+        .arg(stack.join("pki/ca.crt"))
+        .arg(work)
+        .arg(bundle)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", work)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "16443")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    child
+}
+
+/// The job container as the runner asks for it (a `container:` job).
+fn prepare_job_input(work: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "command": "prepare_job",
+        "responseFile": work.join("response.json"),
+        "args": {
+            "container": {
+                "image": "node:20",
+                "workingDirectory": "/__w/app/app",
+                "createOptions": "",
+                "environmentVariables": {},
+                "userMountVolumes": [],
+                "systemMountVolumes": [],
+                "registry": null,
+                "portMappings": []
+            },
+            "services": []
+        },
+        "state": {}
+    })
+}
+
+/// The pod the hooks created beside `runner`, waited for while `hook` runs.
+async fn workflow_pod(pods: &Api<Pod>, runner: &str, hook: &mut Child) -> Pod {
+    for _ in 0..300 {
+        let list = pods.list(&ListParams::default()).await.unwrap();
+        if let Some(pod) = list
+            .items
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() != Some(runner))
+        {
+            return pod;
+        }
+        if let Some(status) = hook.try_wait().unwrap() {
+            let out = hook.wait_with_output_lossy();
+            panic!("the hook exited ({status}) before creating a pod:\n{out}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hook created no pod in 30 s");
+}
+
+trait Lossy {
+    fn wait_with_output_lossy(&mut self) -> String;
+}
+
+impl Lossy for Child {
+    fn wait_with_output_lossy(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            out.read_to_string(&mut text).ok();
+        }
+        if let Some(mut err) = self.stderr.take() {
+            err.read_to_string(&mut text).ok();
+        }
+        // The hooks' debug lines carry the request's bearer token.
+        let mut shown = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("Bearer ") {
+            shown.push_str(&rest[..at + "Bearer ".len()]);
+            rest = &rest[at + "Bearer ".len()..];
+            let end = rest.find(['"', '\n', ' ']).unwrap_or(rest.len());
+            shown.push_str("<redacted>");
+            rest = &rest[end..];
+        }
+        shown.push_str(rest);
+        shown
+    }
+}
+
+#[tokio::test]
+async fn the_real_hooks_start_the_workflow_pod_as_the_planned_job_service_account() {
+    let admin = admin_client().await;
+    for (hooks, _, _) in BUNDLES {
+        let owner = unique("hk");
+        let config = TestConfig::irsa(&owner, &["app"], &stack_issuer())
+            .with(|c| c.kubernetes.hooks = hooks);
+        let plan = config.plan();
+        apply_plan(&admin, &plan, false).await;
+        let repo = &plan.repositories[0];
+        let n = &repo.names;
+
+        // The runner pod the hooks read their node (and v0.7.0 its work
+        // volume's claim) from; a kubelet never runs it here.
+        let pods: Api<Pod> = Api::namespaced(admin.clone(), &n.namespace);
+        let runner: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app-runner-x1"},
+            "spec": {
+                "nodeName": "node-a",
+                "serviceAccountName": n.runner_service_account,
+                // The stack runs no token controller: no legacy token Secret.
+                "automountServiceAccountToken": false,
+                "containers": [{"name": "runner", "image": "ghcr.io/actions/actions-runner:2.336.0"}]
+            }
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &runner).await.unwrap();
+
+        let work = tempfile::tempdir().unwrap();
+        let template = work.path().join("hook-template.yaml");
+        std::fs::write(&template, repo.hook_template_text().unwrap()).unwrap();
+        let token =
+            service_account_token(&admin, &n.namespace, &n.runner_service_account, None).await;
+        let mut hook = run_hook(
+            &bundle(hooks),
+            work.path(),
+            &n.namespace,
+            &token,
+            &[
+                ("ACTIONS_RUNNER_POD_NAME", "app-runner-x1".to_owned()),
+                (
+                    "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+                    template.display().to_string(),
+                ),
+                ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true".to_owned()),
+                ("GITHUB_WORKSPACE", "/home/runner/_work/app/app".to_owned()),
+            ],
+            &prepare_job_input(work.path()),
+        );
+        let pod = workflow_pod(&pods, "app-runner-x1", &mut hook).await;
+        hook.kill().ok();
+        hook.wait().ok();
+
+        let spec = pod.spec.unwrap();
+        assert_eq!(
+            spec.service_account_name.as_deref(),
+            Some(n.job_service_account.as_str()),
+            "{hooks:?}: the workflow pod's ServiceAccount"
+        );
+        assert_eq!(
+            spec.security_context.and_then(|s| s.fs_group),
+            Some(config.config.kubernetes.fs_group),
+            "{hooks:?}: the workflow pod's fsGroup (the job's user reads the token through it)"
+        );
+        if hooks == Hooks::Kubernetes {
+            // v0.7.0 shares the runner's work volume: the pod goes to its node.
+            assert_eq!(
+                spec.node_name.as_deref(),
+                Some("node-a"),
+                "beside the runner"
+            );
+        }
+        assert_eq!(
+            pod.metadata.annotations.unwrap_or_default()["runner-identity.dev/repository"],
+            n.repository,
+            "{hooks:?}: the template's annotation"
+        );
+    }
+}
