@@ -361,3 +361,29 @@ fn the_release_version_is_the_same_everywhere() {
     }
     assert!(uses >= 1, "{uses} uses of the action");
 }
+
+/// The project's own workflows run third-party actions only by commit: a
+/// tag can be moved to other code, in a release job that can write packages
+/// and sign attestations.
+#[test]
+fn every_action_the_workflows_run_is_pinned_by_commit() {
+    let mut pinned = 0;
+    for entry in std::fs::read_dir(root().join(".github/workflows")).unwrap() {
+        let file = entry.unwrap().path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let Some(uses) = line.trim().trim_start_matches("- ").strip_prefix("uses: ") else {
+                continue;
+            };
+            let reference = uses.split_whitespace().next().unwrap();
+            let (_, version) = reference.split_once('@').unwrap();
+            assert!(
+                version.len() == 40 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}: `{reference}` is not pinned by commit",
+                file.display()
+            );
+            pinned += 1;
+        }
+    }
+    assert!(pinned >= 8, "{pinned} pinned actions");
+}
