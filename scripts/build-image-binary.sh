@@ -31,7 +31,7 @@ case $target in
     if [ ! -x "$venv/bin/cargo-zigbuild" ]; then
       echo "[image-binary] installing ziglang and cargo-zigbuild into $venv" >&2
       python3 -m venv "$venv" >&2
-      "$venv/bin/pip" install -q 'ziglang==0.17.*' 'cargo-zigbuild==0.24.*' >&2
+      "$venv/bin/pip" install -q --require-hashes -r scripts/requirements-zig.txt >&2
     fi
     PATH="$venv/bin:$PATH" cargo zigbuild --locked --quiet --profile dist --target "$target" \
       --bin runner-identity >&2 ;;
