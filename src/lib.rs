@@ -153,6 +153,11 @@ pub enum Error {
         "verify {mode}: the job's identity is not what it must be; see the failed checks above"
     )]
     VerificationFailed { mode: &'static str },
+    /// `job-started` refused a job: no workflow pod starts.
+    #[error(
+        "job-started: {reason}; the job is refused (no workflow pod starts): a repository runs in group `{group}` only when the configuration lists it there"
+    )]
+    JobRefused { group: String, reason: String },
     /// `diff --exit-code` found changes.
     #[error("diff: {changes} change(s) would be made (--exit-code)")]
     Drift { changes: usize },
@@ -200,6 +205,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::VerificationFailed { .. }
+            | Error::JobRefused { .. }
             | Error::DiagnosisFailed { .. }
             | Error::Drift { .. } => 1,
             Error::ConfigRead { .. }

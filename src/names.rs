@@ -106,6 +106,45 @@ impl RepoNames {
     }
 }
 
+impl RepoNames {
+    /// The names of `repo` as a member of the group `group`: the group's
+    /// namespace, runner ServiceAccount, Role, ConfigMap and scale set (the
+    /// templates filled with the group's name for `{repo}`), and the
+    /// repository's own job ServiceAccount and IAM role. The job
+    /// ServiceAccount's template gets `-{repo}` when it has no `{repo}`, so
+    /// that each member of a group has its own.
+    pub fn group_member(settings: &Settings, group: &str, repo: &Repository) -> RepoNames {
+        let own = RepoNames::new(settings, repo);
+        let mut as_group = repo.clone();
+        as_group.name = group.to_owned();
+        let shared = RepoNames::new(settings, &as_group);
+        let cfg = &settings.config;
+        let template = &cfg.kubernetes.names.job_service_account;
+        let template = if template.contains("{repo}") {
+            template.clone()
+        } else {
+            format!("{template}-{{repo}}")
+        };
+        let job_service_account = dns_label(
+            &template
+                .replace("{cluster}", &cfg.cluster.name)
+                .replace("{owner}", &repo.owner)
+                .replace("{repo}", &repo.name),
+            DNS_LABEL_MAX,
+        );
+        RepoNames {
+            namespace: shared.namespace,
+            own_namespace: shared.own_namespace,
+            runner_service_account: shared.runner_service_account,
+            role: shared.role,
+            config_map: shared.config_map,
+            scale_set: shared.scale_set,
+            job_service_account,
+            ..own
+        }
+    }
+}
+
 /// Rejects two repositories that map to the same object: namespace (when each
 /// repository owns one), any namespaced object, scale set or IAM role.
 pub fn check_collisions(all: &[RepoNames]) -> Result<()> {

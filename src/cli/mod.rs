@@ -8,6 +8,7 @@ mod apply;
 mod bootstrap;
 mod discover;
 mod doctor;
+mod job_started;
 mod plan;
 mod verify;
 
@@ -21,6 +22,7 @@ pub use self::apply::ApplyArgs;
 pub use self::bootstrap::BootstrapArgs;
 pub use self::discover::DiscoverArgs;
 pub use self::doctor::{DoctorArgs, DoctorFormat};
+pub use self::job_started::JobStartedArgs;
 pub use self::plan::PlanArgs;
 pub use self::verify::{VerifyCommand, VerifyJobArgs, VerifyOutputArgs, VerifyRunnerArgs};
 use crate::{Result, config, github, render, templates::Templates};
@@ -86,6 +88,11 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// In a grouped scale set's runner pod (ACTIONS_RUNNER_HOOK_JOB_STARTED):
+    /// write the job's repository's hook template, or refuse a repository
+    /// outside the group (exit 1). Grouped scale sets are in progress: plan
+    /// does not build them yet.
+    JobStarted(JobStartedArgs),
     /// The container action's entry point: runs `INPUT_COMMAND` (verify-job,
     /// verify-runner, plan, diff, apply) with the other `INPUT_*` variables.
     #[command(hide = true)]
@@ -228,6 +235,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Plan(args) => return plan::run(&args, out).await,
         Command::Verify(mode) => return verify::run(mode, out).await,
+        Command::JobStarted(args) => return job_started::run(&args, out),
         Command::Discover(args) => return discover::run(&args, out).await,
         Command::Doctor(args) => return doctor::run(&args, out).await,
         Command::Bootstrap(args) => return bootstrap::run(&args, out).await,

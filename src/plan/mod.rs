@@ -4,6 +4,7 @@
 
 mod admission;
 mod checks;
+mod group;
 mod hook;
 mod iam;
 mod isolation;
@@ -37,6 +38,7 @@ use crate::{Error, Result};
 
 pub use self::checks::check_hook_template;
 use self::checks::check_values;
+pub use self::group::member_hook_template;
 use self::hook::{RunnerConfig, job_started_script};
 use self::iam::plan_iam_role;
 pub use self::iam::{

@@ -301,6 +301,22 @@ fn config_is_read_from_the_action_input_variable() {
     assert!(o.stdout.contains("name: arc-platform-deploy-tools"));
 }
 
+/// `plan -c config --out-dir <config's folder>/out`: the run and the out-dir.
+fn plan_to_out_dir(config: &std::path::Path) -> (Ran, std::path::PathBuf) {
+    let out = config.with_file_name("out");
+    let o = run(
+        &[
+            "plan",
+            "-c",
+            config.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (o, out)
+}
+
 #[test]
 fn grouped_scale_sets_are_refused_by_plan_until_they_are_planned() {
     // A group is validated; planning each member as a scale set of its own
@@ -323,17 +339,7 @@ fn grouped_scale_sets_are_refused_by_plan_until_they_are_planned() {
         ),
     )
     .unwrap();
-    let out = dir.path().join("out");
-    let o = run(
-        &[
-            "plan",
-            "-c",
-            config.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (o, out) = plan_to_out_dir(&config);
     assert_eq!(o.code, Some(2), "{}", o.stderr);
     assert!(
         o.stderr
@@ -355,17 +361,7 @@ fn bad_config_exits_2_names_the_problem_and_writes_nothing() {
         text.replace("accountId: \"111122223333\"", "accountId: \"123\""),
     )
     .unwrap();
-    let out = dir.path().join("out");
-    let o = run(
-        &[
-            "plan",
-            "-c",
-            config.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (o, out) = plan_to_out_dir(&config);
     assert_eq!(o.code, Some(2));
     assert!(o.stderr.contains("aws.accountId"), "{}", o.stderr);
     assert!(o.stdout.is_empty());

@@ -1,0 +1,359 @@
+//! `job-started`: in a grouped scale set's runner pod, the hook the runner
+//! runs before any container (ACTIONS_RUNNER_HOOK_JOB_STARTED). It reads the
+//! job's repository from the runner's environment, refuses one outside the
+//! group (a non-zero exit: no workflow pod starts), and writes that
+//! repository's hook template to the file ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE
+//! names, which the container hooks read at `prepare_job` and at every
+//! container step. In progress: `plan` does not build grouped scale sets yet
+//! (docs/design/grouped-scale-sets.md).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::config::{self, Group, Settings};
+use crate::templates::Templates;
+use crate::{Error, Result, plan};
+
+/// `job-started` arguments.
+#[derive(Debug, Args)]
+pub struct JobStartedArgs {
+    /// The group's configuration.
+    #[arg(short, long, default_value = "runner-identity.yaml")]
+    pub config: PathBuf,
+    /// The group, when the configuration has more than one.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Directory of replacement templates (as `plan --templates`).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+}
+
+/// The job's repository as the runner names it: the github context's
+/// `repository`, `repository_id` and `repository_owner_id`, which the runner
+/// exports to the hook and the job cannot change (no step has run yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRepository {
+    pub full_name: String,
+    pub id: Option<u64>,
+    pub owner_id: Option<u64>,
+}
+
+impl JobRepository {
+    /// From the hook's environment; a missing or malformed value is a local
+    /// problem (the runner always sets `GITHUB_REPOSITORY`).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Result<JobRepository> {
+        let usage = |message: String| Error::Usage { message };
+        let full_name = env
+            .get("GITHUB_REPOSITORY")
+            .filter(|v| v.contains('/'))
+            .cloned()
+            .ok_or_else(|| {
+                usage("GITHUB_REPOSITORY is not `owner/name`: job-started runs as the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED)".into())
+            })?;
+        let number = |key: &str| -> Result<Option<u64>> {
+            match env.get(key).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| usage(format!("{key} is `{v}`, not a number"))),
+            }
+        };
+        Ok(JobRepository {
+            full_name,
+            id: number("GITHUB_REPOSITORY_ID")?,
+            owner_id: number("GITHUB_REPOSITORY_OWNER_ID")?,
+        })
+    }
+}
+
+/// The member of `group` the job's repository is, or why it is none: by
+/// name, and by id wherever the configuration knows the id (a deleted
+/// repository's name can be taken by another).
+pub fn member_of(
+    settings: &Settings,
+    group: &Group,
+    job: &JobRepository,
+) -> std::result::Result<usize, String> {
+    let folded = job.full_name.to_lowercase();
+    let Some(&member) = group
+        .members
+        .iter()
+        .find(|&&i| settings.repositories[i].full_name().to_lowercase() == folded)
+    else {
+        return Err(format!(
+            "{} is not a repository of group `{}`",
+            job.full_name, group.name
+        ));
+    };
+    let repo = &settings.repositories[member];
+    if let Some(want) = repo.id
+        && job.id != Some(want)
+    {
+        return Err(format!(
+            "{} has repository id {}, but the configuration pins {want}: the name now belongs to another repository",
+            job.full_name,
+            job.id
+                .map_or_else(|| "(none given)".to_owned(), |i| i.to_string())
+        ));
+    }
+    if let Some(want) = settings.config.github.owner_id
+        && job.owner_id != Some(want)
+    {
+        return Err(format!(
+            "{}'s owner has id {}, but the configuration pins github.ownerId {want}",
+            job.full_name,
+            job.owner_id
+                .map_or_else(|| "(none given)".to_owned(), |i| i.to_string())
+        ));
+    }
+    Ok(member)
+}
+
+/// The template file: an absolute path whose folder is a real directory
+/// (not a symbolic link), outside the runner's work directory, which the
+/// job's pod shares or copies back into.
+fn template_path(env: &BTreeMap<String, String>) -> Result<PathBuf> {
+    let usage = |message: String| Error::Usage { message };
+    let path = env
+        .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            usage("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is not set: the runner container names the template file the hooks read".into())
+        })?;
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(usage(format!(
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE `{}` is not an absolute path without `..`",
+            path.display()
+        )));
+    }
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    let real = std::fs::symlink_metadata(folder).map_err(|source| Error::Io {
+        action: "read the folder of the hook template",
+        path: folder.to_owned(),
+        source,
+    })?;
+    if !real.is_dir() {
+        return Err(usage(format!(
+            "{} is not a directory (a symbolic link is refused): mount the runner container's own emptyDir there",
+            folder.display()
+        )));
+    }
+    if let Some(work) = env
+        .get("RUNNER_WORKSPACE")
+        .and_then(|w| Path::new(w).parent())
+        .filter(|w| !w.as_os_str().is_empty())
+        && path.starts_with(work)
+    {
+        return Err(usage(format!(
+            "{} is under the runner's work directory {}, which the job's pod writes: keep the template in the runner container's own emptyDir",
+            path.display(),
+            work.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Replaces `path` with `text`: written beside it under a fresh name, then
+/// renamed over it. Exclusive creation follows no symbolic link (POSIX:
+/// O_CREAT|O_EXCL fails on a link, dangling or not).
+fn write_template(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
+        action: "write the hook template",
+        path: path.to_owned(),
+        source,
+    };
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&temporary)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+/// Runs the hook: exit 0 with the template written, exit 1 (and no
+/// template) for a repository outside the group.
+pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let settings = config::load(&args.config)?;
+    let templates = Templates::load(args.templates.as_deref())?;
+    let group = match (&args.group, settings.groups.as_slice()) {
+        (Some(name), groups) => groups.iter().find(|g| &g.name == name),
+        (None, [only]) => Some(only),
+        (None, _) => None,
+    }
+    .ok_or_else(|| Error::Usage {
+        message: format!(
+            "{}: name one of its groups with --group ({})",
+            args.config.display(),
+            settings
+                .groups
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })?;
+    let path = template_path(&env)?;
+    // A template a previous job left never serves this one.
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Io {
+                action: "remove the previous job's hook template",
+                path,
+                source,
+            }
+            .into());
+        }
+    }
+    let job = JobRepository::from_env(&env)?;
+    let member = member_of(&settings, group, &job).map_err(|reason| Error::JobRefused {
+        group: group.name.clone(),
+        reason,
+    })?;
+    let (names, text) = plan::member_hook_template(&settings, &templates, group, member)?;
+    write_template(&path, &text)?;
+    writeln!(
+        out,
+        "job-started: {} runs as ServiceAccount {}/{} (template {})",
+        names.repository,
+        names.namespace,
+        names.job_service_account,
+        path.display()
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!(
+            "github: {{owner: acme, ownerId: 7}}\nrepositories:\n  - api\n  - {{name: web, id: 42}}\n  - docs\n\
+             cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+             aws: {{accountId: '111122223333', mode: irsa}}\n\
+             groups:\n  - {{name: platform, repositories: [api, web]}}\n{extra}"
+        );
+        config::parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn job(name: &str, id: Option<u64>, owner_id: Option<u64>) -> JobRepository {
+        JobRepository {
+            full_name: name.to_owned(),
+            id,
+            owner_id,
+        }
+    }
+
+    #[test]
+    fn a_job_is_a_member_by_name_and_by_every_id_the_configuration_pins() {
+        let s = settings("");
+        let g = &s.groups[0];
+        let name_of = |i: usize| s.repositories[i].name.clone();
+        assert_eq!(
+            member_of(&s, g, &job("ACME/Api", None, Some(7))).map(name_of),
+            Ok("api".to_owned())
+        );
+        assert_eq!(
+            member_of(&s, g, &job("acme/web", Some(42), Some(7))).map(name_of),
+            Ok("web".to_owned())
+        );
+        for (j, says) in [
+            (
+                job("acme/docs", None, Some(7)),
+                "is not a repository of group `platform`",
+            ),
+            (
+                job("other/api", None, Some(7)),
+                "is not a repository of group `platform`",
+            ),
+            // A recycled name: another repository took `web`.
+            (job("acme/web", Some(43), Some(7)), "pins 42"),
+            (job("acme/web", None, Some(7)), "(none given)"),
+            // Another owner of the same name.
+            (job("acme/api", None, Some(8)), "github.ownerId 7"),
+        ] {
+            let e = member_of(&s, g, &j).unwrap_err();
+            assert!(e.contains(says), "{j:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_template_is_written_only_outside_the_work_directory_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect()
+        };
+        let own = dir.path().join("own");
+        std::fs::create_dir(&own).unwrap();
+        let work = dir.path().join("_work");
+        std::fs::create_dir_all(work.join("repo")).unwrap();
+        let workspace = ("RUNNER_WORKSPACE", work.join("repo").display().to_string());
+        let ok = own.join("template.yaml");
+        let key = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE";
+        assert_eq!(
+            template_path(&env(&[(key, ok.display().to_string()), workspace.clone()])).unwrap(),
+            ok
+        );
+        // A folder the job writes, a link to one, a relative path, `..`.
+        std::os::unix::fs::symlink(&work, dir.path().join("link")).unwrap();
+        for (path, says) in [
+            (
+                work.join("template.yaml").display().to_string(),
+                "under the runner's work directory",
+            ),
+            (
+                dir.path().join("link/template.yaml").display().to_string(),
+                "symbolic link",
+            ),
+            ("template.yaml".to_owned(), "absolute path"),
+            (format!("{}/../_work/t.yaml", own.display()), "without `..`"),
+        ] {
+            let e = template_path(&env(&[(key, path.clone()), workspace.clone()]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{path}: {e}");
+        }
+        assert!(
+            template_path(&env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("is not set")
+        );
+
+        // Written over an old file; a link planted under the temporary
+        // name is not followed.
+        std::fs::write(&ok, "old").unwrap();
+        write_template(&ok, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&ok).unwrap(), "new");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(
+            &target,
+            ok.with_extension(format!("tmp-{}", std::process::id())),
+        )
+        .unwrap();
+        assert!(write_template(&ok, "x").is_err());
+        assert!(!target.exists(), "the link was not followed");
+    }
+}
