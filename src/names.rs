@@ -111,8 +111,11 @@ impl RepoNames {
     /// namespace, runner ServiceAccount, Role, ConfigMap and scale set (the
     /// templates filled with the group's name for `{repo}`), and the
     /// repository's own job ServiceAccount and IAM role. The job
-    /// ServiceAccount's template gets `-{repo}` when it has no `{repo}`, so
-    /// that each member of a group has its own.
+    /// ServiceAccount's template gets `-{repo}` when it has no `{repo}`, and
+    /// its name always ends in a hash of the repository's full name: a
+    /// repository can never be named like another member's name (`a_b` is
+    /// `…-a-b-<hash>`, which a repository called `a-b-<hash>` would
+    /// otherwise be).
     pub fn group_member(settings: &Settings, group: &str, repo: &Repository) -> RepoNames {
         let own = RepoNames::new(settings, repo);
         let mut as_group = repo.clone();
@@ -125,11 +128,13 @@ impl RepoNames {
         } else {
             format!("{template}-{{repo}}")
         };
-        let job_service_account = dns_label(
-            &template
-                .replace("{cluster}", &cfg.cluster.name)
-                .replace("{owner}", &repo.owner)
-                .replace("{repo}", &repo.name),
+        let filled = template
+            .replace("{cluster}", &cfg.cluster.name)
+            .replace("{owner}", &repo.owner)
+            .replace("{repo}", &repo.name);
+        let job_service_account = with_hash(
+            &dns_label(&filled, DNS_LABEL_MAX),
+            &repo.full_name().to_lowercase(),
             DNS_LABEL_MAX,
         );
         RepoNames {

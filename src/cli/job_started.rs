@@ -20,8 +20,10 @@ use crate::{Error, Result, plan};
 /// `job-started` arguments.
 #[derive(Debug, Args)]
 pub struct JobStartedArgs {
-    /// The group's configuration.
-    #[arg(short, long, default_value = "runner-identity.yaml")]
+    /// The group's configuration: an absolute path outside the runner's work
+    /// directory (the hook runs in the job's workspace, which the job's pod
+    /// writes).
+    #[arg(short, long)]
     pub config: PathBuf,
     /// The group, when the configuration has more than one.
     #[arg(long)]
@@ -78,12 +80,14 @@ pub fn member_of(
     group: &Group,
     job: &JobRepository,
 ) -> std::result::Result<usize, String> {
-    let folded = job.full_name.to_lowercase();
-    let Some(&member) = group
-        .members
-        .iter()
-        .find(|&&i| settings.repositories[i].full_name().to_lowercase() == folded)
-    else {
+    // GitHub's names are ASCII and compared without case; nothing else
+    // (a Kelvin sign folds to `k` under Unicode rules) matches.
+    let Some(&member) = group.members.iter().find(|&&i| {
+        job.full_name.is_ascii()
+            && settings.repositories[i]
+                .full_name()
+                .eq_ignore_ascii_case(&job.full_name)
+    }) else {
         return Err(format!(
             "{} is not a repository of group `{}`",
             job.full_name, group.name
@@ -113,28 +117,66 @@ pub fn member_of(
     Ok(member)
 }
 
-/// The template file: an absolute path whose folder is a real directory
-/// (not a symbolic link), outside the runner's work directory, which the
-/// job's pod shares or copies back into.
-fn template_path(env: &BTreeMap<String, String>) -> Result<PathBuf> {
-    let usage = |message: String| Error::Usage { message };
-    let path = env
-        .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+/// The runner's work directory (the parent of `RUNNER_WORKSPACE`), which
+/// the job's pod shares or copies back into, resolved through links.
+fn work_directory(env: &BTreeMap<String, String>) -> Result<PathBuf> {
+    let workspace = env
+        .get("RUNNER_WORKSPACE")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            usage("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is not set: the runner container names the template file the hooks read".into())
+        .ok_or_else(|| Error::Usage {
+            message: "RUNNER_WORKSPACE is not set: job-started runs as the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED)".into(),
         })?;
+    let work = Path::new(workspace)
+        .parent()
+        .filter(|w| !w.as_os_str().is_empty())
+        .unwrap_or(Path::new(workspace));
+    Ok(std::fs::canonicalize(work).unwrap_or_else(|_| work.to_owned()))
+}
+
+/// `path`, refused unless it is absolute, without `..`, without a symbolic
+/// link on the way to it, and outside `work`.
+fn outside_work(path: &Path, what: &str, work: &Path) -> Result<PathBuf> {
+    let usage = |message: String| Error::Usage { message };
     if !path.is_absolute()
         || path
             .components()
             .any(|c| c == std::path::Component::ParentDir)
     {
         return Err(usage(format!(
-            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE `{}` is not an absolute path without `..`",
+            "{what} `{}` is not an absolute path without `..`",
             path.display()
         )));
     }
+    for ancestor in path.ancestors().skip(1) {
+        if std::fs::symlink_metadata(ancestor).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(usage(format!(
+                "{what} `{}`: {} is a symbolic link; name the real path",
+                path.display(),
+                ancestor.display()
+            )));
+        }
+    }
+    if path.starts_with(work) {
+        return Err(usage(format!(
+            "{what} `{}` is under the runner's work directory {}, which the job's pod writes: \
+             keep it in the runner container's own files",
+            path.display(),
+            work.display()
+        )));
+    }
+    Ok(path.to_owned())
+}
+
+/// The template file: outside the work directory, in a real directory.
+fn template_path(env: &BTreeMap<String, String>, work: &Path) -> Result<PathBuf> {
+    let path = env
+        .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Usage {
+            message: "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is not set: the runner container names the template file the hooks read".into(),
+        })?;
+    let path = outside_work(&path, "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", work)?;
     let folder = path.parent().unwrap_or(Path::new("/"));
     let real = std::fs::symlink_metadata(folder).map_err(|source| Error::Io {
         action: "read the folder of the hook template",
@@ -142,22 +184,12 @@ fn template_path(env: &BTreeMap<String, String>) -> Result<PathBuf> {
         source,
     })?;
     if !real.is_dir() {
-        return Err(usage(format!(
-            "{} is not a directory (a symbolic link is refused): mount the runner container's own emptyDir there",
-            folder.display()
-        )));
-    }
-    if let Some(work) = env
-        .get("RUNNER_WORKSPACE")
-        .and_then(|w| Path::new(w).parent())
-        .filter(|w| !w.as_os_str().is_empty())
-        && path.starts_with(work)
-    {
-        return Err(usage(format!(
-            "{} is under the runner's work directory {}, which the job's pod writes: keep the template in the runner container's own emptyDir",
-            path.display(),
-            work.display()
-        )));
+        return Err(Error::Usage {
+            message: format!(
+                "{} is not a directory: mount the runner container's own emptyDir there",
+                folder.display()
+            ),
+        });
     }
     Ok(path)
 }
@@ -172,7 +204,11 @@ fn write_template(path: &Path, text: &str) -> Result<()> {
         path: path.to_owned(),
         source,
     };
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Process ids repeat in containers: the time makes the name fresh.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temporary = path.with_extension(format!("tmp-{}-{nanos}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -190,7 +226,37 @@ pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let settings = config::load(&args.config)?;
+    // First of all, no template a previous job left may serve this one,
+    // whatever fails below.
+    let work = work_directory(&env)?;
+    let path = template_path(&env, &work)?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Io {
+                action: "remove the previous job's hook template",
+                path,
+                source,
+            }
+            .into());
+        }
+    }
+    if env
+        .get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER")
+        .map(String::as_str)
+        != Some("true")
+    {
+        return Err(Error::Usage {
+            message: "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER is not `true`: a job without a container would run in the runner container, beside the ServiceAccount that may start every member's pods".into(),
+        }
+        .into());
+    }
+    let config_path = outside_work(&args.config, "-c", &work)?;
+    if let Some(dir) = &args.templates {
+        outside_work(dir, "--templates", &work)?;
+    }
+    let settings = config::load(&config_path)?;
     let templates = Templates::load(args.templates.as_deref())?;
     let group = match (&args.group, settings.groups.as_slice()) {
         (Some(name), groups) => groups.iter().find(|g| &g.name == name),
@@ -209,20 +275,6 @@ pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 .join(", ")
         ),
     })?;
-    let path = template_path(&env)?;
-    // A template a previous job left never serves this one.
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(Error::Io {
-                action: "remove the previous job's hook template",
-                path,
-                source,
-            }
-            .into());
-        }
-    }
     let job = JobRepository::from_env(&env)?;
     let member = member_of(&settings, group, &job).map_err(|reason| Error::JobRefused {
         group: group.name.clone(),
@@ -247,7 +299,7 @@ mod tests {
 
     fn settings(extra: &str) -> Settings {
         let text = format!(
-            "github: {{owner: acme, ownerId: 7}}\nrepositories:\n  - api\n  - {{name: web, id: 42}}\n  - docs\n\
+            "github: {{owner: acme, ownerId: 7}}\nrepositories:\n  - {{name: api, id: 41}}\n  - {{name: web, id: 42}}\n  - docs\n\
              cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
              aws: {{accountId: '111122223333', mode: irsa}}\n\
              groups:\n  - {{name: platform, repositories: [api, web]}}\n{extra}"
@@ -269,7 +321,7 @@ mod tests {
         let g = &s.groups[0];
         let name_of = |i: usize| s.repositories[i].name.clone();
         assert_eq!(
-            member_of(&s, g, &job("ACME/Api", None, Some(7))).map(name_of),
+            member_of(&s, g, &job("ACME/Api", Some(41), Some(7))).map(name_of),
             Ok("api".to_owned())
         );
         assert_eq!(
@@ -282,14 +334,19 @@ mod tests {
                 "is not a repository of group `platform`",
             ),
             (
-                job("other/api", None, Some(7)),
+                job("other/api", Some(41), Some(7)),
                 "is not a repository of group `platform`",
+            ),
+            // The Kelvin sign folds to `k` under Unicode rules only.
+            (
+                job("acme/we\u{212A}", Some(42), Some(7)),
+                "is not a repository",
             ),
             // A recycled name: another repository took `web`.
             (job("acme/web", Some(43), Some(7)), "pins 42"),
             (job("acme/web", None, Some(7)), "(none given)"),
             // Another owner of the same name.
-            (job("acme/api", None, Some(8)), "github.ownerId 7"),
+            (job("acme/api", Some(41), Some(8)), "github.ownerId 7"),
         ] {
             let e = member_of(&s, g, &j).unwrap_err();
             assert!(e.contains(says), "{j:?}: {e}");
@@ -299,61 +356,72 @@ mod tests {
     #[test]
     fn the_template_is_written_only_outside_the_work_directory_and_never_through_a_link() {
         let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
         let env = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect()
         };
-        let own = dir.path().join("own");
+        let own = root.join("own");
         std::fs::create_dir(&own).unwrap();
-        let work = dir.path().join("_work");
-        std::fs::create_dir_all(work.join("repo")).unwrap();
-        let workspace = ("RUNNER_WORKSPACE", work.join("repo").display().to_string());
+        let work_dir = root.join("_work");
+        std::fs::create_dir_all(work_dir.join("repo")).unwrap();
+        let workspace = (
+            "RUNNER_WORKSPACE",
+            work_dir.join("repo").display().to_string(),
+        );
+        let work = work_directory(&env(std::slice::from_ref(&workspace))).unwrap();
+        assert_eq!(work, work_dir);
+        assert!(
+            work_directory(&env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("RUNNER_WORKSPACE")
+        );
         let ok = own.join("template.yaml");
         let key = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE";
         assert_eq!(
-            template_path(&env(&[(key, ok.display().to_string()), workspace.clone()])).unwrap(),
+            template_path(&env(&[(key, ok.display().to_string())]), &work).unwrap(),
             ok
         );
-        // A folder the job writes, a link to one, a relative path, `..`.
-        std::os::unix::fs::symlink(&work, dir.path().join("link")).unwrap();
+        // A folder the job writes, reached directly or through a link; a
+        // link anywhere above; a relative path; `..`.
+        std::os::unix::fs::symlink(&work_dir, root.join("link")).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("up")).unwrap();
         for (path, says) in [
             (
-                work.join("template.yaml").display().to_string(),
+                work_dir.join("template.yaml").display().to_string(),
                 "under the runner's work directory",
             ),
             (
-                dir.path().join("link/template.yaml").display().to_string(),
+                root.join("link/template.yaml").display().to_string(),
+                "symbolic link",
+            ),
+            (
+                root.join("up/own/template.yaml").display().to_string(),
                 "symbolic link",
             ),
             ("template.yaml".to_owned(), "absolute path"),
             (format!("{}/../_work/t.yaml", own.display()), "without `..`"),
         ] {
-            let e = template_path(&env(&[(key, path.clone()), workspace.clone()]))
+            let e = template_path(&env(&[(key, path.clone())]), &work)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(says), "{path}: {e}");
         }
         assert!(
-            template_path(&env(&[]))
+            template_path(&env(&[]), &work)
                 .unwrap_err()
                 .to_string()
                 .contains("is not set")
         );
 
-        // Written over an old file; a link planted under the temporary
-        // name is not followed.
+        // Written over an old file, never through a link at the temporary name.
         std::fs::write(&ok, "old").unwrap();
         write_template(&ok, "new").unwrap();
         assert_eq!(std::fs::read_to_string(&ok).unwrap(), "new");
-        let target = dir.path().join("elsewhere");
-        std::os::unix::fs::symlink(
-            &target,
-            ok.with_extension(format!("tmp-{}", std::process::id())),
-        )
-        .unwrap();
-        assert!(write_template(&ok, "x").is_err());
-        assert!(!target.exists(), "the link was not followed");
+        let leftovers: Vec<_> = std::fs::read_dir(&own).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left");
     }
 }

@@ -342,6 +342,13 @@ fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repositor
             "`select:` cannot fill a group yet: list the group's repositories in `repositories:`",
         );
     }
+    if config.github.owner_id.is_none() {
+        p.add(
+            "github.ownerId",
+            "a group's runner names the job's repository; pin the owner by its id so that \
+             another account of the same name is refused (`gh api users/OWNER --jq .id`)",
+        );
+    }
     let index: BTreeMap<String, usize> = repositories
         .iter()
         .enumerate()
@@ -385,7 +392,29 @@ fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repositor
                 );
                 continue;
             }
+            if repositories[member].id.is_none() {
+                // A name can move to another repository; the runner group
+                // lists repositories by id.
+                p.add(
+                    &at,
+                    format!(
+                        "`{name}` has no `id:` in `repositories:`; a group member is pinned by its \
+                         repository id, since its name can pass to another repository \
+                         (`gh api repos/OWNER/{name} --jq .id`)"
+                    ),
+                );
+            }
             members.push(member);
+        }
+        if index.contains_key(&folded(&group.name)) {
+            p.add(
+                &format!("{field}.name"),
+                format!(
+                    "`{}` is also a repository's name: the group's namespace, scale set and \
+                     runner would be that repository's; name the group otherwise",
+                    group.name
+                ),
+            );
         }
         groups.push(Group {
             name: group.name.clone(),
@@ -739,7 +768,7 @@ mod tests {
 
     fn grouped(groups: &str, hooks: &str) -> Result<Settings> {
         let text = format!(
-            "github: {{owner: acme}}\nrepositories: [api, web, Docs]\n\
+            "github: {{owner: acme, ownerId: 7}}\nrepositories: [{{name: api, id: 1}}, {{name: web, id: 2}}, Docs, platform]\n\
              cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
              aws: {{accountId: '111122223333', mode: irsa}}\n\
              kubernetes: {{hooks: {hooks}}}\ngroups:\n{groups}"
@@ -750,7 +779,7 @@ mod tests {
     #[test]
     fn groups_name_listed_repositories_once_each_and_every_problem_is_reported() {
         let ok = grouped(
-            "  - {name: platform, repositories: [api, docs]}\n  - {name: site, repositories: [WEB]}\n",
+            "  - {name: core, repositories: [api]}\n  - {name: site, repositories: [WEB]}\n",
             "kubernetes",
         )
         .unwrap();
@@ -766,13 +795,10 @@ mod tests {
                 (g.name.as_str(), names)
             })
             .collect();
-        assert_eq!(
-            members,
-            [("platform", vec!["api", "Docs"]), ("site", vec!["web"])]
-        );
+        assert_eq!(members, [("core", vec!["api"]), ("site", vec!["web"])]);
 
         let e = grouped(
-            "  - {name: Platform_1, repositories: [api, nope]}\n  - {name: platform_1, repositories: [API]}\n  - {name: empty, repositories: []}\n",
+            "  - {name: Platform_1, repositories: [api, nope]}\n  - {name: platform_1, repositories: [API]}\n  - {name: empty, repositories: []}\n  - {name: platform, repositories: [docs]}\n",
             "kubernetes-novolume",
         )
         .unwrap_err()
@@ -784,6 +810,8 @@ mod tests {
             "invalid `groups[1].name`: `platform_1` is also the name of groups[0]",
             "invalid `groups[1].repositories[0]`: `API` is already in group `Platform_1`",
             "invalid `groups[2].repositories`: lists no repository",
+            "invalid `groups[3].repositories[0]`: `docs` has no `id:`",
+            "invalid `groups[3].name`: `platform` is also a repository's name",
         ] {
             assert!(e.contains(says), "missing {says:?} in:\n{e}");
         }

@@ -323,20 +323,13 @@ fn grouped_scale_sets_are_refused_by_plan_until_they_are_planned() {
     // would not be what the configuration asks for, so plan refuses it.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("grouped.yaml");
-    let text =
-        std::fs::read_to_string(crate::common::root().join("examples/org-irsa.yaml")).unwrap();
-    let settings = crate::common::settings(&text);
-    let members: Vec<&str> = settings
-        .repositories
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
+    let text = crate::common::irsa_config("acme", &["api", "web"], "https://o.example/id/1")
+        .replace("  owner: acme\n", "  owner: acme\n  ownerId: 9\n")
+        .replace("  - api\n", "  - {name: api, id: 1}\n")
+        .replace("  - web\n", "  - {name: web, id: 2}\n");
     std::fs::write(
         &config,
-        format!(
-            "{text}\ngroups:\n  - name: platform\n    repositories: [{}]\n",
-            members.join(", ")
-        ),
+        format!("{text}groups:\n  - name: platform\n    repositories: [api, web]\n"),
     )
     .unwrap();
     let (o, out) = plan_to_out_dir(&config);

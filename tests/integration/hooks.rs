@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use runner_identity::config::Hooks;
 use sha2::Digest;
 
@@ -123,26 +123,6 @@ fn prepare_job_input(work: &Path) -> serde_json::Value {
     })
 }
 
-/// The pod the hooks created beside `runner`, waited for while `hook` runs.
-async fn workflow_pod(pods: &Api<Pod>, runner: &str, hook: &mut Child) -> Pod {
-    for _ in 0..300 {
-        let list = pods.list(&ListParams::default()).await.unwrap();
-        if let Some(pod) = list
-            .items
-            .into_iter()
-            .find(|p| p.metadata.name.as_deref() != Some(runner))
-        {
-            return pod;
-        }
-        if let Some(status) = hook.try_wait().unwrap() {
-            let out = hook.wait_with_output_lossy();
-            panic!("the hook exited ({status}) before creating a pod:\n{out}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the hook created no pod in 30 s");
-}
-
 /// The pod `name`, waited for while `hook` runs.
 async fn named_pod(pods: &Api<Pod>, name: &str, hook: &mut Child) -> Pod {
     for _ in 0..300 {
@@ -236,7 +216,8 @@ async fn the_real_hooks_start_the_workflow_pod_as_the_planned_job_service_accoun
             ],
             &prepare_job_input(work.path()),
         );
-        let pod = workflow_pod(&pods, "app-runner-x1", &mut hook).await;
+        // Both releases name the workflow pod after the runner's.
+        let pod = named_pod(&pods, "app-runner-x1-workflow", &mut hook).await;
         hook.kill().ok();
         hook.wait().ok();
 
@@ -284,10 +265,15 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     let admin = admin_client().await;
     let owner = unique("gr");
     let group = "platform";
-    let text = format!(
-        "{}groups:\n  - name: {group}\n    repositories: [api, web]\n",
-        irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
-    );
+    // Members are pinned by repository id, the owner by its id.
+    let base = irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!("  owner: {owner}\n  ownerId: 900\n"),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n")
+        .replace("  - web\n", "  - {name: web, id: 902}\n");
+    let text = format!("{base}groups:\n  - name: {group}\n    repositories: [api, web]\n");
     let settings = settings(&text);
 
     // The runner side: what apply makes for one scale set named `platform`.
@@ -331,10 +317,15 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     let template = own.join("template.yaml");
     let workspace = work.path().join("_work/app");
     std::fs::create_dir_all(&workspace).unwrap();
-    let job_started = |repository: &str| {
+    // The runner's environment, and the job's repository as the runner
+    // exports it from the job message.
+    let job_started = |repository: &str, id: u64, config: &Path| {
         ri(&["job-started", "-c", config.to_str().unwrap()])
             .env("GITHUB_REPOSITORY", format!("{owner}/{repository}"))
+            .env("GITHUB_REPOSITORY_ID", id.to_string())
+            .env("GITHUB_REPOSITORY_OWNER_ID", "900")
             .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
+            .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
             .env("RUNNER_WORKSPACE", &workspace)
             .run()
     };
@@ -347,8 +338,8 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         None,
     )
     .await;
-    for (n, repository) in members.iter().zip(["api", "web"]) {
-        let ran = job_started(repository).expect(0);
+    for (n, (repository, id)) in members.iter().zip([("api", 901), ("web", 902)]) {
+        let ran = job_started(repository, id, &config).expect(0);
         assert!(
             ran.stdout.contains(&n.job_service_account),
             "{}",
@@ -399,14 +390,28 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         );
     }
 
-    // Outside the group: refused, and the previous job's template is gone.
-    assert!(template.exists());
-    let ran = job_started("docs").expect(1);
+    // Outside the group, or a member's name under another id (the name
+    // passed to another repository): refused, and the previous job's
+    // template is gone.
+    for (repository, id, says) in [
+        ("docs", 903, "is not a repository of group `platform`"),
+        ("web", 904, "the configuration pins 902"),
+    ] {
+        std::fs::write(&template, "left by the previous job").unwrap();
+        let ran = job_started(repository, id, &config).expect(1);
+        assert!(ran.stderr.contains(says), "{}", ran.stderr);
+        assert!(!template.exists(), "no template is left for a refused job");
+    }
+    // Whatever fails, the previous template goes first: here a
+    // configuration in the work directory, which the job's pod writes.
+    std::fs::write(&template, "left by the previous job").unwrap();
+    let planted = workspace.join("runner-identity.yaml");
+    std::fs::write(&planted, &text).unwrap();
+    let ran = job_started("api", 901, &planted).expect(2);
     assert!(
-        ran.stderr
-            .contains("is not a repository of group `platform`"),
+        ran.stderr.contains("under the runner's work directory"),
         "{}",
         ran.stderr
     );
-    assert!(!template.exists(), "no template is left for a refused job");
+    assert!(!template.exists(), "no template is left after a refusal");
 }
