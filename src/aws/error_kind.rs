@@ -2,7 +2,7 @@
 //! (its service error code, or the credentials error among its causes), so
 //! that the advice given for it is chosen by kind, never by searching text.
 
-use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
 /// The kind of an AWS call's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,20 @@ impl AwsErrorKind {
             }
             _ => AwsErrorKind::Other,
         }
+    }
+}
+
+/// A call's answer, `None` when the operation's own error says its resource
+/// does not exist (`absent`, the modelled error's check: a read of a role or
+/// policy that may be absent), the SDK error otherwise.
+pub(crate) fn found<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    absent: impl FnOnce(&E) -> bool,
+) -> Result<Option<T>, SdkError<E, R>> {
+    match result {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e) if e.as_service_error().is_some_and(absent) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::error_kind::found;
 use super::{AwsError, INLINE_POLICY, call_error};
 
 /// What IAM holds for one role.
@@ -23,15 +24,12 @@ pub(super) async fn read_role(
     iam: &aws_sdk_iam::Client,
     name: &str,
 ) -> Result<Option<LiveRole>, AwsError> {
-    let got = match iam.get_role().role_name(name).send().await {
-        Ok(out) => out,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(call_error("GetRole", name.to_string(), &e)),
+    let Some(got) = found(iam.get_role().role_name(name).send().await, |e| {
+        e.is_no_such_entity_exception()
+    })
+    .map_err(|e| call_error("GetRole", name, &e))?
+    else {
+        return Ok(None);
     };
     let Some(role) = got.role() else {
         return Ok(None);
@@ -62,22 +60,16 @@ pub(super) async fn read_role(
         .filter_map(|p| p.policy_arn())
         .map(str::to_owned)
         .collect();
-    live.inline = match iam
-        .get_role_policy()
-        .role_name(name)
-        .policy_name(INLINE_POLICY)
-        .send()
-        .await
-    {
-        Ok(out) => decode_policy(out.policy_document()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(call_error("GetRolePolicy", name.to_string(), &e)),
-    };
+    live.inline = found(
+        iam.get_role_policy()
+            .role_name(name)
+            .policy_name(INLINE_POLICY)
+            .send()
+            .await,
+        |e| e.is_no_such_entity_exception(),
+    )
+    .map_err(|e| call_error("GetRolePolicy", name, &e))?
+    .and_then(|out| decode_policy(out.policy_document()));
     Ok(Some(live))
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_eks::types::PodIdentityAssociation;
 use futures::StreamExt;
 use tracing::info;
 
-use super::error_kind::AwsErrorKind;
+use super::error_kind::found;
 use super::{AwsError, CONCURRENCY, Change, Clients, call_error};
 use crate::config::Settings;
 use crate::kvp::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
@@ -207,26 +207,28 @@ pub(super) async fn delete_association(
     id: &str,
 ) -> Result<(), AwsError> {
     let cluster = &settings.config.cluster.name;
-    match clients
-        .eks
-        .delete_pod_identity_association()
-        .cluster_name(cluster)
-        .association_id(id)
-        .send()
-        .await
-    {
-        Ok(_) => {
-            info!("deleted pod identity association {id} on {cluster} (its role is pruned)");
-            Ok(())
-        }
-        // Already gone: the goal of a delete is reached.
-        Err(e) if AwsErrorKind::of(&e) == AwsErrorKind::NotFound => Ok(()),
-        Err(e) => Err(call_error(
+    let deleted = found(
+        clients
+            .eks
+            .delete_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(id)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+    )
+    .map_err(|e| {
+        call_error(
             "DeletePodIdentityAssociation",
             format!("{cluster} {id}"),
             &e,
-        )),
+        )
+    })?;
+    // None: already gone, the goal of a delete is reached.
+    if deleted.is_some() {
+        info!("deleted pod identity association {id} on {cluster} (its role is pruned)");
     }
+    Ok(())
 }
 
 /// The planned association: (cluster, namespace, job ServiceAccount) →

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
+use super::error_kind::found;
 use super::pod_identity::{associations_of, delete_association};
 use super::write::{delete_inline, detach};
 use super::{AwsError, AwsOptions, CONCURRENCY, Change, Clients, RoleResult, call_error};
@@ -49,16 +50,13 @@ pub(super) async fn prune_roles(
     // One ListRoleTags per candidate, CONCURRENCY at a time.
     let tagged: Vec<Result<Option<PrunedRole>, AwsError>> = futures::stream::iter(candidates)
         .map(|(name, arn)| async move {
-            let tags = match iam.list_role_tags().role_name(&name).send().await {
-                Ok(t) => t,
-                // Deleted since it was listed (by another instance's prune).
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    return Ok(None);
-                }
-                Err(e) => return Err(call_error("ListRoleTags", name.to_string(), &e)),
+            // None: deleted since it was listed (by another instance's prune).
+            let Some(tags) = found(iam.list_role_tags().role_name(&name).send().await, |e| {
+                e.is_no_such_entity_exception()
+            })
+            .map_err(|e| call_error("ListRoleTags", name.as_str(), &e))?
+            else {
+                return Ok(None);
             };
             let tags: BTreeMap<&str, &str> =
                 tags.tags().iter().map(|t| (t.key(), t.value())).collect();

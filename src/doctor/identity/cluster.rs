@@ -10,15 +10,12 @@ pub async fn oidc_provider(aws: &Clients, issuer: &str, options: &Options<'_>) -
     let providers = match aws.iam.list_open_id_connect_providers().send().await {
         Ok(l) => l.open_id_connect_provider_list().to_vec(),
         Err(e) => {
-            return vec![Finding::new(
-                Severity::Warning,
+            return vec![unread(
                 "oidc-provider",
                 here,
-                format!("cannot list IAM OIDC providers: {}", error_text(&e)),
-                aws_fix(
-                    AwsErrorKind::of(&e),
-                    "iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider",
-                ),
+                "list IAM OIDC providers",
+                &e,
+                "iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider",
             )];
         }
     };
@@ -59,12 +56,12 @@ pub async fn oidc_provider(aws: &Clients, issuer: &str, options: &Options<'_>) -
             ),
         )],
         Ok(_) => Vec::new(),
-        Err(e) => vec![Finding::new(
-            Severity::Warning,
+        Err(e) => vec![unread(
             "oidc-provider",
             here,
-            format!("cannot read the provider: {}", error_text(&e)),
-            aws_fix(AwsErrorKind::of(&e), "iam:GetOpenIDConnectProvider"),
+            "read the provider",
+            &e,
+            "iam:GetOpenIDConnectProvider",
         )],
     }
 }
@@ -80,15 +77,12 @@ pub async fn cluster_issuer<'a>(
     let described = match aws.eks.describe_cluster().name(cluster).send().await {
         Ok(d) => d,
         Err(e) => {
-            return vec![Finding::new(
-                Severity::Warning,
+            return vec![unread(
                 "cluster-identity",
                 here,
-                format!("cannot describe the cluster: {}", error_text(&e)),
-                aws_fix(
-                    AwsErrorKind::of(&e),
-                    "eks:DescribeCluster (or check --cluster)",
-                ),
+                "describe the cluster",
+                &e,
+                "eks:DescribeCluster (or check --cluster)",
             )];
         }
     };

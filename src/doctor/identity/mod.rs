@@ -54,6 +54,21 @@ fn aws_fix(kind: AwsErrorKind, permission: &str) -> String {
     }
 }
 
+/// A warning that an AWS read failed: what could not be done, the error,
+/// and the fix chosen by the error's kind.
+fn unread<E>(check: &'static str, here: String, what: &str, e: &E, permission: &str) -> Finding
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Finding::new(
+        Severity::Warning,
+        check,
+        here,
+        format!("cannot {what}: {}", error_text(e)),
+        aws_fix(AwsErrorKind::of(e), permission),
+    )
+}
+
 /// The trust policy of the role `name` (`None` when IAM returns none that
 /// parses), or the IAM error as text and kind.
 async fn role_trust(aws: &Clients, name: &str) -> Result<Option<Value>, (String, AwsErrorKind)> {
