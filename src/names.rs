@@ -197,6 +197,31 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
     Ok(())
 }
 
+/// Rejects, in one group, two members whose job ServiceAccounts meet, or a
+/// member's that is the group's runner ServiceAccount: a member's hook
+/// template would then name another identity. (The members share the
+/// group's other names by design.)
+pub fn check_group_collisions(group: &str, members: &[RepoNames]) -> Result<()> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for n in members {
+        let name = n.job_service_account.as_str();
+        let first = if name == n.runner_service_account {
+            Some(format!("group {group} (runner)"))
+        } else {
+            seen.insert(name, &n.repository).map(str::to_owned)
+        };
+        if let Some(first) = first {
+            return Err(Error::NameCollision {
+                kind: "ServiceAccount",
+                name: format!("{}/{name}", n.namespace),
+                first,
+                second: n.repository.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// An IAM role name (`[\w+=,.@-]`, at most `max`) derived from `input`.
 fn iam_name(input: &str, max: usize) -> String {
     let folded = input.to_lowercase();
@@ -230,6 +255,44 @@ pub fn for_repository(settings: &Settings, full_name: &str) -> Option<RepoNames>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_a_group_no_member_shares_a_job_account_with_another_or_the_runner() {
+        let settings = crate::config::parse(
+            "github: {owner: acme, ownerId: 7}\nrepositories: [{name: a_b, id: 1}, {name: a-b-f10f7a17, id: 2}]\n\
+             cluster: {name: prod, oidcIssuer: https://o.example/id/1}\n\
+             aws: {accountId: '111122223333', mode: irsa}\n\
+             groups: [{name: g, repositories: [a_b, a-b-f10f7a17]}]\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let members: Vec<RepoNames> = settings
+            .repositories
+            .iter()
+            .map(|r| RepoNames::group_member(&settings, "g", r))
+            .collect();
+        // `a_b` folds to `a-b` plus a hash; the other is named like that
+        // result, yet the hash of each full name keeps them apart.
+        assert_ne!(
+            members[0].job_service_account,
+            members[1].job_service_account
+        );
+        assert!(check_group_collisions("g", &members).is_ok());
+
+        let mut same = members.clone();
+        same[1].job_service_account = same[0].job_service_account.clone();
+        let e = check_group_collisions("g", &same).unwrap_err().to_string();
+        assert!(
+            e.contains("acme/a_b") && e.contains("acme/a-b-f10f7a17"),
+            "{e}"
+        );
+        let mut runner = members;
+        runner[0].job_service_account = runner[0].runner_service_account.clone();
+        let e = check_group_collisions("g", &runner)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("group g (runner)"), "{e}");
+    }
 
     #[test]
     fn lossless_names_are_kept() {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::config::{self, Group, Settings};
+use crate::subject::SubjectRepository;
 use crate::templates::Templates;
 use crate::{Error, Result, plan};
 
@@ -35,41 +36,33 @@ pub struct JobStartedArgs {
 
 /// The job's repository as the runner names it: the github context's
 /// `repository`, `repository_id` and `repository_owner_id`, which the runner
-/// exports to the hook and the job cannot change (no step has run yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRepository {
-    pub full_name: String,
-    pub id: Option<u64>,
-    pub owner_id: Option<u64>,
-}
-
-impl JobRepository {
-    /// From the hook's environment; a missing or malformed value is a local
-    /// problem (the runner always sets `GITHUB_REPOSITORY`).
-    pub fn from_env(env: &BTreeMap<String, String>) -> Result<JobRepository> {
-        let usage = |message: String| Error::Usage { message };
-        let full_name = env
-            .get("GITHUB_REPOSITORY")
-            .filter(|v| v.contains('/'))
-            .cloned()
-            .ok_or_else(|| {
-                usage("GITHUB_REPOSITORY is not `owner/name`: job-started runs as the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED)".into())
-            })?;
-        let number = |key: &str| -> Result<Option<u64>> {
-            match env.get(key).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| usage(format!("{key} is `{v}`, not a number"))),
-            }
-        };
-        Ok(JobRepository {
-            full_name,
-            id: number("GITHUB_REPOSITORY_ID")?,
-            owner_id: number("GITHUB_REPOSITORY_OWNER_ID")?,
-        })
-    }
+/// exports to the hook and the job cannot change (no step has run yet). A
+/// missing or malformed value is a local problem (the runner always sets
+/// `GITHUB_REPOSITORY`).
+fn job_repository(env: &BTreeMap<String, String>) -> Result<SubjectRepository> {
+    let usage = |message: String| Error::Usage { message };
+    let (owner, repo) = env
+        .get("GITHUB_REPOSITORY")
+        .and_then(|v| v.split_once('/'))
+        .filter(|(owner, repo)| !owner.is_empty() && !repo.is_empty())
+        .ok_or_else(|| {
+            usage("GITHUB_REPOSITORY is not `owner/name`: job-started runs as the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED)".into())
+        })?;
+    let number = |key: &str| -> Result<Option<u64>> {
+        match env.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| usage(format!("{key} is `{v}`, not a number"))),
+        }
+    };
+    Ok(SubjectRepository {
+        owner: owner.to_owned(),
+        owner_id: number("GITHUB_REPOSITORY_OWNER_ID")?,
+        repo: repo.to_owned(),
+        repo_id: number("GITHUB_REPOSITORY_ID")?,
+    })
 }
 
 /// The member of `group` the job's repository is, or why it is none: by
@@ -78,29 +71,30 @@ impl JobRepository {
 pub fn member_of(
     settings: &Settings,
     group: &Group,
-    job: &JobRepository,
+    job: &SubjectRepository,
 ) -> std::result::Result<usize, String> {
     // GitHub's names are ASCII and compared without case; nothing else
     // (a Kelvin sign folds to `k` under Unicode rules) matches.
+    let full_name = job.full_name();
     let Some(&member) = group.members.iter().find(|&&i| {
-        job.full_name.is_ascii()
+        full_name.is_ascii()
             && settings.repositories[i]
                 .full_name()
-                .eq_ignore_ascii_case(&job.full_name)
+                .eq_ignore_ascii_case(&full_name)
     }) else {
         return Err(format!(
             "{} is not a repository of group `{}`",
-            job.full_name, group.name
+            full_name, group.name
         ));
     };
     let repo = &settings.repositories[member];
     if let Some(want) = repo.id
-        && job.id != Some(want)
+        && job.repo_id != Some(want)
     {
         return Err(format!(
             "{} has repository id {}, but the configuration pins {want}: the name now belongs to another repository",
-            job.full_name,
-            job.id
+            full_name,
+            job.repo_id
                 .map_or_else(|| "(none given)".to_owned(), |i| i.to_string())
         ));
     }
@@ -109,7 +103,7 @@ pub fn member_of(
     {
         return Err(format!(
             "{}'s owner has id {}, but the configuration pins github.ownerId {want}",
-            job.full_name,
+            full_name,
             job.owner_id
                 .map_or_else(|| "(none given)".to_owned(), |i| i.to_string())
         ));
@@ -275,7 +269,7 @@ pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 .join(", ")
         ),
     })?;
-    let job = JobRepository::from_env(&env)?;
+    let job = job_repository(&env)?;
     let member = member_of(&settings, group, &job).map_err(|reason| Error::JobRefused {
         group: group.name.clone(),
         reason,
@@ -307,11 +301,13 @@ mod tests {
         config::parse(&text, Path::new("t.yaml")).unwrap()
     }
 
-    fn job(name: &str, id: Option<u64>, owner_id: Option<u64>) -> JobRepository {
-        JobRepository {
-            full_name: name.to_owned(),
-            id,
+    fn job(name: &str, id: Option<u64>, owner_id: Option<u64>) -> SubjectRepository {
+        let (owner, repo) = name.split_once('/').unwrap();
+        SubjectRepository {
+            owner: owner.to_owned(),
             owner_id,
+            repo: repo.to_owned(),
+            repo_id: id,
         }
     }
 

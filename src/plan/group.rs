@@ -31,25 +31,12 @@ pub fn member_hook_template(
     let names = RepoNames::group_member(settings, &group.name, repo);
     // One member's template must never name another's identity, nor the
     // runner's own ServiceAccount.
-    for &other in group.members.iter().filter(|&&m| m != member) {
-        let other = RepoNames::group_member(settings, &group.name, &settings.repositories[other]);
-        if other.job_service_account == names.job_service_account {
-            return Err(Error::NameCollision {
-                kind: "ServiceAccount",
-                name: format!("{}/{}", names.namespace, names.job_service_account),
-                first: other.repository,
-                second: names.repository,
-            });
-        }
-    }
-    if names.job_service_account == names.runner_service_account {
-        return Err(Error::NameCollision {
-            kind: "ServiceAccount",
-            name: format!("{}/{}", names.namespace, names.job_service_account),
-            first: format!("group {} (runner)", group.name),
-            second: format!("{} (job)", names.repository),
-        });
-    }
+    let members: Vec<RepoNames> = group
+        .members
+        .iter()
+        .map(|&m| RepoNames::group_member(settings, &group.name, &settings.repositories[m]))
+        .collect();
+    crate::names::check_group_collisions(&group.name, &members)?;
     let text = templates.render(templates::HOOK_TEMPLATE, &context(settings, repo, &names))?;
     check_hook_template(&text, &names).map_err(|message| Error::TemplateOutput {
         template: templates.describe(templates::HOOK_TEMPLATE),
