@@ -18,6 +18,10 @@ pub const INSTANCE_LABEL: &str = "runner-identity.dev/instance";
 pub const REPOSITORY_LABEL: &str = "runner-identity.dev/repository";
 /// Annotation holding the exact `owner/repo`.
 pub const REPOSITORY_ANNOTATION: &str = "runner-identity.dev/repository";
+/// Label of what a group's members share: the group's name.
+pub const GROUP_LABEL: &str = "runner-identity.dev/group";
+/// Annotation of what a group's members share: the group's name.
+pub const GROUP_ANNOTATION: &str = "runner-identity.dev/group";
 
 /// Kubernetes name limit (DNS-1123 label).
 pub(crate) const DNS_LABEL_MAX: usize = 63;

@@ -69,6 +69,11 @@ pub struct RepoNames {
     pub iam_role_arn: String,
     /// Repository label value.
     pub repository_label: String,
+    /// The group whose scale set runs the repository's jobs, if any: then
+    /// the namespace, runner ServiceAccount, Role, ConfigMap and scale set
+    /// are the group's, shared with its other members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl RepoNames {
@@ -102,6 +107,7 @@ impl RepoNames {
             iam_role,
             iam_role_arn,
             repository_label: label_value(&repo.full_name().to_lowercase().replace('/', ".")),
+            group: None,
         }
     }
 }
@@ -145,6 +151,7 @@ impl RepoNames {
             config_map: shared.config_map,
             scale_set: shared.scale_set,
             job_service_account,
+            group: Some(group.to_owned()),
             ..own
         }
     }
@@ -152,10 +159,13 @@ impl RepoNames {
 
 /// Rejects two repositories that map to the same object: namespace (when each
 /// repository owns one), any namespaced object, scale set or IAM role.
+/// A group's members share the group's namespace, runner ServiceAccount,
+/// Role, ConfigMap and scale set: those are claimed once, by the group.
 pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
-    let mut seen: BTreeMap<Claim, &str> = BTreeMap::new();
+    let mut seen: BTreeMap<Claim, String> = BTreeMap::new();
     for n in all {
         let ns = &n.namespace;
+        let group = n.group.as_ref().map(|g| format!("group {g}"));
         let mut keys = vec![
             (
                 "ServiceAccount",
@@ -164,7 +174,6 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
             ("Role", format!("{ns}/{}", n.role)),
             ("ConfigMap", format!("{ns}/{}", n.config_map)),
             ("scale set", format!("{ns}/{}", n.scale_set)),
-            ("IAM role", n.iam_role.to_lowercase()),
         ];
         if n.own_namespace {
             keys.push(("Namespace", ns.clone()));
@@ -177,21 +186,33 @@ pub fn check_collisions(all: &[RepoNames]) -> Result<()> {
                 second: format!("{} (job)", n.repository),
             });
         }
+        let shared = keys.len();
         keys.push(("ServiceAccount", format!("{ns}/{}", n.job_service_account)));
-        for key in keys {
+        keys.push(("IAM role", n.iam_role.to_lowercase()));
+        for (i, key) in keys.into_iter().enumerate() {
             let key = Claim {
                 what: key.0,
                 name: key.1,
             };
-            if let Some(first) = seen.get(&key) {
-                return Err(Error::NameCollision {
-                    kind: key.what,
-                    name: key.name,
-                    first: (*first).to_owned(),
-                    second: n.repository.clone(),
-                });
+            let owner = match &group {
+                Some(group) if i < shared => group.clone(),
+                _ => n.repository.clone(),
+            };
+            match seen.get(&key) {
+                // The group's own names, claimed again by another member.
+                Some(first) if *first == owner && group.is_some() && i < shared => {}
+                Some(first) => {
+                    return Err(Error::NameCollision {
+                        kind: key.what,
+                        name: key.name,
+                        first: first.clone(),
+                        second: owner,
+                    });
+                }
+                None => {
+                    seen.insert(key, owner);
+                }
             }
-            seen.insert(key, &n.repository);
         }
     }
     Ok(())

@@ -26,11 +26,14 @@ pub fn repo_manifests_yaml(repo: &RepoPlan) -> Result<String> {
 
 /// One repository of the plan's JSON document.
 pub fn repo_json(repo: &RepoPlan) -> Result<Value> {
-    let values: serde_yaml::Value =
-        serde_yaml::from_str(&repo.values).map_err(|e| Error::Serialize {
+    // A group's values come with its first member (and none with the others).
+    let values: serde_yaml::Value = match repo.values() {
+        None => serde_yaml::Value::Null,
+        Some(text) => serde_yaml::from_str(text).map_err(|e| Error::Serialize {
             what: format!("the Helm values of {}", repo.names.repository),
             message: e.to_string(),
-        })?;
+        })?,
+    };
     Ok(json!({
         "repository": repo.names.repository,
         "names": repo.names,
@@ -101,12 +104,14 @@ pub struct WrittenFolder {
 /// One repository's files in its out-dir folder, rendered.
 fn repo_files(repo: &RepoPlan) -> Result<Vec<(&'static str, String)>> {
     let hook = repo.hook_template_text().unwrap_or_default().to_owned();
-    let mut files = vec![
-        ("manifests.yaml", repo_manifests_yaml(repo)?),
-        ("values.yaml", repo.values.clone()),
+    let mut files = vec![("manifests.yaml", repo_manifests_yaml(repo)?)];
+    if let Some(values) = repo.values() {
+        files.push(("values.yaml", values.to_owned()));
+    }
+    files.extend([
         ("hook-template.yaml", hook),
         ("trust-policy.json", pretty(&repo.iam_role.trust_policy)?),
-    ];
+    ]);
     if let Some(p) = &repo.iam_role.permissions_policy {
         files.push(("permissions-policy.json", pretty(p)?));
     }

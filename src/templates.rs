@@ -106,6 +106,12 @@ pub struct Context {
     pub job_started_path: String,
     pub work_volume_size: String,
     pub work_volume_storage_class: Option<String>,
+    /// The group whose scale set this is (its GitHub runner group has the
+    /// same name), for a grouped scale set's values; `None` otherwise.
+    pub group: Option<String>,
+    /// A group's runner: the folder of its own `emptyDir` where
+    /// `job-started` writes the hook template (`hook_template_path`).
+    pub job_template_dir: String,
 }
 
 /// The loaded template set, parsed once.

@@ -230,7 +230,11 @@ pub fn apply_grants_of(plan: &Plan, readonly: bool) -> Grants {
         // `escalate` and `bind`, or its rules held in that namespace.
         for repo in &plan.repositories {
             let held = grants.held.entry(repo.names.namespace.clone()).or_default();
-            for r in repo.role.rules.iter().flatten() {
+            let rules = repo
+                .scale_set
+                .iter()
+                .flat_map(|s| s.role.rules.iter().flatten());
+            for r in rules {
                 if !held.contains(r) {
                     held.push(r.clone());
                 }
@@ -553,7 +557,14 @@ mod tests {
         let planned = &plan(&s).repositories[0];
         assert_eq!(
             g.held[&planned.names.namespace],
-            planned.role.rules.clone().unwrap()
+            planned
+                .scale_set
+                .as_ref()
+                .unwrap()
+                .role
+                .rules
+                .clone()
+                .unwrap()
         );
         for (resource, verb) in [
             ("roles", "patch"),

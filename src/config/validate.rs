@@ -404,6 +404,29 @@ fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repositor
                     ),
                 );
             }
+            // The group's runner and credentials are shared: one member's own
+            // would be every member's.
+            if let Some(RepositoryEntry::Detailed(o)) = config.repositories.get(member) {
+                if !o.kubernetes.extra_rules.is_empty() {
+                    p.add(
+                        &at,
+                        format!(
+                            "`{name}` has its own kubernetes.extraRules; in a group the runner's Role is \
+                             the group's, so they would be every member's runner's: move them to \
+                             kubernetes.extraRules or keep `{name}` on its own scale set"
+                        ),
+                    );
+                }
+                if o.kubernetes.github_credentials.is_some() {
+                    p.add(
+                        &at,
+                        format!(
+                            "`{name}` has its own kubernetes.githubCredentials; a group's scale set \
+                             registers at the organisation with kubernetes.githubCredentials"
+                        ),
+                    );
+                }
+            }
             members.push(member);
         }
         if index.contains_key(&folded(&group.name)) {

@@ -137,6 +137,93 @@ pub(super) fn check_values(
             return Err(format!("the `runner` container does not set {name}"));
         }
     }
+    if let Some(group) = &ctx.group {
+        check_group_values(&v, runner, group, ctx)?;
+    }
+    Ok(())
+}
+
+/// A group's scale set: at the organisation, in the group's runner group,
+/// every job in a container, the job-started hook on, and the hook template
+/// where the hook writes it (the runner container's own emptyDir).
+fn check_group_values(
+    v: &serde_yaml::Value,
+    runner: &serde_yaml::Value,
+    group: &str,
+    ctx: &Context,
+) -> std::result::Result<(), String> {
+    fn text(node: Option<&serde_yaml::Value>) -> Option<&str> {
+        node.and_then(serde_yaml::Value::as_str)
+    }
+    if text(v.get("runnerGroup")) != Some(group) {
+        return Err(format!(
+            "`runnerGroup` must be `{group}`: the runner group limits the scale set to the group's repositories"
+        ));
+    }
+    if text(v.get("githubConfigUrl")) != Some(ctx.config_url.as_str()) {
+        return Err(format!(
+            "`githubConfigUrl` must be the organisation's, `{}`",
+            ctx.config_url
+        ));
+    }
+    let env = |name: &str| {
+        runner
+            .get("env")
+            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(|env| {
+                env.iter()
+                    .rfind(|e| text(e.get("name")) == Some(name))
+                    .and_then(|e| text(e.get("value")))
+            })
+    };
+    for (name, want) in [
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+            ctx.hook_template_path.as_str(),
+        ),
+        ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true"),
+        (
+            "ACTIONS_RUNNER_HOOK_JOB_STARTED",
+            ctx.job_started_path.as_str(),
+        ),
+    ] {
+        if env(name) != Some(want) {
+            return Err(format!(
+                "the `runner` container must set {name} to `{want}` in a group's scale set"
+            ));
+        }
+    }
+    let mounted_empty_dir = v
+        .get("template")
+        .and_then(|t| t.get("spec"))
+        .and_then(|s| s.get("volumes"))
+        .and_then(serde_yaml::Value::as_sequence)
+        .is_some_and(|volumes| {
+            let name = runner
+                .get("volumeMounts")
+                .and_then(serde_yaml::Value::as_sequence)
+                .and_then(|mounts| {
+                    mounts
+                        .iter()
+                        .find(|m| text(m.get("mountPath")) == Some(ctx.job_template_dir.as_str()))
+                })
+                .and_then(|m| text(m.get("name")));
+            volumes.iter().any(|vol| {
+                text(vol.get("name")).is_some()
+                    && text(vol.get("name")) == name
+                    && vol.get("emptyDir").is_some()
+            })
+        });
+    if !mounted_empty_dir
+        || !ctx
+            .hook_template_path
+            .starts_with(&format!("{}/", ctx.job_template_dir))
+    {
+        return Err(format!(
+            "the `runner` container must mount an emptyDir of its own at {} and keep the hook template there:              a template anywhere the workflow pod writes would let a job choose its identity",
+            ctx.job_template_dir
+        ));
+    }
     Ok(())
 }
 

@@ -28,8 +28,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{
-    ChartName, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository, RunnerCredentials,
-    Settings,
+    ChartName, Group, Hooks, KubernetesConfig, Mode, PodSecurityLevel, Repository,
+    RunnerCredentials, Settings,
 };
 use crate::kvp;
 use crate::names::{self, RepoNames};
@@ -39,7 +39,7 @@ use crate::{Error, Result};
 pub use self::checks::check_hook_template;
 use self::checks::check_values;
 pub use self::group::member_hook_template;
-use self::hook::{RunnerConfig, job_started_script};
+use self::hook::{RunnerConfig, group_job_started_script, job_started_script};
 use self::iam::plan_iam_role;
 pub use self::iam::{
     TARGET_STATEMENT, apply_identity_requirements, target_trust_policy, trust_policy,
@@ -72,6 +72,10 @@ pub const IMAGE_JOB_STARTED: &str = "/opt/runner-identity/bin/job-started.sh";
 pub const RUNNER_CONFIG_KEY: &str = "runner-identity.yaml";
 /// ConfigMap key of the job-started hook script.
 pub const JOB_STARTED_KEY: &str = "job-started.sh";
+/// A group's runner container: its own `emptyDir`, where `job-started`
+/// writes the hook template of the job's repository (never under the work
+/// directory, which the workflow pod shares).
+pub const JOB_TEMPLATE_DIR: &str = "/run/runner-identity";
 /// Where the init container puts the `runner-identity` binary in the runner pod.
 pub const VERIFY_BIN_DIR: &str = "/opt/runner-identity/bin";
 
@@ -93,11 +97,28 @@ pub struct IamRolePlan {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The objects of one scale set: its runner ServiceAccount with the hooks'
+/// rights, the ConfigMap its runner pod mounts, and its Helm values. A
+/// repository on its own scale set has them; a group's are planned once,
+/// with its first member.
+#[derive(Debug, Clone)]
+pub struct ScaleSetPlan {
+    pub runner_service_account: ServiceAccount,
+    pub role: Role,
+    pub role_binding: RoleBinding,
+    /// The hook template (on a repository's own scale set), the runner
+    /// pod's configuration and its job-started script.
+    pub config_map: ConfigMap,
+    /// Rendered gha-runner-scale-set values (YAML text, comments kept).
+    pub values: String,
+}
+
 /// Everything planned for one repository.
 #[derive(Debug, Clone)]
 pub struct RepoPlan {
     pub names: RepoNames,
-    /// Only when the repository owns its namespace.
+    /// Only when the repository (or its group) owns its namespace, with the
+    /// first repository planned into it.
     pub namespace: Option<Namespace>,
     /// Denies egress to the instance metadata service in the namespace
     /// (`kubernetes.blockInstanceMetadata`; one per namespace).
@@ -105,16 +126,17 @@ pub struct RepoPlan {
     /// The guard of a shared namespace (`kubernetes.sharedNamespace`; with
     /// the first repository planned into it).
     pub admission_policy: Option<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)>,
-    pub runner_service_account: ServiceAccount,
+    /// The scale set that runs the repository's jobs: its own, or its
+    /// group's when it is the group's first member; `None` for the group's
+    /// other members.
+    pub scale_set: Option<ScaleSetPlan>,
     pub job_service_account: ServiceAccount,
-    pub role: Role,
-    pub role_binding: RoleBinding,
-    pub hook_template: ConfigMap,
+    /// The hook template the repository's workflow pods start with: in the
+    /// scale set's ConfigMap, or (in a group) the one `job-started` writes.
+    pub job_template: String,
     /// The scale set's GitHub credentials (`githubConfigSecret`), when
     /// runner-identity manages them ([`Planner::with_credentials`]).
     pub github_secret: Option<Secret>,
-    /// Rendered gha-runner-scale-set values (YAML text, comments kept).
-    pub values: String,
     pub iam_role: IamRolePlan,
 }
 
@@ -127,13 +149,15 @@ pub fn hook_template_key(chart: ChartName) -> &'static str {
 }
 
 impl RepoPlan {
-    /// The rendered hook template (under the key its chart reads).
+    /// The rendered hook template of the repository's workflow pods.
     pub fn hook_template_text(&self) -> Option<&str> {
-        let data = self.hook_template.data.as_ref()?;
-        [HOOK_TEMPLATE_KEY, EXTENSION_KEY]
-            .iter()
-            .find_map(|k| data.get(*k))
-            .map(String::as_str)
+        Some(&self.job_template)
+    }
+
+    /// The Helm values of the repository's own scale set, or of its group's
+    /// (with the group's first member).
+    pub fn values(&self) -> Option<&str> {
+        self.scale_set.as_ref().map(|s| s.values.as_str())
     }
 }
 

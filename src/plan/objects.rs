@@ -269,11 +269,15 @@ impl RepoPlan {
         if let Some(policy) = &self.network_policy {
             out.push(Object::NetworkPolicy(policy));
         }
-        out.push(Object::ServiceAccount(&self.runner_service_account));
+        if let Some(s) = &self.scale_set {
+            out.push(Object::ServiceAccount(&s.runner_service_account));
+        }
         out.push(Object::ServiceAccount(&self.job_service_account));
-        out.push(Object::Role(&self.role));
-        out.push(Object::RoleBinding(&self.role_binding));
-        out.push(Object::ConfigMap(&self.hook_template));
+        if let Some(s) = &self.scale_set {
+            out.push(Object::Role(&s.role));
+            out.push(Object::RoleBinding(&s.role_binding));
+            out.push(Object::ConfigMap(&s.config_map));
+        }
         if let Some(secret) = &self.github_secret {
             out.push(Object::Secret(secret));
         }

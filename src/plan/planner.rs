@@ -13,6 +13,8 @@ pub struct Planner<'a> {
     names: Vec<RepoNames>,
     /// Per repository: the first planned into its namespace.
     first_in_namespace: Vec<bool>,
+    /// Per repository: its group (an index into `settings.groups`).
+    group_of: Vec<Option<usize>>,
     /// The runner ServiceAccounts of each shared namespace.
     shared: BTreeMap<String, BTreeMap<String, String>>,
     /// The GitHub credentials of the scale sets, by `owner/name`.
@@ -25,16 +27,41 @@ impl<'a> Planner<'a> {
     /// Checks what spans repositories; refuses colliding names and a shared
     /// namespace that is not opted into.
     pub fn new(settings: &'a Settings, templates: &'a Templates) -> Result<Planner<'a>> {
+        let mut group_of = vec![None; settings.repositories.len()];
+        for (g, group) in settings.groups.iter().enumerate() {
+            for &m in &group.members {
+                if let Some(slot) = group_of.get_mut(m) {
+                    *slot = Some(g);
+                }
+            }
+        }
         let names: Vec<RepoNames> = settings
             .repositories
             .iter()
-            .map(|r| RepoNames::new(settings, r))
+            .zip(&group_of)
+            .map(|(r, g)| match g.and_then(|g| settings.groups.get(g)) {
+                Some(group) => RepoNames::group_member(settings, &group.name, r),
+                None => RepoNames::new(settings, r),
+            })
             .collect();
         refuse_groups(settings)?;
         refuse_system_namespaces(settings, &names)?;
         names::check_collisions(&names)?;
+        for group in &settings.groups {
+            let members: Vec<RepoNames> = group
+                .members
+                .iter()
+                .filter_map(|&m| names.get(m).cloned())
+                .collect();
+            names::check_group_collisions(&group.name, &members)?;
+        }
+        // A group's members share its runner: one runner per namespace.
         let mut by_namespace: BTreeMap<&str, Vec<&RepoNames>> = BTreeMap::new();
-        for n in &names {
+        let mut groups_seen = std::collections::BTreeSet::new();
+        for n in names
+            .iter()
+            .filter(|n| n.group.as_ref().is_none_or(|g| groups_seen.insert(g)))
+        {
             by_namespace
                 .entry(n.namespace.as_str())
                 .or_default()
@@ -63,6 +90,7 @@ impl<'a> Planner<'a> {
             templates,
             names,
             first_in_namespace,
+            group_of,
             shared,
             credentials: None,
             runner_config: RunnerConfig::new(settings)?,
@@ -142,9 +170,19 @@ impl Planner<'_> {
                 let meta = metadata(settings, repo, names, "");
                 admission::guard(&names.namespace, runners, meta)
             });
-        let mut plan = self.plan_repository(repo, names.clone(), first, checks)?;
+        let group = self
+            .group_of
+            .get(index)
+            .copied()
+            .flatten()
+            .and_then(|g| settings.groups.get(g));
+        let mut plan = self.plan_repository(repo, names.clone(), group, first, checks)?;
         plan.admission_policy = guard;
-        if let Some(data) = self.credentials.and_then(|c| c.get(&plan.names.repository)) {
+        if let Some(data) = self
+            .credentials
+            .and_then(|c| c.get(&plan.names.repository))
+            .filter(|_| plan.scale_set.is_some())
+        {
             plan.github_secret = Some(objects::github_secret(settings, repo, &plan.names, data));
         }
         Ok(Cow::Owned(plan))
@@ -156,6 +194,7 @@ impl Planner<'_> {
         &self,
         repo: &Repository,
         names: RepoNames,
+        group: Option<&Group>,
         first_in_namespace: bool,
         checks: OutputChecks,
     ) -> Result<RepoPlan> {
@@ -163,11 +202,16 @@ impl Planner<'_> {
         let cfg = &settings.config;
         let ctx = context(settings, repo, &names);
         let meta = |name: &str| metadata(settings, repo, &names, name);
+        // What the repository shares with its group's members is the group's.
+        let shared_meta = |name: &str| match group {
+            Some(group) => group_metadata(settings, group, &names, name),
+            None => meta(name),
+        };
 
-        let namespace = names.own_namespace.then(|| {
+        let namespace = (names.own_namespace && first_in_namespace).then(|| {
             let mut metadata = ObjectMeta {
                 namespace: None,
-                ..meta(&names.namespace)
+                ..shared_meta(&names.namespace)
             };
             if let Some(level) = cfg.kubernetes.pod_security {
                 metadata
@@ -181,11 +225,7 @@ impl Planner<'_> {
             }
         });
         let network_policy = (cfg.kubernetes.block_instance_metadata && first_in_namespace)
-            .then(|| instance_metadata_policy(meta(METADATA_POLICY)));
-        let runner_service_account = ServiceAccount {
-            metadata: meta(&names.runner_service_account),
-            ..Default::default()
-        };
+            .then(|| instance_metadata_policy(shared_meta(METADATA_POLICY)));
         let mut job_meta = meta(&names.job_service_account);
         if cfg.aws.mode == Mode::Irsa {
             let irsa = &cfg.kubernetes.irsa;
@@ -211,9 +251,68 @@ impl Planner<'_> {
             automount_service_account_token: Some(false),
             ..Default::default()
         };
+
+        let job_template = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
+        if checks == OutputChecks::Run {
+            check_hook_template(&job_template, &names).map_err(|message| {
+                Error::TemplateOutput {
+                    template: templates.describe(templates::HOOK_TEMPLATE),
+                    repository: names.repository.clone(),
+                    message,
+                }
+            })?;
+        }
+        let scale_set = match group {
+            None => Some(self.plan_scale_set(repo, &names, None, &job_template, checks)?),
+            Some(group) if first_in_namespace => {
+                Some(self.plan_scale_set(repo, &names, Some(group), &job_template, checks)?)
+            }
+            Some(_) => None,
+        };
+
+        let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
+        Ok(RepoPlan {
+            names,
+            namespace,
+            network_policy,
+            admission_policy: None,
+            scale_set,
+            job_service_account,
+            job_template,
+            github_secret: None,
+            iam_role,
+        })
+    }
+
+    /// The scale set of `repo` alone, or of `group` (planned with its first
+    /// member, `repo`).
+    fn plan_scale_set(
+        &self,
+        repo: &Repository,
+        names: &RepoNames,
+        group: Option<&Group>,
+        job_template: &str,
+        checks: OutputChecks,
+    ) -> Result<ScaleSetPlan> {
+        let (settings, templates) = (self.settings, self.templates);
+        let cfg = &settings.config;
+        let meta = |name: &str| match group {
+            Some(group) => group_metadata(settings, group, names, name),
+            None => metadata(settings, repo, names, name),
+        };
+        let runner_service_account = ServiceAccount {
+            metadata: meta(&names.runner_service_account),
+            ..Default::default()
+        };
+        // A member's own extra rules are refused (validation): the group's
+        // runner holds only the global ones.
+        let extra_rules = match group {
+            Some(_) => &cfg.kubernetes.extra_rules,
+            None => &repo.extra_rules,
+        };
         let role = Role {
             metadata: meta(&names.role),
-            rules: Some(role_rules(cfg.kubernetes.hooks, &repo.extra_rules)),
+            rules: Some(role_rules(cfg.kubernetes.hooks, extra_rules)),
         };
         let role_binding = RoleBinding {
             metadata: meta(&names.role),
@@ -230,32 +329,43 @@ impl Planner<'_> {
             }]),
         };
 
-        let hook_text = templates.render(templates::HOOK_TEMPLATE, &ctx)?;
-        if checks == OutputChecks::Run {
-            check_hook_template(&hook_text, &names).map_err(|message| Error::TemplateOutput {
-                template: templates.describe(templates::HOOK_TEMPLATE),
-                repository: names.repository.clone(),
-                message,
-            })?;
-        }
         let chart = cfg.kubernetes.chart.name;
-        let mut data = BTreeMap::from([(hook_template_key(chart).to_owned(), hook_text)]);
         let hook = &cfg.kubernetes.verify_runner;
-        let mut ctx = ctx;
-        if ctx.verify_runner {
-            let runner_config = self.runner_config.render(repo)?;
-            match chart {
-                // The runner container mounts the whole ConfigMap.
-                ChartName::Classic => {
-                    data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
-                    data.insert(JOB_STARTED_KEY.to_owned(), job_started_script(hook.strict));
+        let mut ctx = context(settings, repo, names);
+        let mut data = BTreeMap::new();
+        match group {
+            Some(group) => {
+                // No template in the ConfigMap: job-started writes the job's
+                // repository's into the runner's own emptyDir.
+                ctx = group_context(settings, group, ctx);
+                data.insert(
+                    RUNNER_CONFIG_KEY.to_owned(),
+                    self.runner_config.render_group(settings, group)?,
+                );
+                data.insert(JOB_STARTED_KEY.to_owned(), group_job_started_script());
+            }
+            None => {
+                data.insert(hook_template_key(chart).to_owned(), job_template.to_owned());
+                if ctx.verify_runner {
+                    let runner_config = self.runner_config.render(repo)?;
+                    match chart {
+                        // The runner container mounts the whole ConfigMap.
+                        ChartName::Classic => {
+                            data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
+                            data.insert(
+                                JOB_STARTED_KEY.to_owned(),
+                                job_started_script(hook.strict),
+                            );
+                        }
+                        // The chart mounts the `extension` key alone: the
+                        // configuration goes in a variable, the script is in
+                        // the runner image.
+                        ChartName::Experimental => ctx.runner_config = runner_config,
+                    }
                 }
-                // The chart mounts the `extension` key alone: the configuration
-                // goes in a variable, the script is in the runner image.
-                ChartName::Experimental => ctx.runner_config = runner_config,
             }
         }
-        let hook_template = ConfigMap {
+        let config_map = ConfigMap {
             metadata: meta(&names.config_map),
             data: Some(data),
             ..Default::default()
@@ -267,28 +377,60 @@ impl Planner<'_> {
         };
         let values = templates.render(values_template, &ctx)?;
         if checks == OutputChecks::Run {
-            check_values(&values, &names, &ctx).map_err(|message| Error::TemplateOutput {
+            check_values(&values, names, &ctx).map_err(|message| Error::TemplateOutput {
                 template: templates.describe(values_template),
-                repository: names.repository.clone(),
+                repository: group
+                    .map_or_else(|| names.repository.clone(), |g| format!("group {}", g.name)),
                 message,
             })?;
         }
-
-        let iam_role = plan_iam_role(settings, templates, repo, &names, &ctx, checks)?;
-        Ok(RepoPlan {
-            names,
-            namespace,
+        Ok(ScaleSetPlan {
             runner_service_account,
-            job_service_account,
             role,
             role_binding,
-            hook_template,
-            network_policy,
-            admission_policy: None,
-            github_secret: None,
+            config_map,
             values,
-            iam_role,
         })
+    }
+}
+
+/// The metadata of what a group's members share (namespace, runner, Role,
+/// ConfigMap, credentials): the ownership labels, the group's label and
+/// annotation, the global labels and annotations, and no repository's.
+pub(super) fn group_metadata(
+    settings: &Settings,
+    group: &Group,
+    names: &RepoNames,
+    name: &str,
+) -> ObjectMeta {
+    let k8s = &settings.config.kubernetes;
+    let mut labels = k8s.labels.clone();
+    labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
+    labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
+    labels.insert(kvp::GROUP_LABEL.into(), group.name.clone());
+    let mut annotations = k8s.annotations.clone();
+    annotations.insert(kvp::GROUP_ANNOTATION.into(), group.name.clone());
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..Default::default()
+    }
+}
+
+/// A group's scale set: registered at the organisation (every member's
+/// jobs reach it, through the group's runner group), its hook template in
+/// the runner's own emptyDir, job-started always on.
+fn group_context(settings: &Settings, group: &Group, ctx: Context) -> Context {
+    Context {
+        repository: format!("group {}", group.name),
+        config_url: format!("{}/{}", settings.github_url, settings.config.github.owner),
+        group: Some(group.name.clone()),
+        hook_template_path: format!("{JOB_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
+        verify_runner: true,
+        job_started_path: format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+        ..ctx
     }
 }
 
@@ -377,5 +519,7 @@ pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames)
         },
         work_volume_size: cfg.kubernetes.work_volume_size.clone(),
         work_volume_storage_class: cfg.kubernetes.work_volume_storage_class.clone(),
+        group: None,
+        job_template_dir: JOB_TEMPLATE_DIR.to_owned(),
     }
 }

@@ -4,22 +4,44 @@
 
 use super::*;
 
-/// Grouped scale sets are validated, not yet planned: `plan` refuses them
-/// rather than planning each member as a scale set of its own, which is not
-/// what the configuration asks for.
+/// What grouped scale sets cannot be planned with yet: the experimental
+/// chart (it mounts the hook template from a ConfigMap and cannot mount the
+/// runner container's own emptyDir, where job-started writes it), and a
+/// namespace not named after the group (the group's namespace holds every
+/// member's job ServiceAccount, which its runner may start pods as).
 pub(super) fn refuse_groups(settings: &Settings) -> Result<()> {
-    match settings.groups.first() {
-        None => Ok(()),
-        Some(group) => Err(Error::ConfigInvalid {
-            path: settings.source.clone(),
-            field: "groups".into(),
-            message: format!(
-                "grouped scale sets (group `{}`) are validated but not planned by this version; \
-                 remove `groups:` to give each repository its own scale set",
+    let Some(group) = settings.groups.first() else {
+        return Ok(());
+    };
+    let k8s = &settings.config.kubernetes;
+    let refuse = |field: &str, message: String| Error::ConfigInvalid {
+        path: settings.source.clone(),
+        field: field.into(),
+        message,
+    };
+    if k8s.chart.name == ChartName::Experimental {
+        return Err(refuse(
+            "kubernetes.chart.name",
+            format!(
+                "group `{}`: grouped scale sets need gha-runner-scale-set; the experimental chart \
+                 mounts the hook template from a ConfigMap and cannot give the runner container the \
+                 emptyDir job-started writes each job's template to",
                 group.name
             ),
-        }),
+        ));
     }
+    if !k8s.namespace.contains("{repo}") {
+        return Err(refuse(
+            "kubernetes.namespace",
+            format!(
+                "group `{}`: `{}` has no {{repo}}, so the group would share a namespace; a group's \
+                 runner may start pods as any ServiceAccount of its namespace, so each group needs \
+                 its own (`gha-{{repo}}`, the default, names it after the group)",
+                group.name, k8s.namespace
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Namespaces no repository may use: the cluster's own, and ARC's

@@ -129,7 +129,14 @@ async fn hook_template_makes_a_pod_the_server_accepts_as_the_job_service_account
     ))
     .await;
     let repo = &repos[0];
-    let text = &repo.hook_template.data.as_ref().unwrap()[HOOK_TEMPLATE_KEY];
+    let text = &repo
+        .scale_set
+        .as_ref()
+        .unwrap()
+        .config_map
+        .data
+        .as_ref()
+        .unwrap()[HOOK_TEMPLATE_KEY];
     let template = check_hook_template(text, &repo.names).unwrap();
     let mut spec: PodSpec = template.spec.unwrap();
     spec.containers = vec![Container {

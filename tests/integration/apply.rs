@@ -985,8 +985,14 @@ async fn a_repository_gets_its_own_credentials_and_the_shared_ones_are_warned_ab
         .unwrap();
     let plan = plan_with_credentials(&settings, &credentials);
     // The runner's configuration names no credential source.
-    let runner_config = &plan.repositories[0].hook_template.data.as_ref().unwrap()
-        [runner_identity::plan::RUNNER_CONFIG_KEY];
+    let runner_config = &plan.repositories[0]
+        .scale_set
+        .as_ref()
+        .unwrap()
+        .config_map
+        .data
+        .as_ref()
+        .unwrap()[runner_identity::plan::RUNNER_CONFIG_KEY];
     assert!(
         !runner_config.contains("githubCredentials"),
         "{runner_config}"

@@ -121,6 +121,9 @@ async fn apply_runs_with_exactly_the_bootstrap_rights() {
         "serviceaccounts",
         "patch",
         plan.repositories[0]
+            .scale_set
+            .as_ref()
+            .unwrap()
             .runner_service_account
             .metadata
             .name
@@ -617,6 +620,9 @@ async fn the_bootstrap_identity_cannot_grant_itself_anything_outside_its_namespa
         "patch",
         Some(
             plan.repositories[0]
+                .scale_set
+                .as_ref()
+                .unwrap()
                 .runner_service_account
                 .metadata
                 .name
@@ -634,8 +640,19 @@ async fn the_bootstrap_identity_cannot_grant_itself_anything_outside_its_namespa
 
     // The attack: a Role named like the planned one with every right, and a
     // binding of it to the identity itself, written as apply writes (SSA).
-    let role_name = plan.repositories[0].role.metadata.name.clone().unwrap();
+    let role_name = plan.repositories[0]
+        .scale_set
+        .as_ref()
+        .unwrap()
+        .role
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     let binding_name = plan.repositories[0]
+        .scale_set
+        .as_ref()
+        .unwrap()
         .role_binding
         .metadata
         .name
@@ -698,6 +715,9 @@ async fn apply_names_a_namespace_it_was_not_granted_before_writing_anything() {
     grant(&name, &home, &bootstrap::apply_grants_of(&granted, false)).await;
     let client = as_account(&name, &home).await;
     let runner = granted.repositories[0]
+        .scale_set
+        .as_ref()
+        .unwrap()
         .runner_service_account
         .metadata
         .name

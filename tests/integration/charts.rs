@@ -73,7 +73,7 @@ fn config(case: &Case) -> TestConfig {
 }
 
 fn values(case: &Case) -> serde_yaml::Value {
-    serde_yaml::from_str(&config(case).plan().repositories[0].values).unwrap()
+    serde_yaml::from_str(config(case).plan().repositories[0].values().unwrap()).unwrap()
 }
 
 /// Every leaf of the values as a dotted path (list items under their list).
@@ -98,7 +98,7 @@ fn leaves(v: &serde_yaml::Value, path: &str, out: &mut Vec<String>) {
 fn values_of_every_flavour_and_chart_match_their_snapshots() {
     for case in &CASES {
         let plan = config(case).plan();
-        insta::assert_snapshot!(case.name, plan.repositories[0].values);
+        insta::assert_snapshot!(case.name, plan.repositories[0].values().unwrap());
     }
 }
 
@@ -133,7 +133,8 @@ fn the_runner_pod_has_the_fs_group_in_both_layouts() {
         assert_eq!(fs_group.as_i64(), Some(123), "{}", case.name);
     }
     let custom = config(&CASES[0]).with(|c| c.kubernetes.runner_fs_group = 2000);
-    let v: serde_yaml::Value = serde_yaml::from_str(&custom.plan().repositories[0].values).unwrap();
+    let v: serde_yaml::Value =
+        serde_yaml::from_str(custom.plan().repositories[0].values().unwrap()).unwrap();
     assert_eq!(
         v["template"]["spec"]["securityContext"]["fsGroup"].as_i64(),
         Some(2000)
@@ -155,7 +156,8 @@ fn values_for_offline_rendering_carry_the_controller_service_account() {
             Some("arc-systems")
         );
         // The helm line pins the version the values were written for.
-        let text = &config(case).plan().repositories[0].values;
+        let plan = config(case).plan();
+        let text = plan.repositories[0].values().unwrap();
         assert!(
             text.contains(&format!(
                 "{} --version {}",
@@ -167,7 +169,7 @@ fn values_for_offline_rendering_carry_the_controller_service_account() {
     }
     let without = TestConfig::irsa("acme", &["api"], "https://oidc.example.com/id/X");
     let v: serde_yaml::Value =
-        serde_yaml::from_str(&without.plan().repositories[0].values).unwrap();
+        serde_yaml::from_str(without.plan().repositories[0].values().unwrap()).unwrap();
     assert!(v.get("controllerServiceAccount").is_none());
 }
 
@@ -191,7 +193,14 @@ fn the_experimental_chart_gets_its_own_layout_and_hook_wiring() {
             .is_none()
     );
     let plan = config(&CASES[3]).plan();
-    let data = plan.repositories[0].hook_template.data.as_ref().unwrap();
+    let data = plan.repositories[0]
+        .scale_set
+        .as_ref()
+        .unwrap()
+        .config_map
+        .data
+        .as_ref()
+        .unwrap();
     assert_eq!(data.keys().collect::<Vec<_>>(), ["extension"]);
     assert!(data["extension"].contains("serviceAccountName: \"gha-job\""));
 

@@ -317,30 +317,135 @@ fn plan_to_out_dir(config: &std::path::Path) -> (Ran, std::path::PathBuf) {
     (o, out)
 }
 
-#[test]
-fn grouped_scale_sets_are_refused_by_plan_until_they_are_planned() {
-    // A group is validated; planning each member as a scale set of its own
-    // would not be what the configuration asks for, so plan refuses it.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("grouped.yaml");
-    let text = crate::common::irsa_config("acme", &["api", "web"], "https://o.example/id/1")
-        .replace("  owner: acme\n", "  owner: acme\n  ownerId: 9\n")
-        .replace("  - api\n", "  - {name: api, id: 1}\n")
-        .replace("  - web\n", "  - {name: web, id: 2}\n");
+/// A configuration of `api` and `web` in group `platform`, plus `docs` on
+/// its own scale set; `extra` is appended.
+fn grouped_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    // `extra` goes under `kubernetes:`, the text's last block.
+    let config = dir.join("grouped.yaml");
+    let namespace = if extra.contains("sharedNamespace") {
+        "arc-runners"
+    } else {
+        "gha-{repo}"
+    };
+    let text =
+        crate::common::irsa_config("acme", &["api", "web", "docs"], "https://o.example/id/1")
+            .replace("\"{owner}-{repo}\"", namespace)
+            .replace("  owner: acme\n", "  owner: acme\n  ownerId: 9\n")
+            .replace("  - api\n", "  - {name: api, id: 1}\n")
+            .replace("  - web\n", "  - {name: web, id: 2}\n");
     std::fs::write(
         &config,
-        format!("{text}groups:\n  - name: platform\n    repositories: [api, web]\n"),
+        format!("{text}{extra}groups:\n  - name: platform\n    repositories: [api, web]\n"),
     )
     .unwrap();
-    let (o, out) = plan_to_out_dir(&config);
-    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    config
+}
+
+#[test]
+fn a_group_is_planned_as_one_scale_set_with_a_job_identity_per_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = plan_to_out_dir(&grouped_config(dir.path(), ""));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let kinds = |f: &str| -> Vec<(String, String, String)> {
+        serde_yaml::Deserializer::from_str(&read(f))
+            .map(|d| {
+                let v = <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap();
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (
+                    s("kind"),
+                    v["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    v["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let api = kinds("acme.api/manifests.yaml");
+    let web = kinds("acme.web/manifests.yaml");
+    let docs = kinds("acme.docs/manifests.yaml");
+    // The group's namespace and runner come once, with its first member.
     assert!(
-        o.stderr
-            .contains("grouped scale sets (group `platform`) are validated but not planned"),
-        "{}",
-        o.stderr
+        api.contains(&("Namespace".into(), String::new(), "gha-platform".into())),
+        "{api:?}"
     );
-    assert!(!out.exists(), "a refused plan writes nothing");
+    assert!(api.contains(&(
+        "ServiceAccount".into(),
+        "gha-platform".into(),
+        "gha-runner".into()
+    )));
+    assert!(api.iter().any(|k| k.0 == "Role") && api.iter().any(|k| k.0 == "ConfigMap"));
+    // Each member: its own job ServiceAccount in the group's namespace, and nothing else.
+    assert_eq!(web.len(), 1, "{web:?}");
+    assert_eq!(web[0].0, "ServiceAccount");
+    assert_eq!(web[0].1, "gha-platform");
+    let api_job: Vec<_> = api
+        .iter()
+        .filter(|k| k.0 == "ServiceAccount" && k.2 != "gha-runner")
+        .collect();
+    assert_eq!(api_job.len(), 1);
+    assert_ne!(api_job[0].2, web[0].2);
+    // A repository in no group keeps its own scale set and namespace.
+    assert!(
+        docs.contains(&("Namespace".into(), String::new(), "gha-docs".into())),
+        "{docs:?}"
+    );
+    // One scale set: values with the group's first member only.
+    assert!(!out.join("acme.web/values.yaml").exists());
+    let values: serde_yaml::Value = serde_yaml::from_str(&read("acme.api/values.yaml")).unwrap();
+    assert_eq!(
+        values["githubConfigUrl"].as_str(),
+        Some("https://github.com/acme")
+    );
+    assert_eq!(values["runnerGroup"].as_str(), Some("platform"));
+    let runner = &values["template"]["spec"]["containers"][0];
+    let env = |name: &str| {
+        runner["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .map(|e| e["value"].as_str().unwrap().to_owned())
+    };
+    let template = env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE").unwrap();
+    assert!(!template.starts_with("/home/runner/_work"), "{template}");
+    assert_eq!(
+        env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").as_deref(),
+        Some("true")
+    );
+    assert!(env("ACTIONS_RUNNER_HOOK_JOB_STARTED").is_some());
+    // Each member's template names its own job ServiceAccount.
+    for (folder, job) in [("acme.api", &api_job[0].2), ("acme.web", &web[0].2)] {
+        let t = read(&format!("{folder}/hook-template.yaml"));
+        assert!(t.contains(&format!("serviceAccountName: \"{job}\"")), "{t}");
+    }
+    // Trust: each member's role trusts its own job ServiceAccount only.
+    let trust = read("acme.web/trust-policy.json");
+    assert!(
+        trust.contains(&format!("system:serviceaccount:gha-platform:{}", web[0].2)),
+        "{trust}"
+    );
+    assert!(!trust.contains(&api_job[0].2));
+}
+
+#[test]
+fn a_group_is_refused_where_it_cannot_be_built() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, says) in [
+        (
+            "  chart: {name: gha-runner-scale-set-experimental, version: 0.14.2}\n",
+            "grouped scale sets need gha-runner-scale-set",
+        ),
+        ("  sharedNamespace: true\n", "has no {repo}"),
+    ] {
+        let config = grouped_config(dir.path(), extra);
+        let (o, out) = plan_to_out_dir(&config);
+        assert_eq!(o.code, Some(2), "{extra}: {}", o.stderr);
+        assert!(o.stderr.contains(says), "{extra}: {}", o.stderr);
+        assert!(!out.exists(), "a refused plan writes nothing");
+    }
 }
 
 #[test]
@@ -509,7 +614,10 @@ fn action_yml_dockerfile_and_the_binary_agree() {
         "https://x.example/id/1",
     ))
     .repositories[0]
-        .hook_template
+        .scale_set
+        .as_ref()
+        .unwrap()
+        .config_map
         .data
         .as_ref()
         .unwrap()[runner_identity::plan::HOOK_TEMPLATE_KEY]

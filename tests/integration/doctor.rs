@@ -904,7 +904,7 @@ async fn an_apply_identity_that_may_escalate_in_every_namespace_is_named() {
         serde_json::from_value(json!({
             "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
             "verbs": ["escalate", "bind"],
-            "resourceNames": [plan.repositories[0].role.metadata.name],
+            "resourceNames": [plan.repositories[0].scale_set.as_ref().unwrap().role.metadata.name],
         }))
         .unwrap(),
     );

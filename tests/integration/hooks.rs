@@ -248,20 +248,16 @@ async fn the_real_hooks_start_the_workflow_pod_as_the_planned_job_service_accoun
     }
 }
 
-/// A grouped scale set (in progress: `plan` does not build one yet, so the
-/// test puts the group's objects together from the product's parts): one
-/// runner ServiceAccount with the hooks' rights, as `apply` makes it for a
-/// repository named like the group, and each member's job ServiceAccount,
-/// named by `RepoNames::group_member`. For each member, `job-started` (the
-/// built binary, in the runner's environment) writes the template, and the
-/// real hooks v0.7.0 start that member's workflow pod as its own job
+/// A grouped scale set, planned and applied by the product: one runner
+/// ServiceAccount with the hooks' rights in the group's namespace, and each
+/// member's job ServiceAccount. For each member, `job-started` (the built
+/// binary, in the runner's environment, reading the configuration the
+/// planned ConfigMap gives the runner pod) writes the template, and the real
+/// hooks v0.7.0 start that member's workflow pod as its own job
 /// ServiceAccount. A repository outside the group is refused (exit 1): the
 /// previous job's template is gone, none is written.
 #[tokio::test]
 async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use runner_identity::names::RepoNames;
-
     let admin = admin_client().await;
     let owner = unique("gr");
     let group = "platform";
@@ -275,42 +271,38 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         .replace("  - web\n", "  - {name: web, id: 902}\n");
     let text = format!("{base}groups:\n  - name: {group}\n    repositories: [api, web]\n");
     let settings = settings(&text);
-
-    // The runner side: what apply makes for one scale set named `platform`.
-    let runner_side = TestConfig::irsa(&owner, &[group], &stack_issuer()).plan();
-    apply_plan(&admin, &runner_side, false).await;
-    let shared = &runner_side.repositories[0].names;
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &shared.namespace);
-    let members: Vec<RepoNames> = settings.groups[0]
-        .members
-        .iter()
-        .map(|&i| RepoNames::group_member(&settings, group, &settings.repositories[i]))
-        .collect();
-    for n in &members {
-        assert_eq!(
-            (n.namespace.as_str(), n.runner_service_account.as_str()),
-            (
-                shared.namespace.as_str(),
-                shared.runner_service_account.as_str()
-            ),
-            "a member's runner side is the group's"
-        );
-        let sa: ServiceAccount = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": n.job_service_account,
-                         "annotations": {"eks.amazonaws.com/role-arn": n.iam_role_arn}},
-            "automountServiceAccountToken": false
-        }))
-        .unwrap();
-        sas.create(&PostParams::default(), &sa).await.unwrap();
-    }
+    let plan = runner_identity::plan::plan(
+        &settings,
+        &runner_identity::templates::Templates::load(None).unwrap(),
+    )
+    .unwrap();
+    apply_plan(&admin, &plan, false).await;
+    let members: Vec<&runner_identity::names::RepoNames> =
+        plan.repositories[..2].iter().map(|r| &r.names).collect();
+    let shared = members[0];
+    assert_eq!(members[1].namespace, shared.namespace);
+    assert_eq!(
+        members[1].runner_service_account,
+        shared.runner_service_account
+    );
     assert_ne!(
         members[0].job_service_account,
         members[1].job_service_account
     );
+    // The configuration the runner pod mounts: the group's members alone.
+    let cm: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), &shared.namespace);
+    let mounted = cm.get(&shared.config_map).await.unwrap().data.unwrap();
+    let runner_config = &mounted[runner_identity::plan::RUNNER_CONFIG_KEY];
+    assert!(!runner_config.contains("docs"), "{runner_config}");
+    assert!(
+        !mounted.contains_key(runner_identity::plan::HOOK_TEMPLATE_KEY),
+        "a group's template is written per job, never mounted"
+    );
 
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("runner-identity.yaml");
-    std::fs::write(&config, &text).unwrap();
+    std::fs::write(&config, runner_config).unwrap();
     // The runner container's own emptyDir, and its work directory.
     let own = work.path().join("hook");
     std::fs::create_dir(&own).unwrap();
@@ -344,6 +336,12 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
             ran.stdout.contains(&n.job_service_account),
             "{}",
             ran.stdout
+        );
+        // What it wrote is what plan shows for the member.
+        let planned = plan.repositories.iter().find(|r| &r.names == *n).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&template).unwrap(),
+            planned.job_template
         );
         let runner = format!("{group}-runner-{repository}");
         let runner_pod: Pod = serde_json::from_value(serde_json::json!({

@@ -236,7 +236,14 @@ fn the_runner_config_map_carries_this_repository_only_and_the_same_names() {
     let config = TestConfig::irsa("acme", &["app", "other"], "https://oidc.example.com/id/X");
     let plan = config.plan();
     for repo in &plan.repositories {
-        let data = repo.hook_template.data.as_ref().unwrap();
+        let data = repo
+            .scale_set
+            .as_ref()
+            .unwrap()
+            .config_map
+            .data
+            .as_ref()
+            .unwrap();
         let runner =
             runner_identity::config::parse(&data[RUNNER_CONFIG_KEY], Path::new("cm")).unwrap();
         assert_eq!(runner.repositories.len(), 1, "{}", data[RUNNER_CONFIG_KEY]);
@@ -245,16 +252,35 @@ fn the_runner_config_map_carries_this_repository_only_and_the_same_names() {
         assert!(data[JOB_STARTED_KEY].contains(
             "exec /opt/runner-identity/bin/runner-identity verify runner --config /etc/runner-identity/runner-identity.yaml"
         ));
-        assert!(repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
+        assert!(
+            repo.values()
+                .unwrap()
+                .contains("ACTIONS_RUNNER_HOOK_JOB_STARTED")
+        );
     }
     // Turned off: no hook, no init container, the ConfigMap holds the template only.
     let off = config
         .with(|c| c.kubernetes.verify_runner.enabled = false)
         .plan();
     let repo = &off.repositories[0];
-    assert_eq!(repo.hook_template.data.as_ref().unwrap().len(), 1);
-    assert!(!repo.values.contains("ACTIONS_RUNNER_HOOK_JOB_STARTED"));
-    assert!(!repo.values.contains("initContainers"));
+    assert_eq!(
+        repo.scale_set
+            .as_ref()
+            .unwrap()
+            .config_map
+            .data
+            .as_ref()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        !repo
+            .values()
+            .unwrap()
+            .contains("ACTIONS_RUNNER_HOOK_JOB_STARTED")
+    );
+    assert!(!repo.values().unwrap().contains("initContainers"));
 }
 
 #[tokio::test]
@@ -331,7 +357,8 @@ async fn the_experimental_charts_runner_image_runs_verify_runner_from_its_variab
     .await;
     let n = &f.plan.repositories[0].names;
     // The runner container's variables, as the chart passes runner.env.
-    let values: serde_yaml::Value = serde_yaml::from_str(&f.plan.repositories[0].values).unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(f.plan.repositories[0].values().unwrap()).unwrap();
     let env: std::collections::BTreeMap<String, String> = values["runner"]["env"]
         .as_sequence()
         .unwrap()
