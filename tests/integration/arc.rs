@@ -184,6 +184,155 @@ async fn arc_crds_are_served_as_shipped_and_store_the_rendered_runner_set() {
     assert_eq!(stored["spec"]["runnerGroup"], json!(""));
 }
 
+#[test]
+fn the_arc_test_data_is_what_its_readme_lists() {
+    use sha2::Digest;
+    let readme = std::fs::read_to_string(arc_data("README.md")).unwrap();
+    let listed: Vec<(&str, &str)> = readme
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .filter(|(sum, _)| sum.len() == 64 && sum.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect();
+    assert!(listed.len() >= 15, "{listed:?}");
+    for (sum, file) in listed {
+        let bytes = std::fs::read(arc_data(file)).unwrap();
+        let got: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, sum, "{file} is not the file the README lists");
+    }
+}
+
+/// The real chart (0.10.1 and 0.14.2) with the values `plan` writes for a
+/// group: the scale set is the organisation's, in the group's runner group,
+/// and its runner container runs job-started before every job, requires a
+/// job container, and reads the hook template from its own emptyDir, which
+/// no other mount (the work volume the workflow pod shares) reaches.
+#[tokio::test]
+async fn the_real_chart_renders_a_group_scale_set_that_keeps_the_template_to_itself() {
+    let planned = crate::common::plan_text(
+        &std::fs::read_to_string(root().join("examples/grouped-irsa.yaml")).unwrap(),
+    );
+    let values = planned.repositories[0].values().unwrap();
+    assert_eq!(
+        values,
+        std::fs::read_to_string(arc_data(
+            "rendered/runner-identity-group-platform.values.yaml"
+        ))
+        .unwrap(),
+        "the values changed: render tests/data/arc/rendered/*-group.yaml again (its README)"
+    );
+    let admin = admin_client().await;
+    install_arc_crds(&admin).await;
+    let ns = unique("arcg");
+    create_namespace(&ns).await;
+    for file in ["rendered/0.14.2-group.yaml", "rendered/0.10.1-group.yaml"] {
+        let docs = yaml_documents(file);
+        // With the planned runner ServiceAccount, the chart makes no
+        // ServiceAccount of its own.
+        assert!(
+            !docs.iter().any(|d| d["kind"] == "ServiceAccount"),
+            "{file}"
+        );
+        let mut set = docs
+            .into_iter()
+            .find(|d| d["kind"] == "AutoscalingRunnerSet")
+            .unwrap();
+        let spec = &set["spec"];
+        assert_eq!(spec["githubConfigUrl"], "https://github.com/acme", "{file}");
+        assert_eq!(spec["runnerGroup"], "platform", "{file}");
+        let pod = &spec["template"]["spec"];
+        let runner = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "runner")
+            .unwrap();
+        let env: Vec<(&str, &str)> = runner["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap(),
+                    e["value"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        let only = |name: &str| {
+            let found: Vec<&str> = env.iter().filter(|e| e.0 == name).map(|e| e.1).collect();
+            assert_eq!(found.len(), 1, "{file}: {name} in {env:?}");
+            found[0].to_owned()
+        };
+        assert_eq!(only("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"), "true");
+        assert_eq!(
+            only("ACTIONS_RUNNER_CONTAINER_HOOKS"),
+            "/home/runner/k8s/index.js"
+        );
+        let script = only("ACTIONS_RUNNER_HOOK_JOB_STARTED");
+        let template = only("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE");
+        // The mount holding the template, and what backs it.
+        let mounts = runner["volumeMounts"].as_array().unwrap();
+        let holding = |path: &str| {
+            mounts
+                .iter()
+                .filter(|m| path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+                .collect::<Vec<_>>()
+        };
+        let template_mounts = holding(&template);
+        assert_eq!(
+            template_mounts.len(),
+            1,
+            "{file}: {template} under {mounts:?}"
+        );
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == template_mounts[0]["name"])
+            .unwrap();
+        assert!(volume.get("emptyDir").is_some(), "{file}: {volume}");
+        assert!(
+            template_mounts[0]
+                .get("readOnly")
+                .is_none_or(|r| r == false)
+        );
+        // The work volume, which the workflow pod shares, is mounted elsewhere.
+        let work = mounts.iter().find(|m| m["name"] == "work").unwrap();
+        assert!(!template.starts_with(work["mountPath"].as_str().unwrap()));
+        assert_eq!(
+            mounts
+                .iter()
+                .filter(|m| m["name"] == template_mounts[0]["name"])
+                .count(),
+            1
+        );
+        // The script comes from the read-only ConfigMap mount.
+        let script_mounts = holding(&script);
+        assert_eq!(script_mounts.len(), 1, "{file}");
+        assert_eq!(script_mounts[0]["readOnly"], true);
+        // The local API server stores it as rendered.
+        set["metadata"]["namespace"] = json!(ns);
+        set["metadata"]["name"] = json!(format!("platform-{}", &file[9..15]).replace('.', "-"));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(set.clone()).unwrap(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let stored = serde_json::to_value(created).unwrap();
+        assert_eq!(stored["spec"]["runnerGroup"], "platform");
+        assert_eq!(
+            stored["spec"]["template"]["spec"]["volumes"],
+            set["spec"]["template"]["spec"]["volumes"]
+        );
+    }
+}
+
 /// The paths where `a` and `b` differ; numbers compare by value (YAML's `0`
 /// and the server's `0.0` are one number).
 fn differ(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
