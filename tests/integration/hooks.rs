@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use runner_identity::config::Hooks;
+use runner_identity::policy::{Decision, WebIdentityRequest};
 use sha2::Digest;
 
 use crate::common::cli::ri;
@@ -248,6 +249,23 @@ async fn the_real_hooks_start_the_workflow_pod_as_the_planned_job_service_accoun
     }
 }
 
+/// The decision of the product's evaluator on a web-identity request of
+/// the stack's issuer, subject `sub` (the provider of account 111122223333).
+fn trusts(policy: &serde_json::Value, sub: &str) -> Decision {
+    let issuer = stack_issuer();
+    let issuer = issuer.trim_start_matches("https://");
+    let provider_arn = format!("arn:aws:iam::111122223333:oidc-provider/{issuer}");
+    runner_identity::policy::evaluate_web_identity(
+        policy,
+        &WebIdentityRequest {
+            provider_arn: &provider_arn,
+            issuer,
+            sub,
+            aud: "sts.amazonaws.com",
+        },
+    )
+}
+
 /// A grouped scale set, planned and applied by the product: one runner
 /// ServiceAccount with the hooks' rights in the group's namespace, and each
 /// member's job ServiceAccount. For each member, `job-started` (the built
@@ -377,15 +395,57 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         let pod = named_pod(&pods, &format!("{runner}-workflow"), &mut hook).await;
         hook.kill().ok();
         hook.wait().ok();
+        let account = pod.spec.unwrap().service_account_name.unwrap();
         assert_eq!(
-            pod.spec.unwrap().service_account_name.as_deref(),
-            Some(n.job_service_account.as_str()),
+            account, n.job_service_account,
             "{repository}'s workflow pod"
         );
+        // A token of the workflow pod's ServiceAccount: its own member's role
+        // trusts it, the other member's does not.
+        let token = service_account_token(
+            &admin,
+            &shared.namespace,
+            &account,
+            Some("sts.amazonaws.com"),
+        )
+        .await;
+        let sub = jwt_claims(&token)["sub"].as_str().unwrap().to_owned();
+        for other in &plan.repositories[..2] {
+            let decision = trusts(&other.iam_role.trust_policy, &sub);
+            if &other.names == *n {
+                assert_eq!(decision, Decision::Allowed(0), "{sub} by its own role");
+            } else {
+                assert!(
+                    matches!(decision, Decision::NotAllowed(_)),
+                    "{sub} by {}'s role: {decision:?}",
+                    other.names.repository
+                );
+            }
+        }
         assert_eq!(
             pod.metadata.annotations.unwrap_or_default()["runner-identity.dev/repository"],
             n.repository
         );
+    }
+
+    // The group's runner is no member's identity.
+    let runner_sub = jwt_claims(
+        &service_account_token(
+            &admin,
+            &shared.namespace,
+            &shared.runner_service_account,
+            Some("sts.amazonaws.com"),
+        )
+        .await,
+    )["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for member in &plan.repositories[..2] {
+        assert!(matches!(
+            trusts(&member.iam_role.trust_policy, &runner_sub),
+            Decision::NotAllowed(_)
+        ));
     }
 
     // Outside the group, or a member's name under another id (the name
