@@ -157,6 +157,42 @@ impl RepoNames {
     }
 }
 
+/// The names of every repository of `settings`, in order: a group's
+/// members' as [`RepoNames::group_member`], the others' as [`RepoNames::new`].
+pub fn all(settings: &Settings) -> Vec<RepoNames> {
+    let mut group_of: Vec<Option<&str>> = vec![None; settings.repositories.len()];
+    for group in &settings.groups {
+        for &m in &group.members {
+            if let Some(slot) = group_of.get_mut(m) {
+                *slot = Some(&group.name);
+            }
+        }
+    }
+    settings
+        .repositories
+        .iter()
+        .zip(group_of)
+        .map(|(r, group)| match group {
+            Some(group) => RepoNames::group_member(settings, group, r),
+            None => RepoNames::new(settings, r),
+        })
+        .collect()
+}
+
+impl RepoNames {
+    /// The names of the repository at `index` of `settings`, in its group
+    /// if it has one.
+    pub fn at(settings: &Settings, index: usize) -> Option<RepoNames> {
+        let repo = settings.repositories.get(index)?;
+        Some(
+            match settings.groups.iter().find(|g| g.members.contains(&index)) {
+                Some(group) => RepoNames::group_member(settings, &group.name, repo),
+                None => RepoNames::new(settings, repo),
+            },
+        )
+    }
+}
+
 /// Rejects two repositories that map to the same object: namespace (when each
 /// repository owns one), any namespaced object, scale set or IAM role.
 /// A group's members share the group's namespace, runner ServiceAccount,
@@ -266,11 +302,11 @@ fn iam_name(input: &str, max: usize) -> String {
 /// `verify` stage uses this to recompute the expected names of the
 /// repository a job claims to belong to.
 pub fn for_repository(settings: &Settings, full_name: &str) -> Option<RepoNames> {
-    settings
+    let index = settings
         .repositories
         .iter()
-        .find(|r| r.full_name().eq_ignore_ascii_case(full_name))
-        .map(|r| RepoNames::new(settings, r))
+        .position(|r| r.full_name().eq_ignore_ascii_case(full_name))?;
+    RepoNames::at(settings, index)
 }
 
 #[cfg(test)]

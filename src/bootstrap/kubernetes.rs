@@ -309,6 +309,13 @@ pub fn doctor_grants(plan: &Plan) -> Grants {
         namespaced: vec![rule("", &["secrets"], &["list"], None)],
         ..Default::default()
     };
+    if plan.repositories.iter().any(|r| r.names.group.is_some()) {
+        // A group's jobs against ARC's record of them (doctor::group::jobs).
+        grants.namespaced.extend([
+            rule("", &["pods"], &["list"], None),
+            rule("actions.github.com", &["ephemeralrunners"], &["list"], None),
+        ]);
+    }
     let jobs: BTreeSet<String> = plan
         .repositories
         .iter()

@@ -10,6 +10,7 @@
 //! claims, and SubjectAccessReviews. A permission it lacks is a finding.
 
 pub mod grants;
+pub mod group;
 pub mod helm;
 pub mod identity;
 pub mod report;
@@ -131,13 +132,9 @@ pub async fn diagnose(client: &Client, options: &Options<'_>) -> Report {
         sets.retain(|s| &s.name_any() == name);
     }
     if let Some(settings) = options.settings {
-        let planned: BTreeSet<NamespacedName> = settings
-            .repositories
-            .iter()
-            .map(|r| {
-                let n = crate::names::RepoNames::new(settings, r);
-                NamespacedName::new(n.namespace, n.scale_set)
-            })
+        let planned: BTreeSet<NamespacedName> = crate::names::all(settings)
+            .into_iter()
+            .map(|n| NamespacedName::new(n.namespace, n.scale_set))
             .collect();
         let installed: BTreeSet<NamespacedName> = sets
             .iter()
@@ -338,7 +335,22 @@ async fn diagnose_scale_set(
     set: &DynamicObject,
 ) -> (Vec<Finding>, Option<String>) {
     let mut findings = Vec::new();
-    let wiring = wiring::read(client, set).await;
+    let mut wiring = wiring::read(client, set).await;
+    // A group's scale set (with the configuration that plans it): every
+    // member's identity, and each job against ARC's record of it.
+    let members = options
+        .settings
+        .map(|s| group::members_of(&crate::names::all(s), &wiring.namespace, &set.name_any()))
+        .unwrap_or_default();
+    if !members.is_empty() {
+        // job-started writes the template per job: no ConfigMap to read.
+        wiring
+            .findings
+            .retain(|f| !(f.check == "hook-template" && f.severity == Severity::Info));
+        wiring.job_service_account = None;
+        findings.extend(group::wiring(set, &members));
+        findings.extend(group::jobs(client, &wiring.namespace, &members).await);
+    }
     findings.extend(wiring.findings.iter().cloned());
     findings.extend(helm::check(client, set).await);
     if let Some(runner) = &wiring.runner_service_account {
@@ -351,17 +363,20 @@ async fn diagnose_scale_set(
     // the exposure checks.
     let accounts = identity::Accounts::list(client, &wiring.namespace).await;
     let mut issuer = None;
-    if let Some(job) = &wiring.job_service_account {
+    let jobs: Vec<&str> = match &wiring.job_service_account {
+        Some(job) => vec![job.as_str()],
+        None => members
+            .iter()
+            .map(|m| m.job_service_account.as_str())
+            .collect(),
+    };
+    for job in &jobs {
         let (job_findings, seen) =
             identity::check(client, options, &wiring.namespace, job, &accounts).await;
         findings.extend(job_findings);
-        issuer = seen;
+        issuer = issuer.or(seen);
     }
-    findings.extend(identity::exposure(
-        &wiring.namespace,
-        wiring.job_service_account.as_deref(),
-        &accounts,
-    ));
+    findings.extend(identity::exposure(&wiring.namespace, &jobs, &accounts));
     (findings, issuer)
 }
 
@@ -397,10 +412,11 @@ fn list_failure(e: &kube::Error, namespace: Option<&str>) -> Finding {
 
 /// The planned scale sets that are not installed.
 fn planned_but_missing(settings: &Settings, installed: &BTreeSet<NamespacedName>) -> Vec<Finding> {
-    settings
-        .repositories
-        .iter()
-        .map(|r| crate::names::RepoNames::new(settings, r))
+    let mut seen = BTreeSet::new();
+    crate::names::all(settings)
+        .into_iter()
+        // A group's scale set is said once.
+        .filter(|n| seen.insert(NamespacedName::new(&n.namespace, &n.scale_set)))
         .filter(|n| !installed.contains(&NamespacedName::new(&n.namespace, &n.scale_set)))
         .map(|n| {
             Finding::new(

@@ -35,15 +35,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let names: Vec<RepoNames> = settings
-            .repositories
-            .iter()
-            .zip(&group_of)
-            .map(|(r, g)| match g.and_then(|g| settings.groups.get(g)) {
-                Some(group) => RepoNames::group_member(settings, &group.name, r),
-                None => RepoNames::new(settings, r),
-            })
-            .collect();
+        let names = names::all(settings);
         refuse_groups(settings)?;
         refuse_system_namespaces(settings, &names)?;
         names::check_collisions(&names)?;

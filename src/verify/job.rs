@@ -174,10 +174,8 @@ fn mechanism(env: &BTreeMap<String, String>) -> Result<(Mechanism, PathBuf, Chec
 /// mapped through the configured naming rules.
 fn bound_repository(inputs: &JobInputs, subject: Option<&Subject>) -> Option<RepoNames> {
     let (s, settings) = (subject?, inputs.settings.as_ref()?);
-    settings
-        .repositories
-        .iter()
-        .map(|r| RepoNames::new(settings, r))
+    crate::names::all(settings)
+        .into_iter()
         .find(|n| n.namespace == s.namespace && n.job_service_account == s.service_account)
 }
 

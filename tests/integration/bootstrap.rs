@@ -55,7 +55,7 @@ fn token_credentials(file: &std::path::Path) -> runner_identity::config::ScaleSe
 }
 
 /// A client authenticated as the bootstrap ServiceAccount `name`.
-async fn as_account(name: &str, namespace: &str) -> Client {
+pub(crate) async fn as_account(name: &str, namespace: &str) -> Client {
     let token = service_account_token(&admin_client().await, namespace, name, None).await;
     token_client(&token).await
 }

@@ -1134,3 +1134,239 @@ async fn each_link_of_a_chain_to_a_target_role_is_checked() {
     );
     assert!(f.evidence.contains("data/reader"), "{f:?}");
 }
+
+/// A grouped scale set applied by the product, its AutoscalingRunnerSet as
+/// the real chart 0.14.2 renders the group's values
+/// (`rendered/0.14.2-group.yaml`), and doctor run as the identity
+/// `bootstrap` prints for it. Healthy: every member's identity checked, no
+/// error. Then the attacks doctor is the control for: a workflow pod as
+/// another member's identity than its runner's job (ARC's
+/// `jobRepositoryName`), a pod as a member's identity that no runner
+/// started, one for a runner ARC does not know; and a scale set outside
+/// the group's runner group.
+#[tokio::test]
+async fn doctor_compares_each_group_job_with_arcs_record_of_it() {
+    use k8s_openapi::api::core::v1::Pod;
+    let owner = unique("dg");
+    let text = irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!("  owner: {owner}\n  ownerId: 900\n"),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n")
+        .replace("  - web\n", "  - {name: web, id: 902}\n")
+        .replace("111122223333", ACCOUNT);
+    // Its own controller namespace: the doctor identity reads the controller there.
+    let controller = unique("arc-ctl");
+    create_namespace(&controller).await;
+    let text = format!(
+        "{text}  chart:\n    controller: {{namespace: {controller}}}\n\
+         groups:\n  - name: platform\n    repositories: [api, web]\n"
+    );
+    let settings = settings(&text);
+    let plan = runner_identity::plan::plan(
+        &settings,
+        &runner_identity::templates::Templates::load(None).unwrap(),
+    )
+    .unwrap();
+    let admin = admin_client().await;
+    crate::arc::install_arc_crds(&admin).await;
+    apply_plan(&admin, &plan, false).await;
+    let clients = Clients::from_sdk_config(&moto_config().await);
+    crate::aws::provider(&clients, &stack_issuer()).await;
+    let iam = aws::apply(&clients, &settings, &plan, &AwsOptions::default()).await;
+    assert!(!iam.failed(), "{}", iam.table());
+    let (api, web) = (&plan.repositories[0].names, &plan.repositories[1].names);
+    let ns = api.namespace.clone();
+
+    let mut set = crate::arc::yaml_documents("rendered/0.14.2-group.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "AutoscalingRunnerSet")
+        .unwrap();
+    set["metadata"]["namespace"] = json!(ns);
+    assert_eq!(set["metadata"]["name"], json!(api.scale_set));
+    assert_eq!(
+        set["spec"]["template"]["spec"]["serviceAccountName"],
+        json!(api.runner_service_account)
+    );
+    let sets: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
+    let install = |set: Value| {
+        let sets = sets.clone();
+        async move {
+            sets.patch(
+                "platform",
+                &PatchParams::apply("doctor-test").force(),
+                &Patch::Apply(&set),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    install(set.clone()).await;
+
+    // Doctor as the identity bootstrap prints for this configuration.
+    let home = unique("ri-doc");
+    create_namespace(&home).await;
+    let account = unique("ri-doctor");
+    let mut grants = runner_identity::bootstrap::apply_grants(&settings, &plan, true);
+    grants.extend(runner_identity::bootstrap::doctor_grants(&plan));
+    crate::bootstrap::grant(&account, &home, &grants).await;
+    let doctor_client = crate::bootstrap::as_account(&account, &home).await;
+    let diagnose = || {
+        let (client, clients, settings) = (doctor_client.clone(), clients.clone(), &settings);
+        let ns = ns.clone();
+        async move {
+            let options = Options {
+                settings: Some(settings),
+                namespace: Some(ns),
+                scale_set: None,
+                cluster: None,
+                aws: Some(clients),
+                controller: None,
+            };
+            doctor::diagnose(&client, &options).await.findings
+        }
+    };
+    let findings = diagnose().await;
+    assert!(errors(&findings).is_empty(), "{findings:#?}");
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.check.starts_with("group") || f.check == "hook-template"),
+        "{findings:#?}"
+    );
+    // Both members' identity chains were followed: a member whose job
+    // ServiceAccount loses its role is named.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    let none = json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}});
+    accounts
+        .patch(
+            &web.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(&none),
+        )
+        .await
+        .unwrap();
+    let findings = diagnose().await;
+    assert!(
+        errors(&findings)
+            .iter()
+            .any(|f| f.object.contains(&web.job_service_account)),
+        "{findings:#?}"
+    );
+    let back =
+        json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": web.iam_role_arn}}});
+    accounts
+        .patch(
+            &web.job_service_account,
+            &PatchParams::default(),
+            &Patch::Merge(&back),
+        )
+        .await
+        .unwrap();
+
+    // ARC's record: runner `platform-r1` runs a job of api.
+    let runners: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &runner_identity::doctor::group::ephemeral_runner(),
+    );
+    let runner = json!({
+        "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner",
+        "metadata": {"name": "platform-r1", "namespace": ns},
+        "spec": {"githubConfigUrl": format!("https://github.com/{owner}"),
+                 "githubConfigSecret": "github-config", "runnerScaleSetId": 1}
+    });
+    runners
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(runner).unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = json!({"status": {"jobRepositoryName": api.repository, "workflowRunId": 7}});
+    runners
+        .patch_status(
+            "platform-r1",
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let pod = |name: &str, account: &str, runner: Option<&str>| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": runner.map(|r| json!({"runner-pod": r})).unwrap_or(json!({}))},
+            "spec": {"serviceAccountName": account, "automountServiceAccountToken": false,
+                     "containers": [{"name": "job", "image": "busybox"}]}
+        }))
+        .unwrap()
+    };
+    // api's job as api's identity: as it should be.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "platform-r1-workflow",
+            &api.job_service_account,
+            Some("platform-r1"),
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(errors(&diagnose().await).is_empty());
+
+    // The attacks, each named: web's identity in api's job; a member's
+    // identity without a runner; a runner ARC does not know.
+    for (name, account, runner, says) in [
+        (
+            "platform-r1-step-1",
+            &web.job_service_account,
+            Some("platform-r1"),
+            "runs a job of",
+        ),
+        (
+            "stray",
+            &web.job_service_account,
+            None,
+            "no runner's workflow pod",
+        ),
+        (
+            "platform-r9-workflow",
+            &api.job_service_account,
+            Some("platform-r9"),
+            "no EphemeralRunner",
+        ),
+    ] {
+        pods.create(&PostParams::default(), &pod(name, account, runner))
+            .await
+            .unwrap();
+        let findings = diagnose().await;
+        let hit: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .filter(|f| f.check == "group-jobs" && f.object.ends_with(&format!("/{name}")))
+            .collect();
+        assert_eq!(hit.len(), 1, "{name}: {findings:#?}");
+        assert!(
+            hit[0].evidence.contains(says),
+            "{name}: {}",
+            hit[0].evidence
+        );
+        assert!(hit[0].fix.contains("kubectl delete pod"));
+        pods.delete(name, &Default::default()).await.unwrap();
+    }
+
+    // Outside the group's runner group: every repository of the organisation
+    // may send jobs here.
+    let mut elsewhere = set.clone();
+    elsewhere["spec"]["runnerGroup"] = json!("Default");
+    install(elsewhere).await;
+    let findings = diagnose().await;
+    assert!(
+        errors(&findings)
+            .iter()
+            .any(|f| f.check == "group" && f.evidence.contains("spec.runnerGroup is `Default`")),
+        "{findings:#?}"
+    );
+}

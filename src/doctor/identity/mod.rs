@@ -271,7 +271,7 @@ async fn mint(client: &Client, namespace: &str, account: &str) -> Result<Value, 
 }
 
 /// What else in the namespace carries an IAM role.
-pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<Finding> {
+pub fn exposure(namespace: &str, jobs: &[&str], accounts: &Accounts) -> Vec<Finding> {
     let Ok(items) = &accounts.0 else {
         return Vec::new();
     };
@@ -300,7 +300,7 @@ pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<
     }
     let others: Vec<String> = roles
         .iter()
-        .filter(|(name, _)| name.as_str() != "default" && Some(name.as_str()) != job)
+        .filter(|(name, _)| name.as_str() != "default" && !jobs.contains(&name.as_str()))
         .map(|(name, arn)| format!("{name} ({arn})"))
         .collect();
     if !others.is_empty() {
@@ -315,11 +315,13 @@ pub fn exposure(namespace: &str, job: Option<&str>, accounts: &Accounts) -> Vec<
             "keep one repository's identities per namespace",
         ));
     }
-    if let Some(job) = job
-        && job != "default"
-        && let Ok(Some(sa)) = accounts.named(job)
-        && sa.automount_service_account_token != Some(false)
-    {
+    for job in jobs {
+        let job = *job;
+        if job == "default"
+            || !matches!(accounts.named(job), Ok(Some(sa)) if sa.automount_service_account_token != Some(false))
+        {
+            continue;
+        }
         out.push(Finding::new(
             Severity::Warning,
             "exposure",

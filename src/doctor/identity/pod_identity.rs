@@ -122,14 +122,10 @@ pub(super) fn planned_target(
     account: &str,
 ) -> Option<String> {
     let settings = options.settings?;
-    settings
-        .repositories
+    let index = crate::names::all(settings)
         .iter()
-        .find(|r| {
-            let names = crate::names::RepoNames::new(settings, r);
-            names.namespace == namespace && names.job_service_account == account
-        })
-        .and_then(|r| r.target_role_arn.clone())
+        .position(|n| n.namespace == namespace && n.job_service_account == account)?;
+    settings.repositories.get(index)?.target_role_arn.clone()
 }
 
 /// What an association's settings do to the chain: session tags off while
