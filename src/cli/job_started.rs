@@ -4,8 +4,7 @@
 //! group (a non-zero exit: no workflow pod starts), and writes that
 //! repository's hook template to the file ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE
 //! names, which the container hooks read at `prepare_job` and at every
-//! container step. In progress: `plan` does not build grouped scale sets yet
-//! (docs/design/grouped-scale-sets.md).
+//! container step (docs/security.md: grouped scale sets).
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -90,8 +90,7 @@ pub enum Command {
     },
     /// In a grouped scale set's runner pod (ACTIONS_RUNNER_HOOK_JOB_STARTED):
     /// write the job's repository's hook template, or refuse a repository
-    /// outside the group (exit 1). Grouped scale sets are in progress: plan
-    /// does not build them yet.
+    /// outside the group (exit 1).
     JobStarted(JobStartedArgs),
     /// The container action's entry point: runs `INPUT_COMMAND` (verify-job,
     /// verify-runner, plan, diff, apply) with the other `INPUT_*` variables.

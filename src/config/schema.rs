@@ -27,9 +27,9 @@ pub struct Config {
     /// (instead of, or beside, `repositories:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<Selector>,
-    /// Repositories that share one scale set (grouped scale sets). In
-    /// progress: validated here, refused by `plan` until planning them lands
-    /// (docs/design/grouped-scale-sets.md).
+    /// Repositories that share one scale set (grouped scale sets): one
+    /// namespace and runner per group, one job ServiceAccount and IAM role
+    /// per member (docs/reference.md: grouped scale sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupConfig>,
     /// The target cluster.

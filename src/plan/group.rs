@@ -1,5 +1,5 @@
-//! Grouped scale sets (in progress, docs/design/grouped-scale-sets.md): the
-//! hook template of one member of a group, which `job-started` writes in the
+//! Grouped scale sets (docs/security.md: grouped scale sets): the hook
+//! template of one member of a group, which `job-started` writes in the
 //! group's runner pod when that member's job starts.
 
 use super::checks::check_hook_template;
