@@ -56,6 +56,10 @@ pub struct ApplyArgs {
     /// Leave AWS alone: no IAM role, OIDC provider check or pod identity association.
     #[arg(long, env = "INPUT_SKIP-AWS")]
     pub skip_aws: bool,
+    /// Leave GitHub alone: no runner group of a grouped scale set is read or
+    /// changed.
+    #[arg(long)]
+    pub skip_github: bool,
     /// `diff` only: exit 1 when anything would change (a drift check).
     #[arg(long)]
     pub exit_code: bool,
@@ -194,9 +198,24 @@ pub(super) async fn run(
             Some(aws::apply(&clients, settings, &planner, aws_options).await)
         }
     };
+    // The groups' runner groups: only the group's repositories may send it jobs.
+    let github_report = if settings.groups.is_empty() || args.skip_github {
+        None
+    } else {
+        let gh = github::Github::connect(settings, github::RetryPolicy::default()).await?;
+        Some(
+            github::runner_groups::reconcile(
+                &gh,
+                &settings.config.github.owner,
+                &github::runner_groups::planned(settings),
+                args.dry_run || diff_only,
+            )
+            .await?,
+        )
+    };
     match args.output {
         ReportFormat::Json => {
-            let doc = serde_json::json!({ "kubernetes": report, "aws": aws_report });
+            let doc = serde_json::json!({ "kubernetes": report, "aws": aws_report, "github": github_report });
             write!(out, "{}", render::pretty(&doc)?)?;
         }
         ReportFormat::Table => {
@@ -206,6 +225,9 @@ pub(super) async fn run(
             write!(out, "{}", report.table())?;
             if let Some(a) = &aws_report {
                 write!(out, "{}", a.table())?;
+            }
+            if let Some(g) = &github_report {
+                write!(out, "{}", g.table())?;
             }
         }
     }
@@ -223,9 +245,13 @@ pub(super) async fn run(
     for p in aws_report.iter().flat_map(|a| &a.problems) {
         tracing::error!("{p}");
     }
-    if report.failed() || aws_failed > 0 {
+    let github_failed = github_report.as_ref().map_or(0, |g| g.failed());
+    for p in github_report.iter().flat_map(|g| g.problems()) {
+        tracing::error!("{p}");
+    }
+    if report.failed() || aws_failed > 0 || github_failed > 0 {
         anyhow::bail!(crate::Error::PartialFailure {
-            failed: report.totals().failed + aws_failed
+            failed: report.totals().failed + aws_failed + github_failed
         });
     }
     if run.fail_on_changes {
@@ -235,7 +261,8 @@ pub(super) async fn run(
             + totals.pruned
             + aws_report.as_ref().map_or(0, |a| {
                 a.roles.iter().filter(|r| !r.changes.is_empty()).count()
-            });
+            })
+            + github_report.as_ref().map_or(0, |g| g.changes());
         if changes > 0 {
             anyhow::bail!(crate::Error::Drift { changes });
         }

@@ -8,6 +8,7 @@
 
 pub mod credentials;
 pub mod discover;
+pub mod runner_groups;
 pub mod select;
 pub mod subject;
 
@@ -48,6 +49,26 @@ impl Default for RetryPolicy {
             secondary_wait: Duration::from_secs(60),
             max_rate_limit_waits: 10,
             max_wait: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The HTTP methods runner-identity sends to GitHub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Put,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Put => "PUT",
         }
     }
 }
@@ -255,11 +276,34 @@ impl Github {
     /// out rate limits and retrying server errors. Returns the JSON body and
     /// the `rel="next"` link, if any.
     pub async fn get(&self, path: &str) -> Result<(Value, Option<String>)> {
+        self.request(Method::Get, path, None).await
+    }
+
+    /// Sends `method` to `path` with the JSON `body`, as [`Github::get`]
+    /// does (rate limits waited out; server errors retried, except for a
+    /// POST, which might have been done). An empty answer (`204`) is `null`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, Option<String>)> {
         let path = relative(path);
+        let what = format!("{} {path}", method.as_str());
         let mut failures = 0u32;
         let mut rate_waits = 0u32;
+        let attempts = match method {
+            Method::Post => 1,
+            _ => self.policy.attempts,
+        };
         loop {
-            let outcome = match self.crab._get(path.as_str()).await {
+            let sent = match method {
+                Method::Get => self.crab._get(path.as_str()).await,
+                Method::Post => self.crab._post(path.as_str(), body).await,
+                Method::Patch => self.crab._patch(path.as_str(), body).await,
+                Method::Put => self.crab._put(path.as_str(), body).await,
+            };
+            let outcome = match sent {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
@@ -274,9 +318,9 @@ impl Github {
                 Ok(r) => r,
                 Err(message) => {
                     failures += 1;
-                    if failures >= self.policy.attempts {
+                    if failures >= attempts {
                         return Err(github_error(
-                            format!("GET {path}"),
+                            what,
                             message,
                             "check the network path to the GitHub API",
                         ));
@@ -286,9 +330,12 @@ impl Github {
                 }
             };
             if status.is_success() {
+                if body.trim().is_empty() {
+                    return Ok((Value::Null, None));
+                }
                 let json = serde_json::from_str(&body).map_err(|e| {
                     github_error(
-                        format!("GET {path}"),
+                        what.clone(),
                         format!("the answer is not JSON: {e}"),
                         "check `github.url`",
                     )
@@ -301,7 +348,7 @@ impl Github {
                 rate_waits += 1;
                 if rate_waits > self.policy.max_rate_limit_waits || wait > self.policy.max_wait {
                     return Err(github_error(
-                        format!("GET {path}"),
+                        what,
                         format!(
                             "rate limited (HTTP {status}); the limit resets in {} s",
                             wait.as_secs()
@@ -319,7 +366,7 @@ impl Github {
             }
             if status.is_server_error() {
                 failures += 1;
-                if failures < self.policy.attempts {
+                if failures < attempts {
                     self.backoff(&path, failures, &format!("HTTP {}", status.as_u16()))
                         .await;
                     continue;
@@ -329,8 +376,12 @@ impl Github {
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_default();
+            let runner_groups = path.contains("/actions/runner-groups");
             let fix = match status.as_u16() {
                 401 => "the credentials are invalid or expired",
+                403 | 404 if runner_groups => {
+                    "the credentials lack the organisation's self-hosted runners permission (a token needs `admin:org`; a GitHub App, Organization permissions: Self-hosted runners, read and write)"
+                }
                 403 => {
                     "the credentials lack the permission (a token needs `repo` / `read:org`; an App needs Metadata: read and, for custom properties, Custom properties: read)"
                 }
@@ -338,7 +389,7 @@ impl Github {
                 _ => "retry later",
             };
             return Err(github_error(
-                format!("GET {path}"),
+                what,
                 format!("HTTP {} {message}", status.as_u16()),
                 fix,
             ));

@@ -26,4 +26,5 @@ mod hooks;
 mod image;
 mod isolation;
 mod network;
+mod runner_groups;
 mod verify;
