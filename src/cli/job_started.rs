@@ -31,6 +31,15 @@ pub struct JobStartedArgs {
     /// Directory of replacement templates (as `plan --templates`).
     #[arg(long)]
     pub templates: Option<PathBuf>,
+    /// The runner's ServiceAccount token, for the runner checks
+    /// (`kubernetes.verifyRunner.enabled`).
+    #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
+    pub token_file: PathBuf,
+    /// Out of a pod only: kubeconfig naming the API server and its CA (its
+    /// credentials are replaced by --token-file). In a pod the in-cluster
+    /// configuration is used explicitly.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// The job's repository as the runner names it: the github context's
@@ -215,7 +224,7 @@ fn write_template(path: &Path, text: &str) -> Result<()> {
 
 /// Runs the hook: exit 0 with the template written, exit 1 (and no
 /// template) for a repository outside the group.
-pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -283,6 +292,34 @@ pub fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         names.job_service_account,
         path.display()
     )?;
+    // The runner's own identity, rights and template, as `verify runner`
+    // checks them on a repository's own scale set.
+    let verify = &settings.config.kubernetes.verify_runner;
+    if !verify.enabled {
+        return Ok(());
+    }
+    let strict = verify.strict;
+    let group = group.name.clone();
+    let inputs = crate::verify::runner::RunnerInputs {
+        settings: settings.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        token_file: args.token_file.clone(),
+        hook_template: Some(path.clone()),
+        repository: Some(names.repository.clone()),
+        require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
+        strict,
+    };
+    let verdict = crate::verify::runner::verify(&inputs).await;
+    write!(out, "{verdict}")?;
+    if !verdict.passed() {
+        // No workflow pod may start from a runner that failed its checks.
+        std::fs::remove_file(&path).ok();
+        return Err(Error::JobRefused {
+            group,
+            reason: "the runner checks failed (above)".into(),
+        }
+        .into());
+    }
     Ok(())
 }
 

@@ -234,7 +234,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Plan(args) => return plan::run(&args, out).await,
         Command::Verify(mode) => return verify::run(mode, out).await,
-        Command::JobStarted(args) => return job_started::run(&args, out),
+        Command::JobStarted(args) => return job_started::run(&args, out).await,
         Command::Discover(args) => return discover::run(&args, out).await,
         Command::Doctor(args) => return doctor::run(&args, out).await,
         Command::Bootstrap(args) => return bootstrap::run(&args, out).await,

@@ -110,15 +110,24 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         }
     };
 
-    // The repository this namespace and ServiceAccount belong to, from the signed token.
-    let served = inputs
-        .settings
-        .repositories
+    // The repository this namespace and ServiceAccount belong to, from the
+    // signed token; in a group's runner, the member whose job starts.
+    let all = crate::names::all(&inputs.settings);
+    let runs_here = |n: &&RepoNames| {
+        n.namespace == subject.namespace && n.runner_service_account == subject.service_account
+    };
+    let served = all
         .iter()
-        .map(|r| RepoNames::new(&inputs.settings, r))
+        .filter(runs_here)
         .find(|n| {
-            n.namespace == subject.namespace && n.runner_service_account == subject.service_account
-        });
+            n.group.is_some()
+                && inputs
+                    .repository
+                    .as_ref()
+                    .is_some_and(|job| job.eq_ignore_ascii_case(&n.repository))
+        })
+        .or_else(|| all.iter().find(runs_here))
+        .cloned();
     verdict
         .checks
         .push(repository_check(served.as_ref(), inputs));
@@ -176,14 +185,14 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         .push(credentials_check(&client, &subject.namespace, inputs.strict).await);
     // Other repositories' job ServiceAccounts in this namespace (a shared
     // namespace): creating pods here can take their identity.
-    let neighbours: Vec<String> = inputs
-        .settings
-        .repositories
+    // (A group's members are the group's by design: not neighbours.)
+    let neighbours: Vec<String> = all
         .iter()
-        .map(|r| RepoNames::new(&inputs.settings, r))
         .filter(|n| {
             n.namespace == subject.namespace
-                && served.as_ref().is_none_or(|s| s.repository != n.repository)
+                && served.as_ref().is_none_or(|s| {
+                    s.repository != n.repository && (s.group.is_none() || s.group != n.group)
+                })
         })
         .map(|n| format!("{} ({})", n.job_service_account, n.repository))
         .collect();

@@ -329,15 +329,38 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     std::fs::create_dir_all(&workspace).unwrap();
     // The runner's environment, and the job's repository as the runner
     // exports it from the job message.
+    // The runner checks run with the runner's token (out of a pod: the
+    // stack's kubeconfig names the API server).
+    let runner_token = work.path().join("runner-token");
+    std::fs::write(
+        &runner_token,
+        service_account_token(
+            &admin,
+            &shared.namespace,
+            &shared.runner_service_account,
+            None,
+        )
+        .await,
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig_path();
     let job_started = |repository: &str, id: u64, config: &Path| {
-        ri(&["job-started", "-c", config.to_str().unwrap()])
-            .env("GITHUB_REPOSITORY", format!("{owner}/{repository}"))
-            .env("GITHUB_REPOSITORY_ID", id.to_string())
-            .env("GITHUB_REPOSITORY_OWNER_ID", "900")
-            .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
-            .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
-            .env("RUNNER_WORKSPACE", &workspace)
-            .run()
+        ri(&[
+            "job-started",
+            "-c",
+            config.to_str().unwrap(),
+            "--token-file",
+            runner_token.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .env("GITHUB_REPOSITORY", format!("{owner}/{repository}"))
+        .env("GITHUB_REPOSITORY_ID", id.to_string())
+        .env("GITHUB_REPOSITORY_OWNER_ID", "900")
+        .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
+        .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
+        .env("RUNNER_WORKSPACE", &workspace)
+        .run()
     };
 
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &shared.namespace);
@@ -355,6 +378,23 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
             "{}",
             ran.stdout
         );
+        // The runner checks passed for this member: its repository, its
+        // template, the hooks' rights, and no excess (the other member's job
+        // ServiceAccount beside it is the group's by design).
+        for check in [
+            "repository",
+            "hook-template",
+            "hook-rights",
+            "least-privilege",
+        ] {
+            assert!(
+                ran.stdout
+                    .lines()
+                    .any(|l| l.contains(check) && l.contains("pass")),
+                "{check}: {}",
+                ran.stdout
+            );
+        }
         // What it wrote is what plan shows for the member.
         let planned = plan.repositories.iter().find(|r| &r.names == *n).unwrap();
         assert_eq!(
@@ -460,6 +500,35 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         assert!(ran.stderr.contains(says), "{}", ran.stderr);
         assert!(!template.exists(), "no template is left for a refused job");
     }
+    // A runner that fails its checks starts no job: without a right the
+    // hooks need, job-started exits 1 and leaves no template.
+    assert_eq!(
+        drop_role_rules(&shared.namespace, &shared.role, rule_for("pods/exec")).await,
+        1
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ran = loop {
+        let ran = job_started("api", 901, &config);
+        if ran.code == Some(1) || std::time::Instant::now() > deadline {
+            break ran;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .lines()
+            .any(|l| l.contains("hook-rights") && l.contains("FAIL")),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stderr.contains("the runner checks failed"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!template.exists(), "no template is left by a failed runner");
+
     // Whatever fails, the previous template goes first: here a
     // configuration in the work directory, which the job's pod writes.
     std::fs::write(&template, "left by the previous job").unwrap();
