@@ -309,12 +309,19 @@ pub fn doctor_grants(plan: &Plan) -> Grants {
         namespaced: vec![rule("", &["secrets"], &["list"], None)],
         ..Default::default()
     };
-    if plan.repositories.iter().any(|r| r.names.group.is_some()) {
-        // A group's jobs against ARC's record of them (doctor::group::jobs).
-        grants.namespaced.extend([
-            rule("", &["pods"], &["list"], None),
-            rule("actions.github.com", &["ephemeralrunners"], &["list"], None),
-        ]);
+    // A group's jobs against ARC's record of them (doctor::group::jobs): in
+    // the groups' namespaces only (pod specs carry the jobs' `env:`).
+    for names in plan.repositories.iter().map(|r| &r.names) {
+        if names.group.is_some() {
+            grants.held.insert(
+                names.namespace.clone(),
+                vec![
+                    rule("", &["pods"], &["list"], None),
+                    rule("batch", &["jobs"], &["list"], None),
+                    rule("actions.github.com", &["ephemeralrunners"], &["list"], None),
+                ],
+            );
+        }
     }
     let jobs: BTreeSet<String> = plan
         .repositories
@@ -687,6 +694,28 @@ mod tests {
         assert_eq!(role["metadata"]["namespace"], "arc-systems");
         assert_eq!(role["rules"][0]["resourceNames"], json!(["org-app"]));
         assert_eq!(role["rules"][0]["verbs"], json!(["get"]));
+    }
+
+    #[test]
+    fn doctor_lists_pods_and_runners_only_in_the_groups_namespaces() {
+        let text = "github: {owner: acme, ownerId: 9}\nrepositories: [{name: api, id: 1}, {name: web, id: 2}, docs]\n\
+                    groups: [{name: platform, repositories: [api, web]}]\n\
+                    cluster: {name: prod, region: eu-west-1, oidcIssuer: https://o.example/id/1}\n\
+                    aws: {accountId: '111122223333', mode: irsa, permissionsBoundary: arn:aws:iam::111122223333:policy/b}\n";
+        let s = crate::config::parse(text, std::path::Path::new("t.yaml")).unwrap();
+        let g = doctor_grants(&plan(&s));
+        for resource in ["pods", "jobs", "ephemeralrunners"] {
+            assert!(!grants(&g.cluster, resource, "list"), "{resource}");
+            assert!(!grants(&g.namespaced, resource, "list"), "{resource}");
+            assert!(
+                grants(&g.held["gha-platform"], resource, "list"),
+                "{resource}"
+            );
+        }
+        assert_eq!(g.held.keys().collect::<Vec<_>>(), ["gha-platform"]);
+        // Without groups, none of them.
+        let g = doctor_grants(&plan(&settings("")));
+        assert!(g.held.is_empty());
     }
 
     #[test]

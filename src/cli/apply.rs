@@ -208,7 +208,10 @@ pub(super) async fn run(
                 &gh,
                 &settings.config.github.owner,
                 &github::runner_groups::planned(settings),
-                args.dry_run || diff_only,
+                github::runner_groups::Options {
+                    no_writes: args.dry_run || diff_only,
+                    adopt: args.adopt,
+                },
             )
             .await?,
         )

@@ -132,7 +132,12 @@ fn work_directory(env: &BTreeMap<String, String>) -> Result<PathBuf> {
         .parent()
         .filter(|w| !w.as_os_str().is_empty())
         .unwrap_or(Path::new(workspace));
-    Ok(std::fs::canonicalize(work).unwrap_or_else(|_| work.to_owned()))
+    // Unresolved, a link to it would pass for another directory.
+    std::fs::canonicalize(work).map_err(|source| Error::Io {
+        action: "resolve the runner's work directory (RUNNER_WORKSPACE's parent)",
+        path: work.to_owned(),
+        source,
+    })
 }
 
 /// `path`, refused unless it is absolute, without `..`, without a symbolic
@@ -158,7 +163,10 @@ fn outside_work(path: &Path, what: &str, work: &Path) -> Result<PathBuf> {
             )));
         }
     }
-    if path.starts_with(work) {
+    // The path itself may be a link (a ConfigMap mount's files are), as long
+    // as it resolves outside the work directory too.
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    if path.starts_with(work) || resolved.starts_with(work) {
         return Err(usage(format!(
             "{what} `{}` is under the runner's work directory {}, which the job's pod writes: \
              keep it in the runner container's own files",
@@ -167,6 +175,21 @@ fn outside_work(path: &Path, what: &str, work: &Path) -> Result<PathBuf> {
         )));
     }
     Ok(path.to_owned())
+}
+
+/// A templates directory and every file in it outside `work` (each file may
+/// be a link, as a ConfigMap mount's are, resolving outside it).
+fn templates_outside_work(dir: &Path, work: &Path) -> Result<()> {
+    outside_work(dir, "--templates", work)?;
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        action: "read the templates directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        outside_work(&entry.path(), "--templates file", work)?;
+    }
+    Ok(())
 }
 
 /// The template file: outside the work directory, in a real directory.
@@ -229,21 +252,28 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     // First of all, no template a previous job left may serve this one,
-    // whatever fails below.
-    let work = work_directory(&env)?;
-    let path = template_path(&env, &work)?;
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(Error::Io {
-                action: "remove the previous job's hook template",
-                path,
-                source,
+    // whatever fails below (removing a link removes the link, not what it
+    // names).
+    if let Some(previous) = env
+        .get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        match std::fs::remove_file(&previous) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "remove the previous job's hook template",
+                    path: previous,
+                    source,
+                }
+                .into());
             }
-            .into());
         }
     }
+    let work = work_directory(&env)?;
+    let path = template_path(&env, &work)?;
     if env
         .get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER")
         .map(String::as_str)
@@ -256,7 +286,7 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     }
     let config_path = outside_work(&args.config, "-c", &work)?;
     if let Some(dir) = &args.templates {
-        outside_work(dir, "--templates", &work)?;
+        templates_outside_work(dir, &work)?;
     }
     let settings = config::load(&config_path)?;
     let templates = Templates::load(args.templates.as_deref())?;
@@ -448,6 +478,37 @@ mod tests {
                 .to_string()
                 .contains("is not set")
         );
+
+        // A configuration that is itself a link into the work directory (the
+        // path is outside, what it names is inside), and a templates
+        // directory holding one: refused. A link that resolves outside (a
+        // ConfigMap mount's files are links) is fine.
+        let planted = work_dir.join("runner-identity.yaml");
+        std::fs::write(&planted, "planted").unwrap();
+        let cfg = root.join("cfg");
+        std::fs::create_dir(&cfg).unwrap();
+        std::os::unix::fs::symlink(&planted, cfg.join("config.yaml")).unwrap();
+        let e = outside_work(&cfg.join("config.yaml"), "-c", &work)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("under the runner's work directory"), "{e}");
+        let templates = root.join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::os::unix::fs::symlink(&planted, templates.join("hook-template.yaml")).unwrap();
+        let e = templates_outside_work(&templates, &work)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--templates file"), "{e}");
+        let mounted = root.join("mounted.yaml");
+        std::fs::write(&mounted, "real").unwrap();
+        std::os::unix::fs::symlink(&mounted, cfg.join("via-link.yaml")).unwrap();
+        assert!(outside_work(&cfg.join("via-link.yaml"), "-c", &work).is_ok());
+        // An unresolvable work directory is an error, not a guess.
+        let gone = (
+            "RUNNER_WORKSPACE",
+            root.join("gone/repo").display().to_string(),
+        );
+        assert!(work_directory(&env(&[gone])).is_err());
 
         // Written over an old file, never through a link at the temporary name.
         std::fs::write(&ok, "old").unwrap();

@@ -3,10 +3,11 @@
 //! the group's runner group, job-started before every job, the hook
 //! template in the runner container's own emptyDir), and the check outside
 //! the runner process: every pod that runs as a member's job ServiceAccount
-//! must be the workflow pod of a runner whose job, as ARC recorded it from
-//! GitHub's job message (`EphemeralRunner.status.jobRepositoryName`), is that
-//! member's.
+//! must be a workflow or step pod of a runner whose job, as ARC recorded it
+//! from GitHub's job message (`EphemeralRunner.status.jobRepositoryName`), is
+//! that member's. A detective check: a pod between two runs escapes it.
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -119,8 +120,13 @@ pub fn wiring(set: &DynamicObject, members: &[RepoNames]) -> Vec<Finding> {
     out
 }
 
-/// Every pod of the namespace that runs as a member's job ServiceAccount or
-/// that the hooks started, against its runner's job as ARC recorded it.
+/// How long a workflow pod may run before ARC records its runner's job:
+/// the listener writes it when the job starts, before any container.
+const RECORD_GRACE_SECONDS: i64 = 120;
+
+/// Every pod of the namespace against what it may be: the group's runner,
+/// or a member's workflow or step pod whose runner's job, as ARC recorded
+/// it, is that member's.
 pub async fn jobs(client: &Client, namespace: &str, members: &[RepoNames]) -> Vec<Finding> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods = match pods.list(&ListParams::default()).await {
@@ -133,6 +139,16 @@ pub async fn jobs(client: &Client, namespace: &str, members: &[RepoNames]) -> Ve
         Ok(list) => list.items,
         Err(e) => return vec![unread("EphemeralRunner", namespace, "ephemeralrunners", &e)],
     };
+    // Hooks v0.7.0 label a container step's Job, not its pod.
+    let batch: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let batch = match batch.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => return vec![unread("Job", namespace, "jobs", &e)],
+    };
+    let runner_account = members
+        .first()
+        .map(|m| m.runner_service_account.as_str())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for pod in &pods {
         let account = pod
@@ -140,11 +156,25 @@ pub async fn jobs(client: &Client, namespace: &str, members: &[RepoNames]) -> Ve
             .as_ref()
             .and_then(|s| s.service_account_name.as_deref())
             .unwrap_or("default");
+        if account == runner_account {
+            continue;
+        }
         let member = members.iter().find(|m| m.job_service_account == account);
-        let runner_pod = pod.labels().get(RUNNER_POD_LABEL);
+        let runner_pod = runner_of(pod, &batch);
         let here = object("Pod", namespace, &pod.name_any());
+        let delete = format!("kubectl delete pod {} -n {namespace}", pod.name_any());
         match (member, runner_pod) {
-            (None, None) => {}
+            (None, None) => out.push(Finding::new(
+                Severity::Warning,
+                "group-jobs",
+                here,
+                format!(
+                    "runs as ServiceAccount `{account}`, which is neither the group's runner nor a \
+                     member's job ServiceAccount (a removed member's identity, or a pod nothing \
+                     here should start)"
+                ),
+                format!("{delete}, and remove what it runs as if nothing needs it"),
+            )),
             (None, Some(runner)) => out.push(Finding::new(
                 Severity::Error,
                 "group-jobs",
@@ -153,33 +183,48 @@ pub async fn jobs(client: &Client, namespace: &str, members: &[RepoNames]) -> Ve
                     "runner {runner} started this pod as ServiceAccount `{account}`, which is no \
                      member's job ServiceAccount"
                 ),
-                format!(
-                    "kubectl delete pod {} -n {namespace}, and find out what wrote the runner's \
-                     hook template",
-                    pod.name_any()
-                ),
+                format!("{delete}, and find out what wrote the runner's hook template"),
             )),
             (Some(member), None) => out.push(Finding::new(
                 Severity::Error,
                 "group-jobs",
                 here,
                 format!(
-                    "runs as {}'s job ServiceAccount `{account}` but is no runner's workflow pod \
-                     (no `{RUNNER_POD_LABEL}` label)",
+                    "runs as {}'s job ServiceAccount `{account}` but is no runner's workflow or \
+                     step pod (no `{RUNNER_POD_LABEL}` label on it or its Job)",
                     member.repository
                 ),
-                format!(
-                    "kubectl delete pod {} -n {namespace}, and find out who created it (the audit \
-                     log)",
-                    pod.name_any()
-                ),
+                format!("{delete}, and find out who created it (the audit log)"),
             )),
             (Some(member), Some(runner)) => {
-                out.extend(against_runner(namespace, pod, member, runner, &runners));
+                out.extend(against_runner(namespace, pod, member, &runner, &runners));
             }
         }
     }
     out
+}
+
+/// The runner that started `pod`: the hooks' label on the pod, or on the
+/// Job that owns it (a v0.7.0 container step).
+fn runner_of(pod: &Pod, jobs: &[Job]) -> Option<String> {
+    if let Some(runner) = pod.labels().get(RUNNER_POD_LABEL) {
+        return Some(runner.clone());
+    }
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Job" && o.controller == Some(true))?;
+    jobs.iter()
+        .find(|j| j.metadata.uid.as_deref() == Some(owner.uid.as_str()))
+        .and_then(|j| j.labels().get(RUNNER_POD_LABEL).cloned())
+}
+
+/// Whether `pod` is named as the hooks name the pods of `runner`
+/// (`<runner, cut to 54>-workflow`; `<cut to 49>-step-…`, and a v0.7.0
+/// step Job's pod after it).
+fn named_after(pod: &str, runner: &str) -> bool {
+    let cut = |n: usize| runner.get(..n.min(runner.len())).unwrap_or(runner);
+    pod == format!("{}-workflow", cut(54)) || pod.starts_with(&format!("{}-step-", cut(49)))
 }
 
 /// A member's workflow pod against the record of its runner's job.
@@ -191,6 +236,7 @@ fn against_runner(
     runners: &[DynamicObject],
 ) -> Option<Finding> {
     let here = object("Pod", namespace, &pod.name_any());
+    let delete = format!("kubectl delete pod {} -n {namespace}", pod.name_any());
     let Some(record) = runners.iter().find(|r| r.name_any() == runner) else {
         return Some(Finding::new(
             Severity::Error,
@@ -201,30 +247,59 @@ fn against_runner(
                  here: no job of GitHub's stands behind it",
                 member.repository
             ),
-            format!(
-                "kubectl delete pod {} -n {namespace}, and find out who created it",
-                pod.name_any()
-            ),
+            format!("{delete}, and find out who created it"),
         ));
     };
+    if !named_after(&pod.name_any(), runner) {
+        return Some(Finding::new(
+            Severity::Error,
+            "group-jobs",
+            here,
+            format!(
+                "runs as {}'s job ServiceAccount with runner {runner}'s label, but is not named \
+                 as the hooks name that runner's pods (`{runner}-workflow`, `…-step-…`)",
+                member.repository
+            ),
+            format!("{delete}, and find out who created it (the audit log)"),
+        ));
+    }
     let job = record
         .data
         .pointer("/status/jobRepositoryName")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
     if job.is_empty() {
-        // ARC records the job after the runner takes it; the workflow pod
-        // may exist first.
-        return Some(Finding::new(
-            Severity::Info,
-            "group-jobs",
-            here,
-            format!(
-                "runs as {}'s identity; EphemeralRunner {runner} has no jobRepositoryName yet",
-                member.repository
-            ),
-            "run doctor again in a minute",
-        ));
+        // ARC records the job when the runner takes it; the workflow pod
+        // may exist a moment before.
+        let age = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| crate::clock::now() - t.0.as_second());
+        return Some(if age <= RECORD_GRACE_SECONDS {
+            Finding::new(
+                Severity::Info,
+                "group-jobs",
+                here,
+                format!(
+                    "runs as {}'s identity; EphemeralRunner {runner} has no jobRepositoryName yet",
+                    member.repository
+                ),
+                "run doctor again in a minute",
+            )
+        } else {
+            Finding::new(
+                Severity::Error,
+                "group-jobs",
+                here,
+                format!(
+                    "runs as {}'s identity for {age} s, but ARC recorded no job for runner \
+                     {runner}: an idle runner's name on a pod it did not start",
+                    member.repository
+                ),
+                format!("{delete}, and find out who created it (the audit log)"),
+            )
+        });
     }
     if job.eq_ignore_ascii_case(&member.repository) {
         return None;
@@ -239,9 +314,8 @@ fn against_runner(
             member.repository, member.job_service_account
         ),
         format!(
-            "kubectl delete pod {} -n {namespace}; revoke the active sessions of IAM role {} \
-             (IAM: Revoke active sessions); find out what wrote the runner's hook template",
-            pod.name_any(),
+            "{delete}; revoke the active sessions of IAM role {} (IAM: Revoke active sessions); \
+             find out what wrote the runner's hook template",
             member.iam_role
         ),
     ))
@@ -259,4 +333,85 @@ fn unread(kind: &str, namespace: &str, resource: &str, e: &kube::Error) -> Findi
             "grant doctor list on {resource} in {namespace} (`runner-identity bootstrap` prints it)"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runners_pods_are_named_as_the_hooks_name_them() {
+        let runner = "platform-abcde-runner-fghij";
+        assert!(named_after(&format!("{runner}-workflow"), runner));
+        assert!(named_after(&format!("{runner}-step-1a2b3c4d"), runner));
+        assert!(named_after(
+            &format!("{runner}-step-1a2b3c4d-x7k2p"),
+            runner
+        ));
+        assert!(!named_after("platform-abcde-runner-other-workflow", runner));
+        assert!(!named_after(&format!("{runner}-workflow2"), runner));
+        assert!(!named_after("evil", runner));
+        // Long runner names are cut as the hooks cut them.
+        let long = "a".repeat(70);
+        assert!(named_after(&format!("{}-workflow", &long[..54]), &long));
+        assert!(named_after(
+            &format!("{}-step-00000000", &long[..49]),
+            &long
+        ));
+        assert!(!named_after(&format!("{long}-workflow"), &long));
+    }
+
+    #[test]
+    fn a_pod_of_an_idle_runner_is_an_error_once_arc_had_time_to_record_the_job() {
+        let member = RepoNames {
+            repository: "acme/web".into(),
+            namespace: "gha-platform".into(),
+            own_namespace: true,
+            runner_service_account: "gha-runner".into(),
+            job_service_account: "gha-job-web-1234abcd".into(),
+            role: "gha-runner".into(),
+            config_map: "gha-hook-template".into(),
+            scale_set: "platform".into(),
+            iam_role: "gha-web".into(),
+            iam_role_arn: "arn:aws:iam::111122223333:role/gha-web".into(),
+            repository_label: "acme.web".into(),
+            group: Some("platform".into()),
+        };
+        let runner: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner",
+            "metadata": {"name": "platform-r2", "namespace": "gha-platform"}
+        }))
+        .unwrap();
+        let pod_aged = |seconds: i64| -> Pod {
+            let created =
+                k8s_openapi::jiff::Timestamp::from_second(crate::clock::now() - seconds).unwrap();
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "platform-r2-workflow", "creationTimestamp": created.to_string()}
+            }))
+            .unwrap()
+        };
+        let young = against_runner(
+            "gha-platform",
+            &pod_aged(10),
+            &member,
+            "platform-r2",
+            std::slice::from_ref(&runner),
+        )
+        .unwrap();
+        assert_eq!(young.severity, Severity::Info);
+        let old = against_runner(
+            "gha-platform",
+            &pod_aged(600),
+            &member,
+            "platform-r2",
+            std::slice::from_ref(&runner),
+        )
+        .unwrap();
+        assert_eq!(old.severity, Severity::Error);
+        assert!(
+            old.evidence.contains("ARC recorded no job"),
+            "{}",
+            old.evidence
+        );
+    }
 }

@@ -20,6 +20,8 @@ use crate::config::Settings;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub name: String,
+    /// The group's scale set: its runners are named `<scale set>-…`.
+    pub scale_set: String,
     /// Repository id → `owner/name`.
     pub repositories: BTreeMap<u64, String>,
 }
@@ -31,6 +33,12 @@ pub fn planned(settings: &Settings) -> Vec<Planned> {
         .iter()
         .map(|g| Planned {
             name: g.name.clone(),
+            scale_set: g
+                .members
+                .first()
+                .and_then(|&m| crate::names::RepoNames::at(settings, m))
+                .map(|n| n.scale_set)
+                .unwrap_or_default(),
             repositories: g
                 .members
                 .iter()
@@ -139,6 +147,16 @@ async fn list_all(github: &Github, first: &str, key: &str) -> Result<Vec<Value>>
     Ok(items)
 }
 
+/// How `reconcile` may write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `diff` or a dry run: compare only.
+    pub no_writes: bool,
+    /// Take over a runner group of the group's name that serves other
+    /// runners than the group's scale set's.
+    pub adopt: bool,
+}
+
 /// Converges (or, with `no_writes`, compares) the runner group of each
 /// planned group in `org`. Listing the organisation's runner groups failing
 /// is an error for the whole stage; a failure on one group is that group's.
@@ -146,7 +164,7 @@ pub async fn reconcile(
     github: &Github,
     org: &str,
     plans: &[Planned],
-    no_writes: bool,
+    options: Options,
 ) -> Result<Report> {
     let live = list_all(
         github,
@@ -162,8 +180,8 @@ pub async fn reconcile(
                 .is_some_and(|n| n.eq_ignore_ascii_case(&plan.name))
         });
         let result = match found {
-            None => create(github, org, plan, no_writes).await,
-            Some(group) => converge(github, org, plan, group, no_writes).await,
+            None => create(github, org, plan, options.no_writes).await,
+            Some(group) => converge(github, org, plan, group, options).await,
         };
         report
             .runner_groups
@@ -224,8 +242,9 @@ async fn converge(
     org: &str,
     plan: &Planned,
     live: &Value,
-    no_writes: bool,
+    options: Options,
 ) -> Result<RunnerGroupResult> {
+    let no_writes = options.no_writes;
     let id = live.get("id").and_then(Value::as_u64).ok_or_else(|| {
         github_error(
             format!("runner group {}", plan.name),
@@ -252,6 +271,36 @@ async fn converge(
             } else {
                 "enterprise's shared"
             }
+        ));
+        return Ok(result);
+    }
+    // A runner group that serves other runners is someone else's, whatever
+    // its name: taken over only when asked.
+    let runners = list_all(
+        github,
+        &format!("/orgs/{org}/actions/runner-groups/{id}/runners?per_page=100"),
+        "runners",
+    )
+    .await?;
+    let foreign: Vec<&str> = runners
+        .iter()
+        .filter_map(|r| r.get("name").and_then(Value::as_str))
+        .filter(|n| !n.starts_with(&format!("{}-", plan.scale_set)))
+        .collect();
+    if !foreign.is_empty() && !options.adopt {
+        result.action = Action::Refused;
+        result.error = Some(format!(
+            "runner group `{}` serves runners that are not scale set {}'s ({}{}): it is someone \
+             else's; name the group otherwise, or take it over with --adopt",
+            plan.name,
+            plan.scale_set,
+            foreign
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if foreign.len() > 3 { ", …" } else { "" }
         ));
         return Ok(result);
     }
@@ -298,8 +347,14 @@ async fn converge(
             .changes
             .push(format!("-{} (not in the group)", live_ids[removed]));
     }
+    // Planned members only: a public non-member is removed below.
     let public: Vec<&str> = members
         .iter()
+        .filter(|r| {
+            r.get("id")
+                .and_then(Value::as_u64)
+                .is_some_and(|id| want.contains(&id))
+        })
         .filter(|r| r.get("private").and_then(Value::as_bool) == Some(false))
         .filter_map(|r| r.get("full_name").and_then(Value::as_str))
         .collect();

@@ -220,7 +220,9 @@ fn check_group_values(
             .starts_with(&format!("{}/", ctx.job_template_dir))
     {
         return Err(format!(
-            "the `runner` container must mount an emptyDir of its own at {} and keep the hook template there:              a template anywhere the workflow pod writes would let a job choose its identity",
+            "the `runner` container must mount an emptyDir of its own at {} and keep the hook \
+             template there: a template anywhere the workflow pod writes would let a job choose \
+             its identity",
             ctx.job_template_dir
         ));
     }

@@ -20,6 +20,18 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
         ));
     }
     warnings.extend(credential_warnings(settings));
+    for group in &settings.groups {
+        warnings.push(format!(
+            "groups[{}]: the members of a group trust each other. A member's job can read the \
+             runner's ServiceAccount token (the runner reads the step's GITHUB_ENV and \
+             GITHUB_STEP_SUMMARY files from the shared work volume and follows a symbolic link \
+             there), and with it start pods as any member's job ServiceAccount and read every \
+             Secret of the group's namespace, the organisation's scale set credential included. \
+             Group only repositories whose workflows are equally trusted (no code from forks); \
+             keep the others on their own scale sets (docs/security.md: grouped scale sets)",
+            group.name
+        ));
+    }
     if k8s.shared_namespace && !k8s.namespace.contains("{repo}") {
         warnings.push(format!(
             "kubernetes.sharedNamespace: in `{}` the admission policy keeps each runner to its own \

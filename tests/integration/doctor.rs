@@ -1329,7 +1329,13 @@ async fn doctor_compares_each_group_job_with_arcs_record_of_it() {
             "stray",
             &web.job_service_account,
             None,
-            "no runner's workflow pod",
+            "no runner's workflow or step pod",
+        ),
+        (
+            "evil",
+            &api.job_service_account,
+            Some("platform-r1"),
+            "not named as the hooks name",
         ),
         (
             "platform-r9-workflow",
@@ -1356,6 +1362,56 @@ async fn doctor_compares_each_group_job_with_arcs_record_of_it() {
         assert!(hit[0].fix.contains("kubectl delete pod"));
         pods.delete(name, &Default::default()).await.unwrap();
     }
+
+    // A v0.7.0 container step: the hooks label its Job, not the Job's pod.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), &ns);
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "platform-r1-step-abcdefgh", "labels": {"runner-pod": "platform-r1"}},
+        "spec": {"template": {"spec": {"serviceAccountName": api.job_service_account,
+                 "restartPolicy": "Never", "containers": [{"name": "job", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let job = jobs.create(&PostParams::default(), &job).await.unwrap();
+    let mut step = pod(
+        "platform-r1-step-abcdefgh-x7k2p",
+        &api.job_service_account,
+        None,
+    );
+    step.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: "platform-r1-step-abcdefgh".into(),
+            uid: job.metadata.uid.clone().unwrap(),
+            controller: Some(true),
+            ..Default::default()
+        },
+    ]);
+    pods.create(&PostParams::default(), &step).await.unwrap();
+    let findings = diagnose().await;
+    assert!(errors(&findings).is_empty(), "{findings:#?}");
+    // A pod as neither the runner nor a member (a removed member's identity
+    // left behind): said.
+    let left: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "gha-job-removed"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &left)
+        .await
+        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("leftover", "gha-job-removed", None),
+    )
+    .await
+    .unwrap();
+    let findings = diagnose().await;
+    assert!(
+        findings.iter().any(|f| f.severity == Severity::Warning
+            && f.object.ends_with("/leftover")
+            && f.evidence
+                .contains("neither the group's runner nor a member's")),
+        "{findings:#?}"
+    );
 
     // Outside the group's runner group: every repository of the organisation
     // may send jobs here.

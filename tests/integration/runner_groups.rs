@@ -24,6 +24,8 @@ struct Group {
     default: bool,
     allows_public: bool,
     repositories: Vec<u64>,
+    /// Names of the self-hosted runners registered in it.
+    runners: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +118,7 @@ impl wiremock::Respond for Fake {
                         .as_array()
                         .map(|a| a.iter().filter_map(Value::as_u64).collect())
                         .unwrap_or_default(),
+                    runners: Vec::new(),
                 };
                 let out = Fake::group_json(id, &group);
                 state.groups.insert(id, group);
@@ -133,6 +136,18 @@ impl wiremock::Respond for Fake {
                 }
                 let out = Fake::group_json(id, g);
                 ResponseTemplate::new(200).set_body_json(out)
+            }
+            ("GET", 6, Some(id)) if parts[5] == "runners" => {
+                let Some(g) = state.groups.get(&id) else {
+                    return ResponseTemplate::new(404);
+                };
+                let items = g
+                    .runners
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| json!({"id": i + 1, "name": name, "os": "linux", "status": "online"}))
+                    .collect();
+                paged(req, "runners", items)
             }
             ("GET", 6, Some(id)) => {
                 let Some(g) = state.groups.get(&id) else {
@@ -201,6 +216,7 @@ impl Setup {
                     default: true,
                     allows_public: false,
                     repositories: vec![],
+                    runners: Vec::new(),
                 },
             );
             s.groups.insert(
@@ -211,6 +227,7 @@ impl Setup {
                     default: false,
                     allows_public: true,
                     repositories: vec![950],
+                    runners: Vec::new(),
                 },
             );
         }
@@ -248,7 +265,10 @@ impl Setup {
             &gh,
             "acme",
             &runner_groups::planned(&self.settings),
-            no_writes,
+            runner_groups::Options {
+                no_writes,
+                adopt: false,
+            },
         )
         .await
         .unwrap()
@@ -363,9 +383,14 @@ async fn the_default_group_and_public_members_are_refused() {
     let gh = Github::connect(&settings, RetryPolicy::default())
         .await
         .unwrap();
-    let report = runner_groups::reconcile(&gh, "acme", &runner_groups::planned(&settings), false)
-        .await
-        .unwrap();
+    let report = runner_groups::reconcile(
+        &gh,
+        "acme",
+        &runner_groups::planned(&settings),
+        runner_groups::Options::default(),
+    )
+    .await
+    .unwrap();
     let r = &report.runner_groups[0];
     assert_eq!(r.action, Action::Refused);
     assert!(
@@ -411,9 +436,14 @@ async fn a_token_without_the_runner_permission_gets_the_fix() {
     let gh = Github::connect(&s.settings, RetryPolicy::default())
         .await
         .unwrap();
-    let e = runner_groups::reconcile(&gh, "acme", &runner_groups::planned(&s.settings), false)
-        .await
-        .unwrap_err();
+    let e = runner_groups::reconcile(
+        &gh,
+        "acme",
+        &runner_groups::planned(&s.settings),
+        runner_groups::Options::default(),
+    )
+    .await
+    .unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("admin:org") && text.contains("Self-hosted runners"),
@@ -436,6 +466,7 @@ async fn a_hundred_and_fifty_runner_groups_are_read_in_pages() {
                     default: false,
                     allows_public: false,
                     repositories: vec![],
+                    runners: Vec::new(),
                 },
             );
         }
@@ -448,6 +479,7 @@ async fn a_hundred_and_fifty_runner_groups_are_read_in_pages() {
                 default: false,
                 allows_public: false,
                 repositories: vec![901, 902],
+                runners: Vec::new(),
             },
         );
     }
@@ -555,5 +587,54 @@ async fn the_cli_applies_the_runner_group_and_diff_exit_code_tells_its_drift() {
             .unwrap()
             .repositories,
         vec![901, 902]
+    );
+}
+
+#[tokio::test]
+async fn a_runner_group_that_serves_other_runners_is_taken_over_only_with_adopt() {
+    let s = Setup::new().await;
+    // An administrator's runner group called `platform`, with their runner.
+    s.fake.0.lock().unwrap().groups.insert(
+        7,
+        Group {
+            name: "Platform".into(),
+            visibility: "selected".into(),
+            default: false,
+            allows_public: false,
+            repositories: vec![950],
+            runners: vec!["build-box-1".into(), "platform-x1-runner-y2".into()],
+        },
+    );
+    let report = s.reconcile(false).await;
+    let r = &report.runner_groups[0];
+    assert_eq!(r.action, Action::Refused, "{r:?}");
+    assert!(r.error.as_ref().unwrap().contains("build-box-1"), "{r:?}");
+    assert!(r.error.as_ref().unwrap().contains("--adopt"));
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert_eq!(s.group("Platform").unwrap().1.repositories, vec![950]);
+    // Asked to: taken over.
+    let gh = Github::connect(&s.settings, RetryPolicy::default())
+        .await
+        .unwrap();
+    let options = runner_groups::Options {
+        no_writes: false,
+        adopt: true,
+    };
+    let report =
+        runner_groups::reconcile(&gh, "acme", &runner_groups::planned(&s.settings), options)
+            .await
+            .unwrap();
+    assert_eq!(
+        report.runner_groups[0].action,
+        Action::Updated,
+        "{report:?}"
+    );
+    assert_eq!(s.group("Platform").unwrap().1.repositories, vec![901, 902]);
+    // Its own scale set's runners are no reason to refuse.
+    s.fake.0.lock().unwrap().groups.get_mut(&7).unwrap().runners =
+        vec!["platform-x1-runner-y2".into()];
+    assert_eq!(
+        s.reconcile(false).await.runner_groups[0].action,
+        Action::Unchanged
     );
 }
