@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::config::{self, Group, Settings};
+use crate::names::RepoNames;
 use crate::subject::SubjectRepository;
 use crate::templates::Templates;
 use crate::{Error, Result, plan};
@@ -31,8 +32,8 @@ pub struct JobStartedArgs {
     /// Directory of replacement templates (as `plan --templates`).
     #[arg(long)]
     pub templates: Option<PathBuf>,
-    /// The runner's ServiceAccount token, for the runner checks
-    /// (`kubernetes.verifyRunner.enabled`).
+    /// The runner's pod-bound ServiceAccount token: the claim is recorded
+    /// and the runner checks run with it.
     #[arg(long, default_value = crate::verify::runner::IN_CLUSTER_TOKEN)]
     pub token_file: PathBuf,
     /// Out of a pod only: kubeconfig naming the API server and its CA (its
@@ -245,6 +246,93 @@ fn write_template(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&temporary, path).map_err(io)
 }
 
+/// Creates this runner pod's claim (`<pod>-claim`, immutable, owned by the
+/// pod so that it goes with it), naming the member's job ServiceAccount.
+/// The pod comes from the runner's bound token, as the admission policy
+/// reads it. One job per runner pod: an existing claim refuses the job.
+async fn record_claim(args: &JobStartedArgs, group: &str, names: &RepoNames) -> Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use plan::group_admission::{CLAIM_LABEL, claim_name};
+    let refuse = |reason: String| Error::JobRefused {
+        group: group.to_owned(),
+        reason,
+    };
+    let token = std::fs::read_to_string(&args.token_file).map_err(|source| Error::Io {
+        action: "read the runner's ServiceAccount token",
+        path: args.token_file.clone(),
+        source,
+    })?;
+    let claims = crate::jwt::claims(&token).map_err(|e| {
+        refuse(format!(
+            "the runner's token is not a JWT ({e}): the claim needs a pod-bound token"
+        ))
+    })?;
+    let pod = claims.pointer("/kubernetes.io/pod");
+    let field = |key: &str| {
+        pod.and_then(|p| p.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let (Some(pod_name), Some(pod_uid)) = (field("name"), field("uid")) else {
+        return Err(refuse(
+            "the runner's token is bound to no pod (a legacy token): the group's admission \
+             policy tells runners apart by their pod"
+                .into(),
+        ));
+    };
+    let client = crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file)
+        .await
+        .map_err(|e| {
+            refuse(format!(
+                "cannot reach the API server to record the claim: {e}"
+            ))
+        })?;
+    let claim = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(claim_name(&pod_name)),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(BTreeMap::from([
+                (CLAIM_LABEL.to_owned(), group.to_owned()),
+                (
+                    crate::kvp::MANAGED_BY_LABEL.to_owned(),
+                    crate::kvp::MANAGED_BY.to_owned(),
+                ),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                crate::kvp::REPOSITORY_ANNOTATION.to_owned(),
+                names.repository.clone(),
+            )])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod_name.clone(),
+                uid: pod_uid,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            "serviceAccountName".to_owned(),
+            names.job_service_account.clone(),
+        )])),
+        ..Default::default()
+    };
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &names.namespace);
+    match api.create(&kube::api::PostParams::default(), &claim).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(refuse(format!(
+            "runner pod {pod_name} has a claim already: a runner runs one job"
+        ))),
+        Err(e) => Err(refuse(format!(
+            "recording the claim {}/{} failed: {e}",
+            names.namespace,
+            claim_name(&pod_name)
+        ))),
+    }
+}
+
 /// Runs the hook: exit 0 with the template written, exit 1 (and no
 /// template) for a repository outside the group.
 pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -322,6 +410,19 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         names.job_service_account,
         path.display()
     )?;
+    // The claim the group's admission policy judges this runner's pods by,
+    // before any step of the job runs.
+    if settings.config.kubernetes.group_admission_policy {
+        if let Err(e) = record_claim(args, &group.name, &names).await {
+            std::fs::remove_file(&path).ok();
+            return Err(e.into());
+        }
+        writeln!(
+            out,
+            "job-started: claim recorded: this runner starts pods only as {}",
+            names.job_service_account
+        )?;
+    }
     // The runner's own identity, rights and template, as `verify runner`
     // checks them on a repository's own scale set.
     let verify = &settings.config.kubernetes.verify_runner;

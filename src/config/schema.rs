@@ -445,6 +445,10 @@ impl Default for IrsaOptions {
 fn default_audience() -> String {
     "sts.amazonaws.com".into()
 }
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
 fn default_true() -> bool {
     true
 }
@@ -557,6 +561,16 @@ pub struct KubernetesConfig {
     /// adds a ValidatingAdmissionPolicy per shared namespace (Kubernetes ≥ 1.30).
     #[serde(default)]
     pub shared_namespace: bool,
+    /// A group's namespace gets ValidatingAdmissionPolicies (Kubernetes ≥
+    /// 1.30) that let its runner start pods only as the member whose job it
+    /// runs (the claim `job-started` records), so that a member's job that
+    /// obtains the runner's token cannot take another member's identity.
+    /// `false` on older clusters: then the members of a group trust each
+    /// other fully (docs/security.md: grouped scale sets).
+    // Left out of written configurations when on (the default), so that a
+    // runner's configuration reads with a runner-identity that predates it.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub group_admission_policy: bool,
     /// A NetworkPolicy in every repository namespace denying egress to the
     /// instance metadata service (the node's role), all other egress allowed
     /// (the EKS Pod Identity agent included).
@@ -781,6 +795,7 @@ impl Default for KubernetesConfig {
             runner_fs_group: default_runner_fs_group(),
             chart: ChartConfig::default(),
             shared_namespace: false,
+            group_admission_policy: true,
             block_instance_metadata: true,
             pod_security: default_pod_security(),
             verify_runner: VerifyRunnerConfig::default(),

@@ -275,7 +275,7 @@ fn cel_string(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The planned CEL, evaluated with the `cel` crate and its strings
     //! extension (Kubernetes' CEL has the same `substring`) the way the API
     //! server's admission does: variables when used, then every validation,
@@ -302,7 +302,7 @@ mod tests {
         ])
     }
 
-    fn env() -> Arc<cel::Env> {
+    pub(in crate::plan) fn env() -> Arc<cel::Env> {
         let mut env = cel::Env::stdlib();
         env.add_extension(cel::extensions::strings).unwrap();
         Arc::new(env)
@@ -369,25 +369,49 @@ mod tests {
             "kind": {"kind": r.kind}, "resource": {"resource": r.resource}, "subResource": r.sub,
             "userInfo": user,
         });
-        let mut vars: std::collections::HashMap<String, cel::Value> = Default::default();
-        for (name, expression) in variables(&runners()) {
-            let program = env
-                .compile(&expression)
-                .unwrap_or_else(|e| panic!("{name}: {expression}: {e}"));
-            let mut ctx = cel::Context::with_env(Arc::clone(&env));
-            ctx.add_variable("object", r.object.clone()).unwrap();
+        evaluate(
+            &env,
+            &variables(&runners()),
+            rules(),
+            &request,
+            &r.object,
+            None,
+        )
+    }
+
+    /// The messages of the validations a request fails: `variables` bound
+    /// in order (one that errors stays unbound, so a validation that uses it
+    /// errors too), then each validation, with `params` when the policy has
+    /// them (a validation that errors fails: `failurePolicy: Fail`).
+    pub(in crate::plan) fn evaluate(
+        env: &Arc<cel::Env>,
+        variables: &[(String, String)],
+        rules: Vec<Rule>,
+        request: &Value,
+        object: &Value,
+        params: Option<&Value>,
+    ) -> Vec<String> {
+        let context = |vars: &std::collections::HashMap<String, cel::Value>| {
+            let mut ctx = cel::Context::with_env(Arc::clone(env));
+            ctx.add_variable("object", object.clone()).unwrap();
             ctx.add_variable("request", request.clone()).unwrap();
+            if let Some(p) = params {
+                ctx.add_variable("params", p.clone()).unwrap();
+            }
             ctx.add_variable_from_value("variables", vars.clone());
-            // An error stays unbound: a validation that uses it errors too.
-            if let Ok(value) = program.execute(&ctx) {
-                vars.insert(name, value);
+            ctx
+        };
+        let mut vars: std::collections::HashMap<String, cel::Value> = Default::default();
+        for (name, expression) in variables {
+            let program = env
+                .compile(expression)
+                .unwrap_or_else(|e| panic!("{name}: {expression}: {e}"));
+            if let Ok(value) = program.execute(&context(&vars)) {
+                vars.insert(name.clone(), value);
             }
         }
-        let mut ctx = cel::Context::with_env(Arc::clone(&env));
-        ctx.add_variable("object", r.object.clone()).unwrap();
-        ctx.add_variable("request", request).unwrap();
-        ctx.add_variable_from_value("variables", vars);
-        rules()
+        let ctx = context(&vars);
+        rules
             .into_iter()
             .filter(|rule| {
                 let program = env

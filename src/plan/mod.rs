@@ -5,6 +5,7 @@
 mod admission;
 mod checks;
 mod group;
+pub mod group_admission;
 mod hook;
 mod iam;
 mod isolation;
@@ -123,9 +124,10 @@ pub struct RepoPlan {
     /// Denies egress to the instance metadata service in the namespace
     /// (`kubernetes.blockInstanceMetadata`; one per namespace).
     pub network_policy: Option<NetworkPolicy>,
-    /// The guard of a shared namespace (`kubernetes.sharedNamespace`; with
-    /// the first repository planned into it).
-    pub admission_policy: Option<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)>,
+    /// The guard of a shared namespace (`kubernetes.sharedNamespace`), or a
+    /// group's guard and claim policy (`kubernetes.groupAdmissionPolicy`);
+    /// with the first repository planned into the namespace.
+    pub admission_policy: Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)>,
     /// The scale set that runs the repository's jobs: its own, or its
     /// group's when it is the group's first member; `None` for the group's
     /// other members.

@@ -261,7 +261,7 @@ impl RepoPlan {
             out.push(Object::Namespace(ns));
         }
         // A shared namespace's guard, before any runner exists there.
-        if let Some((policy, binding)) = &self.admission_policy {
+        for (policy, binding) in &self.admission_policy {
             out.push(Object::ValidatingAdmissionPolicy(policy));
             out.push(Object::ValidatingAdmissionPolicyBinding(binding));
         }

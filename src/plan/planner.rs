@@ -154,20 +154,48 @@ impl Planner<'_> {
                 message: format!("no repository to plan at index {index}"),
             });
         };
-        let guard = self
+        let mut guard: Vec<_> = self
             .shared
             .get(&names.namespace)
             .filter(|_| first)
             .map(|runners| {
                 let meta = metadata(settings, repo, names, "");
                 admission::guard(&names.namespace, runners, meta)
-            });
+            })
+            .into_iter()
+            .collect();
         let group = self
             .group_of
             .get(index)
             .copied()
             .flatten()
             .and_then(|g| settings.groups.get(g));
+        if let Some(group) =
+            group.filter(|_| first && settings.config.kubernetes.group_admission_policy)
+        {
+            let members: Vec<String> = group
+                .members
+                .iter()
+                .filter_map(|&m| self.names.get(m))
+                .map(|n| n.job_service_account.clone())
+                .collect();
+            let meta = group_metadata(settings, group, names, "");
+            guard.extend(
+                group_admission::GroupGuard {
+                    namespace: &names.namespace,
+                    group: &group.name,
+                    runner_user: format!(
+                        "system:serviceaccount:{}:{}",
+                        names.namespace, names.runner_service_account
+                    ),
+                    job_accounts: members,
+                }
+                .objects(ObjectMeta {
+                    namespace: None,
+                    ..meta
+                }),
+            );
+        }
         let mut plan = self.plan_repository(repo, names.clone(), group, first, checks)?;
         plan.admission_policy = guard;
         if let Some(data) = self
@@ -267,7 +295,7 @@ impl Planner<'_> {
             names,
             namespace,
             network_policy,
-            admission_policy: None,
+            admission_policy: Vec::new(),
             scale_set,
             job_service_account,
             job_template,
@@ -302,9 +330,15 @@ impl Planner<'_> {
             Some(_) => &cfg.kubernetes.extra_rules,
             None => &repo.extra_rules,
         };
+        let mut rules = role_rules(cfg.kubernetes.hooks, extra_rules);
+        if group.is_some() && cfg.kubernetes.group_admission_policy {
+            // job-started records the member whose job starts: create only
+            // (the group's guard admits its own claim alone).
+            rules.push(group_admission::claim_rule());
+        }
         let role = Role {
             metadata: meta(&names.role),
-            rules: Some(role_rules(cfg.kubernetes.hooks, extra_rules)),
+            rules: Some(rules),
         };
         let role_binding = RoleBinding {
             metadata: meta(&names.role),

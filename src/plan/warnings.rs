@@ -21,14 +21,21 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
     }
     warnings.extend(credential_warnings(settings));
     for group in &settings.groups {
+        let identities = if k8s.group_admission_policy {
+            "The group's admission policies (Kubernetes 1.30 or later) keep it to its own \
+             member's identity"
+        } else {
+            "Without kubernetes.groupAdmissionPolicy it can also start pods as any member's job \
+             ServiceAccount and take that member's IAM role"
+        };
         warnings.push(format!(
-            "groups[{}]: the members of a group trust each other. A member's job can read the \
-             runner's ServiceAccount token (the runner reads the step's GITHUB_ENV and \
-             GITHUB_STEP_SUMMARY files from the shared work volume and follows a symbolic link \
-             there), and with it start pods as any member's job ServiceAccount and read every \
-             Secret of the group's namespace, the organisation's scale set credential included. \
-             Group only repositories whose workflows are equally trusted (no code from forks); \
-             keep the others on their own scale sets (docs/security.md: grouped scale sets)",
+            "groups[{}]: a member's job can read the runner's ServiceAccount token (the runner \
+             reads the step's GITHUB_ENV and GITHUB_STEP_SUMMARY files from the shared work volume \
+             and follows a symbolic link there), and with it every Secret of the group's \
+             namespace: the other members' step `env:` and the organisation's scale set \
+             credential. {identities}. Group only repositories that may read each other's secrets \
+             (no code from forks); keep the others on their own scale sets (docs/security.md: \
+             grouped scale sets)",
             group.name
         ));
     }

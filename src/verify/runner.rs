@@ -180,6 +180,18 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         })
         .map(|r| r.extra_rules.clone())
         .unwrap_or_default();
+    let mut extra = extra;
+    if served.as_ref().is_some_and(|s| s.group.is_some())
+        && inputs.settings.config.kubernetes.group_admission_policy
+    {
+        // job-started's claim (plan::group_admission::claim_rule).
+        extra.push(RuleConfig {
+            api_groups: vec![String::new()],
+            resources: vec!["configmaps".into()],
+            verbs: vec!["create".into()],
+            resource_names: Vec::new(),
+        });
+    }
     verdict
         .checks
         .push(credentials_check(&client, &subject.namespace, inputs.strict).await);

@@ -249,6 +249,53 @@ async fn the_real_hooks_start_the_workflow_pod_as_the_planned_job_service_accoun
     }
 }
 
+/// Creates runner pod `name` (as ARC would, on a node nothing runs) and
+/// returns a token of `account` bound to it, as the pod's projected token is.
+async fn runner_pod_token(
+    admin: &kube::Client,
+    namespace: &str,
+    account: &str,
+    name: &str,
+) -> String {
+    use k8s_openapi::api::authentication::v1::{
+        BoundObjectReference, TokenRequest, TokenRequestSpec,
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), namespace);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": "node-a",
+            "serviceAccountName": account,
+            "automountServiceAccountToken": false,
+            "containers": [{"name": "runner", "image": "ghcr.io/actions/actions-runner:2.336.0"}]
+        }
+    }))
+    .unwrap();
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(3600),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(name.to_owned()),
+                uid: pod.metadata.uid.clone(),
+            }),
+        },
+        ..Default::default()
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+}
+
 /// The decision of the product's evaluator on a web-identity request of
 /// the stack's issuer, subject `sub` (the provider of account 111122223333).
 fn trusts(policy: &serde_json::Value, sub: &str) -> Decision {
@@ -289,11 +336,16 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         .replace("  - web\n", "  - {name: web, id: 902}\n");
     let text = format!("{base}groups:\n  - name: {group}\n    repositories: [api, web]\n");
     let settings = settings(&text);
-    let plan = runner_identity::plan::plan(
+    let mut plan = runner_identity::plan::plan(
         &settings,
         &runner_identity::templates::Templates::load(None).unwrap(),
     )
     .unwrap();
+    // The group's guard and claim policy: the local v1.20 server serves no
+    // ValidatingAdmissionPolicy (their CEL is proven in
+    // src/plan/group_admission.rs); everything else is applied.
+    assert_eq!(plan.repositories[0].admission_policy.len(), 2);
+    plan.repositories[0].admission_policy.clear();
     apply_plan(&admin, &plan, false).await;
     let members: Vec<&runner_identity::names::RepoNames> =
         plan.repositories[..2].iter().map(|r| &r.names).collect();
@@ -372,7 +424,21 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     )
     .await;
     for (n, (repository, id)) in members.iter().zip([("api", 901), ("web", 902)]) {
+        // The runner pod, and its pod-bound token (the claim names its pod).
+        let runner = format!("{group}-runner-{repository}");
+        std::fs::write(
+            &runner_token,
+            runner_pod_token(
+                &admin,
+                &shared.namespace,
+                &shared.runner_service_account,
+                &runner,
+            )
+            .await,
+        )
+        .unwrap();
         let ran = job_started(repository, id, &config).expect(0);
+        assert!(ran.stdout.contains("claim recorded"), "{}", ran.stdout);
         assert!(
             ran.stdout.contains(&n.job_service_account),
             "{}",
@@ -401,20 +467,6 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
             std::fs::read_to_string(&template).unwrap(),
             planned.job_template
         );
-        let runner = format!("{group}-runner-{repository}");
-        let runner_pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": runner},
-            "spec": {
-                "nodeName": "node-a",
-                "serviceAccountName": shared.runner_service_account,
-                "automountServiceAccountToken": false,
-                "containers": [{"name": "runner", "image": "ghcr.io/actions/actions-runner:2.336.0"}]
-            }
-        }))
-        .unwrap();
-        pods.create(&PostParams::default(), &runner_pod)
-            .await
-            .unwrap();
         let hook_work = tempfile::tempdir().unwrap();
         let mut hook = run_hook(
             &bundle(Hooks::Kubernetes),
@@ -468,6 +520,33 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         );
     }
 
+    // Each runner pod's claim names its own member, immutable; a second
+    // job-started on a runner that has one is refused (one job per runner).
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), &shared.namespace);
+    for (n, repository) in members.iter().zip(["api", "web"]) {
+        let claim = configmaps
+            .get(&format!("{group}-runner-{repository}-claim"))
+            .await
+            .unwrap();
+        assert_eq!(claim.immutable, Some(true));
+        assert_eq!(
+            claim.data.unwrap()["serviceAccountName"],
+            n.job_service_account
+        );
+        assert_eq!(
+            claim.metadata.owner_references.unwrap()[0].name,
+            format!("{group}-runner-{repository}")
+        );
+    }
+    let again = job_started("api", 901, &config).expect(1);
+    assert!(
+        again.stderr.contains("has a claim already"),
+        "{}",
+        again.stderr
+    );
+    assert!(!template.exists(), "no template is left by a refused job");
+
     // The group's runner is no member's identity.
     let runner_sub = jwt_claims(
         &service_account_token(
@@ -501,7 +580,19 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
         assert!(!template.exists(), "no template is left for a refused job");
     }
     // A runner that fails its checks starts no job: without a right the
-    // hooks need, job-started exits 1 and leaves no template.
+    // hooks need, job-started exits 1 and leaves no template (a fresh runner
+    // pod, which has no claim yet).
+    std::fs::write(
+        &runner_token,
+        runner_pod_token(
+            &admin,
+            &shared.namespace,
+            &shared.runner_service_account,
+            &format!("{group}-runner-fresh"),
+        )
+        .await,
+    )
+    .unwrap();
     assert_eq!(
         drop_role_rules(&shared.namespace, &shared.role, rule_for("pods/exec")).await,
         1

@@ -56,8 +56,9 @@ fn a_shared_namespace_is_refused_with_the_risk_unless_opted_in() {
     // first repository; both runners mapped to their own job accounts.
     let plan = shared("acme", "ci-shared", true).plan();
     let (first, second) = (&plan.repositories[0], &plan.repositories[1]);
-    let (policy, binding) = first.admission_policy.as_ref().unwrap();
-    assert!(second.admission_policy.is_none() && second.network_policy.is_none());
+    assert_eq!(first.admission_policy.len(), 1);
+    let (policy, binding) = &first.admission_policy[0];
+    assert!(second.admission_policy.is_empty() && second.network_policy.is_none());
     assert!(first.network_policy.is_some());
     let spec = serde_json::to_string(&policy.spec).unwrap();
     for n in [&first.names, &second.names] {
@@ -138,7 +139,7 @@ async fn verify_runner_reports_pods_it_can_start_next_to_another_job_account() {
     let config = shared(&owner, &namespace, true);
     let mut plan = config.plan();
     // What a cluster without the guard holds: everything else of the plan.
-    plan.repositories[0].admission_policy = None;
+    plan.repositories[0].admission_policy.clear();
     let admin = admin_client().await;
     let report = apply::apply(&admin, &plan, &Options::default())
         .await

@@ -532,7 +532,10 @@ async fn the_cli_applies_the_runner_group_and_diff_exit_code_tells_its_drift() {
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
-        format!("{text}groups:\n  - name: platform\n    repositories: [api, web]\n"),
+        // The local v1.20 server serves no ValidatingAdmissionPolicy.
+        format!(
+            "{text}  groupAdmissionPolicy: false\ngroups:\n  - name: platform\n    repositories: [api, web]\n"
+        ),
     )
     .unwrap();
     let cli = |args: &[&str]| {
