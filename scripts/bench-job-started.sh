@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: the latency a grouped scale set adds before each job, side by
 # side in one run on the local stack (goal: 20 ms with the runner checks):
-#   job-started, template only (kubernetes.verifyRunner.enabled: false);
-#   job-started with the runner checks (the default);
+#   job-started, template only (verifyRunner and groupAdmissionPolicy off);
+#   job-started with the runner checks;
+#   job-started with the claim and the runner checks (the default; each run
+#   on a fresh runner pod with its pod-bound token, made outside the timing);
 #   verify runner on a repository's own scale set (today's job-started hook);
 #   the binary's start alone (--version), the floor of any hook.
 #   scripts/bench-job-started.sh [RUNS]     (default 20; mean wall time per run)
@@ -38,8 +40,16 @@ aws:
 kubernetes:
   namespace: "{owner}-{repo}"
 YAML
-sed 's/^kubernetes:$/kubernetes:\n  verifyRunner: {enabled: false}/' "$work/group.yaml" >"$work/group-nochecks.yaml"
-"$bin" apply -c "$work/group.yaml" --skip-aws --skip-github >/dev/null
+sed 's/^kubernetes:$/kubernetes:\n  verifyRunner: {enabled: false}\n  groupAdmissionPolicy: false/' "$work/group.yaml" >"$work/group-nochecks.yaml"
+sed 's/^kubernetes:$/kubernetes:\n  groupAdmissionPolicy: false/' "$work/group.yaml" >"$work/group-noclaim.yaml"
+# The claim policy's objects need Kubernetes 1.30: everything else is applied.
+"$bin" plan -c "$work/group.yaml" -o json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["repositories"]:
+    for o in r["objects"]:
+        if not o["kind"].startswith("ValidatingAdmissionPolicy"):
+            print("---"); print(json.dumps(o))' >"$work/group-objects.yaml"
+kubectl apply --server-side --field-manager=runner-identity -f "$work/group-objects.yaml" >/dev/null
 gns=$owner-$group
 kubectl create token gha-runner -n "$gns" --duration=1h >"$work/group-runner-token"
 mkdir -p "$work/own" "$work/_work/app"
@@ -51,7 +61,27 @@ job_started_with() { # configuration
     "$bin" job-started -c "$1" --token-file "$work/group-runner-token" --kubeconfig "$KUBECONFIG" >/dev/null
 }
 template_only() { job_started_with "$work/group-nochecks.yaml"; }
-with_checks() { job_started_with "$work/group.yaml"; }
+with_checks() { job_started_with "$work/group-noclaim.yaml"; }
+# A fresh runner pod and its pod-bound token (not timed).
+fresh_runner() { # index
+  local pod=$group-runner-$1
+  kubectl -n "$gns" run "$pod" --image=ghcr.io/actions/actions-runner:2.336.0 --restart=Never \
+    --overrides='{"spec": {"serviceAccountName": "gha-runner", "nodeName": "bench-node", "automountServiceAccountToken": false}}' >/dev/null
+  local uid; uid=$(kubectl -n "$gns" get pod "$pod" -o jsonpath='{.metadata.uid}')
+  kubectl create token gha-runner -n "$gns" --duration=1h --bound-object-kind Pod \
+    --bound-object-name "$pod" --bound-object-uid "$uid" >"$work/group-runner-token"
+}
+# mean_fresh_ms: like mean_ms, each run (and the warm-up) on a fresh runner.
+mean_fresh_ms() {
+  local total=0 start end
+  fresh_runner warm; job_started_with "$work/group.yaml"
+  for i in $(seq 1 "$runs"); do
+    fresh_runner "$i"
+    start=$(date +%s%N); job_started_with "$work/group.yaml"; end=$(date +%s%N)
+    total=$((total + end - start))
+  done
+  echo "$((total / runs / 100000))" | sed 's/\(.\)$/.\1/'
+}
 verify_runner() {
   GITHUB_REPOSITORY=$owner/app ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$work/hook-template.yaml \
     "$bin" verify runner -c "$work/config.yaml" --kubeconfig "$KUBECONFIG" --token-file "$work/runner-token" >/dev/null
@@ -62,4 +92,5 @@ printf '%-52s %s\n' "run (mean of $runs)" "wall (ms)"
 printf '%-52s %s\n' "runner-identity --version (process start)" "$(mean_ms start_only)"
 printf '%-52s %s\n' "job-started, template only" "$(mean_ms template_only)"
 printf '%-52s %s\n' "job-started with the runner checks" "$(mean_ms with_checks)"
+printf '%-52s %s\n' "job-started with the claim and the runner checks" "$(mean_fresh_ms)"
 printf '%-52s %s\n' "verify runner (a repository's own scale set)" "$(mean_ms verify_runner)"

@@ -142,6 +142,21 @@ pub fn rules() -> Vec<Rule> {
             message: "a runner may not start pods with hostPath volumes".into(),
         },
         Rule {
+            // Another runner's work volume would let it plant code the other
+            // repository's job runs (ReadWriteOnce allows pods on one node).
+            // Projected volumes stay: the ServiceAccount admission and the
+            // IRSA and Pod Identity webhooks add them before validation.
+            expression: pod_write(
+                "!has(variables.podSpec.volumes) || variables.podSpec.volumes.all(v, \
+                 has(v.projected) || has(v.emptyDir) || has(v.configMap) || has(v.secret) || \
+                 has(v.downwardAPI) || (has(v.persistentVolumeClaim) && \
+                 v.persistentVolumeClaim.claimName == variables.runnerPod + '-work'))",
+            ),
+            message: "a runner may mount in its pods only its own work volume (<its pod>-work) \
+                      and projected, emptyDir, configMap, secret and downwardAPI volumes"
+                .into(),
+        },
+        Rule {
             expression: pod_write(
                 "!(has(variables.podSpec.hostNetwork) && variables.podSpec.hostNetwork) && \
                  !(has(variables.podSpec.hostPID) && variables.podSpec.hostPID) && \
@@ -427,7 +442,7 @@ pub(super) mod tests {
         let mut spec = json!({
             "serviceAccountName": account,
             "containers": [{"name": "job", "image": "node:20"}],
-            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "w"}}],
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": format!("{A_POD}-work")}}],
         });
         if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
             spec.extend(extra.clone());
@@ -487,10 +502,41 @@ pub(super) mod tests {
         ];
         for extra in cases {
             let d = denied(&a().with(pod("gha-a-job", extra.clone())));
-            assert_eq!(d.len(), 1, "{extra}: {d:?}");
+            assert!(!d.is_empty(), "{extra}");
+            assert!(
+                d.iter().any(|m| m.contains("hostPath")
+                    || m.contains("node's")
+                    || m.contains("privileged")),
+                "{extra}: {d:?}"
+            );
         }
         let fine = json!({"hostNetwork": false, "containers": [{"name": "c", "securityContext": {"privileged": false}}]});
         assert!(denied(&a().with(pod("gha-a-job", fine))).is_empty());
+    }
+
+    #[test]
+    fn a_runner_mounts_only_its_own_work_volume() {
+        // A neighbour's work volume (ReadWriteOnce allows pods on its node),
+        // a clone of it, any other claim: denied. The volumes the hooks, the
+        // ServiceAccount admission and the IRSA webhook add: admitted.
+        let own = json!({"volumes": [
+            {"name": "work", "persistentVolumeClaim": {"claimName": format!("{A_POD}-work")}},
+            {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "cm", "configMap": {"name": "x"}},
+            {"name": "s", "secret": {"secretName": "y"}},
+            {"name": "d", "downwardAPI": {"items": []}},
+        ]});
+        assert!(denied(&a().with(pod("gha-a-job", own))).is_empty());
+        for volume in [
+            json!({"name": "work", "persistentVolumeClaim": {"claimName": format!("{B_POD}-work")}}),
+            json!({"name": "clone", "ephemeral": {"volumeClaimTemplate": {"spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": format!("{B_POD}-work")}}}}}),
+            json!({"name": "nfs", "nfs": {"server": "10.0.0.1", "path": "/"}}),
+        ] {
+            let d = denied(&a().with(pod("gha-a-job", json!({"volumes": [volume.clone()]}))));
+            assert_eq!(d.len(), 1, "{volume}: {d:?}");
+            assert!(d[0].contains("only its own work volume"), "{d:?}");
+        }
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //!   runner pod's claim names.
 //!
 //! `job-started`, which runs before any step of the job, creates the claim.
-//! The runner may create ConfigMaps but not change or delete them, so once a
-//! job's code runs, its runner's claim is fixed.
+//! The runner may create ConfigMaps but not change or delete them (RBAC, and
+//! the guard), so once a job's code runs, its runner's claim is fixed
+//! (`immutable` freezes the claim's data; its labels and owner are kept by
+//! the missing rights).
 
 use std::collections::BTreeMap;
 
@@ -101,6 +103,18 @@ impl GroupGuard<'_> {
                 _ => out.push(rule),
             }
         }
+        // ARC names runner pods `<scale set>-<5>-runner-<5>`; the hooks cut
+        // the runner pod's name to 47 for Secrets, 49 for step pods and 54
+        // for the workflow pod. Cut, two runners of one scale set would share
+        // a prefix (plan keeps group scale set names to 28 characters).
+        out.push(Rule {
+            expression: runner_only("size(variables.runnerPod) <= 47"),
+            message: format!(
+                "a group's runner pod name must be at most 47 characters, so the hooks never cut \
+                 it (runner-identity: group {})",
+                self.group
+            ),
+        });
         out.push(Rule {
             expression: pod_write(&format!(
                 "has(variables.podSpec.serviceAccountName) && \
@@ -255,6 +269,8 @@ impl GroupGuard<'_> {
                     &["pods", "secrets", "configmaps"],
                     &["CREATE", "UPDATE", "DELETE"],
                 ),
+                // Not in the runner's Role; judged by name all the same.
+                rule("", &["pods/ephemeralcontainers"], &["UPDATE"]),
                 rule("batch", &["jobs"], &["CREATE", "UPDATE", "DELETE"]),
                 rule(
                     "",
@@ -486,6 +502,37 @@ mod tests {
         assert!(!guard_denies(&exec, &json!({"kind": "PodExecOptions"})).is_empty());
         let legacy = request(RUNNER, None, "CREATE", "pods", &format!("{R1}-workflow"));
         assert!(!guard_denies(&legacy, &workflow_pod(API, R1)).is_empty());
+        // A neighbour runner's work volume: code planted there runs as B.
+        let mut planted = workflow_pod(API, R1);
+        planted["spec"]["volumes"] =
+            json!([{"name": "w", "persistentVolumeClaim": {"claimName": format!("{R2}-work")}}]);
+        let step = request(
+            RUNNER,
+            Some(R1),
+            "CREATE",
+            "pods",
+            &format!("{R1}-step-deadbeef"),
+        );
+        assert!(
+            guard_denies(&step, &planted)
+                .iter()
+                .any(|m| m.contains("only its own work volume"))
+        );
+        // A runner pod name the hooks would cut (a longer scale set name):
+        // two runners would share their step pods' prefix.
+        let long = "platform-with-a-much-longer-name-x7k2p-runner-q8z4w";
+        let r = request(
+            RUNNER,
+            Some(long),
+            "CREATE",
+            "pods",
+            &format!("{long}-workflow"),
+        );
+        assert!(
+            guard_denies(&r, &workflow_pod(API, long))
+                .iter()
+                .any(|m| m.contains("at most 47"))
+        );
         // Host access.
         let mut host = workflow_pod(API, R1);
         host["spec"]["hostPID"] = json!(true);

@@ -39,6 +39,7 @@ impl<'a> Planner<'a> {
         refuse_groups(settings)?;
         refuse_system_namespaces(settings, &names)?;
         names::check_collisions(&names)?;
+        refuse_long_group_scale_sets(settings, &names)?;
         for group in &settings.groups {
             let members: Vec<RepoNames> = group
                 .members
@@ -324,10 +325,12 @@ impl Planner<'_> {
             metadata: meta(&names.runner_service_account),
             ..Default::default()
         };
-        // A member's own extra rules are refused (validation): the group's
-        // runner holds only the global ones.
+        // A group's runner holds the hooks' rights alone: an extra rule (a
+        // workload controller, serviceaccounts/token, ephemeral containers)
+        // could start pods the group's admission policies do not judge.
+        let no_extra = Vec::new();
         let extra_rules = match group {
-            Some(_) => &cfg.kubernetes.extra_rules,
+            Some(_) => &no_extra,
             None => &repo.extra_rules,
         };
         let mut rules = role_rules(cfg.kubernetes.hooks, extra_rules);

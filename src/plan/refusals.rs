@@ -9,6 +9,34 @@ use super::*;
 /// runner container's own emptyDir, where job-started writes it), and a
 /// namespace not named after the group (the group's namespace holds every
 /// member's job ServiceAccount, which its runner may start pods as).
+/// A group's scale set name: ARC names its runner pods `<name>-<5>-runner-<5>`,
+/// and at most 47 characters the hooks never cut them (two runners of one
+/// scale set would otherwise share the prefix the admission policy tells
+/// their objects by).
+pub(super) const GROUP_SCALE_SET_MAX: usize = 28;
+
+pub(super) fn refuse_long_group_scale_sets(settings: &Settings, names: &[RepoNames]) -> Result<()> {
+    match names
+        .iter()
+        .find(|n| n.group.is_some() && n.scale_set.len() > GROUP_SCALE_SET_MAX)
+    {
+        None => Ok(()),
+        Some(n) => Err(Error::ConfigInvalid {
+            path: settings.source.clone(),
+            field: "kubernetes.names.scaleSet".into(),
+            message: format!(
+                "group `{}`: its scale set `{}` has {} characters; a group's may have at most \
+                 {GROUP_SCALE_SET_MAX}, so that its runner pods' names (`<scale set>-<5>-runner-<5>`) \
+                 stay within the 47 the hooks keep whole: cut, two runners would share the prefix \
+                 the admission policy tells their pods by. Shorten the group's name",
+                n.group.as_deref().unwrap_or_default(),
+                n.scale_set,
+                n.scale_set.len()
+            ),
+        }),
+    }
+}
+
 pub(super) fn refuse_groups(settings: &Settings) -> Result<()> {
     let Some(group) = settings.groups.first() else {
         return Ok(());
@@ -26,6 +54,18 @@ pub(super) fn refuse_groups(settings: &Settings) -> Result<()> {
                 "group `{}`: grouped scale sets need gha-runner-scale-set; the experimental chart \
                  mounts the hook template from a ConfigMap and cannot give the runner container the \
                  emptyDir job-started writes each job's template to",
+                group.name
+            ),
+        ));
+    }
+    if matches!(k8s.pod_security, None | Some(PodSecurityLevel::Privileged)) {
+        return Err(refuse(
+            "kubernetes.podSecurity",
+            format!(
+                "group `{}`: a group's namespace must enforce Pod Security baseline or \
+                 restricted: its admission policies do not judge added capabilities, seccomp or \
+                 AppArmor profiles, with which a pod could reach the node and another member's \
+                 tokens",
                 group.name
             ),
         ));

@@ -180,7 +180,12 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         })
         .map(|r| r.extra_rules.clone())
         .unwrap_or_default();
-    let mut extra = extra;
+    // A group's runner holds no extra rules (plan).
+    let mut extra = if served.as_ref().is_some_and(|s| s.group.is_some()) {
+        Vec::new()
+    } else {
+        extra
+    };
     if served.as_ref().is_some_and(|s| s.group.is_some())
         && inputs.settings.config.kubernetes.group_admission_policy
     {

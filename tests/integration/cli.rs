@@ -439,6 +439,14 @@ fn a_group_is_refused_where_it_cannot_be_built() {
             "grouped scale sets need gha-runner-scale-set",
         ),
         ("  sharedNamespace: true\n", "has no {repo}"),
+        (
+            "  podSecurity: privileged\n",
+            "must enforce Pod Security baseline",
+        ),
+        (
+            "  names: {scaleSet: \"{repo}-scale-set-of-the-platform\"}\n",
+            "a group's may have at most 28",
+        ),
     ] {
         let config = grouped_config(dir.path(), extra);
         let (o, out) = plan_to_out_dir(&config);
