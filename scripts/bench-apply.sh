@@ -28,27 +28,10 @@ config() { # owner n
   printf 'aws:\n  accountId: "111122223333"\n  mode: irsa\nkubernetes:\n  namespace: "{owner}-{repo}"\n'
 }
 
-# measure LABEL CMD...: prints "label wall rss requests writes"
-measure() {
-  local label=$1; shift
-  local from; from=$(stat -c %s "$audit")
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  sleep 0.2
-  local wall rss; read -r wall rss <"$work/time"
-  local counts; counts=$(tail -c +"$((from + 1))" "$audit" | python3 -c '
-import json, sys
-req = wr = 0
-for line in sys.stdin:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != "admin": continue
-    req += 1
-    wr += e.get("verb") in ("create", "update", "patch", "delete")
-print(req, wr)')
-  printf '%-34s %9s %9s %9s %7s\n' "$label" "$wall" "$((rss / 1024))" ${counts}
-}
+# shellcheck source=scripts/lib/bench-measure.sh
+. scripts/lib/bench-measure.sh
 
-printf '%-34s %9s %9s %9s %7s\n' "run" "wall (s)" "RSS (MB)" "requests" "writes"
+printf '%-40s %9s %9s %9s %7s\n' "run" "wall (s)" "RSS (MB)" "requests" "writes"
 for n in "${@:-200 1000}"; do
   for n1 in $n; do
     ri=ri${run_id}n${n1}; kc=kc${run_id}n${n1}

@@ -37,25 +37,8 @@ config() { # owner groups(0|4)
   printf 'kubernetes:\n  namespace: "{owner}-{repo}"\n  groupAdmissionPolicy: false\n'
 }
 
-# measure LABEL CMD...: prints "label wall rss requests writes"
-measure() {
-  local label=$1; shift
-  local from; from=$(stat -c %s "$audit")
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  sleep 0.2
-  local wall rss; read -r wall rss <"$work/time"
-  local counts; counts=$(tail -c +"$((from + 1))" "$audit" | python3 -c '
-import json, sys
-req = wr = 0
-for line in sys.stdin:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != "admin": continue
-    req += 1
-    wr += e.get("verb") in ("create", "update", "patch", "delete")
-print(req, wr)')
-  printf '%-40s %9s %9s %9s %7s\n' "$label" "$wall" "$((rss / 1024))" ${counts}
-}
+# shellcheck source=scripts/lib/bench-measure.sh
+. scripts/lib/bench-measure.sh
 
 printf 'N=%s repositories\n' "$n"
 printf '%-40s %9s %9s %9s %9s\n' "plan" "wall (s)" "RSS (MB)" "objects" "scale sets"

@@ -274,7 +274,11 @@ pub fn guard(
     (policy, binding)
 }
 
-fn rule(group: &str, resources: &[&str], operations: &[&str]) -> NamedRuleWithOperations {
+pub(super) fn rule(
+    group: &str,
+    resources: &[&str],
+    operations: &[&str],
+) -> NamedRuleWithOperations {
     NamedRuleWithOperations {
         api_groups: Some(vec![group.to_owned()]),
         api_versions: Some(vec!["*".into()]),
@@ -285,7 +289,7 @@ fn rule(group: &str, resources: &[&str], operations: &[&str]) -> NamedRuleWithOp
 }
 
 /// A CEL string literal.
-fn cel_string(s: &str) -> String {
+pub(super) fn cel_string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 

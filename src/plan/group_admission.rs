@@ -31,7 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
 };
 
-use super::admission::{self, Rule};
+use super::admission::{self, Rule, cel_string, rule};
 
 /// The label of a group's claims: the group's name.
 pub const CLAIM_LABEL: &str = "runner-identity.dev/claim";
@@ -67,10 +67,6 @@ pub struct GroupGuard<'a> {
 fn cel_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| cel_string(i)).collect();
     format!("[{}]", quoted.join(", "))
-}
-
-fn cel_string(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl GroupGuard<'_> {
@@ -329,16 +325,6 @@ impl GroupGuard<'_> {
                 ),
             ),
         ]
-    }
-}
-
-fn rule(group: &str, resources: &[&str], operations: &[&str]) -> NamedRuleWithOperations {
-    NamedRuleWithOperations {
-        api_groups: Some(vec![group.to_owned()]),
-        api_versions: Some(vec!["*".into()]),
-        operations: Some(operations.iter().map(|o| (*o).to_owned()).collect()),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        ..Default::default()
     }
 }
 

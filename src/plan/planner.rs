@@ -433,15 +433,33 @@ pub(super) fn group_metadata(
     name: &str,
 ) -> ObjectMeta {
     let k8s = &settings.config.kubernetes;
-    let mut labels = k8s.labels.clone();
+    owned_metadata(
+        settings,
+        (&k8s.labels, (kvp::GROUP_LABEL, &group.name)),
+        (&k8s.annotations, (kvp::GROUP_ANNOTATION, &group.name)),
+        &names.namespace,
+        name,
+    )
+}
+
+/// `name` in `namespace` with the ownership labels, the configured labels
+/// and annotations, and one more of each (the owner: repository or group).
+fn owned_metadata(
+    settings: &Settings,
+    (labels, label): (&BTreeMap<String, String>, (&str, &String)),
+    (annotations, annotation): (&BTreeMap<String, String>, (&str, &String)),
+    namespace: &str,
+    name: &str,
+) -> ObjectMeta {
+    let mut labels = labels.clone();
     labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
     labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
-    labels.insert(kvp::GROUP_LABEL.into(), group.name.clone());
-    let mut annotations = k8s.annotations.clone();
-    annotations.insert(kvp::GROUP_ANNOTATION.into(), group.name.clone());
+    labels.insert(label.0.into(), label.1.clone());
+    let mut annotations = annotations.clone();
+    annotations.insert(annotation.0.into(), annotation.1.clone());
     ObjectMeta {
         name: Some(name.to_owned()),
-        namespace: Some(names.namespace.clone()),
+        namespace: Some(namespace.to_owned()),
         labels: Some(labels),
         annotations: Some(annotations),
         ..Default::default()
@@ -471,19 +489,19 @@ pub(super) fn metadata(
     names: &RepoNames,
     name: &str,
 ) -> ObjectMeta {
-    let mut labels = repo.labels.clone();
-    labels.insert(kvp::MANAGED_BY_LABEL.into(), kvp::MANAGED_BY.into());
-    labels.insert(kvp::INSTANCE_LABEL.into(), settings.instance.clone());
-    labels.insert(kvp::REPOSITORY_LABEL.into(), names.repository_label.clone());
-    let mut annotations = repo.annotations.clone();
-    annotations.insert(kvp::REPOSITORY_ANNOTATION.into(), names.repository.clone());
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: Some(names.namespace.clone()),
-        labels: Some(labels),
-        annotations: Some(annotations),
-        ..Default::default()
-    }
+    owned_metadata(
+        settings,
+        (
+            &repo.labels,
+            (kvp::REPOSITORY_LABEL, &names.repository_label),
+        ),
+        (
+            &repo.annotations,
+            (kvp::REPOSITORY_ANNOTATION, &names.repository),
+        ),
+        &names.namespace,
+        name,
+    )
 }
 
 pub(super) fn context(settings: &Settings, repo: &Repository, names: &RepoNames) -> Context {
