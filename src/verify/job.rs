@@ -786,6 +786,42 @@ fn owner_of(path: &Path) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_group_members_job_is_bound_to_that_member_and_its_ids() {
+        let text = "github: {owner: acme, ownerId: 9}\nrepositories: [{name: api, id: 41}, {name: web, id: 42}]\n\
+                    groups: [{name: platform, repositories: [api, web]}]\n\
+                    cluster: {name: prod, oidcIssuer: https://o.example/id/1}\n\
+                    aws: {accountId: '111122223333', mode: irsa}\n";
+        let settings = crate::config::parse(text, Path::new("t.yaml")).unwrap();
+        let web = crate::names::all(&settings).remove(1);
+        let inputs = JobInputs {
+            settings: Some(settings),
+            expected_role_arn: None,
+            env: BTreeMap::new(),
+            kubernetes_token: None,
+            kubeconfig: None,
+            github_oidc: OidcMode::Auto,
+            templates: None,
+            strict: false,
+        };
+        // The token's ServiceAccount is web's job account in the group's namespace.
+        let subject = Subject {
+            namespace: web.namespace.clone(),
+            service_account: web.job_service_account.clone(),
+        };
+        let bound = bound_repository(&inputs, Some(&subject)).unwrap();
+        assert_eq!(bound.repository, "acme/web");
+        let expected = github_expectation(&inputs, Some(bound));
+        assert_eq!(expected.repository_id, Some(42));
+        assert_eq!(expected.owner_id, Some(9));
+        // The group's runner account is no member's job.
+        let runner = Subject {
+            namespace: web.namespace.clone(),
+            service_account: web.runner_service_account.clone(),
+        };
+        assert!(bound_repository(&inputs, Some(&runner)).is_none());
+    }
+
     #[tokio::test]
     async fn an_sts_refusal_gets_the_fix_of_its_kind_not_the_network_advice() {
         use aws_sdk_sts::error::ErrorMetadata;
