@@ -539,6 +539,68 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
             format!("{group}-runner-{repository}")
         );
     }
+    // The attack on the claim with the runner's own token (what a member's
+    // job can obtain): overwrite, patch or delete the neighbour's claim, or
+    // read it, or mint a neighbour's token. RBAC refuses each (create is the
+    // runner's only ConfigMap right; on Kubernetes >= 1.30 the guard also
+    // refuses any ConfigMap but its own claim).
+    let stolen = token_client(&std::fs::read_to_string(&runner_token).unwrap()).await;
+    let as_runner: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(stolen.clone(), &shared.namespace);
+    let theirs = format!("{group}-runner-api-claim");
+    let forbidden = |r: Result<(), kube::Error>, what: &str| match r {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{what}: {s:?}"),
+        other => panic!("{what} was not refused: {other:?}"),
+    };
+    let mut forged = configmaps.get(&theirs).await.unwrap();
+    forged.data = Some(std::collections::BTreeMap::from([(
+        "serviceAccountName".to_owned(),
+        members[1].job_service_account.clone(),
+    )]));
+    forbidden(
+        as_runner
+            .replace(&theirs, &PostParams::default(), &forged)
+            .await
+            .map(drop),
+        "replace",
+    );
+    forbidden(
+        as_runner
+            .patch(
+                &theirs,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"x": "y"}}})),
+            )
+            .await
+            .map(drop),
+        "patch",
+    );
+    forbidden(
+        as_runner
+            .delete(&theirs, &Default::default())
+            .await
+            .map(drop),
+        "delete",
+    );
+    forbidden(as_runner.get(&theirs).await.map(drop), "get");
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(stolen, &shared.namespace);
+    forbidden(
+        accounts
+            .create_token_request(
+                &members[0].job_service_account,
+                &PostParams::default(),
+                &Default::default(),
+            )
+            .await
+            .map(drop),
+        "a member's token",
+    );
+    assert_eq!(
+        configmaps.get(&theirs).await.unwrap().data.unwrap()["serviceAccountName"],
+        members[0].job_service_account,
+        "the claim is unchanged"
+    );
     let again = job_started("api", 901, &config).expect(1);
     assert!(
         again.stderr.contains("has a claim already"),
