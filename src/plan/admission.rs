@@ -249,15 +249,28 @@ pub fn guard(
         }),
         status: None,
     };
-    let binding = ValidatingAdmissionPolicyBinding {
+    let binding = binding(&name, namespace, None, metadata);
+    (policy, binding)
+}
+
+/// The binding of policy `name` to `namespace` alone (denying), with its
+/// params where the policy has them.
+pub(super) fn binding(
+    name: &str,
+    namespace: &str,
+    param_ref: Option<k8s_openapi::api::admissionregistration::v1::ParamRef>,
+    metadata: ObjectMeta,
+) -> ValidatingAdmissionPolicyBinding {
+    ValidatingAdmissionPolicyBinding {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             namespace: None,
             ..metadata
         },
         spec: Some(ValidatingAdmissionPolicyBindingSpec {
-            policy_name: Some(name),
+            policy_name: Some(name.to_owned()),
             validation_actions: Some(vec!["Deny".into()]),
+            param_ref,
             match_resources: Some(MatchResources {
                 namespace_selector: Some(LabelSelector {
                     match_labels: Some(BTreeMap::from([(
@@ -268,10 +281,8 @@ pub fn guard(
                 }),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
-    };
-    (policy, binding)
+    }
 }
 
 pub(super) fn rule(

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchCondition, MatchResources, NamedRuleWithOperations, ParamKind, ParamRef,
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec, Validation, Variable,
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicySpec,
+    Validation, Variable,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
@@ -193,13 +193,6 @@ impl GroupGuard<'_> {
         }];
         let guard_name = admission::policy_name(self.namespace);
         let claims_name = format!("{guard_name}-claims");
-        let in_namespace = LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                "kubernetes.io/metadata.name".to_owned(),
-                self.namespace.to_owned(),
-            )])),
-            ..Default::default()
-        };
         let policy =
             |name: &str,
              rules: Vec<NamedRuleWithOperations>,
@@ -241,21 +234,8 @@ impl GroupGuard<'_> {
                 }),
                 status: None,
             };
-        let binding = |name: &str, param_ref: Option<ParamRef>| ValidatingAdmissionPolicyBinding {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: None,
-                ..metadata.clone()
-            },
-            spec: Some(ValidatingAdmissionPolicyBindingSpec {
-                policy_name: Some(name.to_owned()),
-                validation_actions: Some(vec!["Deny".into()]),
-                param_ref,
-                match_resources: Some(MatchResources {
-                    namespace_selector: Some(in_namespace.clone()),
-                    ..Default::default()
-                }),
-            }),
+        let binding = |name: &str, param_ref: Option<ParamRef>| {
+            admission::binding(name, self.namespace, param_ref, metadata.clone())
         };
         let guard = policy(
             &guard_name,
