@@ -126,10 +126,7 @@ pub enum Error {
         "the repository discovery is incomplete ({reason}); {refused}. Re-run when GitHub answers \
          fully"
     )]
-    DiscoveryIncomplete {
-        reason: String,
-        refused: &'static str,
-    },
+    DiscoveryIncomplete { reason: String, refused: String },
     /// Serialising a planned document failed.
     #[error("cannot serialise {what}: {message}")]
     Serialize { what: String, message: String },

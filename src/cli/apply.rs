@@ -128,15 +128,33 @@ pub(super) async fn run(
         if let Some(reason) = &d.incomplete {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
                 reason: reason.clone(),
-                refused: "refusing to prune, nothing was changed (or re-run without --prune)",
+                refused: "refusing to prune, nothing was changed (or re-run without --prune)"
+                    .into(),
             });
         }
         if planner.count() == 0 {
             anyhow::bail!(crate::Error::DiscoveryIncomplete {
                 reason: "it selected no repository, which would prune every one".into(),
-                refused: "refusing to prune, nothing was changed (or re-run without --prune)",
+                refused: "refusing to prune, nothing was changed (or re-run without --prune)"
+                    .into(),
             });
         }
+    }
+    // A partial listing would take the members it missed out of their
+    // group's runner group.
+    if let Some(d) = loaded.discovery.as_ref().filter(|_| !args.skip_github)
+        && let Some(reason) = &d.incomplete
+        && let Some(g) = settings.config.groups.iter().find(|g| g.select.is_some())
+    {
+        anyhow::bail!(crate::Error::DiscoveryIncomplete {
+            reason: reason.clone(),
+            refused: format!(
+                "refusing to apply: group `{}` is filled by `select:`, and its runner group would \
+                 lose the repositories the listing missed; nothing was changed (or re-run with \
+                 --skip-github)",
+                g.name
+            ),
+        });
     }
     let client = crate::net::kube::client(
         args.kubeconfig.as_deref(),

@@ -36,7 +36,17 @@ pub(super) async fn run(args: &DiscoverArgs, out: &mut dyn Write) -> anyhow::Res
         ReportFormat::Json => write!(out, "{}", render::pretty(&serde_json::to_value(&d)?)?)?,
         ReportFormat::Table => {
             for s in &d.selected {
-                writeln!(out, "{}/{}  {}", d.owner, s.name, s.reasons.join("; "))?;
+                let groups = match s.groups.as_slice() {
+                    [] => String::new(),
+                    g => format!("  [group {}]", g.join(", ")),
+                };
+                writeln!(
+                    out,
+                    "{}/{}{groups}  {}",
+                    d.owner,
+                    s.name,
+                    s.reasons.join("; ")
+                )?;
             }
             if args.explain {
                 for r in &d.rejected {
@@ -62,7 +72,8 @@ pub(super) async fn run(args: &DiscoverArgs, out: &mut dyn Write) -> anyhow::Res
         anyhow::bail!(crate::Error::DiscoveryIncomplete {
             reason: reason.clone(),
             refused: "the list above may lack repositories `select:` picks (`apply --prune` \
-                      refuses to run on it)",
+                      refuses to run on it)"
+                .into(),
         });
     }
     Ok(())

@@ -182,13 +182,13 @@ impl Loaded {
 async fn load(args: &ConfigArgs) -> Result<Loaded> {
     let settings = config::load(&args.config)?;
     let templates = Templates::load(args.templates.as_deref())?;
-    let (settings, discovery) = match (&settings.config.select, &args.repos_file) {
-        (None, _) => (settings, None),
-        (Some(_), Some(file)) => {
+    let (settings, discovery) = match (settings.config.discovers(), &args.repos_file) {
+        (false, _) => (settings, None),
+        (true, Some(file)) => {
             let d = github::Discovery::read(file, &settings)?;
             (d.settings(&settings)?, Some(d))
         }
-        (Some(_), None) => {
+        (true, None) => {
             let gh = github::Github::connect(&settings, github::RetryPolicy::default()).await?;
             let d = github::discover(&gh, &settings).await?;
             for p in &d.problems {
@@ -205,7 +205,7 @@ async fn load(args: &ConfigArgs) -> Result<Loaded> {
         // Nothing selected from a partial listing is no plan at all.
         return Err(crate::Error::DiscoveryIncomplete {
             reason,
-            refused: "it selected no repository, so nothing was planned",
+            refused: "it selected no repository, so nothing was planned".into(),
         });
     }
     Ok(Loaded {

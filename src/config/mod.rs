@@ -143,7 +143,75 @@ pub fn with_discovered(
                 None => RepositoryEntry::Name(d.name.clone()),
             }),
     );
+    let problems = join_groups(&mut config, discovered);
+    if !problems.is_empty() {
+        return Err(Error::ConfigProblems {
+            path: settings.source.clone(),
+            problems,
+        });
+    }
     validate::settings(config, &settings.source, None)
+}
+
+/// Adds each discovered repository to the group whose `select:` picked it;
+/// a repository two groups claim, or a group that selected nothing, is a
+/// problem.
+fn join_groups(
+    config: &mut Config,
+    discovered: &[DiscoveredRepository],
+) -> Vec<crate::ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut problem = |field: String, message: String| {
+        problems.push(crate::ConfigProblem {
+            field,
+            location: None,
+            message,
+        });
+    };
+    let index = |config: &Config, name: &str| config.groups.iter().position(|g| g.name == name);
+    for d in discovered {
+        let name = folded(&d.name);
+        let listed_in =
+            (config.groups.iter()).position(|g| g.repositories.iter().any(|r| folded(r) == name));
+        let mut picked = d.groups.iter().filter_map(|g| index(config, g));
+        let Some(first) = picked.next() else {
+            continue;
+        };
+        for other in picked {
+            problem(
+                format!("groups[{other}].select"),
+                format!(
+                    "picks `{}`, which group `{}` picks too: a repository's jobs run in one \
+                     scale set; add it to one group's `select.exclude`",
+                    d.name, config.groups[first].name
+                ),
+            );
+        }
+        if let Some(listed) = listed_in.filter(|&l| l != first) {
+            problem(
+                format!("groups[{first}].select"),
+                format!(
+                    "picks `{}`, which group `{}` lists: a repository's jobs run in one scale \
+                     set; add it to this group's `select.exclude`",
+                    d.name, config.groups[listed].name
+                ),
+            );
+        }
+        if listed_in.is_none() {
+            config.groups[first].repositories.push(d.name.clone());
+        }
+    }
+    for (i, g) in config.groups.iter().enumerate() {
+        if g.select.is_some() && g.repositories.is_empty() {
+            problem(
+                format!("groups[{i}].select"),
+                "selected no repository on GitHub (`runner-identity discover --explain` says \
+                 why), and the group lists none"
+                    .into(),
+            );
+        }
+    }
+    problems
 }
 
 /// A repository discovery selected, with GitHub's ids when it gave them.
@@ -152,6 +220,8 @@ pub struct DiscoveredRepository {
     pub name: String,
     pub id: Option<u64>,
     pub owner_id: Option<u64>,
+    /// The groups whose `select:` picked it.
+    pub groups: Vec<String>,
 }
 
 /// The field, in the document before the list entries at `removed` were
@@ -214,4 +284,89 @@ fn remove_paths<'a>(doc: &mut serde_json::Value, fields: impl Iterator<Item = &'
 /// The JSON Schema of the configuration file.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(groups: &str) -> Settings {
+        let text = format!(
+            "github: {{owner: acme, ownerId: 7}}\nrepositories: [{{name: api, id: 1}}]\n\
+             cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+             aws: {{accountId: '111122223333', mode: irsa}}\ngroups:\n{groups}"
+        );
+        parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn found(name: &str, id: u64, groups: &[&str]) -> DiscoveredRepository {
+        DiscoveredRepository {
+            name: name.into(),
+            id: Some(id),
+            owner_id: Some(7),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn members(s: &Settings) -> Vec<(String, Vec<String>)> {
+        s.groups
+            .iter()
+            .map(|g| {
+                let names = g.members.iter().map(|&i| s.repositories[i].name.clone());
+                (g.name.clone(), names.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_groups_select_adds_what_it_picked_to_that_group_only() {
+        let s = settings(
+            "  - {name: core, repositories: [api], select: {names: ['svc-*']}}\n  - {name: site, select: {topics: [web]}}\n",
+        );
+        let s = with_discovered(
+            &s,
+            &[
+                found("svc-a", 11, &["core"]),
+                found("www", 12, &["site"]),
+                found("loose", 13, &[]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            members(&s),
+            [
+                ("core".into(), vec!["api".into(), "svc-a".into()]),
+                ("site".into(), vec!["www".into()])
+            ]
+        );
+        // Picked by no group: a repository with its own scale set.
+        assert!(s.repositories.iter().any(|r| r.name == "loose"));
+        assert_eq!(
+            s.repositories.iter().find(|r| r.name == "www").unwrap().id,
+            Some(12)
+        );
+    }
+
+    #[test]
+    fn a_repository_two_groups_claim_and_a_group_that_selected_nothing_are_refused() {
+        let s = settings(
+            "  - {name: core, repositories: [api], select: {names: ['*']}}\n  - {name: site, select: {names: ['*']}}\n  - {name: idle, select: {topics: [none]}}\n",
+        );
+        let e = with_discovered(
+            &s,
+            &[
+                found("both", 11, &["core", "site"]),
+                found("api", 1, &["site"]),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        for says in [
+            "invalid `groups[1].select`: picks `both`, which group `core` picks too",
+            "invalid `groups[1].select`: picks `api`, which group `core` lists",
+            "invalid `groups[2].select`: selected no repository on GitHub",
+        ] {
+            assert!(e.contains(says), "missing {says:?} in:\n{e}");
+        }
+    }
 }

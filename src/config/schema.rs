@@ -145,7 +145,13 @@ pub struct GroupConfig {
     /// namespace, scale set and GitHub runner group are named after it.
     pub name: String,
     /// Names of repositories listed in `repositories:`; each in one group at most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<String>,
+    /// Repositories discovered on GitHub that join this group too (private
+    /// and internal ones only: a runner group admits no public repository).
+    /// A repository two groups select or list is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Selector>,
 }
 
 /// `select:` which repositories of `github.owner` get runner identities.
@@ -173,6 +179,20 @@ pub struct Selector {
     /// Select forks too.
     #[serde(default)]
     pub include_forks: bool,
+}
+
+impl Config {
+    /// Every selector with its field: `select:`, then each group's.
+    pub fn selectors(&self) -> impl Iterator<Item = (String, &Selector)> {
+        let groups = (self.groups.iter().enumerate())
+            .filter_map(|(i, g)| Some((format!("groups[{i}].select"), g.select.as_ref()?)));
+        (self.select.iter().map(|s| ("select".to_owned(), s))).chain(groups)
+    }
+
+    /// Whether loading needs a discovery on GitHub: `select:`, or a group's.
+    pub fn discovers(&self) -> bool {
+        self.selectors().next().is_some()
+    }
 }
 
 /// A repository's visibility on GitHub.

@@ -207,16 +207,16 @@ pub(super) fn settings(mut config: Config, path: &Path, text: Option<&str>) -> R
         config.aws.role_path = Some(crate::config::default_role_path(&instance));
     }
 
-    if config.repositories.is_empty() && config.select.is_none() {
+    if config.repositories.is_empty() && !config.discovers() {
         p.add(
             "repositories",
             "lists no repository; list some, or add `select:` to discover them on GitHub",
         );
     }
-    if let Some(sel) = &config.select
-        && let Err((f, m)) = check_selector(sel)
-    {
-        p.add(&format!("select.{f}"), m);
+    for (field, sel) in config.selectors() {
+        if let Err((f, m)) = check_selector(sel) {
+            p.add(&format!("{field}.{f}"), m);
+        }
     }
     let github_auth = match config.github.auth.as_ref().map(ApiAuth::try_from) {
         None => ApiAuth::default(),
@@ -336,12 +336,6 @@ fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repositor
              ServiceAccount may start pods as every member's identity",
         );
     }
-    if config.select.is_some() {
-        p.add(
-            "groups",
-            "`select:` cannot fill a group yet: list the group's repositories in `repositories:`",
-        );
-    }
     if config.github.owner_id.is_none() {
         p.add(
             "github.ownerId",
@@ -372,8 +366,11 @@ fn check_groups(p: &mut Problems<'_>, config: &Config, repositories: &[Repositor
                 format!("`{}` is also the name of groups[{first}]", group.name),
             );
         }
-        if group.repositories.is_empty() {
-            p.add(&format!("{field}.repositories"), "lists no repository");
+        if group.repositories.is_empty() && group.select.is_none() {
+            p.add(
+                &format!("{field}.repositories"),
+                "lists no repository; list some, or add `select:` to the group",
+            );
         }
         let mut members = Vec::with_capacity(group.repositories.len());
         for (j, name) in group.repositories.iter().enumerate() {
@@ -835,6 +832,35 @@ mod tests {
             "invalid `groups[2].repositories`: lists no repository",
             "invalid `groups[3].repositories[0]`: `docs` has no `id:`",
             "invalid `groups[3].name`: `platform` is also a repository's name",
+        ] {
+            assert!(e.contains(says), "missing {says:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn a_group_may_be_filled_by_its_select_whose_globs_are_checked() {
+        // Before, any `select:` beside `groups:` was refused.
+        let ok = grouped(
+            "  - {name: core, select: {names: ['svc-*']}}\n  - {name: site, repositories: [web], select: {topics: [site]}}\n",
+            "kubernetes",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.config.groups[0].select.as_ref().unwrap().names,
+            ["svc-*"]
+        );
+        assert!(ok.config.discovers());
+        // Until discovery, a selecting group has only its listed members.
+        assert!(ok.groups[0].members.is_empty());
+        let e = grouped(
+            "  - {name: core, select: {names: ['acme/svc-*']}}\n  - {name: site, select: {topics: ['']}}\n",
+            "kubernetes",
+        )
+        .unwrap_err()
+        .to_string();
+        for says in [
+            "invalid `groups[0].select.names`: `acme/svc-*`: a glob of repository names",
+            "invalid `groups[1].select.topics`: a topic is empty",
         ] {
             assert!(e.contains(says), "missing {says:?} in:\n{e}");
         }

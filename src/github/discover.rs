@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Github;
 use super::select::{Rejected, RepoInfo, Selected, select};
-use crate::config::{self, Settings};
+use crate::config::{self, Selector, Settings};
 use crate::{Error, Result};
 
 /// The outcome of a discovery.
@@ -49,6 +49,7 @@ impl Discovery {
                 name: s.name.clone(),
                 id: s.id,
                 owner_id: s.owner_id,
+                groups: s.groups.clone(),
             })
             .collect()
     }
@@ -93,7 +94,9 @@ fn repo_info(v: &Value) -> Option<RepoInfo> {
 /// Lists and selects the owner's repositories as `settings` configure.
 pub async fn discover(github: &Github, settings: &Settings) -> Result<Discovery> {
     let owner = &settings.config.github.owner;
-    let selector = settings.config.select.clone().unwrap_or_default();
+    let group_selectors: Vec<(&str, &Selector)> = (settings.config.groups.iter())
+        .filter_map(|g| Some((g.name.as_str(), g.select.as_ref()?)))
+        .collect();
     let mut incomplete = None;
 
     let (first, is_org) = if github.app_installation {
@@ -150,11 +153,12 @@ pub async fn discover(github: &Github, settings: &Settings) -> Result<Discovery>
         "listed the repositories of {owner}"
     );
 
-    if !selector.custom_properties.is_empty() {
+    let by_property = (settings.config.selectors()).find(|(_, s)| !s.custom_properties.is_empty());
+    if let Some((field, _)) = by_property {
         if is_org == Some(false) {
             return Err(Error::ConfigInvalid {
                 path: settings.source.clone(),
-                field: "select.customProperties".into(),
+                field: format!("{field}.customProperties"),
                 message: format!(
                     "`{owner}` is a user; custom properties exist only for organizations"
                 ),
@@ -184,7 +188,12 @@ pub async fn discover(github: &Github, settings: &Settings) -> Result<Discovery>
             }
         })
         .collect();
-    let (selected, rejected) = select(&selector, &listed, &repos);
+    let (selected, rejected) = select(
+        settings.config.select.as_ref(),
+        &group_selectors,
+        &listed,
+        &repos,
+    );
     Ok(Discovery {
         owner: owner.clone(),
         api: github.api_base.clone(),

@@ -50,6 +50,10 @@ pub struct Selected {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<u64>,
     pub reasons: Vec<String>,
+    /// The groups whose `select:` picked it (more than one is refused when
+    /// the configuration takes it in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// A repository that was not selected, and the first reason.
@@ -137,26 +141,66 @@ pub fn decide(
     Ok(reasons)
 }
 
-/// Selects from `repos` (sorted by name in the result).
+/// Decides one repository for a group's selector: as [`decide`], and never
+/// a public repository (a runner group of the tool's admits none).
+pub fn decide_for_group(sel: &Selector, repo: &RepoInfo) -> Result<Vec<String>, String> {
+    if let Some(g) = sel.exclude.iter().find(|g| glob(g, &repo.name)) {
+        return Err(format!("excluded by `{g}`"));
+    }
+    if repo.visibility.as_deref() == Some("public") {
+        return Err("public (a runner group admits private and internal repositories only)".into());
+    }
+    decide(sel, &BTreeSet::new(), repo)
+}
+
+/// Selects from `repos` (sorted by name in the result): what `top` selects
+/// (`None`: only the `listed` names) and what each named group's selector
+/// selects, with the groups that picked each.
 pub fn select(
-    sel: &Selector,
+    top: Option<&Selector>,
+    groups: &[(&str, &Selector)],
     listed: &BTreeSet<String>,
     repos: &[RepoInfo],
 ) -> (Vec<Selected>, Vec<Rejected>) {
     let mut selected = Vec::new();
     let mut rejected = Vec::new();
     for repo in repos {
-        match decide(sel, listed, repo) {
-            Ok(reasons) => selected.push(Selected {
+        let top = match top {
+            Some(sel) => decide(sel, listed, repo),
+            None if listed.contains(&repo.name.to_lowercase()) => {
+                Ok(vec!["listed in `repositories:`".into()])
+            }
+            None => Err("not listed in `repositories:`".into()),
+        };
+        let mut reasons = Vec::new();
+        let mut why_not = Vec::new();
+        match top {
+            Ok(r) => reasons.extend(r),
+            Err(r) => why_not.push(r),
+        }
+        let mut picked_by = Vec::new();
+        for (name, sel) in groups {
+            match decide_for_group(sel, repo) {
+                Ok(r) => {
+                    reasons.extend(r.into_iter().map(|r| format!("group `{name}`: {r}")));
+                    picked_by.push((*name).to_owned());
+                }
+                Err(r) => why_not.push(format!("group `{name}`: {r}")),
+            }
+        }
+        if reasons.is_empty() {
+            rejected.push(Rejected {
+                name: repo.name.clone(),
+                reason: why_not.join("; "),
+            });
+        } else {
+            selected.push(Selected {
                 name: repo.name.clone(),
                 id: repo.id,
                 owner_id: repo.owner.as_ref().map(|o| o.id),
                 reasons,
-            }),
-            Err(reason) => rejected.push(Rejected {
-                name: repo.name.clone(),
-                reason,
-            }),
+                groups: picked_by,
+            });
         }
     }
     selected.sort_by_key(|s| s.name.to_lowercase());
@@ -254,5 +298,47 @@ mod tests {
                 .unwrap_err()
                 .contains("excluded")
         );
+    }
+
+    #[test]
+    fn a_groups_selector_picks_no_public_repository_and_names_every_group_that_picked() {
+        let core = Selector {
+            names: vec!["svc-*".into()],
+            ..Default::default()
+        };
+        let all = Selector::default();
+        let listed = BTreeSet::from(["api".to_owned()]);
+        let mut public = repo("svc-site");
+        public.visibility = Some("public".into());
+        let repos = [repo("api"), repo("svc-a"), public, repo("web")];
+        let (selected, rejected) =
+            select(None, &[("core", &core), ("every", &all)], &listed, &repos);
+        let picked: Vec<(&str, Vec<&str>)> = selected
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.groups.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            picked,
+            [
+                ("api", vec!["every"]),
+                ("svc-a", vec!["core", "every"]),
+                ("web", vec!["every"])
+            ]
+        );
+        assert_eq!(rejected.len(), 1);
+        assert!(rejected[0].reason.contains("not listed"), "{rejected:?}");
+        assert!(
+            rejected[0].reason.contains("group `core`: public"),
+            "{rejected:?}"
+        );
+        // Without groups and without `select:`, only the listed ones.
+        let (selected, _) = select(None, &[], &listed, &repos);
+        assert_eq!(selected.len(), 1);
+        assert!(selected[0].groups.is_empty());
     }
 }

@@ -94,6 +94,7 @@ impl RunnerConfig {
                 .filter_map(|&m| settings.repositories.get(m))
                 .map(|r| r.name.clone())
                 .collect(),
+            select: None,
         }];
         let serialize_error = |e: serde_yaml::Error| Error::Serialize {
             what: format!("the runner configuration of group {}", group.name),

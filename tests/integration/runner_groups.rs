@@ -641,3 +641,192 @@ async fn a_runner_group_that_serves_other_runners_is_taken_over_only_with_adopt(
         Action::Unchanged
     );
 }
+
+/// Serves `/users/{owner}` (an organisation) and `/orgs/{owner}/repos` from
+/// the fake's repositories (owner id 900), and, with `broken`, an entry that
+/// is no repository.
+#[derive(Clone)]
+struct Listing {
+    fake: Fake,
+    owner: String,
+    broken: Arc<Mutex<bool>>,
+}
+
+impl wiremock::Respond for Listing {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if req.url.path().ends_with(&format!("/users/{}", self.owner)) {
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"login": self.owner, "type": "Organization", "id": 900}));
+        }
+        let state = self.fake.0.lock().unwrap();
+        let mut repos: Vec<Value> = state
+            .repositories
+            .iter()
+            .map(|(id, (full, private))| {
+                let name = full.rsplit('/').next().unwrap();
+                let visibility = if *private { "private" } else { "public" };
+                json!({"id": id, "name": name, "full_name": full, "owner": {"id": 900},
+                       "private": private, "visibility": visibility, "archived": false,
+                       "fork": false, "disabled": false, "topics": []})
+            })
+            .collect();
+        if *self.broken.lock().unwrap() {
+            repos.push(json!(["not", "a", "repository"]));
+        }
+        ResponseTemplate::new(200).set_body_json(Value::Array(repos))
+    }
+}
+
+#[tokio::test]
+async fn a_groups_select_fills_it_on_github_and_in_the_cluster_and_a_partial_listing_changes_nothing()
+ {
+    use crate::common::{admin_client, irsa_config, kubeconfig_path, stack_issuer, unique};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, ListParams};
+    let owner = unique("rs");
+    let server = MockServer::start().await;
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock().unwrap();
+        for (id, name, private) in [
+            (901, "api", true),
+            (903, "svc-pay", true),
+            (904, "svc-web", true),
+            (970, "svc-site", false),
+            (950, "other", true),
+        ] {
+            s.repositories
+                .insert(id, (format!("{owner}/{name}"), private));
+        }
+    }
+    Mock::given(path_regex(format!(
+        "^/api/v3/orgs/{owner}/actions/runner-groups"
+    )))
+    .respond_with(fake.clone())
+    .mount(&server)
+    .await;
+    let broken = Arc::new(Mutex::new(false));
+    Mock::given(path_regex(format!(
+        "^/api/v3/(users/{owner}$|orgs/{owner}/repos$)"
+    )))
+    .respond_with(Listing {
+        fake: fake.clone(),
+        owner: owner.clone(),
+        broken: broken.clone(),
+    })
+    .mount(&server)
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "ghp_test_token_0123456789\n").unwrap();
+    let text = irsa_config(&owner, &["api"], &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!(
+                "  owner: {owner}\n  ownerId: 900\n  url: {}\n  auth: {{token: {{file: {}}}}}\n",
+                server.uri(),
+                token.display()
+            ),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}  groupAdmissionPolicy: false\ngroups:\n  - name: platform\n    repositories: [api]\n    select: {{names: ['svc-*']}}\n"
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        crate::common::cli::command()
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .arg("--skip-aws")
+            .env("KUBECONFIG", kubeconfig_path())
+            .output()
+            .unwrap()
+    };
+    let members = || -> Vec<u64> {
+        let s = fake.0.lock().unwrap();
+        let g = s.groups.values().find(|g| g.name == "platform").unwrap();
+        let mut ids = g.repositories.clone();
+        ids.sort_unstable();
+        ids
+    };
+    let sas: Api<ServiceAccount> =
+        Api::namespaced(admin_client().await, &format!("{owner}-platform"));
+    let job_accounts = || async {
+        let mut repos: Vec<String> = sas
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|sa| {
+                let labels = sa.metadata.labels.as_ref()?;
+                let repo = labels.get("runner-identity.dev/repository")?;
+                Some(repo.strip_prefix(&format!("{owner}."))?.to_owned())
+            })
+            .collect();
+        repos.sort();
+        repos
+    };
+
+    let o = cli(&["apply"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The listed member and the private `svc-*` ones; not the public one,
+    // not `other`.
+    assert_eq!(members(), [901, 903, 904]);
+    assert_eq!(job_accounts().await, ["api", "svc-pay", "svc-web"]);
+    let o = crate::common::cli::command()
+        .args(["discover", "-c"])
+        .arg(&config)
+        .arg("--explain")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains(&format!("{owner}/svc-pay  [group platform]")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("group `platform`: public (a runner group admits private and internal"),
+        "{listing}"
+    );
+
+    // A new matching repository joins at the next apply.
+    fake.0
+        .lock()
+        .unwrap()
+        .repositories
+        .insert(905, (format!("{owner}/svc-new"), true));
+    assert_eq!(cli(&["diff", "--exit-code"]).status.code(), Some(1));
+    assert_eq!(cli(&["apply"]).status.code(), Some(0));
+    assert_eq!(members(), [901, 903, 904, 905]);
+    assert_eq!(
+        job_accounts().await,
+        ["api", "svc-new", "svc-pay", "svc-web"]
+    );
+
+    // A partial listing (svc-new gone from it, and an entry that is no
+    // repository): refused before anything is written.
+    fake.0.lock().unwrap().repositories.remove(&905);
+    *broken.lock().unwrap() = true;
+    let writes = fake.0.lock().unwrap().writes.len();
+    let o = cli(&["apply"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("group `platform` is filled by `select:`"),
+        "{stderr}"
+    );
+    assert_eq!(fake.0.lock().unwrap().writes.len(), writes);
+    assert_eq!(members(), [901, 903, 904, 905]);
+}
