@@ -250,7 +250,12 @@ fn write_template(path: &Path, text: &str) -> Result<()> {
 /// pod so that it goes with it), naming the member's job ServiceAccount.
 /// The pod comes from the runner's bound token, as the admission policy
 /// reads it. One job per runner pod: an existing claim refuses the job.
-async fn record_claim(args: &JobStartedArgs, group: &str, names: &RepoNames) -> Result<()> {
+async fn record_claim(
+    args: &JobStartedArgs,
+    client: std::result::Result<&kube::Client, &crate::verify::VerifyError>,
+    group: &str,
+    names: &RepoNames,
+) -> Result<()> {
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
     use plan::group_admission::{CLAIM_LABEL, claim_name};
@@ -281,13 +286,11 @@ async fn record_claim(args: &JobStartedArgs, group: &str, names: &RepoNames) -> 
                 .into(),
         ));
     };
-    let client = crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file)
-        .await
-        .map_err(|e| {
-            refuse(format!(
-                "cannot reach the API server to record the claim: {e}"
-            ))
-        })?;
+    let client = client.map_err(|e| {
+        refuse(format!(
+            "cannot reach the API server to record the claim: {e}"
+        ))
+    })?;
     let claim = ConfigMap {
         metadata: ObjectMeta {
             name: Some(claim_name(&pod_name)),
@@ -319,7 +322,7 @@ async fn record_claim(args: &JobStartedArgs, group: &str, names: &RepoNames) -> 
         )])),
         ..Default::default()
     };
-    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &names.namespace);
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &names.namespace);
     match api.create(&kube::api::PostParams::default(), &claim).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(refuse(format!(
@@ -412,8 +415,18 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     )?;
     // The claim the group's admission policy judges this runner's pods by,
     // before any step of the job runs.
-    if settings.config.kubernetes.group_admission_policy {
-        if let Err(e) = record_claim(args, &group.name, &names).await {
+    // One client, one connection: the claim, then the checks.
+    let verify = &settings.config.kubernetes.verify_runner;
+    let client = if settings.config.kubernetes.group_admission_policy || verify.enabled {
+        Some(
+            crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file)
+                .await,
+        )
+    } else {
+        None
+    };
+    if let (true, Some(client)) = (settings.config.kubernetes.group_admission_policy, &client) {
+        if let Err(e) = record_claim(args, client.as_ref(), &group.name, &names).await {
             std::fs::remove_file(&path).ok();
             return Err(e.into());
         }
@@ -425,7 +438,6 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     }
     // The runner's own identity, rights and template, as `verify runner`
     // checks them on a repository's own scale set.
-    let verify = &settings.config.kubernetes.verify_runner;
     if !verify.enabled {
         return Ok(());
     }
@@ -440,7 +452,8 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
         strict,
     };
-    let verdict = crate::verify::runner::verify(&inputs).await;
+    let verdict =
+        crate::verify::runner::verify_with(&inputs, client.and_then(Result::ok)).await;
     write!(out, "{verdict}")?;
     if !verdict.passed() {
         // No workflow pod may start from a runner that failed its checks.

@@ -80,6 +80,12 @@ pub async fn token_client(
 
 /// Runs every runner check.
 pub async fn verify(inputs: &RunnerInputs) -> Verdict {
+    verify_with(inputs, None).await
+}
+
+/// Runs every runner check on `client` when given (one connection for
+/// job-started's claim and the checks), or on a client of the token.
+pub async fn verify_with(inputs: &RunnerInputs, client: Option<Client>) -> Verdict {
     let mut verdict = Verdict {
         mode: "runner",
         checks: Vec::new(),
@@ -140,7 +146,11 @@ pub async fn verify(inputs: &RunnerInputs) -> Verdict {
         .push(hook_template_check(served.as_ref(), inputs));
     verdict.checks.push(job_container_check(inputs));
 
-    let client = match token_client(inputs.kubeconfig.as_deref(), &inputs.token_file).await {
+    let client = match client {
+        Some(c) => Ok(c),
+        None => token_client(inputs.kubeconfig.as_deref(), &inputs.token_file).await,
+    };
+    let client = match client {
         Ok(c) => c,
         Err(e) => {
             verdict.checks.push(Check::fail(
