@@ -24,10 +24,19 @@ pub struct JobStartedArgs {
     /// The group's configuration: an absolute path outside the runner's work
     /// directory (the hook runs in the job's workspace, which the job's pod
     /// writes).
-    #[arg(short, long)]
-    pub config: PathBuf,
+    #[arg(short, long, required_unless_present = "config_text")]
+    pub config: Option<PathBuf>,
+    /// The configuration as text instead of a file: how the runner of the
+    /// gha-runner-scale-set-experimental chart gets it (`runner.env`).
+    #[arg(
+        long,
+        env = "RUNNER_IDENTITY_CONFIG_TEXT",
+        hide_env_values = true,
+        conflicts_with = "config"
+    )]
+    pub config_text: Option<String>,
     /// The group, when the configuration has more than one.
-    #[arg(long)]
+    #[arg(long, env = "RUNNER_IDENTITY_GROUP", hide_env_values = true)]
     pub group: Option<String>,
     /// Directory of replacement templates (as `plan --templates`).
     #[arg(long)]
@@ -375,11 +384,27 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         }
         .into());
     }
-    let config_path = outside_work(&args.config, "-c", &work)?;
     if let Some(dir) = &args.templates {
         templates_outside_work(dir, &work)?;
     }
-    let settings = config::load(&config_path)?;
+    let (settings, source) = match (&args.config, &args.config_text) {
+        (_, Some(text)) => (
+            config::parse(text, Path::new("RUNNER_IDENTITY_CONFIG_TEXT"))?,
+            "RUNNER_IDENTITY_CONFIG_TEXT".to_owned(),
+        ),
+        (Some(path), None) => (
+            config::load(&outside_work(path, "-c", &work)?)?,
+            path.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(Error::Usage {
+                message:
+                    "name the group's configuration with -c FILE or RUNNER_IDENTITY_CONFIG_TEXT"
+                        .into(),
+            }
+            .into());
+        }
+    };
     let templates = Templates::load(args.templates.as_deref())?;
     let group = match (&args.group, settings.groups.as_slice()) {
         (Some(name), groups) => groups.iter().find(|g| &g.name == name),
@@ -388,8 +413,7 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     }
     .ok_or_else(|| Error::Usage {
         message: format!(
-            "{}: name one of its groups with --group ({})",
-            args.config.display(),
+            "{source}: name one of its groups with --group ({})",
             settings
                 .groups
                 .iter()
@@ -414,35 +438,17 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         path.display()
     )?;
     // The claim the group's admission policy judges this runner's pods by,
-    // before any step of the job runs.
-    // One client, one connection: the claim, then the checks.
-    let verify = &settings.config.kubernetes.verify_runner;
-    let client = if settings.config.kubernetes.group_admission_policy || verify.enabled {
-        Some(
-            crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file)
-                .await,
-        )
-    } else {
-        None
-    };
-    if let (true, Some(client)) = (settings.config.kubernetes.group_admission_policy, &client) {
-        if let Err(e) = record_claim(args, client.as_ref(), &group.name, &names).await {
-            std::fs::remove_file(&path).ok();
-            return Err(e.into());
-        }
-        writeln!(
-            out,
-            "job-started: claim recorded: this runner starts pods only as {}",
-            names.job_service_account
-        )?;
-    }
-    // The runner's own identity, rights and template, as `verify runner`
-    // checks them on a repository's own scale set.
-    if !verify.enabled {
+    // and the runner's own identity, rights and template as `verify runner`
+    // checks them on a repository's own scale set: both before any step of
+    // the job runs, concurrently (the claim's write waits on etcd while the
+    // reviews are answered), on one client.
+    let k8s = &settings.config.kubernetes;
+    let (claiming, verifying) = (k8s.group_admission_policy, k8s.verify_runner.enabled);
+    if !claiming && !verifying {
         return Ok(());
     }
-    let strict = verify.strict;
-    let group = group.name.clone();
+    let client =
+        crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file).await;
     let inputs = crate::verify::runner::RunnerInputs {
         settings: settings.clone(),
         kubeconfig: args.kubeconfig.clone(),
@@ -450,19 +456,51 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         hook_template: Some(path.clone()),
         repository: Some(names.repository.clone()),
         require_job_container: env.get("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER").cloned(),
-        strict,
+        strict: k8s.verify_runner.strict,
     };
-    let verdict =
-        crate::verify::runner::verify_with(&inputs, client.and_then(Result::ok)).await;
-    write!(out, "{verdict}")?;
-    if !verdict.passed() {
-        // No workflow pod may start from a runner that failed its checks.
-        std::fs::remove_file(&path).ok();
-        return Err(Error::JobRefused {
-            group,
-            reason: "the runner checks failed (above)".into(),
+    let claim = async {
+        match claiming {
+            true => Some(record_claim(args, client.as_ref(), &group.name, &names).await),
+            false => None,
         }
-        .into());
+    };
+    let checks = async {
+        match verifying {
+            true => Some(
+                crate::verify::runner::verify_with(&inputs, client.as_ref().ok().cloned()).await,
+            ),
+            false => None,
+        }
+    };
+    let (claimed, verdict) = tokio::join!(claim, checks);
+    let refused = |reason: String| {
+        // No workflow pod may start from a runner that failed either.
+        std::fs::remove_file(&path).ok();
+        Error::JobRefused {
+            group: group.name.clone(),
+            reason,
+        }
+    };
+    match claimed {
+        Some(Err(e)) => {
+            if let Some(v) = &verdict {
+                write!(out, "{v}")?;
+            }
+            std::fs::remove_file(&path).ok();
+            return Err(e.into());
+        }
+        Some(Ok(())) => writeln!(
+            out,
+            "job-started: claim recorded: this runner starts pods only as {}",
+            names.job_service_account
+        )?,
+        None => {}
+    }
+    if let Some(verdict) = verdict {
+        write!(out, "{verdict}")?;
+        if !verdict.passed() {
+            return Err(refused("the runner checks failed (above)".into()).into());
+        }
     }
     Ok(())
 }

@@ -86,7 +86,9 @@ pub fn wiring(set: &DynamicObject, members: &[RepoNames]) -> Vec<Finding> {
             "install the group's values (`runner-identity plan`)",
         ));
     }
-    let own_empty_dir = env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE").is_some_and(|path| {
+    // The runner container's own: a writable emptyDir (gha-runner-scale-set),
+    // or on no mount at all, in its own files (the experimental chart).
+    let own_files = env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE").is_some_and(|path| {
         let mount = runner
             .and_then(|r| r.volume_mounts.as_ref())
             .and_then(|mounts| {
@@ -97,7 +99,7 @@ pub fn wiring(set: &DynamicObject, members: &[RepoNames]) -> Vec<Finding> {
                     })
                     .max_by_key(|m| m.mount_path.len())
             });
-        mount.is_some_and(|m| {
+        mount.is_none_or(|m| {
             m.read_only != Some(true)
                 && pod
                     .as_ref()
@@ -106,14 +108,14 @@ pub fn wiring(set: &DynamicObject, members: &[RepoNames]) -> Vec<Finding> {
                     .is_some_and(|v| v.empty_dir.is_some())
         })
     });
-    if !own_empty_dir {
+    if !own_files {
         out.push(Finding::new(
             Severity::Error,
             "group",
             here,
-            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is not in a writable emptyDir of the runner \
-             container: job-started cannot write the job's template there, or a volume the \
-             workflow pod shares could hold it",
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE is neither in a writable emptyDir of the \
+             runner container nor in its own files: job-started cannot write the job's template \
+             there, or a volume the workflow pod shares could hold it",
             "install the group's values (`runner-identity plan`)",
         ));
     }
@@ -339,6 +341,24 @@ fn unread(kind: &str, namespace: &str, resource: &str, e: &kube::Error) -> Findi
 mod tests {
     use super::*;
 
+    /// `acme/web` of the group `platform`.
+    fn member() -> RepoNames {
+        RepoNames {
+            repository: "acme/web".into(),
+            namespace: "gha-platform".into(),
+            own_namespace: true,
+            runner_service_account: "gha-runner".into(),
+            job_service_account: "gha-job-web-1234abcd".into(),
+            role: "gha-runner".into(),
+            config_map: "gha-hook-template".into(),
+            scale_set: "platform".into(),
+            iam_role: "gha-web".into(),
+            iam_role_arn: "arn:aws:iam::111122223333:role/gha-web".into(),
+            repository_label: "acme.web".into(),
+            group: Some("platform".into()),
+        }
+    }
+
     #[test]
     fn a_runners_pods_are_named_as_the_hooks_name_them() {
         let runner = "platform-abcde-runner-fghij";
@@ -363,20 +383,7 @@ mod tests {
 
     #[test]
     fn a_pod_of_an_idle_runner_is_an_error_once_arc_had_time_to_record_the_job() {
-        let member = RepoNames {
-            repository: "acme/web".into(),
-            namespace: "gha-platform".into(),
-            own_namespace: true,
-            runner_service_account: "gha-runner".into(),
-            job_service_account: "gha-job-web-1234abcd".into(),
-            role: "gha-runner".into(),
-            config_map: "gha-hook-template".into(),
-            scale_set: "platform".into(),
-            iam_role: "gha-web".into(),
-            iam_role_arn: "arn:aws:iam::111122223333:role/gha-web".into(),
-            repository_label: "acme.web".into(),
-            group: Some("platform".into()),
-        };
+        let member = member();
         let runner: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner",
             "metadata": {"name": "platform-r2", "namespace": "gha-platform"}
@@ -413,5 +420,43 @@ mod tests {
             "{}",
             old.evidence
         );
+    }
+
+    #[test]
+    fn the_template_may_be_in_an_own_empty_dir_or_on_no_mount_never_on_a_shared_volume() {
+        let member = member();
+        let set = |template: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "actions.github.com/v1alpha1", "kind": "AutoscalingRunnerSet",
+                "metadata": {"name": "platform", "namespace": "gha-platform"},
+                "spec": {"runnerGroup": "platform", "template": {"spec": {
+                    "containers": [{"name": "runner", "image": "r",
+                        "env": [
+                            {"name": "ACTIONS_RUNNER_HOOK_JOB_STARTED", "value": "/opt/x.sh"},
+                            {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", "value": template}],
+                        "volumeMounts": [
+                            {"name": "work", "mountPath": "/home/runner/_work"},
+                            {"name": "own", "mountPath": "/run/runner-identity"}]}],
+                    "volumes": [
+                        {"name": "work", "ephemeral": {}},
+                        {"name": "own", "emptyDir": {}}]}}}
+            }))
+            .unwrap()
+        };
+        for ok in [
+            "/run/runner-identity/hook-template.yaml",
+            "/home/runner/runner-identity-hook-template.yaml",
+        ] {
+            assert!(
+                wiring(&set(ok), std::slice::from_ref(&member)).is_empty(),
+                "{ok}"
+            );
+        }
+        let shared = wiring(
+            &set("/home/runner/_work/hook-template.yaml"),
+            std::slice::from_ref(&member),
+        );
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].severity, Severity::Error);
     }
 }

@@ -99,7 +99,10 @@ pub(super) fn check_values(
             &names.runner_service_account,
         )?;
         expect("runner.kubernetesMode.hookPath", &ctx.hook_path)?;
-        expect("runner.kubernetesMode.extensionRef", &names.config_map)?;
+        match &ctx.group {
+            None => expect("runner.kubernetesMode.extensionRef", &names.config_map)?,
+            Some(group) => check_experimental_group_values(&v, group, ctx)?,
+        }
         fs_group("runner.pod.spec.securityContext.fsGroup")?;
         for ignored in chart::EXPERIMENTAL_IGNORED {
             if at(ignored).is_some() {
@@ -139,6 +142,84 @@ pub(super) fn check_values(
     }
     if let Some(group) = &ctx.group {
         check_group_values(&v, runner, group, ctx)?;
+    }
+    Ok(())
+}
+
+/// A group's scale set on the experimental chart: at the organisation, in
+/// the group's runner group, every job in a container, no hook extension (the
+/// chart would set the template's variable to its read-only mount), and the
+/// runner's variables naming the template job-started writes, the image's
+/// script, the group and its configuration.
+fn check_experimental_group_values(
+    v: &serde_yaml::Value,
+    group: &str,
+    ctx: &Context,
+) -> std::result::Result<(), String> {
+    let at = |path: &str| {
+        path.split('.')
+            .try_fold(v, |node, key| node.get(key))
+            .and_then(serde_yaml::Value::as_str)
+    };
+    let kube_mode = v.get("runner").and_then(|r| r.get("kubernetesMode"));
+    for (path, want) in [
+        ("scaleset.runnerGroup", group),
+        ("auth.url", ctx.config_url.as_str()),
+    ] {
+        if at(path) != Some(want) {
+            return Err(format!("`{path}` must be `{want}` in a group's scale set"));
+        }
+    }
+    if kube_mode
+        .and_then(|k| k.get("requireJobContainer"))
+        .and_then(serde_yaml::Value::as_bool)
+        != Some(true)
+    {
+        return Err(
+            "`runner.kubernetesMode.requireJobContainer` must be true: a job without a container \
+             would run in the runner container, beside the ServiceAccount that may start every \
+             member's pods"
+                .into(),
+        );
+    }
+    for key in ["extensionRef", "extension"] {
+        if kube_mode.and_then(|k| k.get(key)).is_some() {
+            return Err(format!(
+                "`runner.kubernetesMode.{key}` is set: the chart would point \
+                 ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE at its read-only mount instead of the \
+                 template job-started writes"
+            ));
+        }
+    }
+    let env = v
+        .get("runner")
+        .and_then(|r| r.get("env"))
+        .and_then(serde_yaml::Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let value = |name: &str| {
+        env.iter()
+            .rfind(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
+            .and_then(|e| e.get("value"))
+            .and_then(serde_yaml::Value::as_str)
+    };
+    for (name, want) in [
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+            ctx.hook_template_path.as_str(),
+        ),
+        (
+            "ACTIONS_RUNNER_HOOK_JOB_STARTED",
+            ctx.job_started_path.as_str(),
+        ),
+        ("RUNNER_IDENTITY_GROUP", group),
+        ("RUNNER_IDENTITY_CONFIG_TEXT", ctx.runner_config.as_str()),
+    ] {
+        if value(name) != Some(want) {
+            return Err(format!(
+                "`runner.env` must set {name} to the planned value in a group's scale set"
+            ));
+        }
     }
     Ok(())
 }

@@ -77,6 +77,10 @@ pub const JOB_STARTED_KEY: &str = "job-started.sh";
 /// writes the hook template of the job's repository (never under the work
 /// directory, which the workflow pod shares).
 pub const JOB_TEMPLATE_DIR: &str = "/run/runner-identity";
+/// A group's runner container on the experimental chart, whose runner
+/// container mounts nothing but its fixed list: the hook template in the
+/// container's own files (the runner's home, outside the work volume).
+pub const IMAGE_JOB_TEMPLATE: &str = "/home/runner/runner-identity-hook-template.yaml";
 /// Where the init container puts the `runner-identity` binary in the runner pod.
 pub const VERIFY_BIN_DIR: &str = "/opt/runner-identity/bin";
 

@@ -367,10 +367,12 @@ impl Planner<'_> {
                 // No template in the ConfigMap: job-started writes the job's
                 // repository's into the runner's own emptyDir.
                 ctx = group_context(settings, group, ctx);
-                data.insert(
-                    RUNNER_CONFIG_KEY.to_owned(),
-                    self.runner_config.render_group(settings, group)?,
-                );
+                let runner_config = self.runner_config.render_group(settings, group)?;
+                if chart == ChartName::Experimental {
+                    // The chart mounts no ConfigMap into the runner container.
+                    ctx.runner_config = runner_config.clone();
+                }
+                data.insert(RUNNER_CONFIG_KEY.to_owned(), runner_config);
                 data.insert(JOB_STARTED_KEY.to_owned(), group_job_started_script());
             }
             None => {
@@ -470,13 +472,21 @@ fn owned_metadata(
 /// jobs reach it, through the group's runner group), its hook template in
 /// the runner's own emptyDir, job-started always on.
 fn group_context(settings: &Settings, group: &Group, ctx: Context) -> Context {
+    let (hook_template_path, job_started_path) = match settings.config.kubernetes.chart.name {
+        ChartName::Classic => (
+            format!("{JOB_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
+            format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+        ),
+        // The runner image carries runner-identity and its script.
+        ChartName::Experimental => (IMAGE_JOB_TEMPLATE.to_owned(), IMAGE_JOB_STARTED.to_owned()),
+    };
     Context {
         repository: format!("group {}", group.name),
         config_url: format!("{}/{}", settings.github_url, settings.config.github.owner),
         group: Some(group.name.clone()),
-        hook_template_path: format!("{JOB_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"),
+        hook_template_path,
         verify_runner: true,
-        job_started_path: format!("{HOOK_TEMPLATE_DIR}/{JOB_STARTED_KEY}"),
+        job_started_path,
         ..ctx
     }
 }

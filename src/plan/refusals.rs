@@ -4,9 +4,9 @@
 
 use super::*;
 
-/// What grouped scale sets cannot be planned with yet: the experimental
-/// chart (it mounts the hook template from a ConfigMap and cannot mount the
-/// runner container's own emptyDir, where job-started writes it), and a
+/// What grouped scale sets cannot be planned with: the experimental chart
+/// without a runner image that carries runner-identity (the chart mounts
+/// nothing more into the runner container), and a
 /// namespace not named after the group (the group's namespace holds every
 /// member's job ServiceAccount, which its runner may start pods as).
 /// A group's scale set name: ARC names its runner pods `<name>-<5>-runner-<5>`,
@@ -47,13 +47,17 @@ pub(super) fn refuse_groups(settings: &Settings) -> Result<()> {
         field: field.into(),
         message,
     };
-    if k8s.chart.name == ChartName::Experimental {
+    if k8s.chart.name == ChartName::Experimental
+        && (!k8s.verify_runner.enabled || k8s.verify_runner.runner_image.is_none())
+    {
         return Err(refuse(
-            "kubernetes.chart.name",
+            "kubernetes.verifyRunner.runnerImage",
             format!(
-                "group `{}`: grouped scale sets need gha-runner-scale-set; the experimental chart \
-                 mounts the hook template from a ConfigMap and cannot give the runner container the \
-                 emptyDir job-started writes each job's template to",
+                "group `{}`: on gha-runner-scale-set-experimental a group's runner runs \
+                 `runner-identity job-started` from its own image, since the chart mounts nothing \
+                 more into the runner container: set kubernetes.verifyRunner.runnerImage to a \
+                 runner image that carries runner-identity (docs/reference.md, \
+                 gha-runner-scale-set-experimental), with verifyRunner enabled",
                 group.name
             ),
         ));

@@ -333,6 +333,114 @@ async fn the_real_chart_renders_a_group_scale_set_that_keeps_the_template_to_its
     }
 }
 
+/// The real experimental chart (0.14.2) with the values `plan` writes for a
+/// group there: the organisation's scale set in the group's runner group,
+/// the runner image that carries runner-identity, one
+/// ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE (the path job-started writes, on no
+/// mount: the runner container's own files), no hook extension, the group
+/// and its configuration for the image's script, and a job container
+/// required.
+#[tokio::test]
+async fn the_real_experimental_chart_renders_a_group_scale_set_with_the_template_in_the_runners_own_files()
+ {
+    let example = std::fs::read_to_string(root().join("examples/grouped-irsa.yaml")).unwrap();
+    let text = example
+        .replace(
+            "  chart:\n    version: 0.14.2\n",
+            "  chart:\n    name: gha-runner-scale-set-experimental\n    version: 0.14.2\n",
+        )
+        .replace(
+            "kubernetes:\n  hooks: kubernetes\n",
+            "kubernetes:\n  hooks: kubernetes\n  verifyRunner:\n    runnerImage: ghcr.io/acme/actions-runner-with-identity:2.336.0\n",
+        );
+    assert_ne!(text, example);
+    let planned = crate::common::plan_text(&text);
+    assert_eq!(
+        planned.repositories[0].values().unwrap(),
+        std::fs::read_to_string(arc_data(
+            "rendered/runner-identity-group-platform-experimental.values.yaml"
+        ))
+        .unwrap(),
+        "the values changed: render tests/data/arc/rendered/0.14.2-experimental-group.yaml again (its README)"
+    );
+    let file = "rendered/0.14.2-experimental-group.yaml";
+    let docs = yaml_documents(file);
+    assert!(!docs.iter().any(|d| d["kind"] == "ServiceAccount"));
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ConfigMap"),
+        "no hook extension"
+    );
+    let mut set = docs
+        .into_iter()
+        .find(|d| d["kind"] == "AutoscalingRunnerSet")
+        .unwrap();
+    let spec = &set["spec"];
+    assert_eq!(spec["githubConfigUrl"], "https://github.com/acme");
+    assert_eq!(spec["runnerGroup"], "platform");
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "gha-runner");
+    let runner = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "runner")
+        .unwrap();
+    assert_eq!(
+        runner["image"],
+        "ghcr.io/acme/actions-runner-with-identity:2.336.0"
+    );
+    let env = runner["env"].as_array().unwrap();
+    let only = |name: &str| {
+        let found: Vec<&Value> = env.iter().filter(|e| e["name"] == name).collect();
+        assert_eq!(found.len(), 1, "{name} in {env:?}");
+        found[0]["value"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(only("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"), "true");
+    assert_eq!(only("RUNNER_IDENTITY_GROUP"), "platform");
+    assert_eq!(
+        only("ACTIONS_RUNNER_HOOK_JOB_STARTED"),
+        "/opt/runner-identity/bin/job-started.sh"
+    );
+    let config = only("RUNNER_IDENTITY_CONFIG_TEXT");
+    assert!(config.contains("- name: platform"), "{config}");
+    assert!(!config.contains("billing"), "{config}");
+    let template = only("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE");
+    // On no mount: not the work volume the workflow pod shares, nor a
+    // read-only ConfigMap.
+    let mounts = runner["volumeMounts"].as_array().unwrap();
+    for m in mounts {
+        let at = m["mountPath"].as_str().unwrap();
+        assert!(
+            template != at && !template.starts_with(&format!("{at}/")),
+            "{template} is on the mount {m}"
+        );
+    }
+    assert_eq!(
+        mounts
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["work"]
+    );
+    // The local API server stores it as rendered.
+    let admin = admin_client().await;
+    install_arc_crds(&admin).await;
+    let ns = unique("arcx");
+    create_namespace(&ns).await;
+    set["metadata"]["namespace"] = json!(ns);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &autoscaling_runner_set());
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(set).unwrap(),
+        )
+        .await
+        .unwrap();
+    let stored = serde_json::to_value(created).unwrap();
+    assert_eq!(stored["spec"]["runnerGroup"], "platform");
+}
+
 /// The paths where `a` and `b` differ; numbers compare by value (YAML's `0`
 /// and the server's `0.0` are one number).
 fn differ(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {

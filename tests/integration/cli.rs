@@ -436,7 +436,7 @@ fn a_group_is_refused_where_it_cannot_be_built() {
     for (extra, says) in [
         (
             "  chart: {name: gha-runner-scale-set-experimental, version: 0.14.2}\n",
-            "grouped scale sets need gha-runner-scale-set",
+            "set kubernetes.verifyRunner.runnerImage to a runner image that carries runner-identity",
         ),
         ("  sharedNamespace: true\n", "has no {repo}"),
         (

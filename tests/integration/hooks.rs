@@ -695,3 +695,147 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     );
     assert!(!template.exists(), "no template is left after a refusal");
 }
+
+/// A group on gha-runner-scale-set-experimental, whose runner container
+/// mounts nothing of runner-identity's: the planned `runner.env` gives the
+/// runner the group and its configuration, and the script runner-identity's
+/// image ships (`action/job-started.sh`) runs `job-started` for the group.
+/// It writes each member's template to the path the values name (outside
+/// the work volume) and records the claim; a repository outside the group is
+/// refused (exit 1) and leaves no template.
+#[tokio::test]
+async fn on_the_experimental_chart_the_images_script_writes_the_members_template_from_runner_env() {
+    let admin = admin_client().await;
+    let owner = unique("gx");
+    let group = "platform";
+    let base = irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!("  owner: {owner}\n  ownerId: 900\n"),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n")
+        .replace("  - web\n", "  - {name: web, id: 902}\n");
+    let text = format!(
+        "{base}  chart: {{name: gha-runner-scale-set-experimental, version: 0.14.2}}\n  \
+         verifyRunner: {{runnerImage: 'registry.example/runner-with-identity:2.336.0'}}\n\
+         groups:\n  - name: {group}\n    repositories: [api, web]\n"
+    );
+    let settings = settings(&text);
+    let mut plan = runner_identity::plan::plan(
+        &settings,
+        &runner_identity::templates::Templates::load(None).unwrap(),
+    )
+    .unwrap();
+    plan.repositories[0].admission_policy.clear();
+    apply_plan(&admin, &plan, false).await;
+    let shared = plan.repositories[0].names.clone();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(plan.repositories[0].values().unwrap()).unwrap();
+    let env: std::collections::BTreeMap<String, String> = values["runner"]["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(env["RUNNER_IDENTITY_GROUP"], group);
+    assert_eq!(
+        env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"],
+        runner_identity::plan::IMAGE_JOB_TEMPLATE
+    );
+    assert!(!env["RUNNER_IDENTITY_CONFIG_TEXT"].contains("docs"));
+
+    let work = tempfile::tempdir().unwrap();
+    // The runner's home (its own files) and its work directory.
+    let template = work.path().join("runner-identity-hook-template.yaml");
+    let workspace = work.path().join("_work/app");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let runner_token = work.path().join("runner-token");
+    // The image's script, pointed at this machine (out of a pod: a token
+    // file and the stack's kubeconfig).
+    let script = std::fs::read_to_string(root().join("action/job-started.sh"))
+        .unwrap()
+        .replace(
+            "/opt/runner-identity/bin/runner-identity job-started",
+            &format!(
+                "{} job-started --token-file {} --kubeconfig {}",
+                env!("CARGO_BIN_EXE_runner-identity"),
+                runner_token.display(),
+                kubeconfig_path().display()
+            ),
+        );
+    let script_path = work.path().join("job-started.sh");
+    std::fs::write(&script_path, script).unwrap();
+    let run = |repository: &str, id: u64| {
+        Command::new("sh")
+            .arg("-e")
+            .arg(&script_path)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GITHUB_REPOSITORY", format!("{owner}/{repository}"))
+            .env("GITHUB_REPOSITORY_ID", id.to_string())
+            .env("GITHUB_REPOSITORY_OWNER_ID", "900")
+            .env("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true")
+            .env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", &template)
+            .env("RUNNER_WORKSPACE", &workspace)
+            .env("RUNNER_IDENTITY_GROUP", &env["RUNNER_IDENTITY_GROUP"])
+            .env(
+                "RUNNER_IDENTITY_CONFIG_TEXT",
+                &env["RUNNER_IDENTITY_CONFIG_TEXT"],
+            )
+            .output()
+            .unwrap()
+    };
+    let out = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for (i, (repository, id)) in [("api", 901), ("web", 902)].into_iter().enumerate() {
+        std::fs::write(
+            &runner_token,
+            runner_pod_token(
+                &admin,
+                &shared.namespace,
+                &shared.runner_service_account,
+                &format!("{group}-x-runner-{repository}"),
+            )
+            .await,
+        )
+        .unwrap();
+        let o = run(repository, id);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        assert!(out(&o).contains("claim recorded"), "{}", out(&o));
+        let member = &plan.repositories[i];
+        assert_eq!(
+            std::fs::read_to_string(&template).unwrap(),
+            member.job_template
+        );
+        assert!(
+            member
+                .job_template
+                .contains(&member.names.job_service_account)
+        );
+    }
+    // Outside the group: refused, and the last job's template is gone.
+    std::fs::write(
+        &runner_token,
+        runner_pod_token(
+            &admin,
+            &shared.namespace,
+            &shared.runner_service_account,
+            &format!("{group}-x-runner-docs"),
+        )
+        .await,
+    )
+    .unwrap();
+    let o = run("docs", 903);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(!template.exists());
+}
