@@ -468,6 +468,20 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
             planned.job_template
         );
         let hook_work = tempfile::tempdir().unwrap();
+        // The job's attack through its own `env:`: the variable the hooks
+        // read the template from, naming a file in the work volume (which the
+        // job writes) that holds the other member's template. The runner
+        // passes the job's variables in the hook's input, not its
+        // environment: the hooks must not take it.
+        let other = plan.repositories[..2]
+            .iter()
+            .find(|r| &r.names != *n)
+            .unwrap();
+        let forged = hook_work.path().join("forged-template.yaml");
+        std::fs::write(&forged, &other.job_template).unwrap();
+        let mut input = prepare_job_input(hook_work.path());
+        input["args"]["container"]["environmentVariables"] =
+            serde_json::json!({"ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE": forged});
         let mut hook = run_hook(
             &bundle(Hooks::Kubernetes),
             hook_work.path(),
@@ -481,16 +495,27 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
                 ),
                 ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true".to_owned()),
             ],
-            &prepare_job_input(hook_work.path()),
+            &input,
         );
         // The hooks name the workflow pod after the runner's.
         let pod = named_pod(&pods, &format!("{runner}-workflow"), &mut hook).await;
         hook.kill().ok();
         hook.wait().ok();
-        let account = pod.spec.unwrap().service_account_name.unwrap();
+        let spec = pod.spec.unwrap();
+        let account = spec.service_account_name.clone().unwrap();
         assert_eq!(
             account, n.job_service_account,
             "{repository}'s workflow pod"
+        );
+        // The job's variable reached its container only, as data.
+        let job = spec.containers.iter().find(|c| c.name == "job").unwrap();
+        assert!(
+            job.env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
+            "{:?}",
+            job.env
         );
         // A token of the workflow pod's ServiceAccount: its own member's role
         // trusts it, the other member's does not.
