@@ -247,7 +247,12 @@ fn write_template(path: &Path, text: &str) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        // Read-only, for its owner too: the runner (uid 1001) writes files
+        // of the work volume the job controls, following links (the event
+        // payload of each step), and a link there to this file must not let
+        // the job's steps overwrite it. Renaming over it needs the folder's
+        // rights only.
+        .mode(0o444)
         .open(&temporary)
         .map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
@@ -668,5 +673,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&ok).unwrap(), "new");
         let leftovers: Vec<_> = std::fs::read_dir(&own).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left");
+        // Read-only for its owner too (0o644 before): a step's link in the
+        // work volume to it cannot make the runner (uid 1001) write it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ok).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o444, "{mode:o}");
+        // And the next job's template replaces it all the same.
+        write_template(&ok, "next").unwrap();
+        assert_eq!(std::fs::read_to_string(&ok).unwrap(), "next");
     }
 }

@@ -143,7 +143,7 @@ pub fn with_discovered(
                 None => RepositoryEntry::Name(d.name.clone()),
             }),
     );
-    let problems = join_groups(&mut config, discovered);
+    let problems = join_groups(&mut config, &listed, discovered);
     if !problems.is_empty() {
         return Err(Error::ConfigProblems {
             path: settings.source.clone(),
@@ -158,6 +158,7 @@ pub fn with_discovered(
 /// problem.
 fn join_groups(
     config: &mut Config,
+    listed: &BTreeSet<String>,
     discovered: &[DiscoveredRepository],
 ) -> Vec<crate::ConfigProblem> {
     let mut problems = Vec::new();
@@ -168,11 +169,24 @@ fn join_groups(
             message,
         });
     };
-    let index = |config: &Config, name: &str| config.groups.iter().position(|g| g.name == name);
+    // Only a group that selects takes in what discovery picked for it.
+    let index = |config: &Config, name: &str| {
+        (config.groups.iter()).position(|g| g.name == name && g.select.is_some())
+    };
     for d in discovered {
         let name = folded(&d.name);
         let listed_in =
             (config.groups.iter()).position(|g| g.repositories.iter().any(|r| folded(r) == name));
+        for unknown in d.groups.iter().filter(|g| index(config, g).is_none()) {
+            problem(
+                "groups".into(),
+                format!(
+                    "the discovery puts `{}` in group `{unknown}`, which the configuration has \
+                     not or which selects nothing: discover again",
+                    d.name
+                ),
+            );
+        }
         let mut picked = d.groups.iter().filter_map(|g| index(config, g));
         let Some(first) = picked.next() else {
             continue;
@@ -197,7 +211,19 @@ fn join_groups(
                 ),
             );
         }
-        if listed_in.is_none() {
+        if listed_in.is_none() && listed.contains(&name) {
+            // Listed for a scale set of its own: a selector must not move
+            // it in beside the group's members.
+            problem(
+                format!("groups[{first}].select"),
+                format!(
+                    "picks `{}`, which `repositories:` lists for a scale set of its own: list it \
+                     in the group's `repositories:` to share the group's, or add it to this \
+                     group's `select.exclude`",
+                    d.name
+                ),
+            );
+        } else if listed_in.is_none() {
             config.groups[first].repositories.push(d.name.clone());
         }
     }
@@ -344,6 +370,23 @@ mod tests {
         assert_eq!(
             s.repositories.iter().find(|r| r.name == "www").unwrap().id,
             Some(12)
+        );
+    }
+
+    #[test]
+    fn a_repository_listed_for_its_own_scale_set_is_not_moved_into_a_group_by_a_select() {
+        let text = "github: {owner: acme, ownerId: 7}\n\
+                    repositories: [{name: api, id: 1}, {name: solo, id: 2, kubernetes: {extraRules: []}}]\n\
+                    cluster: {name: prod, oidcIssuer: https://o.example/id/1}\n\
+                    aws: {accountId: '111122223333', mode: irsa}\n\
+                    groups:\n  - {name: core, repositories: [api], select: {names: ['*']}}\n";
+        let s = parse(text, Path::new("t.yaml")).unwrap();
+        let e = with_discovered(&s, &[found("solo", 2, &["core"])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid `groups[0].select`: picks `solo`, which `repositories:` lists for a scale set of its own"),
+            "{e}"
         );
     }
 

@@ -89,13 +89,18 @@ pub fn wiring(set: &DynamicObject, members: &[RepoNames]) -> Vec<Finding> {
     // The runner container's own: a writable emptyDir (gha-runner-scale-set),
     // or on no mount at all, in its own files (the experimental chart).
     let own_files = env("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE").is_some_and(|path| {
+        if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            // job-started refuses it.
+            return false;
+        }
         let mount = runner
             .and_then(|r| r.volume_mounts.as_ref())
             .and_then(|mounts| {
                 mounts
                     .iter()
                     .filter(|m| {
-                        path.starts_with(&format!("{}/", m.mount_path.trim_end_matches('/')))
+                        let at = m.mount_path.trim_end_matches('/');
+                        path == at || path.starts_with(&format!("{at}/"))
                     })
                     .max_by_key(|m| m.mount_path.len())
             });
@@ -452,11 +457,17 @@ mod tests {
                 "{ok}"
             );
         }
-        let shared = wiring(
-            &set("/home/runner/_work/hook-template.yaml"),
-            std::slice::from_ref(&member),
-        );
-        assert_eq!(shared.len(), 1);
-        assert_eq!(shared[0].severity, Severity::Error);
+        // The shared work volume; a mount at the path itself (accepted
+        // before as on no mount); a way out of the emptyDir.
+        for bad in [
+            "/home/runner/_work/hook-template.yaml",
+            "/home/runner/_work",
+            "/run/runner-identity/../../home/runner/_work/t.yaml",
+            "relative/hook-template.yaml",
+        ] {
+            let found = wiring(&set(bad), std::slice::from_ref(&member));
+            assert_eq!(found.len(), 1, "{bad}");
+            assert_eq!(found[0].severity, Severity::Error, "{bad}");
+        }
     }
 }

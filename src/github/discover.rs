@@ -33,6 +33,18 @@ pub struct Discovery {
     /// Problems worth a warning (listed repositories GitHub does not show).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The selectors it was made with (`select:` and the groups'): a saved
+    /// discovery serves only a configuration that selects alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selectors: Option<Value>,
+}
+
+/// The selectors of a configuration, as a saved discovery records them.
+fn selectors(settings: &Settings) -> Value {
+    let groups: Vec<Value> = (settings.config.groups.iter())
+        .filter_map(|g| Some(serde_json::json!({"name": g.name, "select": g.select.as_ref()?})))
+        .collect();
+    serde_json::json!({"select": settings.config.select, "groups": groups})
 }
 
 impl Discovery {
@@ -75,7 +87,29 @@ impl Discovery {
                 ),
             });
         }
-        Ok(d)
+        let group_selects = settings.config.groups.iter().any(|g| g.select.is_some());
+        let refuse = |why: &str| {
+            Err(Error::ConfigInvalid {
+                path: path.to_owned(),
+                field: "selectors".into(),
+                message: format!(
+                    "{why}: run `runner-identity discover -c {} -o json` again",
+                    settings.source.display()
+                ),
+            })
+        };
+        match &d.selectors {
+            Some(made) if *made != selectors(settings) => refuse(
+                "the file was discovered with other selectors than the configuration's \
+                 (`select:` or a group's)",
+            ),
+            // Files of older versions record no selectors nor groups.
+            None if group_selects => refuse(
+                "the file records no group membership, and a group of the configuration \
+                 selects its repositories",
+            ),
+            _ => Ok(d),
+        }
     }
 
     /// The settings with the selected repositories added.
@@ -203,6 +237,7 @@ pub async fn discover(github: &Github, settings: &Settings) -> Result<Discovery>
         selected,
         rejected,
         problems,
+        selectors: Some(selectors(settings)),
     })
 }
 
@@ -237,4 +272,75 @@ async fn add_custom_properties(github: &Github, owner: &str, repos: &mut [RepoIn
         next = link;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(group_select: &str) -> Settings {
+        let text = format!(
+            "github: {{owner: acme, ownerId: 7}}\nrepositories: [{{name: api, id: 1}}]\n\
+             cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+             aws: {{accountId: '111122223333', mode: irsa}}\n\
+             groups:\n  - {{name: core, repositories: [api]{group_select}}}\n"
+        );
+        crate::config::parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn saved(d: &Discovery, dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("repos.json");
+        std::fs::write(&path, serde_json::to_string(d).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_saved_discovery_serves_only_a_configuration_that_selects_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let selecting = settings(", select: {names: ['svc-*']}");
+        let d = Discovery {
+            owner: "acme".into(),
+            api: "https://api.github.com".into(),
+            complete: true,
+            incomplete: None,
+            listed: 2,
+            selected: vec![Selected {
+                name: "svc-a".into(),
+                id: Some(11),
+                owner_id: Some(7),
+                reasons: vec!["group `core`: name matches `svc-*`".into()],
+                groups: vec!["core".into()],
+            }],
+            rejected: Vec::new(),
+            problems: Vec::new(),
+            selectors: Some(selectors(&selecting)),
+        };
+        let file = saved(&d, dir.path());
+        let read = Discovery::read(&file, &selecting).unwrap();
+        let s = read.settings(&selecting).unwrap();
+        assert_eq!(s.groups[0].members.len(), 2);
+
+        // The group's selector changed since: refused.
+        let narrowed = settings(", select: {names: ['svc-b*']}");
+        let e = Discovery::read(&file, &narrowed).unwrap_err().to_string();
+        assert!(e.contains("discovered with other selectors"), "{e}");
+        // A file of an older version (no selectors, no groups): refused
+        // while a group selects.
+        let old = saved(
+            &Discovery {
+                selectors: None,
+                ..d.clone()
+            },
+            dir.path(),
+        );
+        let e = Discovery::read(&old, &selecting).unwrap_err().to_string();
+        assert!(e.contains("records no group membership"), "{e}");
+        // Membership of a group that does not select: refused.
+        let plain = settings("");
+        let e = read.settings(&plain).unwrap_err().to_string();
+        assert!(
+            e.contains("which the configuration has not or which selects nothing"),
+            "{e}"
+        );
+    }
 }

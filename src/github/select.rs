@@ -141,10 +141,20 @@ pub fn decide(
     Ok(reasons)
 }
 
-/// Decides one repository for a group's selector: as [`decide`], and never
+/// Decides one repository for a group's selector: as [`decide`], never a
+/// repository the group's or the top-level `select.exclude` names, and never
 /// a public repository (a runner group of the tool's admits none).
-pub fn decide_for_group(sel: &Selector, repo: &RepoInfo) -> Result<Vec<String>, String> {
-    if let Some(g) = sel.exclude.iter().find(|g| glob(g, &repo.name)) {
+pub fn decide_for_group(
+    sel: &Selector,
+    top: Option<&Selector>,
+    repo: &RepoInfo,
+) -> Result<Vec<String>, String> {
+    // The top-level `select.exclude` keeps a repository out of every group too.
+    let excludes = sel
+        .exclude
+        .iter()
+        .chain(top.iter().flat_map(|t| &t.exclude));
+    if let Some(g) = excludes.into_iter().find(|g| glob(g, &repo.name)) {
         return Err(format!("excluded by `{g}`"));
     }
     if repo.visibility.as_deref() == Some("public") {
@@ -164,6 +174,7 @@ pub fn select(
 ) -> (Vec<Selected>, Vec<Rejected>) {
     let mut selected = Vec::new();
     let mut rejected = Vec::new();
+    let top_selector = top;
     for repo in repos {
         let top = match top {
             Some(sel) => decide(sel, listed, repo),
@@ -180,7 +191,7 @@ pub fn select(
         }
         let mut picked_by = Vec::new();
         for (name, sel) in groups {
-            match decide_for_group(sel, repo) {
+            match decide_for_group(sel, top_selector, repo) {
                 Ok(r) => {
                     reasons.extend(r.into_iter().map(|r| format!("group `{name}`: {r}")));
                     picked_by.push((*name).to_owned());
@@ -335,6 +346,20 @@ mod tests {
         assert!(
             rejected[0].reason.contains("group `core`: public"),
             "{rejected:?}"
+        );
+        // The top-level `select.exclude` keeps a repository out of the groups
+        // too (only the group's own did before).
+        let top = Selector {
+            exclude: vec!["svc-a".into()],
+            ..Default::default()
+        };
+        let (selected, rejected) = select(Some(&top), &[("core", &core)], &listed, &repos);
+        assert!(!selected.iter().any(|s| s.name == "svc-a"), "{selected:?}");
+        let svc_a = rejected.iter().find(|r| r.name == "svc-a").unwrap();
+        assert!(
+            svc_a.reason.contains("group `core`: excluded by `svc-a`"),
+            "{}",
+            svc_a.reason
         );
         // Without groups and without `select:`, only the listed ones.
         let (selected, _) = select(None, &[], &listed, &repos);

@@ -39,6 +39,22 @@ pub fn planning_warnings(settings: &Settings) -> Vec<String> {
             group.name
         ));
     }
+    for (i, group) in settings.config.groups.iter().enumerate() {
+        if group
+            .select
+            .as_ref()
+            .is_some_and(|s| s.custom_properties.is_empty())
+        {
+            warnings.push(format!(
+                "groups[{i}].select: group `{}` takes in, at the next apply, any private or \
+                 internal repository that matches by name or topic, so whoever may create a \
+                 repository or set its topics in the organisation joins the group and can read \
+                 its members' secrets (above). Select by customProperties that only organisation \
+                 administrators may set, or list the members",
+                group.name
+            ));
+        }
+    }
     if k8s.shared_namespace && !k8s.namespace.contains("{repo}") {
         warnings.push(format!(
             "kubernetes.sharedNamespace: in `{}` the admission policy keeps each runner to its own \
@@ -153,4 +169,37 @@ pub(super) fn credential_warnings(settings: &Settings) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings_for(select: &str) -> Vec<String> {
+        let text = format!(
+            "github: {{owner: acme, ownerId: 7}}\nrepositories: [{{name: api, id: 1}}]\n\
+             cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+             aws: {{accountId: '111122223333', mode: irsa}}\n\
+             groups:\n  - {{name: core, repositories: [api], select: {select}}}\n"
+        );
+        let settings = crate::config::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        planning_warnings(&settings)
+    }
+
+    #[test]
+    fn a_group_that_selects_by_name_or_topic_is_warned_of_whoever_creates_a_repository() {
+        for select in ["{names: ['svc-*']}", "{topics: [payments]}", "{}"] {
+            let w = warnings_for(select);
+            assert!(
+                w.iter()
+                    .any(|w| w.starts_with("groups[0].select: group `core`")),
+                "{select}: {w:?}"
+            );
+        }
+        let w = warnings_for("{names: ['svc-*'], customProperties: {team: payments}}");
+        assert!(
+            !w.iter().any(|w| w.starts_with("groups[0].select")),
+            "{w:?}"
+        );
+    }
 }
