@@ -16,6 +16,7 @@ use crate::config::{self, Group, Settings};
 use crate::names::RepoNames;
 use crate::subject::SubjectRepository;
 use crate::templates::Templates;
+use crate::verify::runner::token_namespace;
 use crate::{Error, Result, plan};
 
 /// `job-started` arguments.
@@ -377,6 +378,19 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
             }
         }
     }
+    // The runner checks' reads need the token's namespace alone: started
+    // now, on the worker threads, they run while the configuration is read.
+    let client =
+        crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file).await;
+    let early_reads = match (&client, token_namespace(&args.token_file)) {
+        (Ok(client), Ok(namespace)) => {
+            let client = client.clone();
+            Some(tokio::spawn(async move {
+                crate::verify::runner::read(&client, &namespace).await
+            }))
+        }
+        _ => None,
+    };
     let work = work_directory(&env)?;
     let path = template_path(&env, &work)?;
     if env
@@ -449,11 +463,12 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     // reviews are answered), on one client.
     let k8s = &settings.config.kubernetes;
     let (claiming, verifying) = (k8s.group_admission_policy, k8s.verify_runner.enabled);
+    if !verifying && let Some(reads) = &early_reads {
+        reads.abort();
+    }
     if !claiming && !verifying {
         return Ok(());
     }
-    let client =
-        crate::verify::runner::token_client(args.kubeconfig.as_deref(), &args.token_file).await;
     let inputs = crate::verify::runner::RunnerInputs {
         settings: settings.clone(),
         kubeconfig: args.kubeconfig.clone(),
@@ -471,9 +486,14 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
     };
     let checks = async {
         match verifying {
-            true => Some(
-                crate::verify::runner::verify_with(&inputs, client.as_ref().ok().cloned()).await,
-            ),
+            true => {
+                let reads = match early_reads {
+                    Some(task) => task.await.ok(),
+                    None => None,
+                };
+                let client = client.as_ref().ok().cloned();
+                Some(crate::verify::runner::verify_with(&inputs, client, reads).await)
+            }
             false => None,
         }
     };

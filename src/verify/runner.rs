@@ -78,14 +78,53 @@ pub async fn token_client(
         .map_err(|e| client_error("the Kubernetes client".into(), e))
 }
 
+/// What the runner checks read from the API server: both rules reviews and
+/// the credential keys of the namespace's Secrets. They need the token's
+/// namespace alone, so `job-started` starts them before it reads the
+/// configuration.
+pub struct Reads {
+    namespace: String,
+    own: Result<Rules, VerifyError>,
+    elsewhere: Result<Rules, VerifyError>,
+    credentials: Result<Vec<String>, kube::Error>,
+}
+
+/// The reads of the runner checks, in the token's `namespace`. Two
+/// SelfSubjectRulesReviews: the runner's namespace, and one that is not its
+/// own (rights there come from cluster-wide bindings). One after the other
+/// on one kept-alive connection: a second TLS handshake costs more than the
+/// second round trip (scripts/bench-verify.sh).
+pub async fn read(client: &Client, namespace: &str) -> Reads {
+    let probe = format!("{namespace}-runner-identity-probe");
+    let own = rules(client, namespace).await;
+    let elsewhere = rules(client, &probe).await;
+    let credentials = readable_credentials(client, namespace).await;
+    Reads {
+        namespace: namespace.to_owned(),
+        own,
+        elsewhere,
+        credentials,
+    }
+}
+
+/// The namespace of the ServiceAccount the token at `path` names.
+pub fn token_namespace(path: &std::path::Path) -> Result<String, VerifyError> {
+    read_subject(path).map(|s| s.namespace)
+}
+
 /// Runs every runner check.
 pub async fn verify(inputs: &RunnerInputs) -> Verdict {
-    verify_with(inputs, None).await
+    verify_with(inputs, None, None).await
 }
 
 /// Runs every runner check on `client` when given (one connection for
-/// job-started's claim and the checks), or on a client of the token.
-pub async fn verify_with(inputs: &RunnerInputs, client: Option<Client>) -> Verdict {
+/// job-started's claim and the checks), or on a client of the token; with
+/// `reads` already made in the token's namespace, judges those.
+pub async fn verify_with(
+    inputs: &RunnerInputs,
+    client: Option<Client>,
+    reads: Option<Reads>,
+) -> Verdict {
     let mut verdict = Verdict {
         mode: "runner",
         checks: Vec::new(),
@@ -163,13 +202,15 @@ pub async fn verify_with(inputs: &RunnerInputs, client: Option<Client>) -> Verdi
     };
     let flavour = inputs.settings.config.kubernetes.hooks;
     let rights = hook_rights(flavour);
-    // Two SelfSubjectRulesReviews: the runner's namespace, and one that is not
-    // its own (rights there come from cluster-wide bindings). One after the
-    // other on one kept-alive connection: a second TLS handshake costs more
-    // than the second round trip (scripts/bench-verify.sh).
-    let probe = format!("{}-runner-identity-probe", subject.namespace);
-    let own = rules(&client, &subject.namespace).await;
-    let elsewhere = rules(&client, &probe).await;
+    let Reads {
+        own,
+        elsewhere,
+        credentials,
+        ..
+    } = match reads.filter(|r| r.namespace == subject.namespace) {
+        Some(r) => r,
+        None => read(&client, &subject.namespace).await,
+    };
     verdict.checks.push(
         rights_check(
             &client,
@@ -207,9 +248,11 @@ pub async fn verify_with(inputs: &RunnerInputs, client: Option<Client>) -> Verdi
             resource_names: Vec::new(),
         });
     }
-    verdict
-        .checks
-        .push(credentials_check(&client, &subject.namespace, inputs.strict).await);
+    verdict.checks.push(credentials_check(
+        credentials,
+        &subject.namespace,
+        inputs.strict,
+    ));
     // Other repositories' job ServiceAccounts in this namespace (a shared
     // namespace): creating pods here can take their identity.
     // (A group's members are the group's by design: not neighbours.)
@@ -278,26 +321,15 @@ const CREDENTIAL_KEYS: [&str; 2] = ["github_app_private_key", "github_token"];
 
 /// Whether the runner's own token can read a Secret holding GitHub
 /// credentials (a list of its namespace's Secrets; values are never shown).
-async fn credentials_check(client: &Client, namespace: &str, strict: bool) -> Check {
-    const NAME: &str = "github-credentials";
+/// The Secrets of `namespace` the runner can list that hold GitHub
+/// credentials (`namespace/name (keys)`; values are never kept).
+async fn readable_credentials(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<String>, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let listed = match api.list(&ListParams::default()).await {
-        Ok(list) => list,
-        Err(kube::Error::Api(e)) if e.code == 403 => {
-            return Check::pass(
-                NAME,
-                format!("the runner cannot list Secrets in {namespace}"),
-            );
-        }
-        Err(e) => {
-            return Check::fail(
-                NAME,
-                format!("listing Secrets in {namespace} failed: {e}"),
-                "check the API server's reachability; the hooks need to list Secrets too",
-            );
-        }
-    };
-    let readable: Vec<String> = listed
+    let listed = api.list(&ListParams::default()).await?;
+    Ok(listed
         .items
         .iter()
         .filter_map(|secret| {
@@ -316,7 +348,31 @@ async fn credentials_check(client: &Client, namespace: &str, strict: bool) -> Ch
                 )
             })
         })
-        .collect();
+        .collect())
+}
+
+fn credentials_check(
+    listed: Result<Vec<String>, kube::Error>,
+    namespace: &str,
+    strict: bool,
+) -> Check {
+    const NAME: &str = "github-credentials";
+    let readable = match listed {
+        Ok(readable) => readable,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            return Check::pass(
+                NAME,
+                format!("the runner cannot list Secrets in {namespace}"),
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("listing Secrets in {namespace} failed: {e}"),
+                "check the API server's reachability; the hooks need to list Secrets too",
+            );
+        }
+    };
     if readable.is_empty() {
         return Check::pass(
             NAME,
