@@ -118,10 +118,12 @@ impl RepoNames {
     /// templates filled with the group's name for `{repo}`), and the
     /// repository's own job ServiceAccount and IAM role. The job
     /// ServiceAccount's template gets `-{repo}` when it has no `{repo}`, and
-    /// its name always ends in a hash of the repository's full name: a
-    /// repository can never be named like another member's name (`a_b` is
-    /// `…-a-b-<hash>`, which a repository called `a-b-<hash>` would
-    /// otherwise be).
+    /// its name always ends in a hash of the repository's id (of its full
+    /// name when the id is unknown): a repository can never be named like
+    /// another member's name (`a_b` is `…-a-b-<hash>`, which a repository
+    /// called `a-b-<hash>` would otherwise be), and a repository that takes
+    /// a deleted member's name gets another ServiceAccount than the one the
+    /// member's IAM role trusted.
     pub fn group_member(settings: &Settings, group: &str, repo: &Repository) -> RepoNames {
         let own = RepoNames::new(settings, repo);
         let mut as_group = repo.clone();
@@ -138,11 +140,12 @@ impl RepoNames {
             .replace("{cluster}", &cfg.cluster.name)
             .replace("{owner}", &repo.owner)
             .replace("{repo}", &repo.name);
-        let job_service_account = with_hash(
-            &dns_label(&filled, DNS_LABEL_MAX),
-            &repo.full_name().to_lowercase(),
-            DNS_LABEL_MAX,
-        );
+        let key = match repo.id {
+            Some(id) => format!("github-repository-id:{id}"),
+            None => repo.full_name().to_lowercase(),
+        };
+        let job_service_account =
+            with_hash(&dns_label(&filled, DNS_LABEL_MAX), &key, DNS_LABEL_MAX);
         RepoNames {
             namespace: shared.namespace,
             own_namespace: shared.own_namespace,
@@ -349,6 +352,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("group g (runner)"), "{e}");
+    }
+
+    #[test]
+    fn a_members_job_account_is_keyed_by_its_repository_id() {
+        let member = |repository: &str| {
+            let text = format!(
+                "github: {{owner: acme, ownerId: 7}}\nrepositories: [{repository}]\n\
+                 cluster: {{name: prod, oidcIssuer: https://o.example/id/1}}\n\
+                 aws: {{accountId: '111122223333', mode: irsa}}\n\
+                 groups: [{{name: g, repositories: [api]}}]\n"
+            );
+            let settings = crate::config::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+            RepoNames::group_member(&settings, "g", &settings.repositories[0]).job_service_account
+        };
+        // A repository that takes a deleted member's name is another
+        // identity (the full name keyed it before: the same account).
+        assert_ne!(member("{name: api, id: 1}"), member("{name: api, id: 2}"));
+        assert_eq!(member("{name: api, id: 1}"), member("{name: API, id: 1}"));
+        assert!(member("{name: api, id: 1}").starts_with("gha-job-api-"));
     }
 
     #[test]

@@ -386,7 +386,7 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         (Ok(client), Ok(namespace)) => {
             let client = client.clone();
             Some(tokio::spawn(async move {
-                crate::verify::runner::read(&client, &namespace).await
+                crate::verify::runner::read(&client, &namespace, true).await
             }))
         }
         _ => None,

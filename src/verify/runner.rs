@@ -91,13 +91,18 @@ pub struct Reads {
 
 /// The reads of the runner checks, in the token's `namespace`. Two
 /// SelfSubjectRulesReviews: the runner's namespace, and one that is not its
-/// own (rights there come from cluster-wide bindings). One after the other
-/// on one kept-alive connection: a second TLS handshake costs more than the
-/// second round trip (scripts/bench-verify.sh).
-pub async fn read(client: &Client, namespace: &str) -> Reads {
+/// own (rights there come from cluster-wide bindings). `verify runner` makes
+/// them one after the other on one kept-alive connection (a second TLS
+/// handshake costs more than the second round trip, scripts/bench-verify.sh);
+/// `job-started` makes them `concurrent`ly while it reads its configuration,
+/// which leaves a second connection open for its claim.
+pub async fn read(client: &Client, namespace: &str, concurrent: bool) -> Reads {
     let probe = format!("{namespace}-runner-identity-probe");
-    let own = rules(client, namespace).await;
-    let elsewhere = rules(client, &probe).await;
+    let (own, elsewhere) = if concurrent {
+        tokio::join!(rules(client, namespace), rules(client, &probe))
+    } else {
+        (rules(client, namespace).await, rules(client, &probe).await)
+    };
     let credentials = readable_credentials(client, namespace).await;
     Reads {
         namespace: namespace.to_owned(),
@@ -209,7 +214,7 @@ pub async fn verify_with(
         ..
     } = match reads.filter(|r| r.namespace == subject.namespace) {
         Some(r) => r,
-        None => read(&client, &subject.namespace).await,
+        None => read(&client, &subject.namespace, false).await,
     };
     verdict.checks.push(
         rights_check(
