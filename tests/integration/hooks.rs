@@ -864,3 +864,74 @@ async fn on_the_experimental_chart_the_images_script_writes_the_members_template
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(!template.exists());
 }
+
+/// A group in Pod Identity mode: each member's role trusts EKS Pod Identity
+/// only for its own job ServiceAccount in the group's namespace, as EKS tags
+/// the session (the product's evaluator on the planned trust policies), and
+/// the group's runner ServiceAccount is no member's identity.
+#[test]
+fn with_pod_identity_each_members_role_trusts_only_its_own_job_account() {
+    use runner_identity::policy::{ServiceRequest, evaluate_service_assume};
+    let text = "github: {owner: acme, ownerId: 900}\n\
+                repositories: [{name: api, id: 901}, {name: web, id: 902}]\n\
+                groups: [{name: platform, repositories: [api, web]}]\n\
+                cluster: {name: prod, region: us-east-1}\n\
+                aws: {accountId: '111122223333', mode: pod-identity}\n";
+    let plan = plan_text(text);
+    let members = &plan.repositories[..2];
+    let tags = |sa: &str| {
+        vec![
+            ("aws:SourceAccount", "111122223333".to_owned()),
+            ("aws:RequestTag/eks-cluster-name", "prod".to_owned()),
+            (
+                "aws:RequestTag/eks-cluster-arn",
+                "arn:aws:eks:us-east-1:111122223333:cluster/prod".to_owned(),
+            ),
+            (
+                "aws:RequestTag/kubernetes-namespace",
+                members[0].names.namespace.clone(),
+            ),
+            ("aws:RequestTag/kubernetes-service-account", sa.to_owned()),
+        ]
+    };
+    let decide = |policy: &serde_json::Value, sa: &str| {
+        let tags = tags(sa);
+        let context: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        evaluate_service_assume(
+            policy,
+            &ServiceRequest {
+                service: "pods.eks.amazonaws.com",
+                context: &context,
+            },
+        )
+    };
+    assert_eq!(members[0].names.namespace, members[1].names.namespace);
+    for member in members {
+        for other in members {
+            let decision = decide(
+                &member.iam_role.trust_policy,
+                &other.names.job_service_account,
+            );
+            if other.names == member.names {
+                assert_eq!(
+                    decision,
+                    Decision::Allowed(0),
+                    "{}",
+                    member.names.repository
+                );
+            } else {
+                assert!(
+                    matches!(decision, Decision::NotAllowed(_)),
+                    "{}'s role for {}: {decision:?}",
+                    member.names.repository,
+                    other.names.repository
+                );
+            }
+        }
+        let runner = decide(
+            &member.iam_role.trust_policy,
+            &members[0].names.runner_service_account,
+        );
+        assert!(matches!(runner, Decision::NotAllowed(_)), "{runner:?}");
+    }
+}
