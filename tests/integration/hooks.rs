@@ -313,6 +313,18 @@ fn trusts(policy: &serde_json::Value, sub: &str) -> Decision {
     )
 }
 
+/// The stack's IRSA configuration of `owner`'s `api` (id 901), `web` (902)
+/// and `docs`, the owner pinned by id 900 (group members are pinned by id).
+fn pinned_config(owner: &str) -> String {
+    irsa_config(owner, &["api", "web", "docs"], &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!("  owner: {owner}\n  ownerId: 900\n"),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n")
+        .replace("  - web\n", "  - {name: web, id: 902}\n")
+}
+
 /// A grouped scale set, planned and applied by the product: one runner
 /// ServiceAccount with the hooks' rights in the group's namespace, and each
 /// member's job ServiceAccount. For each member, `job-started` (the built
@@ -327,13 +339,7 @@ async fn in_a_group_each_members_job_starts_as_its_own_job_service_account() {
     let owner = unique("gr");
     let group = "platform";
     // Members are pinned by repository id, the owner by its id.
-    let base = irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
-        .replace(
-            &format!("  owner: {owner}\n"),
-            &format!("  owner: {owner}\n  ownerId: 900\n"),
-        )
-        .replace("  - api\n", "  - {name: api, id: 901}\n")
-        .replace("  - web\n", "  - {name: web, id: 902}\n");
+    let base = pinned_config(&owner);
     let text = format!("{base}groups:\n  - name: {group}\n    repositories: [api, web]\n");
     let settings = settings(&text);
     let mut plan = runner_identity::plan::plan(
@@ -733,13 +739,7 @@ async fn on_the_experimental_chart_the_images_script_writes_the_members_template
     let admin = admin_client().await;
     let owner = unique("gx");
     let group = "platform";
-    let base = irsa_config(&owner, &["api", "web", "docs"], &stack_issuer())
-        .replace(
-            &format!("  owner: {owner}\n"),
-            &format!("  owner: {owner}\n  ownerId: 900\n"),
-        )
-        .replace("  - api\n", "  - {name: api, id: 901}\n")
-        .replace("  - web\n", "  - {name: web, id: 902}\n");
+    let base = pinned_config(&owner);
     let text = format!(
         "{base}  chart: {{name: gha-runner-scale-set-experimental, version: 0.14.2}}\n  \
          verifyRunner: {{runnerImage: 'registry.example/runner-with-identity:2.336.0'}}\n\

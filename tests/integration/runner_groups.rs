@@ -498,7 +498,7 @@ async fn a_hundred_and_fifty_runner_groups_are_read_in_pages() {
 /// in the table, and `diff --exit-code` tells its drift (exit 1).
 #[tokio::test]
 async fn the_cli_applies_the_runner_group_and_diff_exit_code_tells_its_drift() {
-    use crate::common::{irsa_config, kubeconfig_path, stack_issuer, unique};
+    use crate::common::unique;
     let owner = unique("rg");
     let server = MockServer::start().await;
     let fake = Fake::default();
@@ -518,17 +518,7 @@ async fn the_cli_applies_the_runner_group_and_diff_exit_code_tells_its_drift() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "ghp_test_token_0123456789\n").unwrap();
-    let text = irsa_config(&owner, &["api", "web"], &stack_issuer())
-        .replace(
-            &format!("  owner: {owner}\n"),
-            &format!(
-                "  owner: {owner}\n  ownerId: 900\n  url: {}\n  auth: {{token: {{file: {}}}}}\n",
-                server.uri(),
-                token.display()
-            ),
-        )
-        .replace("  - api\n", "  - {name: api, id: 901}\n")
-        .replace("  - web\n", "  - {name: web, id: 902}\n");
+    let text = stack_config(&owner, &["api", "web"], &server.uri(), &token);
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
@@ -538,16 +528,7 @@ async fn the_cli_applies_the_runner_group_and_diff_exit_code_tells_its_drift() {
         ),
     )
     .unwrap();
-    let cli = |args: &[&str]| {
-        crate::common::cli::command()
-            .args(args)
-            .arg("-c")
-            .arg(&config)
-            .arg("--skip-aws")
-            .env("KUBECONFIG", kubeconfig_path())
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| cli_on_stack(&config, args);
     let o = cli(&["apply"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
@@ -642,6 +623,35 @@ async fn a_runner_group_that_serves_other_runners_is_taken_over_only_with_adopt(
     );
 }
 
+/// The stack's IRSA configuration of `owner`'s `repos` (`api` id 901, `web`
+/// 902), the owner pinned by id 900, against the GitHub fake at `api` with
+/// the token in `token`.
+fn stack_config(owner: &str, repos: &[&str], api: &str, token: &std::path::Path) -> String {
+    use crate::common::{irsa_config, stack_issuer};
+    irsa_config(owner, repos, &stack_issuer())
+        .replace(
+            &format!("  owner: {owner}\n"),
+            &format!(
+                "  owner: {owner}\n  ownerId: 900\n  url: {api}\n  auth: {{token: {{file: {}}}}}\n",
+                token.display()
+            ),
+        )
+        .replace("  - api\n", "  - {name: api, id: 901}\n")
+        .replace("  - web\n", "  - {name: web, id: 902}\n")
+}
+
+/// The CLI on the local stack with `config`, AWS skipped.
+fn cli_on_stack(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    crate::common::cli::command()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .arg("--skip-aws")
+        .env("KUBECONFIG", crate::common::kubeconfig_path())
+        .output()
+        .unwrap()
+}
+
 /// Serves `/users/{owner}` (an organisation) and `/orgs/{owner}/repos` from
 /// the fake's repositories (owner id 900), and, with `broken`, an entry that
 /// is no repository.
@@ -680,7 +690,7 @@ impl wiremock::Respond for Listing {
 #[tokio::test]
 async fn a_groups_select_fills_it_on_github_and_in_the_cluster_and_a_partial_listing_changes_nothing()
  {
-    use crate::common::{admin_client, irsa_config, kubeconfig_path, stack_issuer, unique};
+    use crate::common::{admin_client, unique};
     use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::api::{Api, ListParams};
     let owner = unique("rs");
@@ -719,16 +729,7 @@ async fn a_groups_select_fills_it_on_github_and_in_the_cluster_and_a_partial_lis
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "ghp_test_token_0123456789\n").unwrap();
-    let text = irsa_config(&owner, &["api"], &stack_issuer())
-        .replace(
-            &format!("  owner: {owner}\n"),
-            &format!(
-                "  owner: {owner}\n  ownerId: 900\n  url: {}\n  auth: {{token: {{file: {}}}}}\n",
-                server.uri(),
-                token.display()
-            ),
-        )
-        .replace("  - api\n", "  - {name: api, id: 901}\n");
+    let text = stack_config(&owner, &["api"], &server.uri(), &token);
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
@@ -737,16 +738,7 @@ async fn a_groups_select_fills_it_on_github_and_in_the_cluster_and_a_partial_lis
         ),
     )
     .unwrap();
-    let cli = |args: &[&str]| {
-        crate::common::cli::command()
-            .args(args)
-            .arg("-c")
-            .arg(&config)
-            .arg("--skip-aws")
-            .env("KUBECONFIG", kubeconfig_path())
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| cli_on_stack(&config, args);
     let members = || -> Vec<u64> {
         let s = fake.0.lock().unwrap();
         let g = s.groups.values().find(|g| g.name == "platform").unwrap();
