@@ -252,6 +252,7 @@ pub fn build_client(
     config: Config,
     cluster_proxy: Option<&str>,
     timeouts: KubeTimeouts,
+    versions: HttpVersions,
 ) -> Result<Client, String> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Only fails when another thread installed one in between.
@@ -271,7 +272,7 @@ pub fn build_client(
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(timeouts.connect));
     match proxy {
-        None => finish(config, tcp, target, timeouts),
+        None => finish(config, tcp, target, timeouts, versions),
         Some(proxy) => {
             let auth = proxy_authorization(&proxy);
             fn tunnel<C>(tunnel: Tunnel<C>, auth: Option<http::HeaderValue>) -> Tunnel<C> {
@@ -289,6 +290,7 @@ pub fn build_client(
                     tunnel(Tunnel::new(proxy, to_proxy), auth),
                     target,
                     timeouts,
+                    versions,
                 )
             } else {
                 finish(
@@ -296,6 +298,7 @@ pub fn build_client(
                     tunnel(Tunnel::new(proxy, tcp), auth),
                     target,
                     timeouts,
+                    versions,
                 )
             }
         }
@@ -307,6 +310,7 @@ fn finish<C>(
     connector: C,
     target: Target,
     timeouts: KubeTimeouts,
+    versions: HttpVersions,
 ) -> Result<Client, String>
 where
     C: Service<Uri> + Clone + Send + Sync + 'static,
@@ -319,9 +323,30 @@ where
     C::Future: Send + 'static,
     C::Error: Into<BoxError>,
 {
-    let https = config
-        .rustls_https_connector_with_connector(connector)
-        .map_err(|e| e.to_string())?;
+    let https = match versions {
+        HttpVersions::Http1 => config
+            .rustls_https_connector_with_connector(connector)
+            .map_err(|e| e.to_string())?,
+        HttpVersions::Negotiated => {
+            // kube's connector, with HTTP/2 offered in the TLS handshake
+            // (ALPN, which the builder sets from the versions enabled).
+            let tls = config.rustls_client_config().map_err(|e| e.to_string())?;
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http();
+            let builder = match &config.tls_server_name {
+                Some(name) => {
+                    builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+                        name.clone()
+                            .try_into()
+                            .map_err(|e: rustls::pki_types::InvalidDnsNameError| e.to_string())?,
+                    ))
+                }
+                None => builder,
+            };
+            builder.enable_all_versions().wrap_connector(connector)
+        }
+    };
     let mut timed = TimeoutConnector::new(https);
     timed.set_connect_timeout(Some(timeouts.connect));
     timed.set_read_timeout(Some(timeouts.request));
@@ -339,6 +364,18 @@ where
             timeouts,
         });
     Ok(ClientBuilder::new(service, config.default_namespace.clone()).build())
+}
+
+/// The HTTP versions a client offers the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersions {
+    /// HTTP/1.1 alone, one connection per concurrent request (kubectl's
+    /// default for kube-rs clients).
+    Http1,
+    /// HTTP/2 when the server takes it in the TLS handshake (the API server
+    /// does), else HTTP/1.1: once the first connection is up, concurrent
+    /// requests share it instead of each paying a TLS handshake.
+    Negotiated,
 }
 
 /// Builds a client following kubectl's conventions: an explicit kubeconfig
@@ -391,7 +428,13 @@ pub async fn client(
              set certificate-authority-data instead"
         );
     }
-    build_client(config, cluster_proxy.as_deref(), timeouts).map_err(kube_err)
+    build_client(
+        config,
+        cluster_proxy.as_deref(),
+        timeouts,
+        HttpVersions::Http1,
+    )
+    .map_err(kube_err)
 }
 
 /// The configuration of `kubeconfig` at `context` (or its current one) and

@@ -9,5 +9,5 @@
 pub mod kube;
 pub mod proxy;
 
-pub use self::kube::{ApiServerError, KubeTimeouts, build_client};
+pub use self::kube::{ApiServerError, HttpVersions, KubeTimeouts, build_client};
 pub use proxy::ProxyEnv;

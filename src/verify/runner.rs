@@ -74,8 +74,13 @@ pub async fn token_client(
         ..Default::default()
     };
     let timeouts = crate::net::KubeTimeouts::for_request(std::time::Duration::from_secs(10));
-    crate::net::build_client(config, cluster_proxy.as_deref(), timeouts)
-        .map_err(|e| client_error("the Kubernetes client".into(), e))
+    crate::net::build_client(
+        config,
+        cluster_proxy.as_deref(),
+        timeouts,
+        crate::net::HttpVersions::Negotiated,
+    )
+    .map_err(|e| client_error("the Kubernetes client".into(), e))
 }
 
 /// What the runner checks read from the API server: both rules reviews and
@@ -94,16 +99,23 @@ pub struct Reads {
 /// own (rights there come from cluster-wide bindings). `verify runner` makes
 /// them one after the other on one kept-alive connection (a second TLS
 /// handshake costs more than the second round trip, scripts/bench-verify.sh);
-/// `job-started` makes them `concurrent`ly while it reads its configuration,
-/// which leaves a second connection open for its claim.
+/// `job-started` makes the first alone (it opens the connection, HTTP/2
+/// where the server takes it) and the others `concurrent`ly on it, while it
+/// reads its configuration; its claim then shares the connection too.
 pub async fn read(client: &Client, namespace: &str, concurrent: bool) -> Reads {
     let probe = format!("{namespace}-runner-identity-probe");
-    let (own, elsewhere) = if concurrent {
-        tokio::join!(rules(client, namespace), rules(client, &probe))
+    let own = rules(client, namespace).await;
+    let (elsewhere, credentials) = if concurrent {
+        tokio::join!(
+            rules(client, &probe),
+            readable_credentials(client, namespace)
+        )
     } else {
-        (rules(client, namespace).await, rules(client, &probe).await)
+        (
+            rules(client, &probe).await,
+            readable_credentials(client, namespace).await,
+        )
     };
-    let credentials = readable_credentials(client, namespace).await;
     Reads {
         namespace: namespace.to_owned(),
         own,
