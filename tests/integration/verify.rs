@@ -1508,3 +1508,51 @@ async fn a_job_chained_to_its_target_role_is_verified_as_the_target() {
         "{said}"
     );
 }
+
+/// The runner's own client (`verify runner`, `job-started`) speaks HTTP/2
+/// with the API server, which takes it in the TLS handshake: concurrent
+/// requests share one connection. The clients of `apply` and the others keep
+/// HTTP/1.1.
+#[tokio::test]
+async fn the_runners_client_negotiates_http2_with_the_api_server() {
+    let admin = admin_client().await;
+    let ns = unique("h2");
+    create_namespace(&ns).await;
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(admin.clone(), &ns);
+    let sa = k8s_openapi::api::core::v1::ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("runner".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    accounts.create(&PostParams::default(), &sa).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(
+        &token,
+        service_account_token(&admin, &ns, "runner", None).await,
+    )
+    .unwrap();
+    let version = |client: kube::Client| async move {
+        let request = http::Request::get("/version").body(Vec::new()).unwrap();
+        client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .unwrap()
+            .version()
+    };
+    let runner = runner_identity::verify::runner::token_client(Some(&kubeconfig_path()), &token)
+        .await
+        .unwrap();
+    assert_eq!(version(runner).await, http::Version::HTTP_2);
+    let apply = runner_identity::net::kube::client(
+        Some(&kubeconfig_path()),
+        None,
+        runner_identity::net::KubeTimeouts::for_request(std::time::Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(version(apply).await, http::Version::HTTP_11);
+}
