@@ -351,6 +351,10 @@ where
     timed.set_connect_timeout(Some(timeouts.connect));
     timed.set_read_timeout(Some(timeouts.request));
     timed.set_write_timeout(Some(timeouts.request));
+    // A kept-alive connection always has a read pending (HTTP/2's driver
+    // even more): without this its countdown would run from the last answer,
+    // not from the next request, and cut a request sent late on it short.
+    timed.set_reset_reader_on_write(true);
     let http: hyper_util::client::legacy::Client<_, Body> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(timed);
     let auth = config.auth_layer().map_err(|e| e.to_string())?;

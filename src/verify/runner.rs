@@ -101,7 +101,9 @@ pub struct Reads {
 /// handshake costs more than the second round trip, scripts/bench-verify.sh);
 /// `job-started` makes the first alone (it opens the connection, HTTP/2
 /// where the server takes it) and the others `concurrent`ly on it, while it
-/// reads its configuration; its claim then shares the connection too.
+/// reads its configuration (its claim shares the connection when that is up
+/// by then, else opens another: hyper-util shares a connection only once
+/// HTTP/2 is negotiated on it).
 pub async fn read(client: &Client, namespace: &str, concurrent: bool) -> Reads {
     let probe = format!("{namespace}-runner-identity-probe");
     let own = rules(client, namespace).await;

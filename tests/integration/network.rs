@@ -353,3 +353,40 @@ fn every_connection_sets_tcp_nodelay() {
         o.stderr
     );
 }
+
+/// A request sent on a kept-alive connection gets its whole timeout: the
+/// connection's read countdown restarts when a request is written (it ran
+/// from the previous answer before, so a request sent late on an idle
+/// connection was cut short; with HTTP/2 the whole connection would go).
+#[tokio::test]
+async fn a_request_sent_late_on_a_kept_alive_connection_gets_its_whole_timeout() {
+    use runner_identity::net::{HttpVersions, KubeTimeouts, build_client};
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(path("/version"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    serde_json::json!({"major": "1", "minor": "20", "gitVersion": "v1.20.2"}),
+                )
+                .set_delay(Duration::from_millis(600)),
+        )
+        .mount(&server)
+        .await;
+    let config = kube::Config::new(server.uri().parse().unwrap());
+    let client = build_client(
+        config,
+        None,
+        KubeTimeouts::for_request(Duration::from_secs(1)),
+        HttpVersions::Http1,
+    )
+    .unwrap();
+    client.apiserver_version().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 1.2 s after the first answer, on the same connection.
+    let started = Instant::now();
+    client.apiserver_version().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
