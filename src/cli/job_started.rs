@@ -498,36 +498,32 @@ pub async fn run(args: &JobStartedArgs, out: &mut dyn Write) -> anyhow::Result<(
         }
     };
     let (claimed, verdict) = tokio::join!(claim, checks);
-    let refused = |reason: String| {
-        // No workflow pod may start from a runner that failed either.
-        std::fs::remove_file(&path).ok();
-        Error::JobRefused {
-            group: group.name.clone(),
-            reason,
-        }
-    };
-    match claimed {
-        Some(Err(e)) => {
-            if let Some(v) = &verdict {
-                write!(out, "{v}")?;
-            }
-            std::fs::remove_file(&path).ok();
-            return Err(e.into());
-        }
-        Some(Ok(())) => writeln!(
+    if let Some(Ok(())) = claimed {
+        writeln!(
             out,
             "job-started: claim recorded: this runner starts pods only as {}",
             names.job_service_account
-        )?,
-        None => {}
+        )?;
     }
-    if let Some(verdict) = verdict {
+    if let Some(verdict) = &verdict {
         write!(out, "{verdict}")?;
-        if !verdict.passed() {
-            return Err(refused("the runner checks failed (above)".into()).into());
-        }
     }
-    Ok(())
+    let failed = match (claimed, verdict) {
+        (Some(Err(e)), _) => Some(e),
+        (_, Some(v)) if !v.passed() => Some(Error::JobRefused {
+            group: group.name.clone(),
+            reason: "the runner checks failed (above)".into(),
+        }),
+        _ => None,
+    };
+    match failed {
+        // No workflow pod may start from a runner that failed either.
+        Some(e) => {
+            std::fs::remove_file(&path).ok();
+            Err(e.into())
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -146,6 +146,16 @@ pub(super) fn check_values(
     Ok(())
 }
 
+/// The value of the variable `name` in a container's `env` list, as
+/// Kubernetes takes it (the last entry of that name).
+fn env_value<'a>(env: Option<&'a serde_yaml::Value>, name: &str) -> Option<&'a str> {
+    env.and_then(serde_yaml::Value::as_sequence)?
+        .iter()
+        .rfind(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
+        .and_then(|e| e.get("value"))
+        .and_then(serde_yaml::Value::as_str)
+}
+
 /// A group's scale set on the experimental chart: at the organisation, in
 /// the group's runner group, every job in a container, no hook extension (the
 /// chart would set the template's variable to its read-only mount), and the
@@ -191,18 +201,7 @@ fn check_experimental_group_values(
             ));
         }
     }
-    let env = v
-        .get("runner")
-        .and_then(|r| r.get("env"))
-        .and_then(serde_yaml::Value::as_sequence)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let value = |name: &str| {
-        env.iter()
-            .rfind(|e| e.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
-            .and_then(|e| e.get("value"))
-            .and_then(serde_yaml::Value::as_str)
-    };
+    let env = v.get("runner").and_then(|r| r.get("env"));
     for (name, want) in [
         (
             "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
@@ -215,7 +214,7 @@ fn check_experimental_group_values(
         ("RUNNER_IDENTITY_GROUP", group),
         ("RUNNER_IDENTITY_CONFIG_TEXT", ctx.runner_config.as_str()),
     ] {
-        if value(name) != Some(want) {
+        if env_value(env, name) != Some(want) {
             return Err(format!(
                 "`runner.env` must set {name} to the planned value in a group's scale set"
             ));
@@ -247,16 +246,6 @@ fn check_group_values(
             ctx.config_url
         ));
     }
-    let env = |name: &str| {
-        runner
-            .get("env")
-            .and_then(serde_yaml::Value::as_sequence)
-            .and_then(|env| {
-                env.iter()
-                    .rfind(|e| text(e.get("name")) == Some(name))
-                    .and_then(|e| text(e.get("value")))
-            })
-    };
     for (name, want) in [
         (
             "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
@@ -268,7 +257,7 @@ fn check_group_values(
             ctx.job_started_path.as_str(),
         ),
     ] {
-        if env(name) != Some(want) {
+        if env_value(runner.get("env"), name) != Some(want) {
             return Err(format!(
                 "the `runner` container must set {name} to `{want}` in a group's scale set"
             ));
